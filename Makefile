@@ -1,0 +1,57 @@
+# Quick start on Debian 12:  make run   (demo)   |   make test   (every test)
+# Both install missing Debian packages with apt-get when run as root, then build with CMake.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+
+# Build and test dependencies, all Debian 12 packages.
+DEPS := cmake make gcc clang libclang-rt-14-dev pkg-config \
+        libssl-dev openssl libevent-dev libsqlite3-dev libjansson-dev libinih-dev \
+        libhttp-parser-dev libcmocka-dev \
+        python3 python3-pytest python3-cryptography curl gnutls-bin procps
+
+.PHONY: all deps build run test test-unit test-asan check clean
+
+all: build
+
+deps:
+	@missing=""; \
+	for p in $(DEPS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "missing packages; run: sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	./$(BUILD)/twoway demo
+
+test: build
+	scripts/checksrc.sh
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-unit: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L unit
+
+# The whole suite again, built with clang under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-asan: deps
+	CC=clang cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTW_ASAN=ON -DTW_UBSAN=ON
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+check:
+	scripts/checksrc.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

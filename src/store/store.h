@@ -1,0 +1,123 @@
+/* The CA inventory: every issued certificate, revocations, CRL numbers, enrollment tokens and
+ * an append-only audit trail. One interface, several back ends (SQLite now, PostgreSQL later):
+ * callers never see SQL. Every write is durable when the call returns. */
+#ifndef TW_STORE_H
+#define TW_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "util/err.h"
+
+struct store;
+
+/* Certificate status as stored; "expired" is derived from not_after at read time. */
+enum store_status { STORE_VALID = 0, STORE_REVOKED = 1, STORE_EXPIRED = 2 };
+
+#define STORE_SERIAL_MAX 66  /* hex of up to 32 bytes + NUL */
+#define STORE_NAME_MAX 256   /* CN as given to `ca issue` */
+#define STORE_SUBJECT_MAX 512
+#define STORE_SANS_MAX 2048  /* "dns:a,ip:1.2.3.4,..." */
+#define STORE_PROFILE_MAX 16 /* "client" "server" "ocsp" "intermediate" "root" */
+#define STORE_SHA256_MAX 65  /* lower-case hex */
+
+/* One inventory row. pem is owned by the row (store_cert_clear frees it). */
+struct store_cert {
+    char serial[STORE_SERIAL_MAX]; /* upper-case hex, no leading zeros, as openssl prints */
+    char name[STORE_NAME_MAX];     /* the NAME it was issued to (CN) */
+    char subject[STORE_SUBJECT_MAX];
+    char sans[STORE_SANS_MAX];
+    char profile[STORE_PROFILE_MAX];
+    char issuer[STORE_SUBJECT_MAX];
+    char sha256[STORE_SHA256_MAX];
+    int64_t not_before; /* unix seconds */
+    int64_t not_after;
+    int64_t issued_at;
+    enum store_status status; /* STORE_EXPIRED when not_after is past and not revoked */
+    int64_t revoked_at;       /* 0 when not revoked */
+    int revoke_reason;        /* RFC 5280 CRLReason code; -1 when not revoked */
+    char *pem;
+};
+
+/* Release what a row owns and zero it. Accepts a zeroed row. */
+void store_cert_clear(struct store_cert *c);
+
+/* Open (creating if needed) the store at uri: "sqlite:/path/ca.db" or a plain path. Applies
+ * pending schema migrations in one transaction; refuses a schema newer than this build knows
+ * (TW_ERR_STORE). The database file is created 0600. */
+int store_open(const char *uri, struct store **out, struct tw_err *err) TW_MUST_CHECK;
+
+/* Close. Accepts NULL. */
+void store_free(struct store *s);
+
+/* The schema version now in the database. */
+int store_schema_version(struct store *s, int *version, struct tw_err *err) TW_MUST_CHECK;
+
+/* Insert a new row (status valid). Fails with TW_ERR_EXISTS when the serial is taken, so a
+ * random-serial collision is detected rather than overwriting. Durable on return. */
+int store_cert_put(struct store *s, const struct store_cert *c, struct tw_err *err) TW_MUST_CHECK;
+
+/* Fetch by serial (case-insensitive hex, leading zeros ignored). TW_ERR_NOTFOUND if none. */
+int store_cert_get(struct store *s, const char *serial, struct store_cert *out,
+                   struct tw_err *err) TW_MUST_CHECK;
+
+/* The newest certificate (by issued_at, then not_before) issued to name, any status.
+ * TW_ERR_NOTFOUND if none. */
+int store_cert_newest(struct store *s, const char *name, struct store_cert *out,
+                      struct tw_err *err) TW_MUST_CHECK;
+
+/* Filters for store_cert_list; zero/NULL fields do not filter. */
+struct store_filter {
+    int status;               /* -1 any, else enum store_status */
+    int64_t expiring_within;  /* >0: valid and not_after <= now + this */
+    const char *name_glob;    /* fnmatch(3) pattern on name */
+    const char *profile;      /* exact profile */
+    int64_t now;              /* 0: time(NULL) */
+};
+
+/* Called for each matching row, oldest first; the row is only valid during the call. Return
+ * non-zero to stop early. */
+typedef int (*store_cert_fn)(const struct store_cert *c, void *ctx);
+
+int store_cert_list(struct store *s, const struct store_filter *f, store_cert_fn fn, void *ctx,
+                    struct tw_err *err) TW_MUST_CHECK;
+
+/* Mark revoked with reason and time. TW_ERR_NOTFOUND for an unknown serial, TW_ERR_EXISTS
+ * when already revoked (the first revocation is kept). */
+int store_cert_revoke(struct store *s, const char *serial, int reason, int64_t when,
+                      struct tw_err *err) TW_MUST_CHECK;
+
+/* Every revoked certificate issued by issuer (subject string), for building a CRL. */
+int store_revoked_list(struct store *s, const char *issuer, store_cert_fn fn, void *ctx,
+                       struct tw_err *err) TW_MUST_CHECK;
+
+/* Take the next CRL number: strictly greater than every number handed out before, even across
+ * processes. Durable on return. */
+int store_crl_number_next(struct store *s, int64_t *number, struct tw_err *err) TW_MUST_CHECK;
+
+/* Append to the audit trail. action e.g. "issue", "revoke"; result "ok" or a short error.
+ * Any of subject/serial may be NULL. Rows are never updated or deleted (a trigger enforces it). */
+int store_audit_add(struct store *s, const char *action, const char *subject, const char *serial,
+                    const char *result, struct tw_err *err) TW_MUST_CHECK;
+
+/* One audit row, for `ca audit`-style listings and tests. */
+struct store_audit {
+    int64_t id;
+    int64_t at;
+    char action[32];
+    char subject[STORE_SUBJECT_MAX];
+    char serial[STORE_SERIAL_MAX];
+    char result[256];
+};
+typedef int (*store_audit_fn)(const struct store_audit *a, void *ctx);
+int store_audit_list(struct store *s, store_audit_fn fn, void *ctx,
+                     struct tw_err *err) TW_MUST_CHECK;
+
+/* Run fn inside one transaction: committed when fn returns 0, rolled back otherwise (fn's
+ * error is kept). Lets a caller make several writes all-or-nothing. */
+typedef int (*store_txn_fn)(struct store *s, void *ctx, struct tw_err *err);
+int store_transaction(struct store *s, store_txn_fn fn, void *ctx,
+                      struct tw_err *err) TW_MUST_CHECK;
+
+#endif
