@@ -199,7 +199,7 @@ struct tlsx_policy;
 
 struct tlsx_policy *tlsx_policy_new(struct tw_err *err);
 
-/* Parse and append one rule ("cn:alice", "uri:spiffe://example.org/*"). Errors are
+/* Parse and append one rule ("cn:alice", "uri:spiffe://example.org/web-*"). Errors are
  * TW_ERR_CONFIG with a message like "allow rule 'xx:foo': unknown type 'xx'; use cn:, ou:, o:,
  * dns:, email:, uri:, serial:, sha256:". Only while building. */
 int tlsx_policy_add(struct tlsx_policy *p, const char *rule, struct tw_err *err) TW_MUST_CHECK;
@@ -215,7 +215,7 @@ size_t tlsx_policy_count(const struct tlsx_policy *p);
 int tlsx_policy_check(const struct tlsx_policy *p, const struct tlsx_identity *id,
                       const char **matched_rule);
 
-/* Render the rule set for a denial log line: "cn:alice, uri:spiffe://x/*" ("(any)" when
+/* Render the rule set for a denial log line: "cn:alice, dns:*.example.com" ("(any)" when
  * empty), truncated with "..." to fit cap. Returns out. */
 char *tlsx_policy_render(const struct tlsx_policy *p, char *out, size_t cap);
 
