@@ -33,7 +33,7 @@ struct store_cert {
     char sha256[STORE_SHA256_MAX];
     int64_t not_before; /* unix seconds */
     int64_t not_after;
-    int64_t issued_at;
+    int64_t issued_at;        /* 0 on put: now */
     enum store_status status; /* STORE_EXPIRED when not_after is past and not revoked */
     int64_t revoked_at;       /* 0 when not revoked */
     int revoke_reason;        /* RFC 5280 CRLReason code; -1 when not revoked */
@@ -67,7 +67,8 @@ int store_cert_get(struct store *s, const char *serial, struct store_cert *out,
 int store_cert_newest(struct store *s, const char *name, struct store_cert *out,
                       struct tw_err *err) TW_MUST_CHECK;
 
-/* Filters for store_cert_list; zero/NULL fields do not filter. */
+/* Filters for store_cert_list; zero/NULL fields do not filter, except status where 0 is
+ * STORE_VALID: set status = -1 for any. A NULL filter lists everything. */
 struct store_filter {
     int status;               /* -1 any, else enum store_status */
     int64_t expiring_within;  /* >0: valid and not_after <= now + this */
@@ -83,12 +84,14 @@ typedef int (*store_cert_fn)(const struct store_cert *c, void *ctx);
 int store_cert_list(struct store *s, const struct store_filter *f, store_cert_fn fn, void *ctx,
                     struct tw_err *err) TW_MUST_CHECK;
 
-/* Mark revoked with reason and time. TW_ERR_NOTFOUND for an unknown serial, TW_ERR_EXISTS
- * when already revoked (the first revocation is kept). */
+/* Mark revoked with reason and time (0: now). TW_ERR_NOTFOUND for an unknown serial,
+ * TW_ERR_EXISTS when already revoked (the first revocation is kept), TW_ERR_USAGE for a
+ * reason that is not an RFC 5280 CRLReason code. */
 int store_cert_revoke(struct store *s, const char *serial, int reason, int64_t when,
                       struct tw_err *err) TW_MUST_CHECK;
 
-/* Every revoked certificate issued by issuer (subject string), for building a CRL. */
+/* Every revoked certificate issued by issuer (subject string; NULL: any issuer), expired ones
+ * included, ordered by revocation time, for building a CRL. */
 int store_revoked_list(struct store *s, const char *issuer, store_cert_fn fn, void *ctx,
                        struct tw_err *err) TW_MUST_CHECK;
 
@@ -115,7 +118,11 @@ int store_audit_list(struct store *s, store_audit_fn fn, void *ctx,
                      struct tw_err *err) TW_MUST_CHECK;
 
 /* Run fn inside one transaction: committed when fn returns 0, rolled back otherwise (fn's
- * error is kept). Lets a caller make several writes all-or-nothing. */
+ * error is kept). Lets a caller make several writes all-or-nothing. Nesting is allowed: a
+ * store_transaction (or any store write) inside fn becomes a SAVEPOINT, rolled back alone when
+ * it fails; nothing is durable until the outermost transaction commits. The outermost takes
+ * the write lock at once (BEGIN IMMEDIATE), so other processes wait (busy timeout) rather
+ * than deadlock. */
 typedef int (*store_txn_fn)(struct store *s, void *ctx, struct tw_err *err);
 int store_transaction(struct store *s, store_txn_fn fn, void *ctx,
                       struct tw_err *err) TW_MUST_CHECK;

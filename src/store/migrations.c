@@ -1,0 +1,54 @@
+/* The schema, as a list of steps. A database records every step applied in schema_version;
+ * opening it applies the missing ones, each in its own transaction, and refuses a database
+ * that has steps this build does not know (it was written by a newer twoway).
+ * Never edit a released step: add a new one. Issue 4 adds enrollment tokens as step 2. */
+#include "store/internal.h"
+
+const struct store_migration store_migrations[] = {
+    {
+        1,
+        "certificates, CRL numbers and audit trail",
+        /* serial is upper-case hex without leading zeros (see store_serial_normalise).
+         * status is stored as text so the file reads plainly in the sqlite3 shell; "expired"
+         * is never stored, it is derived from not_after when read. */
+        "CREATE TABLE certs ("
+        "  serial TEXT PRIMARY KEY NOT NULL,"
+        "  name TEXT NOT NULL,"
+        "  subject TEXT NOT NULL,"
+        "  sans TEXT NOT NULL DEFAULT '',"
+        "  profile TEXT NOT NULL,"
+        "  issuer TEXT NOT NULL,"
+        "  sha256 TEXT NOT NULL,"
+        "  not_before INTEGER NOT NULL,"
+        "  not_after INTEGER NOT NULL,"
+        "  issued_at INTEGER NOT NULL,"
+        "  status TEXT NOT NULL DEFAULT 'valid' CHECK (status IN ('valid', 'revoked')),"
+        "  revoked_at INTEGER,"
+        "  revoke_reason INTEGER,"
+        "  pem TEXT"
+        ");"
+        "CREATE INDEX certs_name ON certs (name, issued_at);"
+        "CREATE INDEX certs_issuer_status ON certs (issuer, status);"
+        /* One row holding the last CRL number handed out. */
+        "CREATE TABLE crl_counter ("
+        "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+        "  last INTEGER NOT NULL"
+        ");"
+        "INSERT INTO crl_counter (id, last) VALUES (1, 0);"
+        "CREATE TABLE audit ("
+        "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "  at INTEGER NOT NULL,"
+        "  action TEXT NOT NULL,"
+        "  subject TEXT,"
+        "  serial TEXT,"
+        "  result TEXT NOT NULL"
+        ");"
+        /* Append-only: history cannot be rewritten through this database. */
+        "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
+        "  BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;"
+        "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+        "  BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;",
+    },
+};
+
+const size_t store_migration_count = sizeof(store_migrations) / sizeof(store_migrations[0]);
