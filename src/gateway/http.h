@@ -119,4 +119,10 @@ const char *gw_http_error_response(int status, size_t *len);
  * arrived yet (wait for more). */
 int gw_http_upgrade_accepted(const void *data, size_t len);
 
+/* The Host check on its own (also used by the processor): 1 when host (a Host header value
+ * or an absolute-form authority: "name", "name:port", "[v6]" or "[v6]:port"; a trailing dot is
+ * ignored) names one of hosts, compared case-insensitively, "*.example.com" matching exactly
+ * one label in front. 0 when it does not, or when it is malformed (bad port, empty name). */
+int gw_http_host_allowed(const char *const *hosts, size_t n_hosts, const char *host, size_t len);
+
 #endif
