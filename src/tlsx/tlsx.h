@@ -322,8 +322,11 @@ SSL_CTX *tlsx_server_ctx_new(const struct tlsx_server_opts *opts, struct tw_err 
  * or "*.example.com" matching one label) to ctxs. Install it on the listener's ctx; a
  * ClientHello's server_name switches the connection to the matching ctx (with its verify
  * settings, CAs, CRLs and policy) before any session is resumed. Unknown or absent name: the
- * default ctx, or a handshake failure (unrecognized_name) when strict. Immutable once
- * installed; refcounted (each installed ctx holds a reference). */
+ * default ctx, or a handshake failure (unrecognized_name) when strict. The table holds
+ * references to its ctxs; the listener ctx does NOT own the table (no cycle): keep the table
+ * alive as long as listener_ctx accepts connections (e.g. free both with the generation).
+ * Immutable once installed. Cipher lists are the listener ctx's (OpenSSL copies them at
+ * SSL_new); verify settings, CAs, CRLs, policy, versions and tickets are the service's. */
 struct tlsx_sni_table;
 
 struct tlsx_sni_table *tlsx_sni_table_new(struct tw_err *err);

@@ -1,0 +1,80 @@
+/* Settings shared by server and client contexts: protocol versions, ciphers, groups, and the
+ * local certificate + key (checked to match). */
+#include <string.h>
+
+#include <openssl/err.h>
+
+#include "tlsx/internal.h"
+#include "util/cleanup.h"
+
+/* TLS 1.2: forward secrecy and AEAD only (ECDHE + AES-GCM / ChaCha20-Poly1305). TLS 1.3
+ * suites are all AEAD; OpenSSL's default order is kept. */
+#define DEFAULT_CIPHERS                                                                            \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                   \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define DEFAULT_GROUPS "X25519:P-256:P-384"
+
+static const char *version_name(int v)
+{
+    return v == TLS1_3_VERSION ? "1.3" : "1.2";
+}
+
+int tlsx_ctx_set_versions(SSL_CTX *ctx, int min, int max, struct tw_err *err)
+{
+    TW_ENSURE((min == 0 || min == TLS1_2_VERSION || min == TLS1_3_VERSION) &&
+                  (max == 0 || max == TLS1_2_VERSION || max == TLS1_3_VERSION),
+              err, TW_ERR_CONFIG, "TLS version must be 1.2 or 1.3");
+    int lo = min != 0 ? min : TLS1_2_VERSION;
+    int hi = max != 0 ? max : TLS1_3_VERSION;
+    TW_ENSURE(lo <= hi, err, TW_ERR_CONFIG, "minimum TLS version %s is above maximum %s",
+              version_name(lo), version_name(hi));
+    TW_GUARD_OSSL(SSL_CTX_set_min_proto_version(ctx, lo), err, TW_ERR_CONFIG,
+                  "cannot set minimum TLS version");
+    TW_GUARD_OSSL(SSL_CTX_set_max_proto_version(ctx, hi), err, TW_ERR_CONFIG,
+                  "cannot set maximum TLS version");
+    return 0;
+}
+
+int tlsx_ctx_set_ciphers(SSL_CTX *ctx, const char *ciphers, const char *suites,
+                         const char *groups, struct tw_err *err)
+{
+    const char *c = ciphers != NULL ? ciphers : DEFAULT_CIPHERS;
+    TW_GUARD_OSSL(SSL_CTX_set_cipher_list(ctx, c), err, TW_ERR_CONFIG,
+                  "ciphers '%s': no usable TLS 1.2 cipher", c);
+    if (suites != NULL)
+        TW_GUARD_OSSL(SSL_CTX_set_ciphersuites(ctx, suites), err, TW_ERR_CONFIG,
+                      "ciphersuites '%s': not a valid TLS 1.3 suite list", suites);
+    const char *g = groups != NULL ? groups : DEFAULT_GROUPS;
+    TW_GUARD_OSSL((int)SSL_CTX_set1_groups_list(ctx, g), err, TW_ERR_CONFIG,
+                  "groups '%s': not a valid group list", g);
+    return 0;
+}
+
+int tlsx_ctx_use_cert(SSL_CTX *ctx, const char *what, const char *cert_file, const char *key_file,
+                      X509 *cert, STACK_OF(X509) *chain, EVP_PKEY *key, struct tw_err *err)
+{
+    TW_AUTO(X509) *own_cert = NULL;
+    TW_AUTO(X509_STACK) *own_chain = NULL;
+    TW_AUTO(EVP_PKEY) *own_key = NULL;
+    if (cert_file != NULL) {
+        TW_GUARD(tlsx_cert_chain_load(cert_file, &own_cert, &own_chain, err));
+        cert = own_cert;
+        chain = own_chain;
+    }
+    if (key_file != NULL) {
+        TW_GUARD(tlsx_key_load(key_file, &own_key, err));
+        key = own_key;
+    }
+    TW_ENSURE(cert != NULL, err, TW_ERR_CONFIG, "%s: no certificate configured", what);
+    TW_ENSURE(key != NULL, err, TW_ERR_CONFIG, "%s: no private key configured", what);
+    if (X509_check_private_key(cert, key) != 1) {
+        ERR_clear_error();
+        return tw_err_set(err, TW_ERR_CONFIG, "%s: key %s does not match certificate %s", what,
+                          key_file != NULL ? key_file : "(memory)",
+                          cert_file != NULL ? cert_file : "(memory)");
+    }
+    TW_GUARD_OSSL(SSL_CTX_use_cert_and_key(ctx, cert, key, chain, 1), err, TW_ERR_CONFIG,
+                  "%s: certificate or key not usable", what);
+    return 0;
+}

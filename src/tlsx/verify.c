@@ -1,0 +1,233 @@
+/* Peer checks at full and resumed handshakes. OpenSSL verifies the chain, validity and CRLs of
+ * a full handshake; the callback here adds EKU clientAuth, the expired-CRL policy and the
+ * allow-policy. A resumed session never re-runs verification, so its peer is checked here
+ * against the CRLs and policy of the ctx it resumes at (the current generation). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/bn.h>
+#include <openssl/x509v3.h>
+
+#include "tlsx/internal.h"
+
+#define MAX_CA_DEPTH 8
+
+static void serial_text(X509 *cert, char *out, size_t cap)
+{
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+    char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
+    snprintf(out, cap, "%s", hex != NULL ? hex : "?");
+    OPENSSL_free(hex);
+    BN_free(bn);
+}
+
+static int fail(struct tlsx_peer_result *res, enum tlsx_reason r, const char *fmt, ...)
+    TW_PRINTF(3, 4);
+static int fail(struct tlsx_peer_result *res, enum tlsx_reason r, const char *fmt, ...)
+{
+    res->reason = r;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(res->detail, sizeof(res->detail), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Find the CA in cas whose subject is name. */
+static X509 *ca_by_subject(STACK_OF(X509) *cas, const X509_NAME *name)
+{
+    for (int i = 0; i < sk_X509_num(cas); i++)
+        if (X509_NAME_cmp(X509_get_subject_name(sk_X509_value(cas, i)), name) == 0)
+            return sk_X509_value(cas, i);
+    return NULL;
+}
+
+/* Revocation of cert and, when cas is known, of the CAs above it (by name, up to a trusted
+ * root or the end of cas). cas NULL: leaf only. require_ca: the leaf's issuer must be in cas. */
+static int check_revocation(X509 *cert, STACK_OF(X509) *cas, bool require_ca,
+                            const struct tlsx_crl_set *crls, struct tlsx_peer_result *res)
+{
+    char serial[64], issuer[160];
+    X509 *cur = cert;
+    for (int depth = 0; cur != NULL && depth < MAX_CA_DEPTH; depth++) {
+        if (tlsx_crl_set_cert_is_revoked(crls, cur)) {
+            serial_text(cur, serial, sizeof(serial));
+            X509_NAME_oneline(X509_get_issuer_name(cur), issuer, sizeof(issuer));
+            return fail(res, TLSX_R_REVOKED, "%s serial %s is revoked by the CRL of %s",
+                        depth == 0 ? "certificate" : "issuing CA", serial, issuer);
+        }
+        if (cas == NULL || X509_check_issued(cur, cur) == X509_V_OK)
+            break;
+        X509 *up = ca_by_subject(cas, X509_get_issuer_name(cur));
+        if (up == NULL && depth == 0 && require_ca) {
+            X509_NAME_oneline(X509_get_issuer_name(cur), issuer, sizeof(issuer));
+            return fail(res, TLSX_R_UNKNOWN_CA, "issuer %s is not in client-ca", issuer);
+        }
+        cur = up == cur ? NULL : up;
+    }
+    return 0;
+}
+
+static int check_validity(X509 *cert, int64_t now, struct tlsx_peer_result *res)
+{
+    time_t t = (time_t)now;
+    if (X509_cmp_time(X509_get0_notAfter(cert), &t) < 0)
+        return fail(res, TLSX_R_EXPIRED, "certificate expired");
+    if (X509_cmp_time(X509_get0_notBefore(cert), &t) > 0)
+        return fail(res, TLSX_R_NOT_YET_VALID, "certificate not valid yet");
+    return 0;
+}
+
+/* The allow-policy; *idp is built on demand (and kept for the caller). */
+static int check_policy(X509 *cert, const struct tlsx_policy *policy, struct tlsx_identity **idp,
+                        struct tlsx_peer_result *res)
+{
+    if (tlsx_policy_count(policy) == 0) {
+        res->matched_rule = "";
+        return 0;
+    }
+    if (*idp == NULL) {
+        struct tw_err e;
+        *idp = tlsx_identity_new(cert, &e);
+        if (*idp == NULL)
+            return fail(res, TLSX_R_OTHER, "%s", e.msg);
+    }
+    if (tlsx_policy_check(policy, *idp, &res->matched_rule))
+        return 0;
+    char rules[100];
+    tlsx_policy_render(policy, rules, sizeof(rules));
+    return fail(res, TLSX_R_POLICY, "%s matches none of: %s", (*idp)->subject, rules);
+}
+
+/* In-handshake verification callback of server ctxs. */
+int tlsx_server_verify_cb(int ok, X509_STORE_CTX *x)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+    const struct tlsx_server_state *st = tlsx_server_state_get(SSL_get_SSL_CTX(ssl));
+    if (st == NULL)
+        return ok;
+    if (!ok) {
+        if (X509_STORE_CTX_get_error(x) == X509_V_ERR_CRL_HAS_EXPIRED &&
+            st->crl_expired == TLSX_CRL_EXPIRED_WARN) {
+            struct tlsx_ssl_note *note = tlsx_ssl_note_get(ssl, true);
+            if (note != NULL)
+                note->crl_expired_ignored = true;
+            X509_STORE_CTX_set_error(x, X509_V_OK);
+            return 1;
+        }
+        return 0;
+    }
+    if (X509_STORE_CTX_get_error_depth(x) != 0)
+        return 1;
+    X509 *leaf = X509_STORE_CTX_get_current_cert(x);
+    /* Purpose sslclient accepts a certificate without any EKU; twoway requires clientAuth. */
+    if (!(X509_get_extension_flags(leaf) & EXFLAG_XKUSAGE) ||
+        !(X509_get_extended_key_usage(leaf) & XKU_SSL_CLIENT)) {
+        X509_STORE_CTX_set_error(x, X509_V_ERR_INVALID_PURPOSE);
+        return 0;
+    }
+    struct tlsx_ssl_note *note = tlsx_ssl_note_get(ssl, true);
+    struct tlsx_peer_result res = {0};
+    struct tlsx_identity *id = note != NULL ? note->identity : NULL;
+    int rc = check_policy(leaf, st->policy, &id, &res);
+    if (note != NULL) {
+        note->identity = id; /* kept: tlsx_peer_check hands it out without rebuilding it */
+    } else {
+        tlsx_identity_free(id);
+    }
+    if (rc != 0) {
+        tlsx_ssl_note_verdict(ssl, res.reason, res.detail);
+        /* OpenSSL turns this into a handshake_failure alert; there is no access_denied path. */
+        X509_STORE_CTX_set_error(x, X509_V_ERR_APPLICATION_VERIFICATION);
+        return 0;
+    }
+    return 1;
+}
+
+int tlsx_resume_allowed(SSL *ssl, const SSL_SESSION *sess)
+{
+    const struct tlsx_server_state *st = tlsx_server_state_get(SSL_get_SSL_CTX(ssl));
+    if (st == NULL)
+        return 1;
+    X509 *peer = SSL_SESSION_get0_peer((SSL_SESSION *)sess);
+    if (peer == NULL)
+        return st->client_auth != TLSX_CLIENT_AUTH_REQUIRE;
+    /* Perf (issue 6): the peer was decoded with the session; these checks only compare names
+     * and serials. The policy check builds an identity only when rules exist; a cache keyed
+     * by the certificate's SHA-256 and the policy generation would avoid even that. */
+    struct tlsx_peer_result res = {0};
+    struct tlsx_identity *id = NULL;
+    int ok = check_validity(peer, (int64_t)time(NULL), &res) == 0 &&
+             check_revocation(peer, st->client_cas, true, st->crls, &res) == 0 &&
+             check_policy(peer, st->policy, &id, &res) == 0;
+    tlsx_identity_free(id);
+    return ok;
+}
+
+static int check_all(X509 *peer, STACK_OF(X509) *cas, bool require_ca,
+                     const struct tlsx_peer_rules *rules, struct tlsx_identity **idp,
+                     struct tlsx_peer_result *res, struct tw_err *err)
+{
+    int64_t now = rules->now != 0 ? rules->now : (int64_t)time(NULL);
+    if (check_validity(peer, now, res) != 0 ||
+        check_revocation(peer, cas, require_ca, rules->crls, res) != 0)
+        return tw_err_set(err, TW_ERR_VERIFY, "%s", res->detail);
+    if (check_policy(peer, rules->policy, idp, res) != 0)
+        return tw_err_set(err, res->reason == TLSX_R_POLICY ? TW_ERR_POLICY : TW_ERR_VERIFY,
+                          "%s", res->detail);
+    return 0;
+}
+
+int tlsx_peer_check(SSL *ssl, const struct tlsx_peer_rules *rules, struct tlsx_peer_result *res,
+                    struct tlsx_identity **id_out, struct tw_err *err)
+{
+    memset(res, 0, sizeof(*res));
+    res->resumed = SSL_session_reused(ssl) == 1;
+    X509 *peer = SSL_get0_peer_certificate(ssl);
+    if (peer == NULL) {
+        fail(res, TLSX_R_NO_CERT, "the client sent no certificate");
+        return tw_err_set(err, TW_ERR_VERIFY, "%s", res->detail);
+    }
+    long v = SSL_get_verify_result(ssl);
+    if (v != X509_V_OK) {
+        fail(res, tlsx_reason_from_verify(v), "%s", X509_verify_cert_error_string(v));
+        return tw_err_set(err, TW_ERR_VERIFY, "%s", res->detail);
+    }
+    const struct tlsx_server_state *st = tlsx_server_state_get(SSL_get_SSL_CTX(ssl));
+    struct tlsx_ssl_note *note = tlsx_ssl_note_get(ssl, false);
+    struct tlsx_identity *id = NULL;
+    if (note != NULL) {
+        id = note->identity;
+        note->identity = NULL;
+    }
+    /* A full handshake's issuer was found by OpenSSL (possibly in the sent chain); a resumed
+     * session must still name a CA of this ctx. */
+    int rc = check_all(peer, st != NULL ? st->client_cas : NULL, res->resumed && st != NULL,
+                       rules, &id, res, err);
+    if (rc == 0 && id_out != NULL && id == NULL)
+        id = tlsx_identity_new(peer, err), rc = id != NULL ? 0 : -1;
+    if (rc != 0 && res->reason == TLSX_R_OK)
+        res->reason = TLSX_R_OTHER;
+    if (rc == 0 && id_out != NULL)
+        *id_out = id, id = NULL;
+    tlsx_identity_free(id);
+    return rc;
+}
+
+int tlsx_peer_check_identity(X509 *cert, const struct tlsx_identity *id,
+                             const struct tlsx_peer_rules *rules, struct tlsx_peer_result *res,
+                             struct tw_err *err)
+{
+    memset(res, 0, sizeof(*res));
+    if (cert == NULL) {
+        fail(res, TLSX_R_NO_CERT, "no certificate");
+        return tw_err_set(err, TW_ERR_VERIFY, "%s", res->detail);
+    }
+    struct tlsx_identity *own = (struct tlsx_identity *)id;
+    int rc = check_all(cert, NULL, false, rules, &own, res, err);
+    if (own != id)
+        tlsx_identity_free(own);
+    return rc;
+}
