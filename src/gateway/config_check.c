@@ -1,0 +1,250 @@
+/* Deep checks for `twoway gateway --check`: the files a configuration names exist, parse, and
+ * fit together, so a bad deployment is caught before the gateway starts or reloads. Reads
+ * with OpenSSL directly (no SSL_CTX is kept). */
+#include "gateway/config_priv.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+
+#include "util/cleanup.h"
+#include "util/fs.h"
+
+/* Encrypted keys would prompt: refuse instead (the gateway runs unattended). */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf, (void)size, (void)rwflag, (void)u;
+    return -1;
+}
+
+int cfg_cert_dns_names(const char *path, char ***names, size_t *n, char *why, size_t cap)
+{
+    *names = NULL;
+    *n = 0;
+    TW_AUTO(BIO) *bio = BIO_new_file(path, "r");
+    if (bio == NULL) {
+        ERR_clear_error();
+        snprintf(why, cap, "cannot open it");
+        return -1;
+    }
+    TW_AUTO(X509) *cert = PEM_read_bio_X509(bio, NULL, no_passphrase, NULL);
+    ERR_clear_error();
+    if (cert == NULL) {
+        snprintf(why, cap, "no PEM certificate in it");
+        return -1;
+    }
+    TW_AUTO(GENERAL_NAMES) *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    ERR_clear_error();
+    int count = gens != NULL ? sk_GENERAL_NAME_num(gens) : 0;
+    for (int i = 0; i < count && *n < GW_CONFIG_SERVER_NAMES_MAX; i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        if (g->type != GEN_DNS)
+            continue;
+        const unsigned char *d = ASN1_STRING_get0_data(g->d.dNSName);
+        int len = ASN1_STRING_length(g->d.dNSName);
+        if (len <= 0 || len > 253 || memchr(d, '\0', (size_t)len) != NULL)
+            continue;
+        char *name = strndup((const char *)d, (size_t)len);
+        char **grown = name != NULL ? realloc(*names, (*n + 1) * sizeof(*grown)) : NULL;
+        if (grown == NULL) {
+            free(name);
+            snprintf(why, cap, "out of memory");
+            return -1;
+        }
+        for (char *p = name; *p != '\0'; p++)
+            *p = (char)tolower((unsigned char)*p);
+        *names = grown;
+        grown[(*n)++] = name;
+    }
+    return 0;
+}
+
+/* Messages read "twoway.conf: [service web] cert = "server.crt": why". */
+struct ctx {
+    const struct gw_config *cfg;
+    const char *svc; /* NULL for [global] */
+    struct tw_err *err;
+};
+
+static int problem(const struct ctx *c, enum tw_errc code, const char *key, const char *value,
+                   const char *why)
+{
+    char q[80];
+    cfg_quote(value, q, sizeof(q));
+    const char *src = c->cfg->path != NULL ? c->cfg->path : "command line";
+    if (c->svc != NULL)
+        return tw_err_set(c->err, code, "%s: [service %s] %s = \"%s\": %s", src, c->svc, key, q,
+                          why);
+    return tw_err_set(c->err, code, "%s: [global] %s = \"%s\": %s", src, key, q, why);
+}
+
+static int open_file(const struct ctx *c, const char *key, const char *path, BIO **out)
+{
+    *out = BIO_new_file(path, "rb");
+    if (*out != NULL)
+        return 0;
+    ERR_clear_error();
+    char why[160];
+    snprintf(why, sizeof(why), "cannot read the file: %s", fs_exists(path) ? "permission denied"
+                                                                           : "no such file");
+    return problem(c, TW_ERR_IO, key, path, why);
+}
+
+/* Every certificate in a PEM file; at least one. */
+static int load_certs(const struct ctx *c, const char *key, const char *path,
+                      STACK_OF(X509) **out)
+{
+    TW_AUTO(BIO) *bio = NULL;
+    TW_GUARD(open_file(c, key, path, &bio));
+    TW_AUTO(X509_STACK) *certs = sk_X509_new_null();
+    TW_ENSURE(certs != NULL, c->err, TW_ERR_INTERNAL, "out of memory");
+    X509 *x;
+    while ((x = PEM_read_bio_X509(bio, NULL, no_passphrase, NULL)) != NULL) {
+        if (!sk_X509_push(certs, x)) {
+            X509_free(x);
+            return tw_err_set(c->err, TW_ERR_INTERNAL, "out of memory");
+        }
+    }
+    ERR_clear_error();
+    if (sk_X509_num(certs) == 0)
+        return problem(c, TW_ERR_CONFIG, key, path, "no PEM certificate in the file");
+    *out = TW_TAKE(certs);
+    return 0;
+}
+
+static int check_key(const struct ctx *c, const char *key_name, const char *path, X509 *cert)
+{
+    struct tw_err perm;
+    if (fs_check_key_perms(path, &perm) != 0)
+        return problem(c, perm.code, key_name, path, perm.msg);
+    TW_AUTO(BIO) *bio = NULL;
+    TW_GUARD(open_file(c, key_name, path, &bio));
+    TW_AUTO(EVP_PKEY) *pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+    ERR_clear_error();
+    if (pkey == NULL)
+        return problem(c, TW_ERR_CONFIG, key_name, path,
+                       "no unencrypted PEM private key in the file");
+    if (X509_check_private_key(cert, pkey) != 1) {
+        ERR_clear_error();
+        return problem(c, TW_ERR_CONFIG, key_name, path, "does not match the certificate");
+    }
+    return 0;
+}
+
+/* A certificate + key pair: cert parses, key is private and matches it. */
+static int check_pair(const struct ctx *c, const char *cert_key, const char *cert_path,
+                      const char *key_key, const char *key_path)
+{
+    TW_AUTO(X509_STACK) *certs = NULL;
+    TW_GUARD(load_certs(c, cert_key, cert_path, &certs));
+    return check_key(c, key_key, key_path, sk_X509_value(certs, 0));
+}
+
+/* A CRL file (PEM with one or more CRLs, or one DER CRL) whose CRLs are each signed by one of
+ * the client CAs. */
+static int check_crl_file(const struct ctx *c, const char *path, STACK_OF(X509) *cas)
+{
+    TW_AUTO(BIO) *bio = NULL;
+    TW_GUARD(open_file(c, "crl", path, &bio));
+    STACK_OF(X509_CRL) *crls = sk_X509_CRL_new_null();
+    TW_ENSURE(crls != NULL, c->err, TW_ERR_INTERNAL, "out of memory");
+    X509_CRL *crl;
+    while ((crl = PEM_read_bio_X509_CRL(bio, NULL, no_passphrase, NULL)) != NULL)
+        if (!sk_X509_CRL_push(crls, crl))
+            X509_CRL_free(crl);
+    ERR_clear_error();
+    if (sk_X509_CRL_num(crls) == 0 && BIO_reset(bio) == 0 &&
+        (crl = d2i_X509_CRL_bio(bio, NULL)) != NULL && !sk_X509_CRL_push(crls, crl))
+        X509_CRL_free(crl);
+    ERR_clear_error();
+    int rc = 0;
+    if (sk_X509_CRL_num(crls) == 0)
+        rc = problem(c, TW_ERR_CONFIG, "crl", path, "no CRL (PEM or DER) in the file");
+    for (int i = 0; rc == 0 && i < sk_X509_CRL_num(crls); i++) {
+        X509_CRL *cur = sk_X509_CRL_value(crls, i);
+        bool signed_ok = false;
+        for (int j = 0; !signed_ok && j < sk_X509_num(cas); j++) {
+            X509 *ca = sk_X509_value(cas, j);
+            EVP_PKEY *pub = X509_get0_pubkey(ca);
+            signed_ok = X509_NAME_cmp(X509_CRL_get_issuer(cur), X509_get_subject_name(ca)) == 0 &&
+                        pub != NULL && X509_CRL_verify(cur, pub) == 1;
+        }
+        ERR_clear_error();
+        if (!signed_ok)
+            rc = problem(c, TW_ERR_CONFIG, "crl", path,
+                         "a CRL in it is not signed by any CA in client-ca");
+    }
+    sk_X509_CRL_pop_free(crls, X509_CRL_free);
+    return rc;
+}
+
+/* Ask OpenSSL whether it knows the cipher, suite and group names. */
+static int check_tls_lists(const struct ctx *c, const struct gw_service *s)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+    TW_ENSURE(ctx != NULL, c->err, TW_ERR_INTERNAL, "cannot create an SSL_CTX");
+    int rc = 0;
+    if (s->ciphers != NULL && SSL_CTX_set_cipher_list(ctx, s->ciphers) != 1)
+        rc = problem(c, TW_ERR_CONFIG, "ciphers", s->ciphers, "OpenSSL knows none of these");
+    else if (s->ciphersuites != NULL && SSL_CTX_set_ciphersuites(ctx, s->ciphersuites) != 1)
+        rc = problem(c, TW_ERR_CONFIG, "ciphersuites", s->ciphersuites,
+                     "not a valid TLS 1.3 cipher suite list");
+    else if (s->groups != NULL && SSL_CTX_set1_groups_list(ctx, s->groups) != 1)
+        rc = problem(c, TW_ERR_CONFIG, "groups", s->groups, "not a valid group list");
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return rc;
+}
+
+static int check_service_files(const struct ctx *c, const struct gw_service *s)
+{
+    TW_GUARD(check_pair(c, "cert", s->cert, "key", s->key));
+    TW_AUTO(X509_STACK) *cas = NULL;
+    TW_GUARD(load_certs(c, "client-ca", s->client_ca, &cas));
+    for (size_t i = 0; i < s->n_crl; i++)
+        if (!s->crl_is_url[i])
+            TW_GUARD(check_crl_file(c, s->crl[i], cas));
+    if (s->crl_ca != NULL) {
+        TW_AUTO(X509_STACK) *crl_cas = NULL;
+        TW_GUARD(load_certs(c, "crl-ca", s->crl_ca, &crl_cas));
+    }
+    if (s->backend_cert != NULL)
+        TW_GUARD(check_pair(c, "backend-cert", s->backend_cert, "backend-key", s->backend_key));
+    if (s->backend_ca != NULL) {
+        TW_AUTO(X509_STACK) *bcas = NULL;
+        TW_GUARD(load_certs(c, "backend-ca", s->backend_ca, &bcas));
+    }
+    return check_tls_lists(c, s);
+}
+
+static int check_ticket_file(const struct ctx *c, const char *path)
+{
+    struct tw_err perm;
+    struct stat st;
+    if (fs_check_key_perms(path, &perm) != 0)
+        return problem(c, perm.code, "ticket-key-file", path, perm.msg);
+    if (stat(path, &st) != 0)
+        return problem(c, TW_ERR_IO, "ticket-key-file", path, "cannot stat the file");
+    if (st.st_size == 0 || st.st_size % TLSX_TICKET_KEY_LEN != 0)
+        return problem(c, TW_ERR_CONFIG, "ticket-key-file", path,
+                       "size must be a non-zero multiple of 80 bytes");
+    return 0;
+}
+
+int gw_config_check(const struct gw_config *cfg, struct tw_err *err)
+{
+    struct ctx c = {.cfg = cfg, .err = err};
+    if (cfg->global.ticket_key_file != NULL)
+        TW_GUARD(check_ticket_file(&c, cfg->global.ticket_key_file));
+    for (size_t i = 0; i < cfg->n_services; i++) {
+        c.svc = cfg->services[i].name;
+        TW_GUARD(check_service_files(&c, &cfg->services[i]));
+    }
+    return 0;
+}
