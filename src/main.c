@@ -17,6 +17,7 @@ static int cli_version(int argc, char **argv)
 static const struct cli_command commands[] = {
     {"ca", cli_ca, "certificate authority: init, issue, list, show, revoke, crl, export"},
     {"demo", cli_demo, "the whole two-way SSL story on a throwaway PKI, narrated"},
+    {"gateway", cli_gateway, "mTLS-terminating reverse proxy (TCP or HTTP), config file or flags"},
     {"version", cli_version, "print the version"},
     {NULL, NULL, NULL},
 };

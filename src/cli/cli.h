@@ -39,5 +39,6 @@ int cli_ca_revoke(int argc, char **argv);
 int cli_ca_crl(int argc, char **argv);
 int cli_ca_export(int argc, char **argv);
 int cli_demo(int argc, char **argv);
+int cli_gateway(int argc, char **argv);
 
 #endif

@@ -1,0 +1,301 @@
+/* Gateway internals: generations, workers, connections, metrics. Private to src/gateway/.
+ *
+ * Threads: the main thread owns the server (signals, reloads, file watching, metrics HTTP);
+ * each worker thread owns its event_base, its listeners and its connections. The only state
+ * they share is the refcounted generation (handed to workers through an atomic slot), the
+ * per-worker counters (atomics, written by their worker only) and the log sink. */
+#ifndef TW_GATEWAY_INTERNAL_H
+#define TW_GATEWAY_INTERNAL_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "gateway/config.h"
+#include "gateway/gateway.h"
+#include "gateway/http.h"
+#include "tlsx/tlsx.h"
+#include "util/err.h"
+
+#define GW_MAX_WORKERS 64
+#define GW_MAX_SERVICES 64
+#define GW_MAX_LISTENS 64
+#define GW_MAX_WATCH 256
+/* Bytes buffered towards one side before the other side stops being read (backpressure). */
+#define GW_RELAY_HIGH (256u * 1024)
+/* Reading resumes once the output has drained below this. */
+#define GW_RELAY_LOW (64u * 1024)
+
+/* ------------------------------------------------------------------------------------------ */
+/* Generations (gen.c)                                                                        */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Per service name, lives as long as the server (survives reloads): live connection count
+ * for max-connections per service. */
+struct gw_svc_slot {
+    char name[64];
+    atomic_int active;
+};
+
+/* One service of a generation: its config plus what was built from it. Immutable once
+ * built. */
+struct gw_svc {
+    const struct gw_service *cfg; /* points into the generation's config */
+    size_t index;
+    struct sockaddr_storage backend_addr; /* resolved when the generation was built */
+    socklen_t backend_len;
+    const char *backend_host; /* TLS backends: the name checked on its certificate */
+    SSL_CTX *ctx;             /* server ctx */
+    SSL_CTX *backend_ctx;     /* TLS backends: client ctx with the gateway's client cert */
+    struct tlsx_crl_set *crls;
+    struct tlsx_policy *policy;
+    unsigned fwd_flags; /* GW_FWD_* of forward.h (http mode) */
+    int64_t handshake_ms, idle_ms, connect_ms, backend_ms, lifetime_ms;
+    size_t buffer_high, buffer_low;
+    struct gw_svc_slot *slot;
+    X509 *server_cert;   /* borrowed from ctx: expiry metric */
+    STACK_OF(X509) *cas; /* client CAs: expiry metric (owned) */
+};
+
+/* A listen address and the services behind it (services[0] answers unknown SNI). */
+struct gw_listen {
+    const struct gw_listener *cfg;
+    SSL_CTX *ctx; /* the listener ctx: the first service's; SNI switches to the others */
+    struct tlsx_sni_table *sni;
+    struct gw_svc *svcs[GW_MAX_SERVICES];
+    size_t nsvcs;
+};
+
+/* A watched file and what it looked like when the generation was built. */
+struct gw_watch {
+    char *path;
+    struct stat st;
+    bool exists;
+};
+
+/* Everything a reload replaces. Refcounted: the server, each worker and each connection hold
+ * references; freed by whichever thread drops the last. */
+struct gw_gen {
+    atomic_int refs;
+    uint64_t id;
+    struct gw_config *cfg; /* owned */
+    struct gw_svc *svcs;
+    size_t nsvcs;
+    struct gw_listen *listens;
+    size_t nlistens;
+    struct gw_watch *watch; /* main thread only: refreshed after a failed reload */
+    size_t nwatch;
+    int workers; /* resolved count */
+    struct tlsx_ticket_keys *tickets;
+};
+
+struct gw_server;
+
+/* Build a generation from the server's config source (re-reading every file). NULL with err on
+ * any failure; nothing is half-applied. */
+struct gw_gen *gw_gen_build(struct gw_server *srv, struct tw_err *err);
+struct gw_gen *gw_gen_ref(struct gw_gen *gen);
+void gw_gen_unref(struct gw_gen *gen);
+/* The first watched file that changed since gen was built or last refreshed (mtime, ctime,
+ * size, inode, existence), or NULL. refresh: remember the current state (main thread only). */
+const char *gw_gen_files_changed(struct gw_gen *gen, bool refresh);
+/* The service named name, or NULL. */
+struct gw_svc *gw_gen_find_svc(const struct gw_gen *gen, const char *name);
+/* The service of conn's negotiated ctx among the listen's services (the first as fallback). */
+struct gw_svc *gw_listen_svc_for_ctx(const struct gw_listen *l, const SSL_CTX *ctx);
+/* 0 when both generations listen on the same addresses in the same order. */
+int gw_gen_same_listens(const struct gw_gen *a, const struct gw_gen *b, struct tw_err *err);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Counters (metrics.c)                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Handshake results: tlsx reasons, plus reasons of our own. */
+enum {
+    GW_R_TIMEOUT = TLSX_R_OTHER + 1, /* handshake did not finish in time */
+    GW_R_LIMIT,                      /* refused: max-connections */
+    GW_R_COUNT,
+};
+
+const char *gw_reason_code(int reason);
+
+/* Written by one worker, read by the metrics thread: relaxed atomics, no locks. */
+struct gw_stats {
+    atomic_uint_fast64_t handshakes[GW_R_COUNT];
+    atomic_uint_fast64_t resumed;
+    atomic_uint_fast64_t bytes_in;  /* client -> backend */
+    atomic_uint_fast64_t bytes_out; /* backend -> client */
+    atomic_uint_fast64_t backend_errors;
+    atomic_uint_fast64_t connections;
+    atomic_uint_fast64_t revoked_closed;
+    atomic_int active;
+};
+
+static inline void gw_stat_add(atomic_uint_fast64_t *c, uint64_t n)
+{
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* Start the metrics listener on srv's main event_base. */
+int gw_metrics_start(struct gw_server *srv, const struct gw_addr *addr,
+                     struct tw_err *err) TW_MUST_CHECK;
+void gw_metrics_stop(struct gw_server *srv);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Workers (worker.c)                                                                         */
+/* ------------------------------------------------------------------------------------------ */
+
+struct gw_conn;
+
+struct gw_worker {
+    struct gw_server *srv;
+    size_t id;
+    pthread_t thread;
+    bool started;
+    struct event_base *base;
+    int notify_fd; /* eventfd: the main thread pokes it after setting pending/stop */
+    struct event *notify_ev;
+    struct evconnlistener *lev[GW_MAX_LISTENS];
+    struct gw_lctx {
+        struct gw_worker *w;
+        size_t idx;
+    } lctx[GW_MAX_LISTENS];
+    size_t nlev;
+    struct event *pause_ev; /* accept paused after EMFILE and the like */
+    bool draining;
+    atomic_int done; /* set when the thread's loop has ended */
+    struct gw_gen *gen;                /* this worker's reference to the current generation */
+    _Atomic(struct gw_gen *) pending;  /* a new generation handed over by the main thread */
+    atomic_int stop;                   /* 1: stop accepting, drain */
+    int64_t drain_deadline_ms;
+    struct event *drain_ev;
+    struct gw_conn *conns; /* live connections (intrusive list) */
+    size_t nconns;
+    struct gw_stats stats;
+};
+
+int gw_worker_init(struct gw_worker *w, struct gw_server *srv, size_t id,
+                   struct tw_err *err) TW_MUST_CHECK;
+/* Open this worker's SO_REUSEPORT listeners for every listen address of gen. */
+int gw_worker_listen(struct gw_worker *w, const struct gw_gen *gen, struct tw_err *err)
+    TW_MUST_CHECK;
+int gw_worker_start(struct gw_worker *w, struct tw_err *err) TW_MUST_CHECK;
+/* From the main thread: hand over a new generation (takes a reference of its own). */
+void gw_worker_post_gen(struct gw_worker *w, struct gw_gen *gen);
+/* From the main thread: stop accepting and drain until deadline, then exit the thread. */
+void gw_worker_post_stop(struct gw_worker *w);
+void gw_worker_join(struct gw_worker *w);
+void gw_worker_cleanup(struct gw_worker *w);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Connections (conn.c, relay.c)                                                              */
+/* ------------------------------------------------------------------------------------------ */
+
+enum gw_conn_state {
+    GW_CONN_HANDSHAKE,
+    GW_CONN_CONNECTING,
+    GW_CONN_RELAY,
+    GW_CONN_FLUSH, /* one side is gone; writing what is left to the other */
+};
+
+struct gw_conn {
+    struct gw_conn *prev, *next;
+    struct gw_worker *w;
+    struct gw_gen *gen; /* reference held for the connection's life */
+    const struct gw_listen *listen;
+    struct gw_svc *svc; /* set after the handshake */
+    enum gw_conn_state state;
+    int fd;
+    struct bufferevent *client;
+    struct bufferevent *backend;
+    SSL *ssl;
+    struct event *timer;
+    int64_t started_ms, last_io_ms, deadline_ms;
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    char peer_text[64];
+    char sni[256];
+    bool resumed;
+    struct gw_svc_slot *counted_svc; /* counted against this service's max-connections */
+    int reason;           /* gw / tlsx reason of the outcome */
+    const char *verdict;  /* "allow", "deny", "error" */
+    char detail[192];
+    char close_reason[64];
+    struct tlsx_identity *id;
+    X509_NAME *issuer;     /* for the revocation sweep: issuer + serial, copied once */
+    ASN1_INTEGER *serial;
+    uint64_t bytes_in, bytes_out;
+    struct gw_http *http;    /* mode http: the request processor for client -> backend */
+    bool tunnel;             /* http: WebSocket upgrade forwarded; raw bytes both ways */
+    bool tunnel_pending;     /* http: waiting for the backend's 101 before client bytes */
+    bool paused_client;      /* client reads stopped: backend output over the limit */
+    bool paused_backend;     /* backend reads stopped: client output over the limit */
+    int64_t awaiting_ms;     /* http: a request went out and no response byte came yet */
+    bool backend_replied;    /* any byte from the backend */
+    int http_status;         /* canned response sent by the gateway, 0 if none */
+};
+
+/* Accept fd from listener l of worker w. Always consumes fd. */
+void gw_conn_accept(struct gw_worker *w, const struct gw_listen *l, int fd,
+                    const struct sockaddr *sa, socklen_t salen);
+/* Close now: log the access line, free everything. Only place a connection is freed. */
+void gw_conn_close(struct gw_conn *c, const char *why);
+/* Handshake and peer check passed: connect to the backend. */
+void gw_conn_connect_backend(struct gw_conn *c);
+/* The backend could not be reached or did not answer: a canned HTTP status (502/504) in
+ * HTTP mode when nothing was relayed yet, else close. */
+void gw_conn_backend_failed(struct gw_conn *c, int status, const char *why);
+/* HTTP: send the canned response for status to the client, then close once it is written. */
+void gw_conn_send_status(struct gw_conn *c, int status);
+/* Install the relay callbacks on the client (client bytes wait until the backend is up). */
+void gw_relay_attach_client(struct gw_conn *c);
+/* Backend connected: start relaying (writes the PROXY v2 header first when asked). */
+int gw_relay_start(struct gw_conn *c, struct tw_err *err) TW_MUST_CHECK;
+/* Reschedule the connection's single timer for its current state. */
+void gw_conn_arm_timer(struct gw_conn *c);
+int64_t gw_now_ms(void);
+
+/* Format a socket address as "1.2.3.4:5" / "[::1]:5" / "unix:/path". */
+char *gw_addr_text(const struct sockaddr *sa, socklen_t len, char *out, size_t cap);
+
+/* Write one JSON access-log line for c, closed because of why (accesslog.c). */
+void gw_access_log(const struct gw_conn *c, const char *why);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Server (server.c)                                                                          */
+/* ------------------------------------------------------------------------------------------ */
+
+struct gw_server {
+    struct gw_source src;
+    struct event_base *base;
+    struct gw_gen *gen; /* the main thread's reference: the current generation */
+    uint64_t next_gen_id;
+    struct gw_worker workers[GW_MAX_WORKERS];
+    size_t nworkers;
+    struct event *sig_hup, *sig_term, *sig_int, *watch_timer, *stop_timer;
+    struct evhttp *metrics;
+    FILE *access; /* JSON lines, or NULL */
+    bool access_owned;
+    struct gw_svc_slot slots[GW_MAX_SERVICES];
+    size_t nslots;
+    atomic_int active; /* all live connections, for the global max-connections */
+    struct tlsx_ticket_keys *tickets;
+    uint64_t reloads_ok, reloads_failed;
+    int64_t last_reload_ms;
+    bool stopping;
+};
+
+/* The slot for service name (created on first use; main thread only). */
+struct gw_svc_slot *gw_server_slot(struct gw_server *srv, const char *name);
+
+#endif

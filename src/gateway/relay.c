@@ -1,0 +1,280 @@
+/* The relay: bytes both ways between the client (TLS) and the backend, with bounded buffers.
+ * When one side's output holds buffer-size bytes, the other side is no longer read until the
+ * output drains below a quarter of it: a slow reader never makes the gateway buffer without
+ * limit. In HTTP mode the client -> backend stream goes through the request processor
+ * (http.h), which strips spoofable identity headers and injects the verified ones. */
+#include "gateway/internal.h"
+
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+
+#include "gateway/forward.h"
+#include "gateway/proxy_v2.h"
+#include "util/buf.h"
+#include "util/log.h"
+
+#define FLUSH_LIMIT_MS 5000
+
+static void enter_flush(struct gw_conn *c, struct bufferevent *target, const char *why)
+{
+    c->state = GW_CONN_FLUSH;
+    snprintf(c->close_reason, sizeof(c->close_reason), "%s", why);
+    bufferevent_disable(c->client, EV_READ);
+    if (c->backend != NULL)
+        bufferevent_disable(c->backend, EV_READ);
+    if (target == NULL || evbuffer_get_length(bufferevent_get_output(target)) == 0) {
+        gw_conn_close(c, why);
+        return;
+    }
+    bufferevent_setwatermark(target, EV_WRITE, 0, 0);
+    bufferevent_enable(target, EV_WRITE);
+    c->deadline_ms = gw_now_ms() + FLUSH_LIMIT_MS;
+    gw_conn_arm_timer(c);
+}
+
+void gw_conn_send_status(struct gw_conn *c, int status)
+{
+    size_t len;
+    const char *resp = gw_http_error_response(status, &len);
+    c->http_status = status;
+    if (c->backend != NULL) {
+        bufferevent_free(c->backend);
+        c->backend = NULL;
+    }
+    bufferevent_write(c->client, resp, len);
+    char why[32];
+    snprintf(why, sizeof(why), "http %d", status);
+    enter_flush(c, c->client, why);
+}
+
+/* Backpressure: stop reading src while dst's output is over the limit. */
+static void limit(struct gw_conn *c, struct bufferevent *src, struct bufferevent *dst,
+                  bool *paused)
+{
+    if (evbuffer_get_length(bufferevent_get_output(dst)) >= c->svc->buffer_high) {
+        bufferevent_disable(src, EV_READ);
+        *paused = true;
+    }
+}
+
+static void client_read(struct bufferevent *bev, void *arg)
+{
+    struct gw_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    if (c->state == GW_CONN_FLUSH) {
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
+    if (c->state != GW_CONN_RELAY || c->tunnel_pending)
+        return; /* held (bounded by the read watermark) until the backend is ready */
+    c->last_io_ms = gw_now_ms();
+    struct evbuffer *out = bufferevent_get_output(c->backend);
+    size_t before = evbuffer_get_length(in);
+    if (c->http != NULL && !c->tunnel) {
+        size_t out_before = evbuffer_get_length(out);
+        enum gw_http_result r = gw_http_process(c->http, in, out);
+        c->bytes_in += before - evbuffer_get_length(in);
+        if (evbuffer_get_length(out) > out_before)
+            c->awaiting_ms = c->last_io_ms;
+        if (r == GW_HTTP_REJECT) {
+            snprintf(c->detail, sizeof(c->detail), "%s", gw_http_reason(c->http));
+            gw_conn_send_status(c, gw_http_status(c->http));
+            return;
+        }
+        if (r == GW_HTTP_TUNNEL)
+            c->tunnel_pending = true; /* the rest waits for the backend's 101 */
+    } else {
+        evbuffer_add_buffer(out, in);
+        c->bytes_in += before;
+    }
+    limit(c, c->client, c->backend, &c->paused_client);
+}
+
+/* HTTP Upgrade: tunnel only once the backend said 101; otherwise relay its answer, then
+ * close, and never forward the client's unfiltered bytes. */
+static int check_upgrade(struct gw_conn *c, struct evbuffer *in)
+{
+    size_t len = evbuffer_get_length(in);
+    size_t n = len < 13 ? len : 13;
+    int ok = gw_http_upgrade_accepted(evbuffer_pullup(in, (ssize_t)n), n);
+    if (ok < 0)
+        return -1;
+    c->tunnel_pending = false;
+    if (ok == 1) {
+        c->tunnel = true;
+        return 1;
+    }
+    c->tunnel_pending = true; /* stays: client bytes are never forwarded */
+    bufferevent_disable(c->client, EV_READ);
+    return 0;
+}
+
+static void backend_read(struct bufferevent *bev, void *arg)
+{
+    struct gw_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    if (c->state != GW_CONN_RELAY) {
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
+    c->last_io_ms = gw_now_ms();
+    c->backend_replied = true;
+    c->awaiting_ms = 0;
+    bool became_tunnel = false;
+    if (c->tunnel_pending && !c->tunnel) {
+        int r = check_upgrade(c, in);
+        if (r < 0)
+            return;
+        became_tunnel = r == 1;
+    }
+    size_t n = evbuffer_get_length(in);
+    evbuffer_add_buffer(bufferevent_get_output(c->client), in);
+    c->bytes_out += n;
+    limit(c, c->backend, c->client, &c->paused_backend);
+    if (became_tunnel)
+        client_read(c->client, c);
+}
+
+static void client_write(struct bufferevent *bev, void *arg)
+{
+    struct gw_conn *c = arg;
+    if (c->state == GW_CONN_FLUSH) {
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            gw_conn_close(c, c->close_reason);
+        return;
+    }
+    if (c->paused_backend && c->backend != NULL) {
+        c->paused_backend = false;
+        bufferevent_enable(c->backend, EV_READ);
+    }
+}
+
+static void backend_write(struct bufferevent *bev, void *arg)
+{
+    struct gw_conn *c = arg;
+    if (c->state == GW_CONN_FLUSH) {
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            gw_conn_close(c, c->close_reason);
+        return;
+    }
+    if (c->paused_client) {
+        c->paused_client = false;
+        bufferevent_enable(c->client, EV_READ);
+    }
+}
+
+static void client_event(struct bufferevent *bev, short events, void *arg)
+{
+    (void)bev;
+    struct gw_conn *c = arg;
+    (void)events;
+    ERR_clear_error();
+    while (bufferevent_get_openssl_error(c->client) != 0)
+        ;
+    if (c->state != GW_CONN_RELAY || c->backend == NULL) {
+        gw_conn_close(c, "client closed");
+        return;
+    }
+    enter_flush(c, c->backend, "client closed");
+}
+
+static void backend_event(struct bufferevent *bev, short events, void *arg)
+{
+    (void)bev;
+    struct gw_conn *c = arg;
+    ERR_clear_error();
+    if (c->svc->backend_ctx != NULL)
+        while (bufferevent_get_openssl_error(c->backend) != 0)
+            ;
+    if (c->state != GW_CONN_RELAY) {
+        gw_conn_close(c, "backend closed");
+        return;
+    }
+    if (events & BEV_EVENT_ERROR)
+        gw_stat_add(&c->w->stats.backend_errors, 1);
+    if (c->http != NULL && !c->backend_replied && c->awaiting_ms > 0) {
+        gw_conn_backend_failed(c, 502, "backend closed without a response");
+        return;
+    }
+    enter_flush(c, c->client, "backend closed");
+}
+
+void gw_relay_attach_client(struct gw_conn *c)
+{
+    bufferevent_setcb(c->client, client_read, client_write, client_event, c);
+    bufferevent_setwatermark(c->client, EV_READ, 0, c->svc->buffer_high);
+    bufferevent_setwatermark(c->client, EV_WRITE, c->svc->buffer_low, 0);
+}
+
+static int write_proxy_v2(struct gw_conn *c, struct tw_err *err)
+{
+    struct gw_pp2_ssl pp;
+    struct gw_pp2_strings strs;
+    memset(&strs, 0, sizeof(strs));
+    TW_GUARD(gw_proxy_v2_ssl_from(c->ssl, c->svc->cfg->proxy_v2_cert, &pp, &strs, err));
+    struct sockaddr_storage local;
+    socklen_t llen = sizeof(local);
+    memset(&local, 0, sizeof(local));
+    if (getsockname(bufferevent_getfd(c->client), (struct sockaddr *)&local, &llen) != 0)
+        local.ss_family = AF_UNSPEC;
+    struct tw_buf buf;
+    tw_buf_init(&buf, GW_PP2_MAX_LEN);
+    int rc = gw_proxy_v2_build(&buf, (struct sockaddr *)&c->peer, (struct sockaddr *)&local,
+                               c->sni[0] != '\0' ? c->sni : NULL, &pp, err);
+    if (rc == 0)
+        bufferevent_write(c->backend, buf.data, buf.len);
+    tw_buf_free(&buf);
+    OPENSSL_free(strs.der);
+    return rc;
+}
+
+static int make_http(struct gw_conn *c, struct tw_err *err)
+{
+    const struct gw_service *cfg = c->svc->cfg;
+    struct tw_buf hdr;
+    tw_buf_init(&hdr, GW_HTTP_MAX_INJECT);
+    if (c->svc->fwd_flags != 0) {
+        X509 *peer = SSL_get0_peer_certificate(c->ssl);
+        if (gw_forward_headers(&hdr, peer, SSL_get_peer_cert_chain(c->ssl), c->svc->fwd_flags,
+                               err) != 0) {
+            tw_buf_free(&hdr);
+            return -1;
+        }
+    }
+    struct gw_http_params p = {
+        .inject = (const char *)hdr.data,
+        .inject_len = hdr.len,
+        .max_header_bytes = cfg->limits.max_header_bytes,
+        .max_headers = cfg->limits.max_headers,
+    };
+    /* Host must name the service the SNI chose; without SNI on a one-service listener there
+     * is nothing to compare against (clients connecting to an IP address send none). */
+    if (c->sni[0] != '\0' || c->listen->nsvcs > 1) {
+        p.hosts = (const char *const *)cfg->server_name;
+        p.n_hosts = cfg->n_server_name;
+    }
+    c->http = gw_http_new(&p, err);
+    tw_buf_free(&hdr);
+    return c->http != NULL ? 0 : -1;
+}
+
+int gw_relay_start(struct gw_conn *c, struct tw_err *err)
+{
+    c->state = GW_CONN_RELAY;
+    c->last_io_ms = gw_now_ms();
+    bufferevent_setcb(c->backend, backend_read, backend_write, backend_event, c);
+    bufferevent_setwatermark(c->backend, EV_READ, 0, c->svc->buffer_high);
+    bufferevent_setwatermark(c->backend, EV_WRITE, c->svc->buffer_low, 0);
+    bufferevent_enable(c->backend, EV_READ | EV_WRITE);
+    if (c->svc->cfg->forward == GW_FORWARD_PROXY_V2)
+        TW_GUARD(write_proxy_v2(c, err));
+    if (c->svc->cfg->mode == GW_MODE_HTTP)
+        TW_GUARD(make_http(c, err));
+    gw_conn_arm_timer(c);
+    if (evbuffer_get_length(bufferevent_get_input(c->client)) > 0)
+        client_read(c->client, c);
+    return 0;
+}

@@ -1,0 +1,245 @@
+/* The server: start-up, the main thread's loop (signals, reloads, file watching, metrics),
+ * and shutdown. Reload builds a new generation off to the side; only a complete one is
+ * swapped in, so a broken config or file leaves the old generation serving. */
+#include "gateway/internal.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/log.h"
+
+#define WATCH_INTERVAL_MS 1000
+#define STOP_POLL_MS 20
+
+struct gw_svc_slot *gw_server_slot(struct gw_server *srv, const char *name)
+{
+    for (size_t i = 0; i < srv->nslots; i++)
+        if (strcmp(srv->slots[i].name, name) == 0)
+            return &srv->slots[i];
+    if (srv->nslots >= GW_MAX_SERVICES)
+        return NULL;
+    struct gw_svc_slot *s = &srv->slots[srv->nslots++];
+    snprintf(s->name, sizeof(s->name), "%s", name);
+    atomic_init(&s->active, 0);
+    return s;
+}
+
+static void reload(struct gw_server *srv, const char *why)
+{
+    struct tw_err err;
+    tw_err_clear(&err);
+    log_info("reload (%s): building a new configuration generation", why);
+    struct gw_gen *gen = gw_gen_build(srv, &err);
+    if (gen != NULL && gw_gen_same_listens(srv->gen, gen, &err) != 0) {
+        gw_gen_unref(gen);
+        gen = NULL;
+    }
+    if (gen == NULL) {
+        srv->reloads_failed++;
+        /* Remember the files as they are now, so a broken file is not retried every second;
+         * the next change to any of them triggers a new attempt. */
+        (void)gw_gen_files_changed(srv->gen, true);
+        log_warnx("reload failed, still serving generation %llu: %s",
+                  (unsigned long long)srv->gen->id, err.msg);
+        return;
+    }
+    char what[64];
+    if (gw_config_needs_restart(srv->gen->cfg, gen->cfg, what, sizeof(what)))
+        log_warnx("reload: %s changed: restart to apply", what);
+    for (size_t i = 0; i < srv->nworkers; i++)
+        gw_worker_post_gen(&srv->workers[i], gen);
+    struct gw_gen *old = srv->gen;
+    srv->gen = gen;
+    gw_gen_unref(old);
+    srv->reloads_ok++;
+    log_info("reload: generation %llu serving", (unsigned long long)gen->id);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    struct gw_server *srv = arg;
+    if (!srv->stopping)
+        reload(srv, "SIGHUP");
+}
+
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_server *srv = arg;
+    if (srv->stopping)
+        return;
+    const char *changed = gw_gen_files_changed(srv->gen, false);
+    if (changed != NULL) {
+        char why[320];
+        snprintf(why, sizeof(why), "%s changed", changed);
+        reload(srv, why);
+    }
+}
+
+static void on_stop_poll(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_server *srv = arg;
+    for (size_t i = 0; i < srv->nworkers; i++)
+        if (!atomic_load(&srv->workers[i].done))
+            return;
+    event_base_loopbreak(srv->base);
+}
+
+static void on_term(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct gw_server *srv = arg;
+    if (srv->stopping)
+        return;
+    srv->stopping = true;
+    int64_t drain_ms = srv->gen->cfg->global.drain_timeout * 1000;
+    log_info("%s: no longer accepting; draining open connections for up to %llds",
+             sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)(drain_ms / 1000));
+    for (size_t i = 0; i < srv->nworkers; i++) {
+        srv->workers[i].drain_deadline_ms = gw_now_ms() + drain_ms;
+        gw_worker_post_stop(&srv->workers[i]);
+    }
+    struct timeval tv = {0, STOP_POLL_MS * 1000};
+    event_add(srv->stop_timer, &tv);
+}
+
+static int open_access_log(struct gw_server *srv, struct tw_err *err)
+{
+    const char *path = srv->gen->cfg->global.access_log;
+    if (path == NULL)
+        return 0;
+    if (strcmp(path, "-") == 0) {
+        srv->access = stdout;
+        return 0;
+    }
+    srv->access = fopen(path, "ae");
+    if (srv->access == NULL)
+        return tw_err_sys(err, TW_ERR_IO, "access-log %s: cannot open", path);
+    srv->access_owned = true;
+    return 0;
+}
+
+static int add_signal(struct gw_server *srv, struct event **ev, int sig,
+                      event_callback_fn cb, struct tw_err *err)
+{
+    *ev = evsignal_new(srv->base, sig, cb, srv);
+    TW_ENSURE(*ev != NULL && event_add(*ev, NULL) == 0, err, TW_ERR_INTERNAL,
+              "cannot watch signal %d", sig);
+    return 0;
+}
+
+static int setup_main(struct gw_server *srv, struct tw_err *err)
+{
+    TW_GUARD(add_signal(srv, &srv->sig_hup, SIGHUP, on_hup, err));
+    TW_GUARD(add_signal(srv, &srv->sig_term, SIGTERM, on_term, err));
+    TW_GUARD(add_signal(srv, &srv->sig_int, SIGINT, on_term, err));
+    srv->watch_timer = event_new(srv->base, -1, EV_PERSIST, on_watch, srv);
+    srv->stop_timer = event_new(srv->base, -1, EV_PERSIST, on_stop_poll, srv);
+    TW_ENSURE(srv->watch_timer != NULL && srv->stop_timer != NULL, err, TW_ERR_INTERNAL,
+              "event_new failed");
+    struct timeval tv = {WATCH_INTERVAL_MS / 1000, (WATCH_INTERVAL_MS % 1000) * 1000};
+    TW_ENSURE(event_add(srv->watch_timer, &tv) == 0, err, TW_ERR_INTERNAL, "event_add failed");
+    return 0;
+}
+
+static int start_workers(struct gw_server *srv, struct tw_err *err)
+{
+    for (size_t i = 0; i < (size_t)srv->gen->workers; i++) {
+        struct gw_worker *w = &srv->workers[i];
+        srv->nworkers = i + 1;
+        TW_GUARD(gw_worker_init(w, srv, i, err));
+        w->gen = gw_gen_ref(srv->gen);
+        TW_GUARD(gw_worker_listen(w, srv->gen, err));
+    }
+    /* Workers inherit this mask: signals are handled by the main thread's loop only. */
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    int rc = 0;
+    for (size_t i = 0; i < srv->nworkers && rc == 0; i++)
+        rc = gw_worker_start(&srv->workers[i], err);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+static void say_ready(const struct gw_server *srv)
+{
+    char line[1024];
+    size_t o = 0;
+    const struct gw_gen *gen = srv->gen;
+    for (size_t i = 0; i < gen->nlistens && o < sizeof(line); i++)
+        o += (size_t)snprintf(line + o, sizeof(line) - o, "%s%s", i > 0 ? ", " : "",
+                              gen->listens[i].cfg->addr.text);
+    fprintf(stderr, "twoway gateway: ready, listening on %s (%zu worker%s)\n", line,
+            srv->nworkers, srv->nworkers == 1 ? "" : "s");
+    fflush(stderr);
+}
+
+static void server_free(struct gw_server *srv)
+{
+    for (size_t i = 0; i < srv->nworkers; i++)
+        gw_worker_post_stop(&srv->workers[i]);
+    for (size_t i = 0; i < srv->nworkers; i++)
+        gw_worker_join(&srv->workers[i]);
+    for (size_t i = 0; i < srv->nworkers; i++)
+        gw_worker_cleanup(&srv->workers[i]);
+    gw_metrics_stop(srv);
+    struct event *evs[] = {srv->sig_hup, srv->sig_term, srv->sig_int, srv->watch_timer,
+                           srv->stop_timer};
+    for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+        if (evs[i] != NULL)
+            event_free(evs[i]);
+    if (srv->base != NULL)
+        event_base_free(srv->base);
+    gw_gen_unref(srv->gen);
+    tlsx_ticket_keys_free(srv->tickets);
+    if (srv->access_owned)
+        fclose(srv->access);
+    else if (srv->access != NULL)
+        fflush(srv->access);
+    free(srv);
+}
+
+int gateway_run(const struct gw_source *src, struct tw_err *err)
+{
+    struct gw_server *srv = calloc(1, sizeof(*srv));
+    TW_ENSURE(srv != NULL, err, TW_ERR_INTERNAL, "out of memory");
+    srv->src = *src;
+    atomic_init(&srv->active, 0);
+    signal(SIGPIPE, SIG_IGN);
+    int rc = -1;
+    srv->base = event_base_new();
+    if (srv->base == NULL) {
+        tw_err_set(err, TW_ERR_INTERNAL, "event_base_new failed");
+        goto out;
+    }
+    srv->gen = gw_gen_build(srv, err);
+    if (srv->gen == NULL)
+        goto out;
+    log_init(stderr, srv->gen->cfg->global.log_level);
+    if (open_access_log(srv, err) != 0 || setup_main(srv, err) != 0)
+        goto out;
+    if (srv->gen->cfg->global.has_metrics &&
+        gw_metrics_start(srv, &srv->gen->cfg->global.metrics, err) != 0)
+        goto out;
+    if (start_workers(srv, err) != 0)
+        goto out;
+    say_ready(srv);
+    event_base_dispatch(srv->base);
+    log_info("stopped");
+    rc = 0;
+out:
+    server_free(srv);
+    return rc;
+}

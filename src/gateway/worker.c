@@ -1,0 +1,242 @@
+/* Worker threads: one event_base each, SO_REUSEPORT listeners of their own, the connections
+ * they accepted. The main thread talks to a worker only through an atomic generation slot,
+ * an atomic stop flag and an eventfd poke: no locks on the data path. */
+#include "gateway/internal.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "util/log.h"
+
+#define ACCEPT_PAUSE_MS 100
+
+static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    (void)lev;
+    struct gw_lctx *lc = arg;
+    struct gw_worker *w = lc->w;
+    if (w->draining) {
+        close(fd);
+        return;
+    }
+    gw_conn_accept(w, &w->gen->listens[lc->idx], fd, sa, (socklen_t)salen);
+}
+
+static void on_resume_accept(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_worker *w = arg;
+    if (w->draining)
+        return;
+    for (size_t i = 0; i < w->nlev; i++)
+        evconnlistener_enable(w->lev[i]);
+}
+
+/* EMFILE, ENFILE, ENOBUFS: stop accepting for a moment instead of spinning. */
+static void on_accept_error(struct evconnlistener *lev, void *arg)
+{
+    (void)lev;
+    struct gw_lctx *lc = arg;
+    struct gw_worker *w = lc->w;
+    log_warn("worker %zu: accept on %s failed", w->id, w->gen->listens[lc->idx].cfg->addr.text);
+    for (size_t i = 0; i < w->nlev; i++)
+        evconnlistener_disable(w->lev[i]);
+    struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+    event_add(w->pause_ev, &tv);
+}
+
+/* After a swap: close live connections whose certificate the new CRLs revoke or the new
+ * policy no longer allows. The lookup is by issuer + serial: nothing is decoded again. */
+static void sweep(struct gw_worker *w)
+{
+    struct gw_conn *next;
+    for (struct gw_conn *c = w->conns; c != NULL; c = next) {
+        next = c->next;
+        if (c->svc == NULL || c->serial == NULL || c->state == GW_CONN_HANDSHAKE)
+            continue;
+        const struct gw_svc *s = gw_gen_find_svc(w->gen, c->svc->cfg->name);
+        if (s == NULL)
+            continue;
+        if (tlsx_crl_set_is_revoked(s->crls, c->issuer, c->serial)) {
+            gw_stat_add(&w->stats.revoked_closed, 1);
+            c->reason = TLSX_R_REVOKED;
+            c->verdict = "deny";
+            snprintf(c->detail, sizeof(c->detail), "certificate revoked by a reloaded CRL");
+            gw_conn_close(c, "revoked");
+        } else if (c->id != NULL && !tlsx_policy_check(s->policy, c->id, NULL)) {
+            c->reason = TLSX_R_POLICY;
+            c->verdict = "deny";
+            snprintf(c->detail, sizeof(c->detail), "no longer allowed by the reloaded policy");
+            gw_conn_close(c, "policy");
+        }
+    }
+}
+
+static void begin_drain(struct gw_worker *w)
+{
+    w->draining = true;
+    for (size_t i = 0; i < w->nlev; i++) {
+        evconnlistener_free(w->lev[i]);
+        w->lev[i] = NULL;
+    }
+    w->nlev = 0;
+    if (w->nconns == 0) {
+        event_base_loopbreak(w->base);
+        return;
+    }
+    int64_t left = w->drain_deadline_ms - gw_now_ms();
+    if (left < 0)
+        left = 0;
+    struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
+    event_add(w->drain_ev, &tv);
+}
+
+static void on_drain_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_worker *w = arg;
+    if (w->nconns > 0)
+        log_warnx("worker %zu: drain timeout, closing %zu connection(s)", w->id, w->nconns);
+    while (w->conns != NULL)
+        gw_conn_close(w->conns, "drain timeout");
+    event_base_loopbreak(w->base);
+}
+
+static void on_notify(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct gw_worker *w = arg;
+    uint64_t v;
+    if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        log_warn("worker %zu: notify read", w->id);
+    struct gw_gen *gen = atomic_exchange(&w->pending, NULL);
+    if (gen != NULL) {
+        struct gw_gen *old = w->gen;
+        w->gen = gen;
+        gw_gen_unref(old);
+        sweep(w);
+    }
+    if (atomic_load(&w->stop) && !w->draining)
+        begin_drain(w);
+}
+
+int gw_worker_init(struct gw_worker *w, struct gw_server *srv, size_t id, struct tw_err *err)
+{
+    w->srv = srv;
+    w->id = id;
+    w->notify_fd = -1;
+    atomic_init(&w->pending, NULL);
+    atomic_init(&w->stop, 0);
+    atomic_init(&w->done, 0);
+    w->base = event_base_new();
+    TW_ENSURE(w->base != NULL, err, TW_ERR_INTERNAL, "worker %zu: event_base_new failed", id);
+    w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->notify_fd < 0)
+        return tw_err_sys(err, TW_ERR_IO, "worker %zu: eventfd", id);
+    w->notify_ev = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, on_notify, w);
+    w->pause_ev = evtimer_new(w->base, on_resume_accept, w);
+    w->drain_ev = evtimer_new(w->base, on_drain_deadline, w);
+    TW_ENSURE(w->notify_ev != NULL && w->pause_ev != NULL && w->drain_ev != NULL, err,
+              TW_ERR_INTERNAL, "worker %zu: event_new failed", id);
+    TW_ENSURE(event_add(w->notify_ev, NULL) == 0, err, TW_ERR_INTERNAL,
+              "worker %zu: event_add failed", id);
+    return 0;
+}
+
+int gw_worker_listen(struct gw_worker *w, const struct gw_gen *gen, struct tw_err *err)
+{
+    for (size_t i = 0; i < gen->nlistens; i++) {
+        const struct gw_addr *a = &gen->listens[i].cfg->addr;
+        unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE |
+                         LEV_OPT_REUSEABLE_PORT;
+        if (a->ss.ss_family == AF_INET6)
+            flags |= LEV_OPT_BIND_IPV6ONLY;
+        w->lctx[i].w = w;
+        w->lctx[i].idx = i;
+        errno = 0;
+        w->lev[i] = evconnlistener_new_bind(w->base, on_accept, &w->lctx[i], flags, 1024,
+                                            (const struct sockaddr *)&a->ss, (int)a->len);
+        if (w->lev[i] == NULL)
+            return tw_err_sys(err, TW_ERR_IO, "cannot listen on %s", a->text);
+        evconnlistener_set_error_cb(w->lev[i], on_accept_error);
+        w->nlev = i + 1;
+    }
+    return 0;
+}
+
+static void *worker_main(void *arg)
+{
+    struct gw_worker *w = arg;
+    event_base_dispatch(w->base);
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+int gw_worker_start(struct gw_worker *w, struct tw_err *err)
+{
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc != 0) {
+        errno = rc;
+        return tw_err_sys(err, TW_ERR_INTERNAL, "worker %zu: cannot start thread", w->id);
+    }
+    w->started = true;
+    return 0;
+}
+
+static void poke(struct gw_worker *w)
+{
+    uint64_t one = 1;
+    if (write(w->notify_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_warn("worker %zu: notify", w->id);
+}
+
+void gw_worker_post_gen(struct gw_worker *w, struct gw_gen *gen)
+{
+    struct gw_gen *old = atomic_exchange(&w->pending, gw_gen_ref(gen));
+    gw_gen_unref(old);
+    poke(w);
+}
+
+void gw_worker_post_stop(struct gw_worker *w)
+{
+    atomic_store(&w->stop, 1);
+    poke(w);
+}
+
+void gw_worker_join(struct gw_worker *w)
+{
+    if (w->started)
+        pthread_join(w->thread, NULL);
+    w->started = false;
+}
+
+void gw_worker_cleanup(struct gw_worker *w)
+{
+    while (w->conns != NULL)
+        gw_conn_close(w->conns, "shutdown");
+    for (size_t i = 0; i < w->nlev; i++)
+        if (w->lev[i] != NULL)
+            evconnlistener_free(w->lev[i]);
+    w->nlev = 0;
+    if (w->notify_ev != NULL)
+        event_free(w->notify_ev);
+    if (w->pause_ev != NULL)
+        event_free(w->pause_ev);
+    if (w->drain_ev != NULL)
+        event_free(w->drain_ev);
+    if (w->notify_fd >= 0)
+        close(w->notify_fd);
+    if (w->base != NULL)
+        event_base_free(w->base);
+    gw_gen_unref(atomic_exchange(&w->pending, NULL));
+    gw_gen_unref(w->gen);
+    memset(w, 0, sizeof(*w));
+    w->notify_fd = -1;
+}
