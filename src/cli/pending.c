@@ -7,20 +7,6 @@ static int pending(const char *name)
     return 1;
 }
 
-int cli_ca_init(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    return pending("ca init");
-}
-
-int cli_ca_issue(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    return pending("ca issue");
-}
-
 int cli_ca_list(int argc, char **argv)
 {
     (void)argc;
