@@ -83,9 +83,9 @@ int gw_proxy_v2_build(struct tw_buf *out, const struct sockaddr *src, const stru
                       const char *authority, const struct gw_pp2_ssl *ssl,
                       struct tw_err *err) TW_MUST_CHECK;
 
-/* Strings describing a client certificate, for gw_pp2_ssl: subject CN ("" when none; control
- * and non-ASCII bytes replaced by '?'), signature algorithm short name, and key algorithm with
- * its size. Each buffer gets a NUL-terminated string, truncated to its cap. */
+/* Strings describing a client certificate, for gw_pp2_ssl: subject CN as UTF-8 ("" when none;
+ * control bytes replaced by '?'), signature algorithm short name ("ecdsa-with-SHA256"), and key
+ * algorithm with its size. Each buffer gets a NUL-terminated string, truncated to its cap. */
 void gw_proxy_v2_cert_strings(X509 *cert, char *cn, size_t cn_cap, char *sig_alg,
                               size_t sig_cap, char *key_alg, size_t key_cap);
 
