@@ -266,8 +266,10 @@ static int add_to_listener(struct gw_config *cfg, const struct cfg_raw *raw, siz
         }
     }
     if (cfg->global.has_metrics &&
-        (strcmp(cfg->global.metrics.text, a->text) == 0 || overlaps(&cfg->global.metrics, a)))
-        return cfg_err_entry(raw, sec, listen_entry(sec, j), "conflicts with metrics", err);
+        (strcmp(cfg->global.metrics.text, a->text) == 0 || overlaps(&cfg->global.metrics, a))) {
+        snprintf(why, sizeof(why), "conflicts with metrics = %s", cfg->global.metrics.text);
+        return cfg_err_entry(raw, sec, listen_entry(sec, j), why, err);
+    }
     if (l == NULL) {
         l = &cfg->listeners[cfg->n_listeners];
         l->services = calloc(cfg->n_services, sizeof(*l->services));

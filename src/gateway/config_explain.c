@@ -86,9 +86,8 @@ static void explain_service(FILE *out, const struct gw_service *s)
                    s->server_name, s->n_server_name, "");
     else
         fprintf(out, "  %-16s%s\n", "names", "any SNI name");
-    fprintf(out, "  %-16s%s; TLS %s-%s\n", "clients", "must present a certificate from",
-            tls_name(s->tls_min), tls_name(s->tls_max));
-    fprintf(out, "  %-16s%s\n", "client-ca", s->client_ca);
+    fprintf(out, "  %-16s%s (a client certificate is required)\n", "client-ca", s->client_ca);
+    fprintf(out, "  %-16s%s to %s\n", "tls", tls_name(s->tls_min), tls_name(s->tls_max));
     if (s->n_crl > 0) {
         print_list(out, "crl", s->crl, s->n_crl, "");
         fprintf(out, "  %-16srefresh every %llds; an expired CRL is %s\n", "",

@@ -131,6 +131,7 @@ static char *reader(char *str, int num, void *stream)
         int rc = on_section(src, line + 1);
         *close = ']';
         if (rc != 0) {
+            src->err_line = src->line;
             free(line);
             return NULL;
         }

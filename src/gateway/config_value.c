@@ -339,13 +339,29 @@ int cfg_parse_size(const char *text, long long min, long long max, long long *ou
     return -1;
 }
 
+/* "90s", "5m", "7d": the largest unit that divides the value. */
+static const char *duration_text(long long s, char *out, size_t cap)
+{
+    if (s > 0 && s % 86400 == 0)
+        snprintf(out, cap, "%lldd", s / 86400);
+    else if (s > 0 && s % 3600 == 0)
+        snprintf(out, cap, "%lldh", s / 3600);
+    else if (s > 0 && s % 60 == 0)
+        snprintf(out, cap, "%lldm", s / 60);
+    else
+        snprintf(out, cap, "%llds", s);
+    return out;
+}
+
 int cfg_parse_duration(const char *text, long long min, long long max, int64_t *out, char *why,
                        size_t cap)
 {
     int64_t s;
     struct tw_err e;
     if (clock_duration_parse(text, &s, &e) != 0 || s < min || s > max) {
-        snprintf(why, cap, "expected a duration from %llds to %llds, e.g. 30s, 5m, 1h", min, max);
+        char lo[24], hi[24];
+        snprintf(why, cap, "expected a duration from %s to %s, e.g. 30s, 5m, 1h",
+                 duration_text(min, lo, sizeof(lo)), duration_text(max, hi, sizeof(hi)));
         return -1;
     }
     *out = s;
