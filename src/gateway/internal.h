@@ -240,6 +240,8 @@ struct gw_conn {
     bool tunnel_pending;     /* http: waiting for the backend's 101 before client bytes */
     bool paused_client;      /* client reads stopped: backend output over the limit */
     bool paused_backend;     /* backend reads stopped: client output over the limit */
+    bool client_eof;         /* the client finished sending; answers still flow back */
+    bool backend_shut;       /* that half-close was passed on to the backend */
     int64_t awaiting_ms;     /* http: a request went out and no response byte came yet */
     bool backend_replied;    /* any byte from the backend */
     int http_status;         /* canned response sent by the gateway, 0 if none */

@@ -6,6 +6,7 @@
 #include "gateway/internal.h"
 
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
@@ -17,6 +18,8 @@
 #include "util/log.h"
 
 #define FLUSH_LIMIT_MS 5000
+
+static void half_close_backend(struct gw_conn *c);
 
 static void enter_flush(struct gw_conn *c, struct bufferevent *target, const char *why)
 {
@@ -160,22 +163,46 @@ static void backend_write(struct bufferevent *bev, void *arg)
             gw_conn_close(c, c->close_reason);
         return;
     }
-    if (c->paused_client) {
+    if (c->client_eof && !c->backend_shut) {
+        half_close_backend(c);
+        return;
+    }
+    if (c->paused_client && !c->client_eof) {
         c->paused_client = false;
         bufferevent_enable(c->client, EV_READ);
     }
+}
+
+/* The client finished sending (TLS close_notify or TCP FIN) but may still read: pass the
+ * half-close on to a plain backend once everything buffered for it has been written, and
+ * keep relaying its answer until it closes (the idle timeout bounds the wait). */
+static void half_close_backend(struct gw_conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->backend);
+    if (evbuffer_get_length(out) > 0) {
+        bufferevent_setwatermark(c->backend, EV_WRITE, 0, 0);
+        return;
+    }
+    c->backend_shut = true;
+    if (c->svc->backend_ctx == NULL)
+        (void)shutdown(bufferevent_getfd(c->backend), SHUT_WR);
 }
 
 static void client_event(struct bufferevent *bev, short events, void *arg)
 {
     (void)bev;
     struct gw_conn *c = arg;
-    (void)events;
     ERR_clear_error();
     while (bufferevent_get_openssl_error(c->client) != 0)
         ;
     if (c->state != GW_CONN_RELAY || c->backend == NULL) {
         gw_conn_close(c, "client closed");
+        return;
+    }
+    if ((events & BEV_EVENT_EOF) && !(events & BEV_EVENT_ERROR) && !c->tunnel_pending) {
+        c->client_eof = true;
+        bufferevent_disable(c->client, EV_READ);
+        half_close_backend(c);
         return;
     }
     enter_flush(c, c->backend, "client closed");
