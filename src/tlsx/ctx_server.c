@@ -42,8 +42,24 @@ static int client_cas(SSL_CTX *ctx, const struct tlsx_server_opts *o, struct tls
     return 0;
 }
 
+/* 1 when every CA in cas chains up to a self-signed root within cas. */
+static int chains_complete(STACK_OF(X509) *cas)
+{
+    for (int i = 0; i < sk_X509_num(cas); i++) {
+        X509 *ca = sk_X509_value(cas, i);
+        int found = X509_check_issued(ca, ca) == X509_V_OK;
+        for (int j = 0; j < sk_X509_num(cas) && !found; j++)
+            found = j != i && X509_check_issued(sk_X509_value(cas, j), ca) == X509_V_OK;
+        if (!found)
+            return 0;
+    }
+    return 1;
+}
+
 /* CRL_CHECK for the leaf when any CRL is configured; CRL_CHECK_ALL when every CA in
- * client-ca has one (otherwise the CAs without a CRL would make every chain fail). */
+ * client-ca has one (otherwise the CAs without a CRL would make every chain fail) and every
+ * chain ends at a root in client-ca (an intermediate trusted on its own has no issuer to
+ * check its own revocation with). */
 static int revocation(SSL_CTX *ctx, const struct tlsx_server_opts *o, struct tlsx_server_state *st,
                       struct tw_err *err)
 {
@@ -52,7 +68,7 @@ static int revocation(SSL_CTX *ctx, const struct tlsx_server_opts *o, struct tls
     TW_GUARD(tlsx_crl_set_verify(o->crls, st->client_cas, err));
     TW_GUARD(tlsx_crl_set_to_store(o->crls, SSL_CTX_get_cert_store(ctx), err));
     unsigned long flags = X509_V_FLAG_CRL_CHECK;
-    int all = 1;
+    int all = chains_complete(st->client_cas);
     for (int i = 0; i < sk_X509_num(st->client_cas) && all; i++)
         all = tlsx_crl_set_has_issuer(o->crls, X509_get_subject_name(sk_X509_value(st->client_cas, i)));
     if (all)
@@ -83,10 +99,13 @@ static int verification(SSL_CTX *ctx, const struct tlsx_server_opts *o,
     SSL_CTX_set_verify_depth(ctx, o->verify_depth > 0 ? o->verify_depth : DEFAULT_VERIFY_DEPTH);
     TW_GUARD_OSSL(SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT), err, TW_ERR_INTERNAL,
                   "cannot set purpose sslclient");
-    /* Every certificate in client-ca is a trust anchor, including an intermediate given
-     * without its root. */
-    TW_GUARD_OSSL(X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_PARTIAL_CHAIN),
-                  err, TW_ERR_INTERNAL, "cannot set verify flags");
+    /* An intermediate given without its root is a trust anchor on its own. Only then: with
+     * partial chains OpenSSL stops at the first trusted CA, and CRL_CHECK_ALL could not check
+     * that CA against its issuer's CRL. */
+    if (!chains_complete(st->client_cas))
+        TW_GUARD_OSSL(X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx),
+                                                  X509_V_FLAG_PARTIAL_CHAIN),
+                      err, TW_ERR_INTERNAL, "cannot set verify flags");
     TW_GUARD(revocation(ctx, o, st, err));
     if (o->policy != NULL) {
         tlsx_policy_up_ref(o->policy);
