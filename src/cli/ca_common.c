@@ -79,18 +79,17 @@ int ca_parse_int(const char *flag, const char *text, long min, long max, long *o
 int ca_parse_validity(const char *text, int64_t *seconds, struct tw_err *err)
 {
     long days;
-    if (ca_parse_int("--days", text, 1, 36500, &days, NULL) == 0) {
-        *seconds = (int64_t)days * 86400;
+    /* Bare numbers are days. Anything past 100 years is clipped there; the issuer's notAfter
+     * caps it further, so "--days 100000" means "as long as the CA allows". */
+    if (ca_parse_int("--days", text, 1, 10000000, &days, NULL) == 0) {
+        *seconds = (int64_t)(days > 36500 ? 36500 : days) * 86400;
         return 0;
     }
     int64_t secs = 0;
-    if (clock_duration_parse(text, &secs, NULL) != 0 || secs < 1 ||
-        secs > (int64_t)36500 * 86400)
+    if (clock_duration_parse(text, &secs, NULL) != 0 || secs < 1)
         return tw_err_set(err, TW_ERR_USAGE,
-                          "--days '%s': expected days (30) or a duration (12h, 2w), at most "
-                          "100 years",
-                          text);
-    *seconds = secs;
+                          "--days '%s': expected days (30) or a duration (12h, 2w)", text);
+    *seconds = secs > (int64_t)36500 * 86400 ? (int64_t)36500 * 86400 : secs;
     return 0;
 }
 

@@ -292,7 +292,7 @@ static int run(const struct issue_args *a, struct material *m, struct tw_err *er
         if (pki_cert_serial_hex(m->cert, serial, sizeof(serial), NULL) != 0)
             serial[0] = '?';
         struct tw_err ignored;
-        if (pki_ca_audit(ca, "issue-files", NULL, serial, err, &ignored) != 0)
+        if (pki_ca_audit(ca, "issue", NULL, serial, err, &ignored) != 0)
             tw_err_clear(&ignored);
         char msg[TW_ERR_MSG_MAX];
         snprintf(msg, sizeof(msg), "%s", err->msg);

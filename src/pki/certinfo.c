@@ -16,7 +16,11 @@ int pki_cert_serial_hex(const X509 *cert, char *out, size_t cap, struct tw_err *
     TW_ENSURE_OSSL(bn != NULL, err, TW_ERR_PKI, "certificate serial unreadable");
     char *hex = BN_bn2hex(bn);
     TW_ENSURE_OSSL(hex != NULL, err, TW_ERR_INTERNAL, "out of memory");
-    int n = snprintf(out, cap, "%s", hex);
+    /* BN_bn2hex prints whole bytes ("05..."); the inventory drops leading zeros. */
+    const char *digits = hex;
+    while (digits[0] == '0' && digits[1] != '\0')
+        digits++;
+    int n = snprintf(out, cap, "%s", digits);
     OPENSSL_free(hex);
     TW_ENSURE(n >= 0 && (size_t)n < cap, err, TW_ERR_PKI, "certificate serial too long");
     return 0;

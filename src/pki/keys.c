@@ -13,8 +13,9 @@
 #include "util/cleanup.h"
 #include "util/fs.h"
 
-/* scrypt cost for encrypted keys: N = 2^15, r = 8, p = 1 (32 MiB, well under a second). */
-#define SCRYPT_N 32768
+/* scrypt cost for encrypted keys: N = 2^14, r = 8, p = 1 (16 MiB, under OpenSSL's 32 MiB
+ * default memory cap for decoding; well under a second). */
+#define SCRYPT_N 16384
 #define SCRYPT_R 8
 #define SCRYPT_P 1
 #define KEY_FILE_MAX (64u * 1024)
