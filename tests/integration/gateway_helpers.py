@@ -219,7 +219,7 @@ class Gateway:
 def gateway_flags(ca, server, port, backend, crl=None, extra=()):
     args = ["--listen", f"127.0.0.1:{port}", "--backend", backend, "--mode", "tcp",
             "--cert", server.cert_path, "--key", server.key_path, "--client-ca", ca.ca_path,
-            "--workers", "2", "--log-level", "info"]
+            "--workers", "2"]
     if crl is not None:
         args += ["--crl", crl]
     return args + list(extra)
