@@ -96,7 +96,8 @@ static char *dn_string(const X509_NAME *name)
         long n = BIO_get_mem_data(bio, &p);
         out = malloc((size_t)n + 1);
         if (out != NULL) {
-            memcpy(out, p, (size_t)n);
+            if (n > 0)
+                memcpy(out, p, (size_t)n);
             out[n] = '\0';
         }
     }

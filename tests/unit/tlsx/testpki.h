@@ -15,10 +15,14 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include "tlsx/tlsx.h"
+
+/* Not every test uses every helper. */
+#define TP_FN static __attribute__((unused))
 
 struct tp_cert {
     X509 *cert;
@@ -36,14 +40,14 @@ struct tp_opts {
     long serial;         /* 0: random-ish counter */
 };
 
-static void tp_die(const char *what)
+TP_FN void tp_die(const char *what)
 {
     fprintf(stderr, "testpki: %s failed\n", what);
     ERR_print_errors_fp(stderr);
     abort();
 }
 
-static EVP_PKEY *tp_key(void)
+TP_FN EVP_PKEY *tp_key(void)
 {
     EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     if (k == NULL)
@@ -51,7 +55,7 @@ static EVP_PKEY *tp_key(void)
     return k;
 }
 
-static void tp_ext(X509 *cert, X509 *issuer, int nid, const char *value)
+TP_FN void tp_ext(X509 *cert, X509 *issuer, int nid, const char *value)
 {
     X509V3_CTX ctx;
     X509V3_set_ctx(&ctx, issuer != NULL ? issuer : cert, cert, NULL, NULL, 0);
@@ -62,7 +66,7 @@ static void tp_ext(X509 *cert, X509 *issuer, int nid, const char *value)
 }
 
 /* A certificate for cn signed by issuer (NULL: self-signed). */
-static struct tp_cert tp_make(const char *cn, const struct tp_cert *issuer, const struct tp_opts *o)
+TP_FN struct tp_cert tp_make(const char *cn, const struct tp_cert *issuer, const struct tp_opts *o)
 {
     static long counter = 0x1000;
     struct tp_opts none = {0};
@@ -102,7 +106,7 @@ static struct tp_cert tp_make(const char *cn, const struct tp_cert *issuer, cons
     return c;
 }
 
-static void tp_free(struct tp_cert *c)
+TP_FN void tp_free(struct tp_cert *c)
 {
     X509_free(c->cert);
     EVP_PKEY_free(c->key);
@@ -111,7 +115,7 @@ static void tp_free(struct tp_cert *c)
 }
 
 /* A CRL from issuer revoking the given serials; next_update seconds from now (may be < 0). */
-static X509_CRL *tp_crl(const struct tp_cert *issuer, const long *serials, size_t n, long next_update)
+TP_FN X509_CRL *tp_crl(const struct tp_cert *issuer, const long *serials, size_t n, long next_update)
 {
     X509_CRL *crl = X509_CRL_new();
     X509_CRL_set_version(crl, 1);
@@ -138,7 +142,7 @@ static X509_CRL *tp_crl(const struct tp_cert *issuer, const long *serials, size_
     return crl;
 }
 
-static long tp_serial(const struct tp_cert *c)
+TP_FN long tp_serial(const struct tp_cert *c)
 {
     return ASN1_INTEGER_get(X509_get0_serialNumber(c->cert));
 }
@@ -146,26 +150,26 @@ static long tp_serial(const struct tp_cert *c)
 /* A private temp dir; paths inside via tp_path. */
 static char tp_dir[256];
 
-static void tp_dir_init(void)
+TP_FN void tp_dir_init(void)
 {
     snprintf(tp_dir, sizeof(tp_dir), "/tmp/tlsx-test-XXXXXX");
     if (mkdtemp(tp_dir) == NULL)
         tp_die("mkdtemp");
 }
 
-static int tp_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+TP_FN int tp_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb, (void)flag, (void)ftw;
     return remove(path);
 }
 
-static void tp_dir_cleanup(void)
+TP_FN void tp_dir_cleanup(void)
 {
     if (strncmp(tp_dir, "/tmp/tlsx-test-", 15) == 0)
         nftw(tp_dir, tp_rm, 8, FTW_DEPTH | FTW_PHYS);
 }
 
-static const char *tp_path(const char *name)
+TP_FN const char *tp_path(const char *name)
 {
     static char paths[16][PATH_MAX];
     static int next = 0;
@@ -175,7 +179,7 @@ static const char *tp_path(const char *name)
 }
 
 /* Write certs (NULL-terminated) as one PEM bundle; returns the path. */
-static const char *tp_write_certs(const char *name, X509 *const *certs)
+TP_FN const char *tp_write_certs(const char *name, X509 *const *certs)
 {
     const char *path = tp_path(name);
     FILE *f = fopen(path, "w");
@@ -187,13 +191,13 @@ static const char *tp_write_certs(const char *name, X509 *const *certs)
     return path;
 }
 
-static const char *tp_write_cert(const char *name, X509 *cert)
+TP_FN const char *tp_write_cert(const char *name, X509 *cert)
 {
     X509 *certs[] = {cert, NULL};
     return tp_write_certs(name, certs);
 }
 
-static const char *tp_write_key(const char *name, EVP_PKEY *key, mode_t mode)
+TP_FN const char *tp_write_key(const char *name, EVP_PKEY *key, mode_t mode)
 {
     const char *path = tp_path(name);
     FILE *f = fopen(path, "w");
@@ -205,7 +209,7 @@ static const char *tp_write_key(const char *name, EVP_PKEY *key, mode_t mode)
     return path;
 }
 
-static const char *tp_write_crl(const char *name, X509_CRL *crl, int der)
+TP_FN const char *tp_write_crl(const char *name, X509_CRL *crl, int der)
 {
     const char *path = tp_path(name);
     FILE *f = fopen(path, "w");
@@ -230,7 +234,7 @@ static const char *tp_verify_name;
 /* An in-memory handshake between two fresh SSLs over a BIO pair, then one byte of data each
  * way (so TLS 1.3 tickets and post-handshake alerts reach the client). Returns 1 when both
  * sides completed. s_out and c_out (may be NULL) receive the SSLs; the caller frees them. */
-static int tp_handshake(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION *resume, const char *sni,
+TP_FN int tp_handshake(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION *resume, const char *sni,
                         SSL **s_out, SSL **c_out)
 {
     SSL *s = SSL_new(sctx), *c = SSL_new(cctx);
