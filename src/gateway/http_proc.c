@@ -79,6 +79,7 @@ struct gw_http {
     size_t head_bytes;
     size_t line_len;
     bool seen_line;
+    bool cr_pending;   /* the last head byte seen was CR */
     bool scan_end;     /* the chunk being parsed holds the end of the head */
     bool headers_done; /* http-parser agreed: on_headers_complete ran */
 
@@ -134,6 +135,7 @@ static void reset_head(struct gw_http *h)
     h->head_bytes = 0;
     h->line_len = 0;
     h->seen_line = false;
+    h->cr_pending = false;
     h->scan_end = false;
     h->headers_done = false;
     h->tunnel = false;
@@ -382,17 +384,25 @@ static int on_headers_complete(http_parser *p)
     TW_GUARD(gather(h, &hf));
     TW_GUARD(check_head(h, &hf));
     decide_upgrade(h, &hf);
-    TW_GUARD(emit_head(h));
+    /* Emitted by step() once http-parser has accepted the whole head: it still checks the
+     * framing after this callback returns. */
     h->headers_done = true;
-    h->requests++;
     return 0;
 }
 
 /* ---- body ----------------------------------------------------------------------------------- */
 
+/* Body callbacks while only head bytes are being parsed would mean http-parser ended the head
+ * somewhere the scanner did not: refuse rather than stream a body before its head. */
+static int body_allowed(struct gw_http *h)
+{
+    return h->state == ST_BODY ? 0 : reject_cb(h, 400, "malformed request head");
+}
+
 static int on_body(http_parser *p, const char *at, size_t n)
 {
     struct gw_http *h = p->data;
+    TW_GUARD(body_allowed(h));
     if (evbuffer_add(h->out, at, n) != 0)
         return reject_cb(h, 500, "out of memory");
     return 0;
@@ -401,6 +411,7 @@ static int on_body(http_parser *p, const char *at, size_t n)
 static int on_chunk_header(http_parser *p)
 {
     struct gw_http *h = p->data;
+    TW_GUARD(body_allowed(h));
     if (p->content_length == 0) {
         /* Last chunk: trailer fields follow and reuse the head storage. */
         h->in_trailers = true;
@@ -417,6 +428,7 @@ static int on_chunk_header(http_parser *p)
 static int on_chunk_complete(http_parser *p)
 {
     struct gw_http *h = p->data;
+    TW_GUARD(body_allowed(h));
     if (h->in_trailers) {
         for (size_t i = 0; i < h->n_fields; i++) {
             struct field *f = &h->fields[i];
@@ -465,13 +477,20 @@ static enum gw_http_result reject(struct gw_http *h, int status, const char *rea
     return GW_HTTP_REJECT;
 }
 
-/* Find how many of the n bytes belong to the current head; reject obs-fold and oversize. */
+/* Find how many of the n bytes belong to the current head; reject obs-fold, bare CR and
+ * oversize. Lines end in LF or CRLF; the head ends at the first empty line after a non-empty
+ * one (empty lines before a request are skipped, RFC 9112 §2.2). A CR not followed by LF is
+ * refused because http-parser would read it as the end of the head while this scanner would
+ * not: the two must always agree on where the head ends. */
 static int scan_head(struct gw_http *h, const uint8_t *p, size_t n, size_t *take)
 {
     size_t i = 0;
     h->scan_end = false;
     for (; i < n && !h->scan_end; i++) {
         uint8_t c = p[i];
+        if (h->cr_pending && c != '\n')
+            return reject_cb(h, 400, "bare CR in the request head");
+        h->cr_pending = c == '\r';
         if (c == '\n') {
             if (h->line_len == 0 && h->seen_line)
                 h->scan_end = true;
@@ -529,13 +548,19 @@ static enum gw_http_result step(struct gw_http *h, const uint8_t *p, size_t n, s
     if (run_parser(h, p, take, &got) != 0)
         return reject(h, h->status, h->reason);
     *used = got;
+    if (h->state == ST_HEAD && h->headers_done) {
+        /* Only exactly the head's bytes were parsed, so no body has been streamed yet. */
+        if (emit_head(h) != 0)
+            return reject(h, h->status, h->reason);
+        h->requests++;
+    }
     if (h->message_done)
         return finish_message(h);
     if (got != take)
         return reject(h, 400, "malformed request");
-    if (h->state == ST_HEAD && h->scan_end) {
+    if (h->state == ST_HEAD && (h->scan_end || h->headers_done)) {
         /* The scanner and http-parser must agree on where the head ends. */
-        if (!h->headers_done)
+        if (!h->headers_done || !h->scan_end)
             return reject(h, 400, "malformed request head");
         h->state = ST_BODY;
     }

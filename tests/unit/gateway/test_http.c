@@ -256,6 +256,9 @@ static void test_reject_400(void **state)
         "GET / HTTP/1.1\r\nHost: api.example.com\r\nBad(Name): 1\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: api.example.com\r\nX: a\x01" "b\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: api.example.com\r\nX: a\rb\r\n\r\n",
+        /* http-parser alone would end the head at the bare CR and read "e.co" as body. */
+        "PUT / HTTP/1.1\r\nHost: api.example.com\r\nContent-Length: 4\r\n\re.com\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: api.example.com\r\n\r\r\n",
         "GET / HTTP/1.1\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: api.example.com\r\nHost: api.example.com\r\n\r\n",
         "CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com\r\n\r\n",
