@@ -10,6 +10,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+
 #include "util/log.h"
 
 #define ACCEPT_PAUSE_MS 100
@@ -78,6 +80,42 @@ static void sweep(struct gw_worker *w)
     }
 }
 
+/* An HTTP keep-alive connection between requests, with nothing in flight for a moment, can
+ * be closed at once while draining: the client opens a new connection elsewhere. */
+#define DRAIN_TICK_MS 250
+#define DRAIN_QUIET_MS 500
+
+static bool quiet_keepalive(const struct gw_conn *c, int64_t now)
+{
+    return c->state == GW_CONN_RELAY && c->http != NULL && !c->tunnel && !c->tunnel_pending &&
+           gw_http_idle(c->http) && c->awaiting_ms == 0 && now - c->last_io_ms >= DRAIN_QUIET_MS &&
+           evbuffer_get_length(bufferevent_get_output(c->client)) == 0 &&
+           evbuffer_get_length(bufferevent_get_output(c->backend)) == 0;
+}
+
+static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_worker *w = arg;
+    int64_t now = gw_now_ms();
+    if (now >= w->drain_deadline_ms) {
+        if (w->nconns > 0)
+            log_warnx("worker %zu: drain timeout, closing %zu connection(s)", w->id, w->nconns);
+        while (w->conns != NULL)
+            gw_conn_close(w->conns, "drain timeout");
+        event_base_loopbreak(w->base);
+        return;
+    }
+    struct gw_conn *next;
+    for (struct gw_conn *c = w->conns; c != NULL; c = next) {
+        next = c->next;
+        if (quiet_keepalive(c, now))
+            gw_conn_close(c, "draining: idle keep-alive");
+    }
+    /* gw_conn_close breaks the loop once the last connection is gone. */
+}
+
 static void begin_drain(struct gw_worker *w)
 {
     w->draining = true;
@@ -90,23 +128,9 @@ static void begin_drain(struct gw_worker *w)
         event_base_loopbreak(w->base);
         return;
     }
-    int64_t left = w->drain_deadline_ms - gw_now_ms();
-    if (left < 0)
-        left = 0;
-    struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
+    struct timeval tv = {0, DRAIN_TICK_MS * 1000};
     event_add(w->drain_ev, &tv);
-}
-
-static void on_drain_deadline(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct gw_worker *w = arg;
-    if (w->nconns > 0)
-        log_warnx("worker %zu: drain timeout, closing %zu connection(s)", w->id, w->nconns);
-    while (w->conns != NULL)
-        gw_conn_close(w->conns, "drain timeout");
-    event_base_loopbreak(w->base);
+    on_drain_tick(-1, 0, w);
 }
 
 static void on_notify(evutil_socket_t fd, short what, void *arg)
@@ -142,7 +166,7 @@ int gw_worker_init(struct gw_worker *w, struct gw_server *srv, size_t id, struct
         return tw_err_sys(err, TW_ERR_IO, "worker %zu: eventfd", id);
     w->notify_ev = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, on_notify, w);
     w->pause_ev = evtimer_new(w->base, on_resume_accept, w);
-    w->drain_ev = evtimer_new(w->base, on_drain_deadline, w);
+    w->drain_ev = event_new(w->base, -1, EV_PERSIST, on_drain_tick, w);
     TW_ENSURE(w->notify_ev != NULL && w->pause_ev != NULL && w->drain_ev != NULL, err,
               TW_ERR_INTERNAL, "worker %zu: event_new failed", id);
     TW_ENSURE(event_add(w->notify_ev, NULL) == 0, err, TW_ERR_INTERNAL,

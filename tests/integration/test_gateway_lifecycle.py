@@ -220,3 +220,27 @@ def test_startup_error_names_the_problem(pki, tmp_path):
                        ["--crl", str(tmp_path / "missing.crl")],
                        capture_output=True, text=True, timeout=20)
     assert p.returncode == 1 and "missing.crl" in p.stderr, p.stderr
+
+
+def test_drain_closes_idle_http_keepalive_quickly(pki):
+    import http.client
+    from backends import HttpEchoBackend
+    backend = HttpEchoBackend()
+    port = free_port()
+    args = gateway_flags(pki["ca"], pki["server"], port, backend.address,
+                         extra=["--drain-timeout", "20"])
+    args[args.index("--mode") + 1] = "http"
+    gw = Gateway(args)
+    try:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10,
+                                           context=client_context(pki["ca"], pki["alice"]))
+        conn.request("GET", "/one", headers={"Host": "localhost"})
+        assert conn.getresponse().read()
+        t0 = time.monotonic()
+        gw.signal(signal.SIGTERM)
+        assert gw.proc.wait(timeout=10) == 0, gw.output()
+        assert time.monotonic() - t0 < 5
+        conn.close()
+    finally:
+        gw.kill()
+        backend.close()
