@@ -138,8 +138,10 @@ struct gw_service {
     bool forward_chain;      /* forward-chain: also Client-Cert-Chain (rfc9440) */
     bool proxy_v2_cert;      /* proxy-v2-cert: also TLV 0x28 with the DER client cert */
 
-    /* SNI names this service answers (exact or "*.example.com"). When the server-name key is
-     * not set these are the DNS SANs of `cert`, read at load time (server_name_from_cert). */
+    /* SNI names this service answers (exact or "*.example.com"), lower-case. When the
+     * server-name key is not set these are the DNS SANs of `cert`, read at load time
+     * (server_name_from_cert). n_server_name is 0 only for a service alone on its listeners
+     * whose certificate has no DNS SAN or could not be read: it then answers any name. */
     char **server_name;
     size_t n_server_name;
     bool server_name_from_cert;
@@ -250,10 +252,12 @@ const char *gw_mode_name(enum gw_mode m);
 const char *gw_forward_name(enum gw_forward f);
 const char *gw_backend_kind_name(enum gw_backend_kind k);
 
-/* Reload: a running gateway keeps its worker threads and metrics listener, so a reloaded
- * config that changes `workers` or `metrics` cannot take full effect. Returns 1 and writes the
- * first such key's name to what (cap bytes) when old and new differ there (the core logs "KEY
- * changed: restart to apply" and swaps the rest in), 0 when everything can be applied. */
+/* Reload: a running gateway keeps its worker threads, metrics listener, access-log file, log
+ * level and in-memory ticket-key rotation, so a reloaded config that changes `workers`,
+ * `metrics`, `access-log`, `log-level` or `ticket-rotate` cannot take full effect. Returns 1
+ * and writes the first such key's name to what (cap bytes) when old and new differ there (the
+ * core logs "KEY changed: restart to apply" and swaps the rest in), 0 otherwise. Listen
+ * address changes are the core's to judge (gw_gen_same_listens). */
 int gw_config_needs_restart(const struct gw_config *old_cfg, const struct gw_config *new_cfg,
                             char *what, size_t cap);
 

@@ -167,6 +167,13 @@ int gw_config_needs_restart(const struct gw_config *old_cfg, const struct gw_con
     else if (a->has_metrics != b->has_metrics ||
              (a->has_metrics && strcmp(a->metrics.text, b->metrics.text) != 0))
         key = "metrics";
+    else if ((a->access_log == NULL) != (b->access_log == NULL) ||
+             (a->access_log != NULL && strcmp(a->access_log, b->access_log) != 0))
+        key = "access-log";
+    else if (a->log_level != b->log_level)
+        key = "log-level";
+    else if (a->ticket_rotate != b->ticket_rotate)
+        key = "ticket-rotate";
     if (key == NULL)
         return 0;
     snprintf(what, cap, "%s", key);

@@ -417,6 +417,19 @@ static void test_needs_restart(void **state)
     assert_int_equal(gw_config_needs_restart(a, b, what, sizeof(what)), 1);
     assert_string_equal(what, "workers");
     assert_int_equal(gw_config_needs_restart(a, c, what, sizeof(what)), 0);
+    static const char *const globals[][2] = {{"metrics = 127.0.0.1:9100", "metrics"},
+                                             {"access-log = off", "access-log"},
+                                             {"log-level = debug", "log-level"},
+                                             {"ticket-rotate = 2h", "ticket-rotate"}};
+    for (size_t i = 0; i < 4; i++) {
+        char text[512];
+        snprintf(text, sizeof(text), "[global]\n%s\n" BASE, globals[i][0]);
+        struct gw_config *d = load(text, &err);
+        assert_non_null(d);
+        assert_int_equal(gw_config_needs_restart(a, d, what, sizeof(what)), 1);
+        assert_string_equal(what, globals[i][1]);
+        gw_config_free(d);
+    }
     gw_config_free(a);
     gw_config_free(b);
     gw_config_free(c);
