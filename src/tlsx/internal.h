@@ -71,6 +71,10 @@ int tlsx_ctx_set_ciphers(SSL_CTX *ctx, const char *ciphers, const char *suites,
 int tlsx_ctx_use_cert(SSL_CTX *ctx, const char *what, const char *cert_file, const char *key_file,
                       X509 *cert, STACK_OF(X509) *chain, EVP_PKEY *key, struct tw_err *err);
 
+/* 1 if the CRL from issuer in set is past its nextUpdate at now; 0 otherwise (none, fresh). */
+int tlsx_crl_set_issuer_expired(const struct tlsx_crl_set *set, const X509_NAME *issuer,
+                                int64_t now);
+
 /* ASN1_TIME to unix seconds; 0 on failure. */
 int64_t tlsx_asn1_time_unix(const ASN1_TIME *t);
 

@@ -180,6 +180,16 @@ int tlsx_crl_set_has_issuer(const struct tlsx_crl_set *set, const X509_NAME *iss
     return set != NULL && issuer != NULL && find_issuer(set, issuer) >= 0;
 }
 
+int tlsx_crl_set_issuer_expired(const struct tlsx_crl_set *set, const X509_NAME *issuer,
+                                int64_t now)
+{
+    int at = set != NULL && issuer != NULL ? find_issuer(set, issuer) : -1;
+    if (at < 0)
+        return 0;
+    int64_t u = tlsx_asn1_time_unix(X509_CRL_get0_nextUpdate(sk_X509_CRL_value(set->crls, at)));
+    return u != 0 && u < now;
+}
+
 int64_t tlsx_crl_set_next_update(const struct tlsx_crl_set *set)
 {
     int64_t min = 0;

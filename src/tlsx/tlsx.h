@@ -371,7 +371,9 @@ void tlsx_client_opts_init(struct tlsx_client_opts *opts);
 
 /* Build a client ctx: CA store, optional client certificate (key must match), TLS 1.2+,
  * SSL_VERIFY_PEER, purpose sslserver, session cache in client mode (the caller keeps
- * SSL_get1_session / SSL_set_session to resume). TW_ERR_IO / TW_ERR_CONFIG. */
+ * SSL_get1_session / SSL_set_session to resume; note that an SSL freed without SSL_shutdown
+ * marks its session not resumable, and TLS 1.3 tickets arrive only with the first read).
+ * TW_ERR_IO / TW_ERR_CONFIG. */
 SSL_CTX *tlsx_client_ctx_new(const struct tlsx_client_opts *opts, struct tw_err *err);
 
 /* Per connection, before SSL_connect: SNI (for a DNS name) and the name check against the

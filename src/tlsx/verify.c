@@ -157,9 +157,17 @@ int tlsx_resume_allowed(SSL *ssl, const SSL_SESSION *sess)
     /* Perf (issue 6): the peer was decoded with the session; these checks only compare names
      * and serials. The policy check builds an identity only when rules exist; a cache keyed
      * by the certificate's SHA-256 and the policy generation would avoid even that. */
+    /* A full handshake now would fail without a fresh CRL for the issuer; so must this. */
+    int64_t now = (int64_t)time(NULL);
+    const X509_NAME *issuer = X509_get_issuer_name(peer);
+    if (tlsx_crl_set_count(st->crls) > 0 &&
+        (!tlsx_crl_set_has_issuer(st->crls, issuer) ||
+         (st->crl_expired == TLSX_CRL_EXPIRED_REJECT &&
+          tlsx_crl_set_issuer_expired(st->crls, issuer, now))))
+        return 0;
     struct tlsx_peer_result res = {0};
     struct tlsx_identity *id = NULL;
-    int ok = check_validity(peer, (int64_t)time(NULL), &res) == 0 &&
+    int ok = check_validity(peer, now, &res) == 0 &&
              check_revocation(peer, st->client_cas, true, st->crls, &res) == 0 &&
              check_policy(peer, st->policy, &id, &res) == 0;
     tlsx_identity_free(id);
