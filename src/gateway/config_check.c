@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -65,7 +66,8 @@ int cfg_cert_dns_names(const char *path, char ***names, size_t *n, char *why, si
     return 0;
 }
 
-/* Messages read "twoway.conf: [service web] cert = "server.crt": why". */
+/* Messages read "twoway.conf: [service web] cert = "server.crt": why", or for flags
+ * "--cert "server.crt": why". */
 struct ctx {
     const struct gw_config *cfg;
     const char *svc; /* NULL for [global] */
@@ -77,7 +79,9 @@ static int problem(const struct ctx *c, enum tw_errc code, const char *key, cons
 {
     char q[80];
     cfg_quote(value, q, sizeof(q));
-    const char *src = c->cfg->path != NULL ? c->cfg->path : "command line";
+    if (c->cfg->path == NULL) /* built from flags: name the flag */
+        return tw_err_set(c->err, code, "--%s \"%s\": %s", key, q, why);
+    const char *src = c->cfg->path;
     if (c->svc != NULL)
         return tw_err_set(c->err, code, "%s: [service %s] %s = \"%s\": %s", src, c->svc, key, q,
                           why);
@@ -118,6 +122,27 @@ static int load_certs(const struct ctx *c, const char *key, const char *path,
     return 0;
 }
 
+/* A certificate that is expired or not yet valid fails every handshake: say so now. */
+static int check_validity(const struct ctx *c, const char *key, const char *path, X509 *cert)
+{
+    char why[200], when[32] = "?", subject[96];
+    struct tm tm;
+    const ASN1_TIME *t = NULL;
+    const char *what = NULL;
+    if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0)
+        t = X509_get0_notAfter(cert), what = "expired";
+    else if (X509_cmp_current_time(X509_get0_notBefore(cert)) > 0)
+        t = X509_get0_notBefore(cert), what = "is not valid before";
+    if (t == NULL)
+        return 0;
+    if (ASN1_TIME_to_tm(t, &tm) == 1)
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof(subject));
+    snprintf(why, sizeof(why), "certificate %s %s %s", subject, what, when);
+    ERR_clear_error();
+    return problem(c, TW_ERR_CONFIG, key, path, why);
+}
+
 static int check_key(const struct ctx *c, const char *key_name, const char *path, X509 *cert)
 {
     struct tw_err perm;
@@ -143,6 +168,7 @@ static int check_pair(const struct ctx *c, const char *cert_key, const char *cer
 {
     TW_AUTO(X509_STACK) *certs = NULL;
     TW_GUARD(load_certs(c, cert_key, cert_path, &certs));
+    TW_GUARD(check_validity(c, cert_key, cert_path, sk_X509_value(certs, 0)));
     return check_key(c, key_key, key_path, sk_X509_value(certs, 0));
 }
 
@@ -207,6 +233,8 @@ static int check_service_files(const struct ctx *c, const struct gw_service *s)
     TW_GUARD(check_pair(c, "cert", s->cert, "key", s->key));
     TW_AUTO(X509_STACK) *cas = NULL;
     TW_GUARD(load_certs(c, "client-ca", s->client_ca, &cas));
+    for (int i = 0; i < sk_X509_num(cas); i++)
+        TW_GUARD(check_validity(c, "client-ca", s->client_ca, sk_X509_value(cas, i)));
     for (size_t i = 0; i < s->n_crl; i++)
         if (!s->crl_is_url[i])
             TW_GUARD(check_crl_file(c, s->crl[i], cas));

@@ -55,6 +55,8 @@ static void add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
 }
 
 /* A certificate for key, signed by issuer/ikey (self-signed when issuer is NULL). */
+static long not_after = 3600;
+
 static X509 *new_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *ikey,
                       const char *san, int serial)
 {
@@ -63,7 +65,7 @@ static X509 *new_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *ike
     X509_set_version(c, 2);
     ASN1_INTEGER_set(X509_get_serialNumber(c), serial);
     X509_gmtime_adj(X509_getm_notBefore(c), -60);
-    X509_gmtime_adj(X509_getm_notAfter(c), 3600);
+    X509_gmtime_adj(X509_getm_notAfter(c), not_after);
     X509_NAME *name = X509_get_subject_name(c);
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
     X509_set_issuer_name(c, issuer != NULL ? X509_get_subject_name(issuer) : name);
@@ -125,6 +127,11 @@ static int setup(void **state)
     X509 *api = new_cert("api", apik, ca, cak, "DNS:api.example.com,IP:127.0.0.1", 4);
     X509 *noname = new_cert("noname", apik, ca, cak, NULL, 5);
     X509 *gw = new_cert("gateway", gwk, ca, cak, NULL, 6);
+    not_after = -30;
+    X509 *old = new_cert("web", webk, ca, cak, "DNS:web.example.com", 7);
+    not_after = 3600;
+    write_cert("expired.crt", old);
+    X509_free(old);
     write_cert("ca.pem", ca);
     write_cert("web.crt", web);
     write_cert("api.crt", api);
@@ -153,7 +160,8 @@ static int teardown(void **state)
     (void)state;
     static const char *const names[] = {"ca.pem", "web.crt", "api.crt", "noname.crt", "gw.crt",
                                         "web.key", "api.key", "gw.key", "open.key", "ca.crl",
-                                        "ca.der", "other.crl", "garbage.pem", "tickets.key"};
+                                        "ca.der", "other.crl", "garbage.pem", "tickets.key",
+                                        "expired.crt"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         unlink(path_of(names[i]));
     rmdir(dir);
@@ -256,6 +264,19 @@ static void test_check_missing_files(void **state)
 {
     (void)state;
     struct tw_err err = {0};
+    char expired[2048];
+    snprintf(expired, sizeof(expired),
+             "[service web]\nlisten = 127.0.0.1:8443\nbackend = 127.0.0.1:1\ncert = %s\n"
+             "key = %s\nclient-ca = %s\n",
+             path_of("expired.crt"), path_of("web.key"), path_of("ca.pem"));
+    struct gw_config *old = gw_config_load_buffer("t.conf", expired, strlen(expired), &err);
+    assert_non_null(old);
+    assert_int_equal(gw_config_check(old, &err), -1);
+    assert_int_equal(err.code, TW_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "[service web] cert"));
+    assert_non_null(strstr(err.msg, "certificate /CN=web expired 20"));
+    gw_config_free(old);
+
     const char text[] = "[service web]\nlisten = 127.0.0.1:8443\nbackend = 127.0.0.1:1\n"
                         "cert = /nonexistent/web.crt\nkey = k\nclient-ca = ca\n";
     struct gw_config *cfg = gw_config_load_buffer("t.conf", text, strlen(text), &err);
@@ -336,6 +357,22 @@ static void test_names_from_certificates(void **state)
     assert_non_null(strstr(err.msg, "no DNS names"));
 }
 
+static void test_check_flags_name_the_flag(void **state)
+{
+    (void)state;
+    char *argv[] = {"gateway", "--listen", "127.0.0.1:8443", "--backend", "127.0.0.1:1",
+                    "--cert", path_of("web.crt"), "--key", path_of("open.key"), "--client-ca",
+                    path_of("ca.pem")};
+    struct tw_err err = {0};
+    struct gw_config *cfg = gw_config_from_args(sizeof(argv) / sizeof(argv[0]), argv, &err);
+    assert_non_null(cfg);
+    assert_int_equal(gw_config_check(cfg, &err), -1);
+    assert_int_equal(err.code, TW_ERR_IO);
+    assert_non_null(strstr(err.msg, "--key \""));
+    assert_non_null(strstr(err.msg, "chmod 600"));
+    gw_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -343,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_check_failures),
         cmocka_unit_test(test_check_missing_files),
         cmocka_unit_test(test_names_from_certificates),
+        cmocka_unit_test(test_check_flags_name_the_flag),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
