@@ -75,7 +75,14 @@ static int on_section(struct ini_src *src, const char *inner)
         src->cur = SEC_TUNNEL_IDX;
         return 0;
     }
+    static const char *const kinds[] = {"global", "service", "tunnel"};
+    char first[32];
+    snprintf(first, sizeof(first), "%.*s", (int)(word < sizeof(first) ? word : 0), name);
+    const char *near = cfg_word_suggest(first, kinds, 3);
     cfg_quote(name, q, sizeof(q));
+    if (near != NULL && strcmp(near, first) != 0)
+        return fail(src, "unknown section [%s] (did you mean [%s%s]?)", q, near,
+                    strcmp(near, "global") == 0 ? "" : " NAME");
     return fail(src, "unknown section [%s]: use [global], [service NAME] or [tunnel NAME]", q);
 }
 
@@ -161,6 +168,10 @@ static int handler(void *user, const char *section, const char *name, const char
     }
     if (src->cur == SEC_TUNNEL_IDX)
         return 1;
+    if (name[0] == '\0') {
+        fail(src, "missing key name before '='");
+        return 0;
+    }
     sec = src->cur == SEC_GLOBAL_IDX ? &src->raw->global : &src->raw->services[src->cur];
     if (cfg_raw_add_entry(src->raw, sec, name, value, src->line, src->err) != 0) {
         src->err_line = src->line;

@@ -417,6 +417,20 @@ static size_t distance(const char *a, const char *b)
     return row[lb];
 }
 
+const char *cfg_word_suggest(const char *name, const char *const *words, size_t n)
+{
+    const char *best = NULL;
+    size_t best_d = 3;
+    for (size_t i = 0; i < n; i++) {
+        size_t d = distance(name, words[i]);
+        if (d < best_d) {
+            best_d = d;
+            best = words[i];
+        }
+    }
+    return best;
+}
+
 const char *cfg_key_suggest(const char *name)
 {
     const char *best = NULL;

@@ -55,6 +55,9 @@ int cfg_key_find(const char *name);
 /* The key name nearest to name (edit distance <= 2), or NULL. */
 const char *cfg_key_suggest(const char *name);
 
+/* The word of words[n] nearest to name (edit distance <= 2), or NULL. */
+const char *cfg_word_suggest(const char *name, const char *const *words, size_t n);
+
 /* ---- phase 1: raw entries ---------------------------------------------------------------- */
 
 enum cfg_section_kind { CFG_SEC_GLOBAL, CFG_SEC_SERVICE, CFG_SEC_TUNNEL };
