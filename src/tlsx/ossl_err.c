@@ -176,7 +176,11 @@ enum tlsx_reason tlsx_handshake_reason(SSL *ssl, char *detail, size_t detail_cap
             return tlsx_reason_from_verify(v);
         }
         if (note != NULL && note->alert_received >= 0) {
-            put_detail(detail, detail_cap, SSL_alert_desc_string_long(note->alert_received));
+            /* The peer refused us: say so, since e.g. "unknown CA" then means the peer does
+             * not trust our certificate. */
+            if (detail != NULL && detail_cap > 0)
+                snprintf(detail, detail_cap, "peer sent alert: %s",
+                         SSL_alert_desc_string_long(note->alert_received));
             return tlsx_reason_from_alert(note->alert_received);
         }
     }

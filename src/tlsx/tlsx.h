@@ -415,4 +415,158 @@ int tlsx_peer_check_identity(X509 *cert, const struct tlsx_identity *id,
                              const struct tlsx_peer_rules *rules, struct tlsx_peer_result *res,
                              struct tw_err *err) TW_MUST_CHECK;
 
+/* ------------------------------------------------------------------------------------------ */
+/* doctor probe (issue 5): probe_cert.c, probe.c                                              */
+/* ------------------------------------------------------------------------------------------ */
+
+#define TLSX_PROBE_MAX_CHAIN 10    /* certificates recorded per chain */
+#define TLSX_PROBE_MAX_CA_NAMES 32 /* CA names recorded from a CertificateRequest */
+#define TLSX_PROBE_MAX_SIGALGS 32  /* signature algorithms recorded */
+#define TLSX_PROBE_NAME_MAX 256    /* bytes of one distinguished name (RFC 2253, truncated) */
+
+/* One certificate as doctor shows it. Plain data, no OpenSSL objects. */
+struct tlsx_cert_info {
+    char subject[TLSX_PROBE_NAME_MAX];
+    char issuer[TLSX_PROBE_NAME_MAX];
+    char sans[512]; /* "dns:a, ip:127.0.0.1, email:x, uri:y" or "" (truncated with "...") */
+    char serial_hex[44];
+    int64_t not_before, not_after; /* unix seconds */
+    bool self_signed;              /* self-issued with a valid self-signature */
+    bool is_ca;
+    bool has_eku, eku_server, eku_client;
+};
+
+/* Fill out from cert (never fails: unreadable fields come out empty). */
+void tlsx_cert_info_fill(X509 *cert, struct tlsx_cert_info *out);
+
+/* Which use a certificate is checked for. AUTO: client when it has EKU clientAuth (or no
+ * serverAuth), else server. */
+enum tlsx_cert_role { TLSX_ROLE_AUTO = 0, TLSX_ROLE_CLIENT, TLSX_ROLE_SERVER };
+
+struct tlsx_file_check_opts {
+    const char *cert_file; /* PEM: leaf then chain (required) */
+    const char *key_file;  /* may be NULL: key match not checked */
+    const char *ca_file;   /* may be NULL: chain not checked */
+    const char *crl_file;  /* may be NULL: revocation not checked */
+    enum tlsx_cert_role role;
+    int64_t now; /* unix seconds; 0: time(NULL) */
+};
+
+/* Facts about a certificate file, for doctor's diagnosis table. */
+struct tlsx_file_check {
+    struct tlsx_cert_info leaf;
+    struct tlsx_cert_info chain[TLSX_PROBE_MAX_CHAIN]; /* what the file holds after the leaf */
+    size_t nchain;
+    enum tlsx_cert_role role; /* resolved */
+    bool key_checked, key_match;
+    bool eku_ok; /* explicit EKU for the role (twoway requires clientAuth / serverAuth) */
+    /* Validity of the leaf and of every certificate of its chain (file, then --ca). */
+    enum tlsx_reason validity; /* OK, EXPIRED or NOT_YET_VALID */
+    char validity_subject[TLSX_PROBE_NAME_MAX]; /* the certificate at fault */
+    int64_t validity_time;                      /* its notAfter / notBefore */
+    /* Chain (with ca_file): the X509_V_ERR_* of the first problem, where it was found. */
+    bool chain_checked;
+    long chain_err;
+    char chain_err_subject[TLSX_PROBE_NAME_MAX];
+    /* The chain verified only because ca_file supplied an intermediate the file lacks. */
+    bool missing_intermediate;
+    char intermediate_subject[TLSX_PROBE_NAME_MAX];
+    char intermediate_issuer[TLSX_PROBE_NAME_MAX];
+    /* The verified path above the leaf (file chain and ca_file), leaf excluded. */
+    struct tlsx_cert_info path[TLSX_PROBE_MAX_CHAIN];
+    size_t npath;
+};
+
+/* Check a certificate file offline: load (TW_ERR_IO / TW_ERR_CONFIG naming the file when it
+ * cannot be read), key match, EKU for the role, validity, chain to ca_file (partial chains
+ * accepted, as the gateway does), revocation by crl_file. Problems found are facts in *out,
+ * not errors: returns 0 unless a file could not be read. */
+int tlsx_file_check(const struct tlsx_file_check_opts *opts, struct tlsx_file_check *out,
+                    struct tw_err *err) TW_MUST_CHECK;
+
+/* The steps of a probe, reported as they happen. */
+enum tlsx_probe_step {
+    TLSX_STEP_TCP,            /* TCP connected (or failed: tcp_ok false) */
+    TLSX_STEP_CLIENT_HELLO,   /* ClientHello sent */
+    TLSX_STEP_SERVER_HELLO,   /* ServerHello processed: version, cipher */
+    TLSX_STEP_SERVER_CERT,    /* server chain received and checked */
+    TLSX_STEP_CERT_REQUEST,   /* the server asked for a client certificate: CA names, sigalgs */
+    TLSX_STEP_CLIENT_CERT,    /* our Certificate message went out (client_cert_sent) */
+    TLSX_STEP_ALERT,          /* an alert was received or sent (last_alert_*) */
+    TLSX_STEP_HANDSHAKE_DONE, /* our side of the handshake completed */
+    TLSX_STEP_VERDICT,        /* the server's verdict after the handshake (or the failure) */
+};
+
+struct tlsx_probe;
+
+typedef void (*tlsx_probe_cb)(enum tlsx_probe_step step, const struct tlsx_probe *p, void *arg);
+
+struct tlsx_probe_opts {
+    const char *host;        /* name or IP literal (no brackets) */
+    const char *port;        /* decimal */
+    const char *server_name; /* checked on the server certificate (SANs only) + SNI; NULL: host */
+    const char *ca_file;     /* NULL: system trust store */
+    const char *cert_file;   /* client certificate (+ chain, sent as the file holds it) */
+    const char *key_file;    /* must match cert_file (check with tlsx_file_check first) */
+    int min_version, max_version; /* 0: TLS 1.2 .. 1.3 */
+    const char *ciphers;          /* TLS 1.2 list; NULL: tlsx default */
+    int64_t timeout_ms;           /* connect and each handshake read; 0: 10 s */
+    int64_t verdict_ms;           /* wait for a post-handshake alert; 0: 1 s */
+    tlsx_probe_cb on_step;        /* may be NULL */
+    void *arg;
+};
+
+struct tlsx_probe {
+    char address[80]; /* the address connected to, "127.0.0.1:8443" */
+    bool tcp_ok;
+    int connect_errno; /* when !tcp_ok */
+    bool timed_out;    /* a read or the connect ran into timeout_ms */
+    bool hello_sent, server_hello;
+    char version[16]; /* "TLSv1.3" */
+    char cipher[64];
+    /* The server's chain as sent, and our checks of it (the probe completes the handshake
+     * whatever they say, so the rest can be shown). */
+    struct tlsx_cert_info server_chain[TLSX_PROBE_MAX_CHAIN];
+    size_t nserver_chain;
+    bool server_cert_seen;
+    char server_name[TLSX_PROBE_NAME_MAX]; /* the name checked */
+    long chain_err;        /* first X509_V_ERR_* other than a name mismatch; X509_V_OK */
+    int chain_err_depth;
+    long name_err;         /* X509_V_ERR_HOSTNAME/IP_ADDRESS_MISMATCH or X509_V_OK */
+    /* CertificateRequest. */
+    bool cert_requested;
+    char ca_names[TLSX_PROBE_MAX_CA_NAMES][TLSX_PROBE_NAME_MAX];
+    size_t nca_names, nca_names_total;
+    char sigalgs[TLSX_PROBE_MAX_SIGALGS][32];
+    size_t nsigalgs;
+    /* Our Certificate message. */
+    bool client_cert_msg;   /* a Certificate message was sent */
+    bool client_cert_sent;  /* ... and it was not empty */
+    size_t client_certs_sent;
+    struct tlsx_cert_info client_cert;
+    /* Alerts (SSL_AD_*, -1 if none) and when they came. */
+    int alert_received, alert_sent;
+    bool alert_after_handshake; /* the received one came after our side finished */
+    bool alert_last_sent;       /* the latest TLSX_STEP_ALERT was one we sent */
+    /* Outcome. */
+    bool handshake_done;
+    bool accepted;      /* handshake done and no rejection within verdict_ms */
+    bool server_closed; /* close_notify or EOF right after the handshake */
+    bool got_data;      /* the server sent application data */
+    enum tlsx_reason reason; /* why it failed (TLSX_R_OK when accepted) */
+    char detail[256];        /* technical detail: OpenSSL's words, alert name, errno text */
+    int64_t elapsed_ms;
+};
+
+/* Connect to host:port and run a two-way handshake, recording each step (blocking socket,
+ * every wait bounded by timeout_ms). The handshake is completed even when the server's chain
+ * or name fails, so every step can be shown; nothing but the handshake is ever sent. Returns
+ * 0 when the probe ran (whatever its outcome, in *out), -1 with err when it could not start
+ * (unreadable file: TW_ERR_IO / TW_ERR_CONFIG, unresolvable host: TW_ERR_USAGE). */
+int tlsx_probe_run(const struct tlsx_probe_opts *opts, struct tlsx_probe *out,
+                   struct tw_err *err) TW_MUST_CHECK;
+
+/* "ecdsa_secp256r1_sha256" for a TLS SignatureScheme code; "0x0403" style when unknown. */
+const char *tlsx_sigalg_name(unsigned code, char *buf, size_t cap);
+
 #endif
