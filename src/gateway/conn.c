@@ -106,6 +106,8 @@ void gw_conn_accept(struct gw_worker *w, const struct gw_listen *l, int fd,
     }
     c->fd = -1; /* owned by the bufferevent now */
     c->ssl = ssl;
+    /* Idle connections keep no TLS record buffers (memory per idle connection). */
+    SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
     bufferevent_openssl_set_allow_dirty_shutdown(c->client, 1);
     bufferevent_setwatermark(c->client, EV_READ, 0, l->svcs[0]->buffer_high);
     bufferevent_setcb(c->client, NULL, NULL, on_handshake_event, c);
@@ -300,6 +302,7 @@ static struct bufferevent *backend_bev(struct gw_conn *c, struct tw_err *err)
         SSL_free(ssl);
         return NULL;
     }
+    SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
     struct bufferevent *bev = bufferevent_openssl_socket_new(
         base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
     if (bev == NULL) {
