@@ -197,7 +197,7 @@ static int cert_cb(SSL *ssl, void *arg)
     struct run *r = arg;
     flush(r, ssl);
     struct tlsx_probe *p = r->p;
-    const STACK_OF(X509_NAME) *names = SSL_get0_peer_CA_names(ssl);
+    const STACK_OF(X509_NAME) *names = SSL_get0_peer_CA_list(ssl);
     p->nca_names_total = (size_t)sk_X509_NAME_num(names);
     for (int i = 0; i < sk_X509_NAME_num(names) && p->nca_names < TLSX_PROBE_MAX_CA_NAMES; i++)
         tlsx_probe_name_text(sk_X509_NAME_value(names, i), p->ca_names[p->nca_names++],
