@@ -1,5 +1,6 @@
 """`twoway ca list` and `ca show`: the inventory agrees with the certificates, filters work, and
 several processes can use one CA at once."""
+import datetime
 import json
 import re
 import subprocess
@@ -22,7 +23,10 @@ def inv(tmp_path_factory):
     certs["web"] = pki.issue_server("web.example.test", san=None)
     certs["old"] = pki.issue_client("old", days="1s")
     certs["soon"] = pki.issue_client("soon", days=7)
-    time.sleep(1.5)  # let "old" (1 second of life after its backdated start) expire
+    # Let "old" expire: wait until a whole second past its notAfter (list compares seconds).
+    not_after = load_cert(certs["old"].cert).not_valid_after.replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+    time.sleep(max(0.0, not_after + 1.05 - time.time()))
     return pki, certs
 
 
