@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <time.h>
+
 #include "tlsx/testpki.h"
 
 static struct tp_cert root, inter, server, alice;
@@ -214,6 +216,94 @@ static void intermediate_only_in_client_ca_or_sent(void **state)
     SSL_CTX_free(without);
 }
 
+static void ticket_keys_rotate(void **state)
+{
+    (void)state;
+    struct tw_err err;
+    struct tlsx_ticket_keys *keys = tlsx_ticket_keys_new(10, &err);
+    struct tlsx_server_opts o;
+    tlsx_server_opts_init(&o);
+    o.ticket_keys = keys;
+    SSL_CTX *s = sctx_with(both_path, &o);
+    SSL_CTX *c = cctx_with(&alice, true, 0, TLS1_2_VERSION);
+    SSL *cl = NULL;
+    assert_int_equal(tp_handshake(s, c, NULL, NULL, NULL, &cl), 1);
+    SSL_SESSION *sess = SSL_get1_session(cl);
+    SSL_free(cl);
+    int64_t now = (int64_t)time(NULL);
+    /* One rotation: the previous key still decrypts. */
+    tlsx_ticket_keys_tick(keys, now + 11);
+    SSL *sv = NULL;
+    assert_int_equal(tp_handshake(s, c, sess, NULL, &sv, NULL), 1);
+    assert_int_equal(SSL_session_reused(sv), 1);
+    SSL_free(sv);
+    /* Two rotations: that key is gone, a full handshake happens. */
+    tlsx_ticket_keys_tick(keys, now + 22);
+    sv = NULL;
+    assert_int_equal(tp_handshake(s, c, sess, NULL, &sv, NULL), 1);
+    assert_int_equal(SSL_session_reused(sv), 0);
+    SSL_free(sv);
+    SSL_SESSION_free(sess);
+    SSL_CTX_free(s);
+    SSL_CTX_free(c);
+    tlsx_ticket_keys_free(keys);
+}
+
+static void crl_required_for_the_issuer(void **state)
+{
+    (void)state;
+    /* CRLs are configured, but none from alice's issuer: fail closed. */
+    struct tw_err err;
+    struct tlsx_crl_set *set = tlsx_crl_set_new(&err);
+    X509_CRL *crl = tp_crl(&root, NULL, 0, 3600);
+    assert_int_equal(tlsx_crl_set_add_file(set, tp_write_crl("root.crl", crl, 0), &err), 0);
+    struct tlsx_server_opts o;
+    tlsx_server_opts_init(&o);
+    o.crls = set;
+    SSL_CTX *s = sctx_with(both_path, &o);
+    SSL_CTX *c = cctx_with(&alice, true, 0, 0);
+    assert_int_equal(tp_handshake(s, c, NULL, NULL, NULL, NULL), 0);
+    assert_int_equal(tp_server_reason, TLSX_R_CRL_MISSING);
+    SSL_CTX_free(s);
+    SSL_CTX_free(c);
+    X509_CRL_free(crl);
+    tlsx_crl_set_free(set);
+}
+
+static void bare_certificate_check(void **state)
+{
+    (void)state;
+    struct tw_err err;
+    long serial = tp_serial(&alice);
+    struct tlsx_crl_set *set = tlsx_crl_set_new(&err);
+    X509_CRL *crl = tp_crl(&inter, &serial, 1, 3600);
+    assert_int_equal(tlsx_crl_set_add_file(set, tp_write_crl("inter.crl", crl, 1), &err), 0);
+    struct tlsx_policy *p = tlsx_policy_new(&err);
+    assert_int_equal(tlsx_policy_add(p, "cn:alice", &err), 0);
+    struct tlsx_peer_rules rules = {.policy = p};
+    struct tlsx_peer_result res;
+    assert_int_equal(tlsx_peer_check_identity(alice.cert, NULL, &rules, &res, &err), 0);
+    assert_string_equal(res.matched_rule, "cn:alice");
+    rules.crls = set;
+    assert_int_equal(tlsx_peer_check_identity(alice.cert, NULL, &rules, &res, &err), -1);
+    assert_int_equal(res.reason, TLSX_R_REVOKED);
+    assert_int_equal(err.code, TW_ERR_VERIFY);
+    assert_non_null(strstr(res.detail, "is revoked"));
+    rules.crls = NULL;
+    rules.now = (int64_t)time(NULL) + 86400 * 2;
+    assert_int_equal(tlsx_peer_check_identity(alice.cert, NULL, &rules, &res, &err), -1);
+    assert_int_equal(res.reason, TLSX_R_EXPIRED);
+    rules.now = 0;
+    assert_int_equal(tlsx_peer_check_identity(server.cert, NULL, &rules, &res, &err), -1);
+    assert_int_equal(res.reason, TLSX_R_POLICY);
+    assert_int_equal(err.code, TW_ERR_POLICY);
+    assert_int_equal(tlsx_peer_check_identity(NULL, NULL, &rules, &res, &err), -1);
+    assert_int_equal(res.reason, TLSX_R_NO_CERT);
+    X509_CRL_free(crl);
+    tlsx_crl_set_free(set);
+    tlsx_policy_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -222,6 +312,9 @@ int main(void)
         cmocka_unit_test(optional_client_cert),
         cmocka_unit_test(resumption_follows_crl_freshness),
         cmocka_unit_test(intermediate_only_in_client_ca_or_sent),
+        cmocka_unit_test(ticket_keys_rotate),
+        cmocka_unit_test(crl_required_for_the_issuer),
+        cmocka_unit_test(bare_certificate_check),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
