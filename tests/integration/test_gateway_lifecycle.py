@@ -244,3 +244,42 @@ def test_drain_closes_idle_http_keepalive_quickly(pki):
     finally:
         gw.kill()
         backend.close()
+
+
+def test_service_max_connections(pki, backend, tmp_path):
+    port, mport = free_port(), free_port()
+    cfg = tmp_path / "twoway.conf"
+    cfg.write_text(f"""
+[global]
+metrics = 127.0.0.1:{mport}
+max-connections = 100
+
+[service capped]
+listen = 127.0.0.1:{port}
+backend = {backend.address}
+mode = tcp
+cert = {pki['server'].cert_path}
+key = {pki['server'].key_path}
+client-ca = {pki['ca'].ca_path}
+max-connections = 1
+""")
+    gw = Gateway(["--config", cfg])
+    try:
+        ctx = client_context(pki["ca"], pki["alice"])
+        first = tls_connect(port, ctx)
+        first.sendall(b"1")
+        assert recv_exact(first, 1) == b"1"
+        assert refused(port, ctx)
+        assert metric(fetch_metrics(mport), "twoway_handshakes_total",
+                      {"reason": "max-connections"}) == 1
+        first.close()
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                assert echo_roundtrip(port, ctx) == b"ping\n"
+                break
+            except (AssertionError, ssl.SSLError, OSError):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+    finally:
+        assert gw.stop() == 0, gw.output()
