@@ -118,12 +118,11 @@ static json_t *sans_json(const char *sans)
 json_t *ca_row_json(const struct store_cert *c)
 {
     int revoked = c->status == STORE_REVOKED;
-    return json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:o, s:o, s:o, s:s, s:o, s:o}",
-                     "serial", c->serial, "name", c->name, "subject", c->subject, "sans",
-                     sans_json(c->sans), "profile", c->profile, "issuer", c->issuer, "sha256",
-                     c->sha256, "not_before", time_json(c->not_before), "not_after",
-                     time_json(c->not_after), "issued_at", time_json(c->issued_at), "status",
-                     ca_status_name(c->status), "revoked_at",
+    return json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:o, s:o, s:o, s:s, s:o, s:o}", "serial",
+                     c->serial, "name", c->name, "subject", c->subject, "sans", sans_json(c->sans),
+                     "profile", c->profile, "issuer", c->issuer, "sha256", c->sha256, "not_before",
+                     time_json(c->not_before), "not_after", time_json(c->not_after), "issued_at",
+                     time_json(c->issued_at), "status", ca_status_name(c->status), "revoked_at",
                      revoked ? time_json(c->revoked_at) : json_null(), "reason",
                      revoked ? json_string(pki_reason_name(c->revoke_reason)) : json_null());
 }

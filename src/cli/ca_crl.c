@@ -26,12 +26,9 @@ static const char cmd[] = "ca crl";
 int cli_ca_crl(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"dir", required_argument, NULL, 'd'},
-        {"out", required_argument, NULL, 'o'},
-        {"days", required_argument, NULL, 'D'},
-        {"passphrase-file", required_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"dir", required_argument, NULL, 'd'},  {"out", required_argument, NULL, 'o'},
+        {"days", required_argument, NULL, 'D'}, {"passphrase-file", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
     const char *dir = NULL, *out = NULL, *passfile = NULL;
     long days = 0;
@@ -42,9 +39,15 @@ int cli_ca_crl(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': dir = optarg; break;
-        case 'o': out = optarg; break;
-        case 'p': passfile = optarg; break;
+        case 'd':
+            dir = optarg;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'p':
+            passfile = optarg;
+            break;
         case 'D':
             if (ca_parse_int("--days", optarg, 1, 3650, &days, &err) != 0)
                 return cli_usage_error(cmd, "%s", err.msg);

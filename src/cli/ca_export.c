@@ -43,11 +43,15 @@ enum { OPT_LEGACY = 256, OPT_PASS, OPT_FORCE };
 static int parse(int argc, char **argv, struct export_args *a)
 {
     static const struct option opts[] = {
-        {"dir", required_argument, NULL, 'd'}, {"key", required_argument, NULL, 'k'},
-        {"out", required_argument, NULL, 'o'}, {"pem", no_argument, NULL, 'P'},
-        {"p12", no_argument, NULL, 'x'},       {"p12-legacy", no_argument, NULL, OPT_LEGACY},
+        {"dir", required_argument, NULL, 'd'},
+        {"key", required_argument, NULL, 'k'},
+        {"out", required_argument, NULL, 'o'},
+        {"pem", no_argument, NULL, 'P'},
+        {"p12", no_argument, NULL, 'x'},
+        {"p12-legacy", no_argument, NULL, OPT_LEGACY},
         {"p12-pass-file", required_argument, NULL, OPT_PASS},
-        {"force", no_argument, NULL, OPT_FORCE}, {"help", no_argument, NULL, 'h'},
+        {"force", no_argument, NULL, OPT_FORCE},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -55,14 +59,30 @@ static int parse(int argc, char **argv, struct export_args *a)
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': a->dir = optarg; break;
-        case 'k': a->key = optarg; break;
-        case 'o': a->out = optarg; break;
-        case 'P': a->pem = 1; break;
-        case 'x': a->p12 = 1; break;
-        case OPT_LEGACY: a->legacy = 1; break;
-        case OPT_PASS: a->p12_pass_file = optarg; break;
-        case OPT_FORCE: a->force = 1; break;
+        case 'd':
+            a->dir = optarg;
+            break;
+        case 'k':
+            a->key = optarg;
+            break;
+        case 'o':
+            a->out = optarg;
+            break;
+        case 'P':
+            a->pem = 1;
+            break;
+        case 'x':
+            a->p12 = 1;
+            break;
+        case OPT_LEGACY:
+            a->legacy = 1;
+            break;
+        case OPT_PASS:
+            a->p12_pass_file = optarg;
+            break;
+        case OPT_FORCE:
+            a->force = 1;
+            break;
         case 'h':
             fputs(usage, stdout);
             return -1;
@@ -159,11 +179,10 @@ static int export(struct pki_ca *ca, const struct export_args *a, const struct s
         snprintf(out, PATH_MAX, "%s.%s", row->name, a->pem ? "pem" : "p12");
     struct tw_buf b;
     tw_buf_init(&b, 4u * 1024 * 1024);
-    int rc = a->pem ? make_pem(ca, key, cert, &b, err)
-                    : make_p12(ca, a, key, cert, row->name, &b, err);
+    int rc =
+        a->pem ? make_pem(ca, key, cert, &b, err) : make_p12(ca, a, key, cert, row->name, &b, err);
     if (rc == 0 && strcmp(out, "-") == 0)
-        rc = fwrite(b.data, 1, b.len, stdout) == b.len ? 0
-                                                       : tw_err_sys(err, TW_ERR_IO, "stdout");
+        rc = fwrite(b.data, 1, b.len, stdout) == b.len ? 0 : tw_err_sys(err, TW_ERR_IO, "stdout");
     else if (rc == 0)
         rc = ca_write_output(out, b.data, b.len, key != NULL ? 0600 : 0644, a->force, err);
     tw_buf_free(&b);
@@ -189,12 +208,16 @@ int cli_ca_export(int argc, char **argv)
     if (rc == 0)
         rc = export(ca, &a, &row, out, &err);
     char result[TW_ERR_MSG_MAX];
-    snprintf(result, sizeof(result), "ok: %s %.200s", a.pem ? "pem" : a.legacy ? "p12-legacy" : "p12",
+    snprintf(result, sizeof(result), "ok: %s %.200s",
+             a.pem      ? "pem"
+             : a.legacy ? "p12-legacy"
+                        : "p12",
              out);
     struct tw_err aerr;
     if (store_audit_add(pki_ca_store(ca), "export", row.subject[0] ? row.subject : NULL,
                         row.serial[0] ? row.serial : a.what, rc == 0 ? result : err.msg,
-                        &aerr) != 0 && rc == 0) {
+                        &aerr) != 0 &&
+        rc == 0) {
         err = aerr;
         rc = -1;
     }

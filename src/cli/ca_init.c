@@ -53,10 +53,14 @@ static int finish(const struct pki_ca_options *opt, const struct pki_ca_created 
 int cli_ca_init(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"dir", required_argument, NULL, 'd'},       {"name", required_argument, NULL, 'n'},
-        {"key", required_argument, NULL, 'k'},       {"root-days", required_argument, NULL, 'R'},
-        {"int-days", required_argument, NULL, 'I'},  {"base-url", required_argument, NULL, 'u'},
-        {"passphrase-file", required_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'},
+        {"dir", required_argument, NULL, 'd'},
+        {"name", required_argument, NULL, 'n'},
+        {"key", required_argument, NULL, 'k'},
+        {"root-days", required_argument, NULL, 'R'},
+        {"int-days", required_argument, NULL, 'I'},
+        {"base-url", required_argument, NULL, 'u'},
+        {"passphrase-file", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct pki_ca_options opt = {.key_type = PKI_KEY_EC_P256};

@@ -59,14 +59,19 @@ enum { OPT_P12 = 256, OPT_P12_LEGACY, OPT_P12_PASS, OPT_PASS, OPT_FORCE };
 static int parse(int argc, char **argv, struct issue_args *a)
 {
     static const struct option opts[] = {
-        {"dir", required_argument, NULL, 'd'},     {"san", required_argument, NULL, 's'},
-        {"days", required_argument, NULL, 'D'},    {"key", required_argument, NULL, 'k'},
-        {"csr", required_argument, NULL, 'c'},     {"out", required_argument, NULL, 'o'},
-        {"force", no_argument, NULL, OPT_FORCE},   {"p12", no_argument, NULL, OPT_P12},
+        {"dir", required_argument, NULL, 'd'},
+        {"san", required_argument, NULL, 's'},
+        {"days", required_argument, NULL, 'D'},
+        {"key", required_argument, NULL, 'k'},
+        {"csr", required_argument, NULL, 'c'},
+        {"out", required_argument, NULL, 'o'},
+        {"force", no_argument, NULL, OPT_FORCE},
+        {"p12", no_argument, NULL, OPT_P12},
         {"p12-legacy", no_argument, NULL, OPT_P12_LEGACY},
         {"p12-pass-file", required_argument, NULL, OPT_P12_PASS},
         {"passphrase-file", required_argument, NULL, OPT_PASS},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct tw_err err;
     int c;
@@ -74,14 +79,30 @@ static int parse(int argc, char **argv, struct issue_args *a)
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': a->dir = optarg; break;
-        case 'c': a->csr = optarg; break;
-        case 'o': a->out = optarg; break;
-        case OPT_FORCE: a->force = 1; break;
-        case OPT_P12: a->p12 = 1; break;
-        case OPT_P12_LEGACY: a->p12_legacy = 1; break;
-        case OPT_P12_PASS: a->p12_pass_file = optarg; break;
-        case OPT_PASS: a->passfile = optarg; break;
+        case 'd':
+            a->dir = optarg;
+            break;
+        case 'c':
+            a->csr = optarg;
+            break;
+        case 'o':
+            a->out = optarg;
+            break;
+        case OPT_FORCE:
+            a->force = 1;
+            break;
+        case OPT_P12:
+            a->p12 = 1;
+            break;
+        case OPT_P12_LEGACY:
+            a->p12_legacy = 1;
+            break;
+        case OPT_P12_PASS:
+            a->p12_pass_file = optarg;
+            break;
+        case OPT_PASS:
+            a->passfile = optarg;
+            break;
         case 's':
             if (pki_sans_parse(&a->extra, optarg, &err) != 0)
                 return cli_usage_error(cmd, "%s", err.msg);
@@ -128,8 +149,8 @@ static int parse(int argc, char **argv, struct issue_args *a)
 }
 
 /* Server: NAME first, as an IP SAN when it is an address, else a DNS SAN. */
-static int build_sans(const struct issue_args *a, const struct pki_csr *csr,
-                      struct pki_sans *sans, struct tw_err *err)
+static int build_sans(const struct issue_args *a, const struct pki_csr *csr, struct pki_sans *sans,
+                      struct tw_err *err)
 {
     memset(sans, 0, sizeof(*sans));
     if (a->profile == PKI_PROFILE_SERVER) {
@@ -170,15 +191,21 @@ static int plan_outputs(const struct issue_args *a, struct outputs *o, struct tw
 {
     const char *dir = a->out != NULL ? a->out : ".";
     TW_GUARD(fs_mkdir_private(dir, err));
-    const struct { char *path; const char *ext; int wanted; } files[] = {
-        {o->key, ".key", a->csr == NULL}, {o->crt, ".crt", 1}, {o->chain, ".chain.pem", 1},
-        {o->p12, ".p12", a->p12}};
+    const struct {
+        char *path;
+        const char *ext;
+        int wanted;
+    } files[] = {{o->key, ".key", a->csr == NULL},
+                 {o->crt, ".crt", 1},
+                 {o->chain, ".chain.pem", 1},
+                 {o->p12, ".p12", a->p12}};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         files[i].path[0] = '\0';
         if (!files[i].wanted)
             continue;
         TW_ENSURE(snprintf(files[i].path, PATH_MAX, "%s/%s%s", dir, a->name, files[i].ext) <
-                      PATH_MAX, err, TW_ERR_USAGE, "path too long: %s", dir);
+                      PATH_MAX,
+                  err, TW_ERR_USAGE, "path too long: %s", dir);
         TW_ENSURE(a->force || !fs_exists(files[i].path), err, TW_ERR_EXISTS,
                   "%s already exists (use --force to overwrite it)", files[i].path);
     }
@@ -252,8 +279,9 @@ static int prepare(const struct issue_args *a, struct pki_csr **csr, struct pki_
     if (a->p12) {
         int rc = ca_p12_password(a->p12_pass_file, &m->p12_pass, err);
         if (rc == 1)
-            return tw_err_set(err, TW_ERR_USAGE, "--p12 needs a password: --p12-pass-file F or "
-                                                 "TWOWAY_P12_PASS_FILE");
+            return tw_err_set(err, TW_ERR_USAGE,
+                              "--p12 needs a password: --p12-pass-file F or "
+                              "TWOWAY_P12_PASS_FILE");
         TW_GUARD(rc);
     }
     if (a->csr != NULL && (*csr = load_csr(a->csr, err)) == NULL)
@@ -282,7 +310,9 @@ static int run(const struct issue_args *a, struct material *m, struct tw_err *er
             tw_err_clear(&ignored);
     }
     if (rc == 0) {
-        struct pki_cert_request req = {.profile = a->profile, .cn = a->name, .sans = &sans,
+        struct pki_cert_request req = {.profile = a->profile,
+                                       .cn = a->name,
+                                       .sans = &sans,
                                        .pubkey = m->key != NULL ? m->key : pki_csr_pubkey(csr),
                                        .lifetime = a->lifetime};
         rc = pki_ca_issue(ca, &req, &m->cert, err);

@@ -57,10 +57,10 @@ static int parse_status(const char *text, int *out)
 int cli_ca_list(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"dir", required_argument, NULL, 'd'},     {"status", required_argument, NULL, 's'},
+        {"dir", required_argument, NULL, 'd'},      {"status", required_argument, NULL, 's'},
         {"expiring", required_argument, NULL, 'e'}, {"name", required_argument, NULL, 'n'},
-        {"profile", required_argument, NULL, 'p'}, {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"profile", required_argument, NULL, 'p'},  {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     struct store_filter f = {.status = -1};
     const char *dir = NULL;
@@ -72,13 +72,18 @@ int cli_ca_list(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': dir = optarg; break;
-        case 'n': f.name_glob = optarg; break;
-        case 'j': json = 1; break;
+        case 'd':
+            dir = optarg;
+            break;
+        case 'n':
+            f.name_glob = optarg;
+            break;
+        case 'j':
+            json = 1;
+            break;
         case 's':
             if (parse_status(optarg, &f.status) != 0)
-                return cli_usage_error(cmd, "--status '%s': use valid, revoked or expired",
-                                       optarg);
+                return cli_usage_error(cmd, "--status '%s': use valid, revoked or expired", optarg);
             break;
         case 'e':
             if (clock_duration_parse(optarg, &f.expiring_within, &err) != 0 ||

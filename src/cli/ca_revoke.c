@@ -42,8 +42,12 @@ int cli_ca_revoke(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': dir = optarg; break;
-        case 'p': passfile = optarg; break;
+        case 'd':
+            dir = optarg;
+            break;
+        case 'p':
+            passfile = optarg;
+            break;
         case 'r':
             if (pki_reason_parse(optarg, &reason, &err) != 0)
                 return cli_usage_error(cmd, "%s", err.msg);

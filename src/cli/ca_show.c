@@ -24,8 +24,10 @@ static const char cmd[] = "ca show";
 int cli_ca_show(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"dir", required_argument, NULL, 'd'}, {"pem", no_argument, NULL, 'p'},
-        {"json", no_argument, NULL, 'j'},      {"help", no_argument, NULL, 'h'},
+        {"dir", required_argument, NULL, 'd'},
+        {"pem", no_argument, NULL, 'p'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *dir = NULL;
@@ -34,9 +36,15 @@ int cli_ca_show(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': dir = optarg; break;
-        case 'p': pem = 1; break;
-        case 'j': json = 1; break;
+        case 'd':
+            dir = optarg;
+            break;
+        case 'p':
+            pem = 1;
+            break;
+        case 'j':
+            json = 1;
+            break;
         case 'h':
             fputs(usage, stdout);
             return 0;

@@ -42,17 +42,16 @@ static int check_present(const char *dir, const char *cadir, struct tw_err *err)
                               "%s: half-written CA (%s left by an interrupted 'ca init'); "
                               "remove it and run 'twoway ca init' again",
                               dir, leftover);
-        return tw_err_set(err, TW_ERR_NOTFOUND, "no CA in %s (run 'twoway ca init --dir %s')",
-                          dir, dir);
+        return tw_err_set(err, TW_ERR_NOTFOUND, "no CA in %s (run 'twoway ca init --dir %s')", dir,
+                          dir);
     }
-    static const char *const needed[] = {PKI_FILE_CONF,    PKI_FILE_ROOT_CRT,  PKI_FILE_INT_CRT,
+    static const char *const needed[] = {PKI_FILE_CONF,    PKI_FILE_ROOT_CRT, PKI_FILE_INT_CRT,
                                          PKI_FILE_INT_KEY, PKI_FILE_OCSP_CRT, PKI_FILE_OCSP_KEY,
                                          PKI_FILE_CHAIN};
     for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
         char path[PATH_MAX];
         TW_GUARD(fs_path_join(path, sizeof(path), cadir, needed[i], err));
-        TW_ENSURE(fs_exists(path), err, TW_ERR_PKI, "%s is incomplete: %s is missing", cadir,
-                  path);
+        TW_ENSURE(fs_exists(path), err, TW_ERR_PKI, "%s is incomplete: %s is missing", cadir, path);
     }
     char db[PATH_MAX];
     TW_GUARD(fs_path_join(db, sizeof(db), dir, PKI_FILE_DB, err));
@@ -77,8 +76,10 @@ static int load_certs(struct pki_ca *ca, struct tw_err *err)
     int ok = X509_verify(ca->intermediate, X509_get0_pubkey(ca->root)) == 1 &&
              X509_verify(ca->ocsp, X509_get0_pubkey(ca->intermediate)) == 1;
     ERR_clear_error();
-    TW_ENSURE(ok, err, TW_ERR_PKI, "%s: the certificates do not chain (intermediate not signed "
-              "by root, or OCSP signer not signed by intermediate)", ca->cadir);
+    TW_ENSURE(ok, err, TW_ERR_PKI,
+              "%s: the certificates do not chain (intermediate not signed "
+              "by root, or OCSP signer not signed by intermediate)",
+              ca->cadir);
     return 0;
 }
 
@@ -121,8 +122,7 @@ static struct pki_signer *load_signer(struct pki_ca *ca, const char *key_file, X
     char path[PATH_MAX];
     TW_GUARD_PTR(ca_path(ca, key_file, path, err));
     TW_ENSURE_PTR(!ca->conf.encrypted || pass != NULL, err, TW_ERR_PKI,
-                  "%s is encrypted: pass --passphrase-file F or set TWOWAY_PASSPHRASE_FILE",
-                  path);
+                  "%s is encrypted: pass --passphrase-file F or set TWOWAY_PASSPHRASE_FILE", path);
     TW_AUTO(EVP_PKEY) *key = pki_key_load(path, pass, err);
     if (key == NULL)
         return NULL;
@@ -143,19 +143,37 @@ struct pki_signer *pki_ca_ocsp_signer(struct pki_ca *ca, const struct pki_secret
     return load_signer(ca, PKI_FILE_OCSP_KEY, ca->ocsp, pass, err);
 }
 
-struct store *pki_ca_store(struct pki_ca *ca) { return ca->store; }
-const char *pki_ca_dir(const struct pki_ca *ca) { return ca->dir; }
-X509 *pki_ca_root_cert(const struct pki_ca *ca) { return ca->root; }
-X509 *pki_ca_intermediate_cert(const struct pki_ca *ca) { return ca->intermediate; }
-X509 *pki_ca_ocsp_cert(const struct pki_ca *ca) { return ca->ocsp; }
-int pki_ca_crl_days(const struct pki_ca *ca) { return ca->conf.crl_days; }
+struct store *pki_ca_store(struct pki_ca *ca)
+{
+    return ca->store;
+}
+const char *pki_ca_dir(const struct pki_ca *ca)
+{
+    return ca->dir;
+}
+X509 *pki_ca_root_cert(const struct pki_ca *ca)
+{
+    return ca->root;
+}
+X509 *pki_ca_intermediate_cert(const struct pki_ca *ca)
+{
+    return ca->intermediate;
+}
+X509 *pki_ca_ocsp_cert(const struct pki_ca *ca)
+{
+    return ca->ocsp;
+}
+int pki_ca_crl_days(const struct pki_ca *ca)
+{
+    return ca->conf.crl_days;
+}
 
 const char *pki_ca_base_url(const struct pki_ca *ca)
 {
     return ca->conf.base_url[0] != '\0' ? ca->conf.base_url : NULL;
 }
 
-STACK_OF(X509) *pki_ca_chain(const struct pki_ca *ca, struct tw_err *err)
+STACK_OF(X509) * pki_ca_chain(const struct pki_ca *ca, struct tw_err *err)
 {
     STACK_OF(X509) *chain = sk_X509_new_null();
     if (chain == NULL || sk_X509_push(chain, ca->intermediate) <= 0 ||

@@ -138,8 +138,10 @@ static int rename_noreplace(const char *from, const char *to, struct tw_err *err
     if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
         return 0;
     if (errno == EEXIST)
-        return tw_err_set(err, TW_ERR_EXISTS, "%s already exists; refusing to overwrite an "
-                          "existing CA", to);
+        return tw_err_set(err, TW_ERR_EXISTS,
+                          "%s already exists; refusing to overwrite an "
+                          "existing CA",
+                          to);
     if (errno != EINVAL && errno != ENOSYS)
         return tw_err_sys(err, TW_ERR_IO, "cannot rename %s to %s", from, to);
     /* File systems without RENAME_NOREPLACE: a plain rename, after a fresh check. */
@@ -158,15 +160,15 @@ static int commit(struct store *s, void *ctx, struct tw_err *err)
         struct store_cert row;
         char cn[PKI_NAME_MAX + 1];
         snprintf(cn, sizeof(cn), "%s %s", in->name, parts[i].suffix);
-        TW_GUARD(pki_cert_to_row(in->certs[i], cn, parts[i].profile, (int64_t)in->now, &row,
-                                 err));
+        TW_GUARD(pki_cert_to_row(in->certs[i], cn, parts[i].profile, (int64_t)in->now, &row, err));
         int rc = store_cert_put(s, &row, err);
         store_cert_clear(&row);
         TW_GUARD(rc);
     }
     int64_t number = 0;
     TW_GUARD(store_crl_number_next(s, &number, err));
-    struct pki_signer *signer = pki_signer_new(in->keys[INTERMEDIATE], in->certs[INTERMEDIATE], err);
+    struct pki_signer *signer =
+        pki_signer_new(in->keys[INTERMEDIATE], in->certs[INTERMEDIATE], err);
     if (signer == NULL)
         return -1;
     X509_CRL *crl = pki_crl_make(signer, NULL, 0, number, in->now,
@@ -179,8 +181,8 @@ static int commit(struct store *s, void *ctx, struct tw_err *err)
     TW_GUARD(rc);
     /* The success row commits with the CA rows, so an "ok" in the audit means a real CA. */
     char subject[STORE_SUBJECT_MAX], serial[STORE_SERIAL_MAX];
-    TW_GUARD(pki_name_to_text(X509_get_subject_name(in->certs[ROOT]), subject, sizeof(subject),
-                              err));
+    TW_GUARD(
+        pki_name_to_text(X509_get_subject_name(in->certs[ROOT]), subject, sizeof(subject), err));
     TW_GUARD(pki_cert_serial_hex(in->certs[ROOT], serial, sizeof(serial), err));
     TW_GUARD(store_audit_add(s, "init", subject, serial, "ok", err));
     TW_GUARD(rename_noreplace(in->tmp, in->final, err));
@@ -236,8 +238,7 @@ static int run(struct init *in, struct store **store, struct tw_err *err)
     return 0;
 }
 
-int pki_ca_init(const struct pki_ca_options *opt, struct pki_ca_created *out,
-                struct tw_err *err)
+int pki_ca_init(const struct pki_ca_options *opt, struct pki_ca_created *out, struct tw_err *err)
 {
     struct init in;
     memset(&in, 0, sizeof(in));
@@ -249,8 +250,7 @@ int pki_ca_init(const struct pki_ca_options *opt, struct pki_ca_created *out,
     tw_err_clear(&local);
     int rc = run(&in, &store, &local);
     if (rc == 0)
-        rc = pki_cert_fingerprint(in.certs[ROOT], out->root_sha256, out->root_sha256_colon,
-                                  &local);
+        rc = pki_cert_fingerprint(in.certs[ROOT], out->root_sha256, out->root_sha256_colon, &local);
     if (rc != 0 && !in.renamed && in.tmp[0] != '\0')
         remove_flat_dir(in.tmp);
     if (rc != 0 && store != NULL) {

@@ -17,8 +17,8 @@ static void audit_failure(struct pki_ca *ca, const char *action, const char *sub
                           const char *serial, const struct tw_err *failure)
 {
     struct tw_err ignored; /* the caller reports the original failure */
-    if (failure != NULL && store_audit_add(ca->store, action, subject, serial, failure->msg,
-                                           &ignored) != 0)
+    if (failure != NULL &&
+        store_audit_add(ca->store, action, subject, serial, failure->msg, &ignored) != 0)
         tw_err_clear(&ignored);
 }
 
@@ -109,8 +109,8 @@ int pki_ca_revoke(struct pki_ca *ca, const char *serial, int reason, int64_t whe
                    "intermediate issued",
                    row.serial, row.profile);
     else if (row.status == STORE_REVOKED)
-        tw_err_set(&local, TW_ERR_EXISTS, "certificate %s (%s) is already revoked (%s)",
-                   row.serial, row.name, pki_reason_name(row.revoke_reason));
+        tw_err_set(&local, TW_ERR_EXISTS, "certificate %s (%s) is already revoked (%s)", row.serial,
+                   row.name, pki_reason_name(row.revoke_reason));
     else {
         struct revoke_ctx ctx = {&row, reason, when};
         rc = store_transaction(ca->store, revoke_and_audit, &ctx, &local);
@@ -158,8 +158,8 @@ static X509_CRL *build_crl(struct pki_ca *ca, int days, int64_t *number, size_t 
                            int64_t *next_update, struct tw_err *err)
 {
     char issuer[STORE_SUBJECT_MAX];
-    TW_GUARD_PTR(pki_name_to_text(X509_get_subject_name(ca->intermediate), issuer,
-                                  sizeof(issuer), err));
+    TW_GUARD_PTR(
+        pki_name_to_text(X509_get_subject_name(ca->intermediate), issuer, sizeof(issuer), err));
     struct entries e = {0};
     X509_CRL *crl = NULL;
     if (store_revoked_list(ca->store, issuer, collect, &e, err) == 0 && !e.failed &&
@@ -167,8 +167,7 @@ static X509_CRL *build_crl(struct pki_ca *ca, int days, int64_t *number, size_t 
         for (size_t i = 0; i < e.count; i++)
             e.items[i].serial_hex = e.serials[i];
         time_t now = time(NULL);
-        crl = pki_crl_make(ca->signer, e.items, e.count, *number, now, (int64_t)days * 86400,
-                           err);
+        crl = pki_crl_make(ca->signer, e.items, e.count, *number, now, (int64_t)days * 86400, err);
         *count = e.count;
         *next_update = (int64_t)now + (int64_t)days * 86400;
     } else if (e.failed) {
@@ -185,8 +184,7 @@ static int ends_with(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-static int encode_crl(X509_CRL *crl, int der, unsigned char **out, size_t *len,
-                      struct tw_err *err)
+static int encode_crl(X509_CRL *crl, int der, unsigned char **out, size_t *len, struct tw_err *err)
 {
     if (der) {
         unsigned char *buf = NULL;

@@ -67,8 +67,7 @@ char *pki_cert_to_pem(const X509 *cert, size_t *len, struct tw_err *err)
 
 X509 *pki_cert_from_pem(const char *pem, size_t len, const char *label, struct tw_err *err)
 {
-    TW_ENSURE_PTR(len <= CERT_FILE_MAX, err, TW_ERR_PKI, "%s: too large for a certificate",
-                  label);
+    TW_ENSURE_PTR(len <= CERT_FILE_MAX, err, TW_ERR_PKI, "%s: too large for a certificate", label);
     TW_AUTO(BIO) *bio = BIO_new_mem_buf(pem, (int)len);
     TW_ENSURE_PTR(bio != NULL, err, TW_ERR_INTERNAL, "out of memory");
     X509 *cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
@@ -119,8 +118,8 @@ int pki_cert_to_row(const X509 *cert, const char *name, enum pki_profile p, int6
     snprintf(row->profile, sizeof(row->profile), "%s", pki_profile_name(p));
     TW_GUARD(pki_cert_serial_hex(cert, row->serial, sizeof(row->serial), err));
     TW_GUARD(pki_cert_fingerprint(cert, row->sha256, NULL, err));
-    TW_GUARD(pki_name_to_text(X509_get_subject_name(cert), row->subject, sizeof(row->subject),
-                              err));
+    TW_GUARD(
+        pki_name_to_text(X509_get_subject_name(cert), row->subject, sizeof(row->subject), err));
     TW_GUARD(pki_name_to_text(X509_get_issuer_name(cert), row->issuer, sizeof(row->issuer), err));
     struct pki_sans sans;
     TW_GUARD(sans_from_cert(cert, &sans, err));

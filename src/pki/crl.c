@@ -9,9 +9,9 @@
 
 /* RFC 5280 §5.3.1 CRLReason; 7 is not used. */
 static const char *const reasons[PKI_REASON_COUNT] = {
-    "unspecified",          "keyCompromise",  "cACompromise",  "affiliationChanged",
-    "superseded",           "cessationOfOperation", "certificateHold", NULL,
-    "removeFromCRL",        "privilegeWithdrawn",   "aACompromise",
+    "unspecified",   "keyCompromise",        "cACompromise",    "affiliationChanged",
+    "superseded",    "cessationOfOperation", "certificateHold", NULL,
+    "removeFromCRL", "privilegeWithdrawn",   "aACompromise",
 };
 
 int pki_reason_parse(const char *name, int *code, struct tw_err *err)

@@ -66,8 +66,7 @@ static int collect_sans(X509_REQ *req, struct pki_csr *csr, const char *label, s
     return rc;
 }
 
-struct pki_csr *pki_csr_parse(const void *data, size_t len, const char *label,
-                              struct tw_err *err)
+struct pki_csr *pki_csr_parse(const void *data, size_t len, const char *label, struct tw_err *err)
 {
     TW_ENSURE_PTR(len > 0, err, TW_ERR_PKI, "%s: empty CSR", label);
     TW_ENSURE_PTR(len <= PKI_CSR_MAX, err, TW_ERR_PKI, "%s: CSR larger than %u bytes", label,
@@ -115,8 +114,8 @@ int pki_csr_take_sans(const struct pki_csr *csr, enum pki_profile p, struct pki_
     for (size_t i = 0; i < csr->sans.count; i++) {
         const struct pki_san *san = &csr->sans.items[i];
         TW_ENSURE(pki_profile_allows_san(p, san->type), err, TW_ERR_PKI,
-                  "CSR SAN %s:%s is not allowed in a %s certificate",
-                  pki_san_type_name(san->type), san->value, pki_profile_name(p));
+                  "CSR SAN %s:%s is not allowed in a %s certificate", pki_san_type_name(san->type),
+                  san->value, pki_profile_name(p));
         TW_GUARD(pki_sans_add(sans, san->type, san->value, err));
     }
     return 0;

@@ -23,8 +23,8 @@
 #define PKI_FILE_CRL_PEM "crl.pem"
 #define PKI_FILE_CRL_DER "crl.der"
 
-#define PKI_CONF_MAX (16u * 1024)   /* bytes of ca.conf */
-#define PKI_CA_NAME_MAX 48          /* so "NAME Intermediate" fits a 64-character CN */
+#define PKI_CONF_MAX (16u * 1024) /* bytes of ca.conf */
+#define PKI_CA_NAME_MAX 48        /* so "NAME Intermediate" fits a 64-character CN */
 #define PKI_CRL_DAYS_DEFAULT 7
 
 /* Settings chosen at `ca init`, kept in ca/ca.conf (INI, section [ca]). */

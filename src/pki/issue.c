@@ -35,8 +35,7 @@ int time_set(ASN1_TIME *target, int64_t when, struct tw_err *err)
     return 0;
 }
 
-static int add_conf_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value,
-                        struct tw_err *err)
+static int add_conf_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value, struct tw_err *err)
 {
     TW_AUTO(X509_EXTENSION) *ext = X509V3_EXT_nconf_nid(NULL, ctx, nid, value);
     TW_ENSURE_OSSL(ext != NULL, err, TW_ERR_PKI, "cannot make extension %s = %s", OBJ_nid2sn(nid),
@@ -117,9 +116,9 @@ static int set_names_and_times(X509 *cert, X509 *issuer, const struct pki_cert_r
     TW_GUARD_OSSL(X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8,
                                              (const unsigned char *)req->cn, -1, -1, 0),
                   err, TW_ERR_PKI, "cannot use '%s' as a common name", req->cn);
-    TW_GUARD_OSSL(X509_set_issuer_name(cert, issuer != NULL ? X509_get_subject_name(issuer)
-                                                            : subject),
-                  err, TW_ERR_PKI, "cannot set the issuer");
+    TW_GUARD_OSSL(
+        X509_set_issuer_name(cert, issuer != NULL ? X509_get_subject_name(issuer) : subject), err,
+        TW_ERR_PKI, "cannot set the issuer");
     int64_t not_before = (int64_t)now - PKI_BACKDATE_SECS;
     int64_t not_after = (int64_t)now + req->lifetime;
     if (issuer != NULL) { /* a certificate never outlives the CA that vouches for it */

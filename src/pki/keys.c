@@ -89,8 +89,8 @@ static int write_encrypted(BIO *bio, EVP_PKEY *key, const struct pki_secret *pas
 {
     PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(key);
     TW_ENSURE_OSSL(p8 != NULL, err, TW_ERR_PKI, "cannot encode the private key");
-    X509_ALGOR *pbe = PKCS5_pbe2_set_scrypt(EVP_aes_256_cbc(), NULL, 0, NULL, SCRYPT_N,
-                                            SCRYPT_R, SCRYPT_P);
+    X509_ALGOR *pbe =
+        PKCS5_pbe2_set_scrypt(EVP_aes_256_cbc(), NULL, 0, NULL, SCRYPT_N, SCRYPT_R, SCRYPT_P);
     X509_SIG *sig = NULL;
     if (pbe != NULL) {
         sig = PKCS8_set0_pbe(pass->data, (int)pass->len, p8, pbe);
@@ -150,8 +150,7 @@ EVP_PKEY *pki_key_from_pem(const char *pem, size_t len, const struct pki_secret 
 {
     int encrypted = pem_is_encrypted(pem, len);
     TW_ENSURE_PTR(!encrypted || pass != NULL, err, TW_ERR_PKI,
-                  "%s is encrypted: pass --passphrase-file F or set TWOWAY_PASSPHRASE_FILE",
-                  label);
+                  "%s is encrypted: pass --passphrase-file F or set TWOWAY_PASSPHRASE_FILE", label);
     TW_ENSURE_PTR(len <= INT_MAX, err, TW_ERR_PKI, "%s: too large", label);
     TW_AUTO(BIO) *bio = BIO_new_mem_buf(pem, (int)len);
     TW_ENSURE_PTR(bio != NULL, err, TW_ERR_INTERNAL, "out of memory");
@@ -180,8 +179,8 @@ EVP_PKEY *pki_key_load(const char *path, const struct pki_secret *pass, struct t
 
 static int ec_group_ok(EVP_PKEY *key, char *group, size_t cap)
 {
-    static const char *const allowed[] = {"prime256v1", "P-256", "secp384r1", "P-384",
-                                          "secp521r1", "P-521"};
+    static const char *const allowed[] = {"prime256v1", "P-256",     "secp384r1",
+                                          "P-384",      "secp521r1", "P-521"};
     if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, cap, NULL) != 1)
         return 0;
     for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
@@ -206,8 +205,8 @@ int pki_key_check_public(EVP_PKEY *key, const char *label, struct tw_err *err)
         return tw_err_set(err, TW_ERR_PKI,
                           "%s: %s keys are not accepted (use RSA, EC P-256/P-384/P-521 or "
                           "Ed25519)",
-                          label, EVP_PKEY_get0_type_name(key) ? EVP_PKEY_get0_type_name(key)
-                                                               : "unknown");
+                          label,
+                          EVP_PKEY_get0_type_name(key) ? EVP_PKEY_get0_type_name(key) : "unknown");
     }
     /* A point off the curve or a malformed modulus is refused before it is ever signed. */
     TW_AUTO(EVP_PKEY_CTX) *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);

@@ -8,7 +8,7 @@
 #define P12_ITER 10000       /* modern: PBKDF2 iterations for key and certificate bags */
 #define P12_LEGACY_ITER 2048 /* legacy: what old importers expect */
 
-int pki_p12_make(EVP_PKEY *key, X509 *cert, STACK_OF(X509) *chain, const char *name,
+int pki_p12_make(EVP_PKEY *key, X509 *cert, STACK_OF(X509) * chain, const char *name,
                  const struct pki_secret *pass, int legacy, unsigned char **der, size_t *len,
                  struct tw_err *err)
 {

@@ -18,14 +18,14 @@
 #include "util/err.h"
 
 /* Limits on outside input. */
-#define PKI_CSR_MAX (64u * 1024)  /* bytes of CSR (PEM or DER) accepted */
-#define PKI_SECRET_MAX 1024       /* bytes of a passphrase or PKCS#12 password */
-#define PKI_NAME_MAX 64           /* characters of a certificate NAME (RFC 5280 ub-common-name) */
-#define PKI_SANS_MAX 32           /* subjectAltName entries per certificate */
-#define PKI_SAN_VALUE_MAX 256     /* bytes of one SAN value */
-#define PKI_URL_MAX 512           /* bytes of the CA's base URL */
+#define PKI_CSR_MAX (64u * 1024)   /* bytes of CSR (PEM or DER) accepted */
+#define PKI_SECRET_MAX 1024        /* bytes of a passphrase or PKCS#12 password */
+#define PKI_NAME_MAX 64            /* characters of a certificate NAME (RFC 5280 ub-common-name) */
+#define PKI_SANS_MAX 32            /* subjectAltName entries per certificate */
+#define PKI_SAN_VALUE_MAX 256      /* bytes of one SAN value */
+#define PKI_URL_MAX 512            /* bytes of the CA's base URL */
 #define PKI_BACKDATE_SECS (5 * 60) /* notBefore is this far in the past, for clock skew */
-#define PKI_CA_PASSPHRASE_MIN 8   /* shortest passphrase `ca init` accepts */
+#define PKI_CA_PASSPHRASE_MIN 8    /* shortest passphrase `ca init` accepts */
 
 /* ---------------------------------------------------------------- secrets */
 
@@ -38,7 +38,8 @@ struct pki_secret {
 /* Read the first line of path (trailing "\n" or "\r\n" dropped) into out. Fails with TW_ERR_IO
  * when unreadable or larger than PKI_SECRET_MAX, TW_ERR_PKI when the line is empty. The file
  * buffer is wiped before it is freed. */
-int pki_secret_read_file(const char *path, struct pki_secret *out, struct tw_err *err) TW_MUST_CHECK;
+int pki_secret_read_file(const char *path, struct pki_secret *out,
+                         struct tw_err *err) TW_MUST_CHECK;
 
 /* Set out from a NUL-terminated string (tests, env). TW_ERR_PKI if empty or too long. */
 int pki_secret_set(struct pki_secret *out, const char *text, struct tw_err *err) TW_MUST_CHECK;
@@ -153,8 +154,7 @@ struct pki_csr;
  * of possession), check its key with pki_key_check_public and collect its SANs. Nothing else
  * of the CSR is kept. label (usually the file name) starts every error message. Fails with
  * TW_ERR_PKI. */
-struct pki_csr *pki_csr_parse(const void *data, size_t len, const char *label,
-                              struct tw_err *err);
+struct pki_csr *pki_csr_parse(const void *data, size_t len, const char *label, struct tw_err *err);
 
 /* Release. Accepts NULL. */
 void pki_csr_free(struct pki_csr *csr);
@@ -189,7 +189,7 @@ int pki_signer_sign_cert(struct pki_signer *s, X509 *cert, struct tw_err *err) T
 int pki_signer_sign_crl(struct pki_signer *s, X509_CRL *crl, struct tw_err *err) TW_MUST_CHECK;
 
 /* Sign an OCSP basic response, including certs (may be NULL) with the signer's cert. */
-int pki_signer_sign_ocsp(struct pki_signer *s, OCSP_BASICRESP *resp, STACK_OF(X509) *certs,
+int pki_signer_sign_ocsp(struct pki_signer *s, OCSP_BASICRESP *resp, STACK_OF(X509) * certs,
                          struct tw_err *err) TW_MUST_CHECK;
 
 /* ---------------------------------------------------------------- certificates */
@@ -231,7 +231,8 @@ X509 *pki_cert_load(const char *path, struct tw_err *err);
 int pki_time_to_unix(const ASN1_TIME *t, int64_t *out, struct tw_err *err) TW_MUST_CHECK;
 
 /* Distinguished name as the inventory spells it (RFC 2253, e.g. "CN=alice"). */
-int pki_name_to_text(const X509_NAME *name, char *out, size_t cap, struct tw_err *err) TW_MUST_CHECK;
+int pki_name_to_text(const X509_NAME *name, char *out, size_t cap,
+                     struct tw_err *err) TW_MUST_CHECK;
 
 /* Fill an inventory row from cert. The row owns a copy of the PEM (store_cert_clear). */
 int pki_cert_to_row(const X509 *cert, const char *name, enum pki_profile p, int64_t issued_at,
@@ -264,24 +265,24 @@ X509_CRL *pki_crl_make(struct pki_signer *signer, const struct pki_crl_entry *en
  * (may be NULL), friendly name name. Default: AES-256-CBC + PBKDF2/HMAC-SHA256, SHA-256 MAC.
  * legacy: 3DES (pbeWithSHA1And3-KeyTripleDES-CBC) + SHA-1 MAC for old macOS/Windows/Java.
  * An empty password fails with TW_ERR_PKI. */
-int pki_p12_make(EVP_PKEY *key, X509 *cert, STACK_OF(X509) *chain, const char *name,
+int pki_p12_make(EVP_PKEY *key, X509 *cert, STACK_OF(X509) * chain, const char *name,
                  const struct pki_secret *pass, int legacy, unsigned char **der, size_t *len,
                  struct tw_err *err) TW_MUST_CHECK;
 
 /* ---------------------------------------------------------------- the CA on disk */
 
 struct pki_ca_options {
-    const char *dir;                    /* data dir; created 0700 when missing */
-    const char *name;                   /* NULL: "twoway CA" */
-    enum pki_key_type key_type;         /* for root, intermediate and OCSP signer */
-    int root_days;                      /* <= 0: 3650 */
-    int int_days;                       /* <= 0: 1825 */
-    const char *base_url;               /* NULL: none */
+    const char *dir;                     /* data dir; created 0700 when missing */
+    const char *name;                    /* NULL: "twoway CA" */
+    enum pki_key_type key_type;          /* for root, intermediate and OCSP signer */
+    int root_days;                       /* <= 0: 3650 */
+    int int_days;                        /* <= 0: 1825 */
+    const char *base_url;                /* NULL: none */
     const struct pki_secret *passphrase; /* NULL: keys not encrypted */
 };
 
 struct pki_ca_created {
-    char root_sha256[65];      /* lower-case hex */
+    char root_sha256[65];       /* lower-case hex */
     char root_sha256_colon[96]; /* "AB:CD:..." */
 };
 
@@ -346,6 +347,104 @@ int pki_ca_audit(struct pki_ca *ca, const char *action, const char *subject, con
                  const struct tw_err *failure, struct tw_err *err) TW_MUST_CHECK;
 
 /* The chain a relying party needs after a leaf: intermediate then root (new stack, up-refs). */
-STACK_OF(X509) *pki_ca_chain(const struct pki_ca *ca, struct tw_err *err);
+STACK_OF(X509) * pki_ca_chain(const struct pki_ca *ca, struct tw_err *err);
+
+/* ---------------------------------------------------------------- EST, OCSP, tokens (issue 4) */
+
+#define PKI_TOKEN_BYTES 20    /* 160 random bits per enrollment token */
+#define PKI_TOKEN_TEXT_MAX 64 /* bytes of a token as typed (hex of PKI_TOKEN_BYTES + NUL) */
+#define PKI_OCSP_REQUEST_MAX (16u * 1024) /* bytes of one OCSP request */
+#define PKI_OCSP_IDS_MAX 16               /* certificates asked about in one OCSP request */
+#define PKI_OCSP_VALIDITY 3600            /* seconds from thisUpdate to nextUpdate */
+
+/* A fresh token: PKI_TOKEN_BYTES random bytes as lower-case hex into out. */
+int pki_token_generate(char out[PKI_TOKEN_TEXT_MAX], struct tw_err *err) TW_MUST_CHECK;
+
+/* SHA-256 of the token text (len bytes), lower-case hex: the only form that is stored. */
+int pki_token_hash(const char *token, size_t len, char hex[65], struct tw_err *err) TW_MUST_CHECK;
+
+struct pki_token_spec {
+    const char *name;            /* NAME the token may enroll (pki_name_check) */
+    enum pki_profile profile;    /* client or server */
+    const struct pki_sans *sans; /* SANs the CSR may ask for; NULL: none */
+    int64_t ttl;                 /* seconds the token stays usable (> 0) */
+    int64_t lifetime;            /* validity of the certificate; 0: profile default */
+};
+
+/* Create and store a token (only its hash is kept) and audit it ("token"). The token text goes
+ * to token (wipe it after use); *expires_at (may be NULL) gets its expiry. TW_ERR_USAGE for a
+ * bad name/profile/ttl. */
+int pki_ca_token_create(struct pki_ca *ca, const struct pki_token_spec *spec,
+                        char token[PKI_TOKEN_TEXT_MAX], int64_t *expires_at,
+                        struct tw_err *err) TW_MUST_CHECK;
+
+/* First enrollment (RFC 7030 §4.2.1) paid with a token, for name. In one store transaction:
+ * the token is marked used (single use even across processes), the certificate is issued
+ * (CN=name, the token's profile and SANs; the CSR's SANs must be among the token's; server
+ * certificates also carry name as a SAN), its row and an "enroll" audit row are committed; only
+ * then is *out set. label: the profile named in the URL, or -1. Errors: TW_ERR_VERIFY for any
+ * token problem (unknown, other name, used, expired: the caller answers 401), TW_ERR_POLICY for
+ * a refused request (403), TW_ERR_PKI for a bad CSR (400), others for server faults. Failures
+ * are audited. */
+int pki_ca_enroll_token(struct pki_ca *ca, const char *name, const char *token,
+                        const struct pki_csr *csr, int label, X509 **out,
+                        struct tw_err *err) TW_MUST_CHECK;
+
+/* Re-enrollment (RFC 7030 §4.2.2) with the current certificate, which the TLS layer verified:
+ * it must be the very certificate the inventory holds for its serial (same SHA-256), valid
+ * (not revoked, not expired) and of profile client or server; the CSR's subject (csr_subject)
+ * and SANs must equal the certificate's. The new certificate has the same name, profile, SANs
+ * and validity period, and is committed with a "reenroll" audit row before *out is set.
+ * TW_ERR_POLICY for every refusal (403) with a plain reason; TW_ERR_PKI for a bad CSR. */
+int pki_ca_reenroll(struct pki_ca *ca, X509 *current, const struct pki_csr *csr,
+                    const X509_NAME *csr_subject, int label, X509 **out,
+                    struct tw_err *err) TW_MUST_CHECK;
+
+/* The subject of a PKCS#10 request (PEM or DER; as pki_csr_parse reads it), new object. */
+X509_NAME *pki_csr_subject(const void *data, size_t len, const char *label, struct tw_err *err);
+
+/* Build a PKCS#10 request signed by key: subject CN=cn, SANs as an extensionRequest (sans may
+ * be NULL), or with subject/sans copied from a certificate when from is non-NULL (re-enroll).
+ * DER into *der (OPENSSL_free). */
+int pki_csr_make(EVP_PKEY *key, const char *cn, const struct pki_sans *sans, X509 *from,
+                 unsigned char **der, size_t *len, struct tw_err *err) TW_MUST_CHECK;
+
+/* A degenerate ("certs-only") PKCS#7 SignedData holding certs, DER into *der (OPENSSL_free). */
+int pki_p7_certs_only(STACK_OF(X509) * certs, unsigned char **der, size_t *len,
+                      struct tw_err *err) TW_MUST_CHECK;
+
+/* The certificates of a certs-only PKCS#7 (DER). TW_ERR_PKI naming label when it is not one,
+ * or holds none. */
+STACK_OF(X509) *
+    pki_p7_certs_parse(const void *der, size_t len, const char *label, struct tw_err *err);
+
+/* One certificate asked about in an OCSP request. */
+struct pki_ocsp_id {
+    int md_nid;                    /* hash of issuerNameHash / issuerKeyHash */
+    char serial[STORE_SERIAL_MAX]; /* upper-case hex, no leading zeros */
+};
+
+struct pki_ocsp_query {
+    struct pki_ocsp_id ids[PKI_OCSP_IDS_MAX];
+    size_t count;
+    int has_nonce;
+};
+
+/* Parse a DER OCSPRequest (RFC 6960 §4.1) with the limits above. TW_ERR_PKI when malformed,
+ * empty, or asking about more than PKI_OCSP_IDS_MAX certificates. */
+int pki_ocsp_request_parse(const void *der, size_t len, struct pki_ocsp_query *out,
+                           struct tw_err *err) TW_MUST_CHECK;
+
+/* Answer a DER OCSP request for certificates the intermediate issued, from the inventory, as
+ * it is right now. The answer is always an OCSPResponse in *der (OPENSSL_free): malformedRequest
+ * for an unparsable request, unauthorized when it asks about an issuer other than the
+ * intermediate, internalError when the inventory fails; else a BasicOCSPResponse signed by
+ * signer (the OCSP signing certificate, included) with, per certificate, good / revoked (time,
+ * reason) / unknown (not in the inventory), thisUpdate now, nextUpdate now + validity seconds,
+ * and the request's nonce echoed. *status (may be NULL) gets the OCSPResponseStatus. Returns -1
+ * only when no response at all can be encoded. */
+int pki_ocsp_respond(struct pki_ca *ca, struct pki_signer *signer, const void *req, size_t len,
+                     time_t now, int64_t validity, unsigned char **der, size_t *der_len,
+                     int *status, struct tw_err *err) TW_MUST_CHECK;
 
 #endif

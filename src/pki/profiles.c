@@ -3,7 +3,8 @@
 
 #include "pki/internal.h"
 
-#define SAN_ALL ((1u << PKI_SAN_DNS) | (1u << PKI_SAN_IP) | (1u << PKI_SAN_EMAIL) | (1u << PKI_SAN_URI))
+#define SAN_ALL                                                                                    \
+    ((1u << PKI_SAN_DNS) | (1u << PKI_SAN_IP) | (1u << PKI_SAN_EMAIL) | (1u << PKI_SAN_URI))
 #define SAN_HOST ((1u << PKI_SAN_DNS) | (1u << PKI_SAN_IP))
 
 /* RFC 5280 §4.2.1.3/§4.2.1.9: CA certificates sign certificates and CRLs, basicConstraints
@@ -38,7 +39,8 @@ int pki_profile_parse(const char *name, enum pki_profile *out, struct tw_err *er
         }
     }
     return tw_err_set(err, TW_ERR_USAGE,
-                      "unknown profile '%s' (use root, intermediate, ocsp, client or server)", name);
+                      "unknown profile '%s' (use root, intermediate, ocsp, client or server)",
+                      name);
 }
 
 const char *pki_profile_name(enum pki_profile p)

@@ -243,7 +243,9 @@ static GENERAL_NAME *one_name(const struct pki_san *san)
 {
     if (san->type == PKI_SAN_IP)
         return a2i_GENERAL_NAME(NULL, NULL, NULL, GEN_IPADD, san->value, 0);
-    int type = san->type == PKI_SAN_DNS ? GEN_DNS : san->type == PKI_SAN_EMAIL ? GEN_EMAIL : GEN_URI;
+    int type = san->type == PKI_SAN_DNS     ? GEN_DNS
+               : san->type == PKI_SAN_EMAIL ? GEN_EMAIL
+                                            : GEN_URI;
     return a2i_GENERAL_NAME(NULL, NULL, NULL, type, san->value, 0);
 }
 
@@ -266,8 +268,8 @@ GENERAL_NAMES *sans_to_general_names(const struct pki_sans *sans, struct tw_err 
 int pki_name_check(const char *name, struct tw_err *err)
 {
     size_t len = strlen(name);
-    TW_ENSURE(len > 0 && len <= PKI_NAME_MAX, err, TW_ERR_USAGE,
-              "NAME must be 1 to %d characters", PKI_NAME_MAX);
+    TW_ENSURE(len > 0 && len <= PKI_NAME_MAX, err, TW_ERR_USAGE, "NAME must be 1 to %d characters",
+              PKI_NAME_MAX);
     TW_ENSURE(name[0] != '.' && name[0] != '-', err, TW_ERR_USAGE,
               "NAME '%s' must not start with '.' or '-'", name);
     for (const char *p = name; *p != '\0'; p++)

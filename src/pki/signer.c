@@ -63,7 +63,7 @@ int pki_signer_sign_crl(struct pki_signer *s, X509_CRL *crl, struct tw_err *err)
     return 0;
 }
 
-int pki_signer_sign_ocsp(struct pki_signer *s, OCSP_BASICRESP *resp, STACK_OF(X509) *certs,
+int pki_signer_sign_ocsp(struct pki_signer *s, OCSP_BASICRESP *resp, STACK_OF(X509) * certs,
                          struct tw_err *err)
 {
     TW_ENSURE(s->cert != NULL, err, TW_ERR_INTERNAL, "OCSP signer without a certificate");

@@ -38,8 +38,8 @@ struct test_ca {
 static inline X509 *test_make(struct pki_signer *s, enum pki_profile p, const char *cn,
                               EVP_PKEY *key, int64_t lifetime, const struct pki_sans *sans)
 {
-    struct pki_cert_request req = {.profile = p, .cn = cn, .pubkey = key, .lifetime = lifetime,
-                                   .sans = sans};
+    struct pki_cert_request req = {
+        .profile = p, .cn = cn, .pubkey = key, .lifetime = lifetime, .sans = sans};
     struct tw_err err;
     X509 *cert = pki_cert_make(s, &req, time(NULL), &err);
     if (cert == NULL)

@@ -24,8 +24,11 @@ static int teardown(void **state)
 
 static void init_ok(const struct pki_secret *pass)
 {
-    struct pki_ca_options opt = {.dir = dir, .name = "Unit CA", .key_type = PKI_KEY_EC_P256,
-                                 .base_url = "http://127.0.0.1:8080", .passphrase = pass};
+    struct pki_ca_options opt = {.dir = dir,
+                                 .name = "Unit CA",
+                                 .key_type = PKI_KEY_EC_P256,
+                                 .base_url = "http://127.0.0.1:8080",
+                                 .passphrase = pass};
     struct pki_ca_created made;
     struct tw_err err;
     if (pki_ca_init(&opt, &made, &err) != 0)
@@ -48,8 +51,8 @@ static struct pki_ca *open_unlocked(const struct pki_secret *pass)
 static X509 *issue(struct pki_ca *ca, const char *name, struct tw_err *err)
 {
     EVP_PKEY *k = pki_key_generate(PKI_KEY_EC_P256, err);
-    struct pki_cert_request req = {.profile = PKI_PROFILE_CLIENT, .cn = name, .pubkey = k,
-                                   .lifetime = 86400};
+    struct pki_cert_request req = {
+        .profile = PKI_PROFILE_CLIENT, .cn = name, .pubkey = k, .lifetime = 86400};
     X509 *cert = NULL;
     int rc = pki_ca_issue(ca, &req, &cert, err);
     EVP_PKEY_free(k);
@@ -109,8 +112,8 @@ static void issue_revoke_crl(void **state)
     assert_int_equal(pki_ca_revoke(ca, serial, 7, time(NULL), &err), -1);
     assert_int_equal(err.code, TW_ERR_USAGE);
     char root_serial[STORE_SERIAL_MAX];
-    assert_int_equal(pki_cert_serial_hex(pki_ca_root_cert(ca), root_serial, sizeof(root_serial),
-                                         &err), 0);
+    assert_int_equal(
+        pki_cert_serial_hex(pki_ca_root_cert(ca), root_serial, sizeof(root_serial), &err), 0);
     assert_int_equal(pki_ca_revoke(ca, root_serial, 2, time(NULL), &err), -1);
     assert_int_equal(err.code, TW_ERR_PKI);
 

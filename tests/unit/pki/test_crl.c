@@ -5,10 +5,10 @@
 static void reasons_round_trip(void **state)
 {
     (void)state;
-    static const char *const names[] = {"unspecified", "keyCompromise", "cACompromise",
-                                        "affiliationChanged", "superseded",
-                                        "cessationOfOperation", "certificateHold", NULL,
-                                        "removeFromCRL", "privilegeWithdrawn", "aACompromise"};
+    static const char *const names[] = {
+        "unspecified",   "keyCompromise",        "cACompromise",    "affiliationChanged",
+        "superseded",    "cessationOfOperation", "certificateHold", NULL,
+        "removeFromCRL", "privilegeWithdrawn",   "aACompromise"};
     struct tw_err err;
     for (int i = 0; i < PKI_REASON_COUNT; i++) {
         if (names[i] == NULL)
@@ -50,9 +50,8 @@ static void crl_contents(void **state)
     assert_non_null(crl);
     assert_int_equal(X509_CRL_get_version(crl), X509_CRL_VERSION_2);
     assert_int_equal(X509_CRL_verify(crl, X509_get0_pubkey(ca.intermediate)), 1);
-    assert_int_equal(X509_NAME_cmp(X509_CRL_get_issuer(crl),
-                                   X509_get_subject_name(ca.intermediate)),
-                     0);
+    assert_int_equal(
+        X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca.intermediate)), 0);
     ASN1_INTEGER *num = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
     assert_non_null(num);
     assert_int_equal(ASN1_INTEGER_get(num), 42);

@@ -15,8 +15,8 @@ static X509_REQ *make_req(EVP_PKEY *key, const char *san)
     if (san != NULL)
         sk_X509_EXTENSION_push(exts, X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san));
     /* an extension that must never be copied: CA:TRUE */
-    sk_X509_EXTENSION_push(exts, X509V3_EXT_conf_nid(NULL, NULL, NID_basic_constraints,
-                                                     "critical,CA:TRUE"));
+    sk_X509_EXTENSION_push(
+        exts, X509V3_EXT_conf_nid(NULL, NULL, NID_basic_constraints, "critical,CA:TRUE"));
     X509_REQ_add_extensions(req, exts);
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     const EVP_MD *md = EVP_PKEY_is_a(key, "ED25519") ? NULL : EVP_sha256();

@@ -15,8 +15,7 @@ static int verify_chain(struct test_ca *ca, X509 *leaf, int purpose)
     X509_VERIFY_PARAM_set_flags(X509_STORE_CTX_get0_param(ctx), X509_V_FLAG_X509_STRICT);
     int ok = X509_verify_cert(ctx);
     if (ok != 1)
-        print_error("verify: %s\n",
-                    X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+        print_error("verify: %s\n", X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
     sk_X509_free(untrusted);
     X509_STORE_CTX_free(ctx);
     X509_STORE_free(store);
@@ -35,8 +34,8 @@ static void chain_of_each_key_type_verifies(void **state)
         EVP_PKEY *k = pki_key_generate(PKI_KEY_EC_P256, &err);
         struct pki_sans sans = {0};
         assert_int_equal(pki_sans_parse(&sans, "dns:www.example.test,ip:127.0.0.1", &err), 0);
-        X509 *server = test_make(ca.signer, PKI_PROFILE_SERVER, "www.example.test", k, 86400,
-                                 &sans);
+        X509 *server =
+            test_make(ca.signer, PKI_PROFILE_SERVER, "www.example.test", k, 86400, &sans);
         X509 *client = test_make(ca.signer, PKI_PROFILE_CLIENT, "alice", k, 86400, NULL);
         assert_int_equal(verify_chain(&ca, server, X509_PURPOSE_SSL_SERVER), 1);
         assert_int_equal(verify_chain(&ca, client, X509_PURPOSE_SSL_CLIENT), 1);
@@ -59,8 +58,11 @@ static void extensions_serial_and_times(void **state)
     EVP_PKEY *k = pki_key_generate(PKI_KEY_RSA2048, &err);
     struct pki_sans sans = {0};
     assert_int_equal(pki_sans_parse(&sans, "dns:s.example", &err), 0);
-    struct pki_cert_request req = {.profile = PKI_PROFILE_SERVER, .cn = "s.example", .sans = &sans,
-                                   .pubkey = k, .lifetime = 90L * 86400,
+    struct pki_cert_request req = {.profile = PKI_PROFILE_SERVER,
+                                   .cn = "s.example",
+                                   .sans = &sans,
+                                   .pubkey = k,
+                                   .lifetime = 90L * 86400,
                                    .base_url = "https://ca.example:8443"};
     time_t now = time(NULL);
     X509 *c = pki_cert_make(ca.signer, &req, now, &err);
@@ -158,8 +160,8 @@ static void bad_requests(void **state)
         assert_int_equal(err.code, TW_ERR_PKI);
     }
     /* an expired issuer issues nothing */
-    struct pki_cert_request ok = {.profile = PKI_PROFILE_CLIENT, .cn = "late", .pubkey = k,
-                                  .lifetime = 60};
+    struct pki_cert_request ok = {
+        .profile = PKI_PROFILE_CLIENT, .cn = "late", .pubkey = k, .lifetime = 60};
     assert_null(pki_cert_make(ca.signer, &ok, time(NULL) + 400L * 86400, &err));
     assert_int_equal(err.code, TW_ERR_PKI);
     assert_non_null(strstr(err.msg, "expired"));

@@ -11,8 +11,8 @@ static void key_types_parse_and_reject(void **state)
     (void)state;
     struct tw_err err;
     enum pki_key_type t;
-    static const char *const ok[] = {"ec:P-256", "ec:P-384", "ed25519", "rsa:2048", "rsa:3072",
-                                     "rsa:4096", "EC:p-256"};
+    static const char *const ok[] = {"ec:P-256", "ec:P-384", "ed25519", "rsa:2048",
+                                     "rsa:3072", "rsa:4096", "EC:p-256"};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
         assert_int_equal(pki_key_type_parse(ok[i], &t, &err), 0);
     assert_string_equal(pki_key_type_name(PKI_KEY_EC_P384), "ec:P-384");
@@ -27,9 +27,14 @@ static void generate_each_type(void **state)
 {
     (void)state;
     struct tw_err err;
-    static const struct { enum pki_key_type t; const char *alg; int bits; } cases[] = {
-        {PKI_KEY_EC_P256, "EC", 256}, {PKI_KEY_EC_P384, "EC", 384},
-        {PKI_KEY_ED25519, "ED25519", 256}, {PKI_KEY_RSA2048, "RSA", 2048}};
+    static const struct {
+        enum pki_key_type t;
+        const char *alg;
+        int bits;
+    } cases[] = {{PKI_KEY_EC_P256, "EC", 256},
+                 {PKI_KEY_EC_P384, "EC", 384},
+                 {PKI_KEY_ED25519, "ED25519", 256},
+                 {PKI_KEY_RSA2048, "RSA", 2048}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         EVP_PKEY *k = pki_key_generate(cases[i].t, &err);
         assert_non_null(k);

@@ -5,8 +5,9 @@ static void parse_valid_lists(void **state)
     (void)state;
     struct pki_sans s = {0};
     struct tw_err err;
-    assert_int_equal(pki_sans_parse(&s, "dns:a.example.com,ip:10.0.0.1,ip:::1,email:x@y.z,"
-                                        "uri:spiffe://t/x,DNS:*.w.example",
+    assert_int_equal(pki_sans_parse(&s,
+                                    "dns:a.example.com,ip:10.0.0.1,ip:::1,email:x@y.z,"
+                                    "uri:spiffe://t/x,DNS:*.w.example",
                                     &err),
                      0);
     assert_int_equal(s.count, 6);
@@ -29,9 +30,9 @@ static void reject_invalid_values(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "dns:", "dns:-a.example", "dns:a..b", "dns:a_b.example", "dns:a.*.example",
-        "ip:300.1.1.1", "ip:localhost", "email:nobody", "email:@x", "email:a@b@c",
-        "uri:no-scheme", "uri:has space:x", "foo:bar", "noseparator", ",",
+        "dns:",          "dns:-a.example",  "dns:a..b",     "dns:a_b.example", "dns:a.*.example",
+        "ip:300.1.1.1",  "ip:localhost",    "email:nobody", "email:@x",        "email:a@b@c",
+        "uri:no-scheme", "uri:has space:x", "foo:bar",      "noseparator",     ",",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct pki_sans s = {0};
@@ -68,9 +69,9 @@ static void names(void **state)
     struct tw_err err;
     assert_int_equal(pki_name_check("alice", &err), 0);
     assert_int_equal(pki_name_check("Alice Smith@example.com", &err), 0);
-    static const char *const bad[] = {"", ".hidden", "-flag", "a/b", "a\nb",
-                                      "01234567890123456789012345678901234567890123456789012345678"
-                                      "9012345"};
+    static const char *const bad[] = {
+        "",    ".hidden", "-flag",
+        "a/b", "a\nb",    "012345678901234567890123456789012345678901234567890123456789012345"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(pki_name_check(bad[i], &err), -1);
         assert_int_equal(err.code, TW_ERR_USAGE);
