@@ -100,9 +100,11 @@ def env(tmp_path_factory):
     e.gateway = gateway
     e.port = gateway("--forward", "rfc9440", "--forward-chain")
     yield e
-    for gw in gateways:
-        gw.stop()
+    codes = [gw.stop() for gw in gateways]
     backend.close()
+    # A clean exit (0) also means no sanitizer report in a sanitizer build.
+    for gw, rc in zip(gateways, codes):
+        assert rc == 0, gw.output()
 
 
 # ---- a minimal HTTP/1.1 client over one TLS socket -------------------------------------------

@@ -37,10 +37,12 @@ def env(tmp_path_factory):
 
     e.gateway = gateway
     yield e
-    for gw in e.gateways:
-        gw.stop()
+    codes = [gw.stop() for gw in e.gateways]
     for b in e.backends:
         b.close()
+    # A clean exit (0) also means no sanitizer report in a sanitizer build.
+    for gw, rc in zip(e.gateways, codes):
+        assert rc == 0, gw.output()
 
 
 def roundtrip(port, ctx, host="127.0.0.1", payload=b"hello through PROXY v2\n", session=None):
