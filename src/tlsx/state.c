@@ -29,10 +29,19 @@ static void free_note(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long
     free(note);
 }
 
+/* SSL_dup must not share the note (it would be freed twice): the copy starts without one. */
+static int dup_note(CRYPTO_EX_DATA *to, const CRYPTO_EX_DATA *from, void **from_d, int idx,
+                    long argl, void *argp)
+{
+    (void)to, (void)from, (void)idx, (void)argl, (void)argp;
+    *from_d = NULL;
+    return 1;
+}
+
 static void init_indices(void)
 {
     ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_state);
-    ssl_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, free_note);
+    ssl_index = SSL_get_ex_new_index(0, NULL, NULL, dup_note, free_note);
 }
 
 static int ready(void)

@@ -125,6 +125,13 @@ static void server_ctx_errors(void **state)
     expect_fail(&o, TW_ERR_CONFIG, "no PEM certificate");
 
     o = base();
+    o.cert_file = tp_path("broken.pem");
+    FILE *f = fopen(o.cert_file, "w");
+    fputs("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", f);
+    fclose(f);
+    expect_fail(&o, TW_ERR_CONFIG, "broken.pem: malformed certificate");
+
+    o = base();
     o.key_file = tp_write_cert("cert-as-key.pem", server.cert);
     chmod(o.key_file, 0600);
     expect_fail(&o, TW_ERR_CONFIG, "no usable PEM private key");
