@@ -58,6 +58,21 @@ static void open_sets_wal_full_sync_and_foreign_keys(void **state)
     store_free(s);
 }
 
+static void wal_side_files_are_private_too(void **state)
+{
+    (void)state;
+    struct store *s = open_ok();
+    struct store_cert c;
+    make_cert(&c, "5A", "wal");
+    put_ok(s, &c); /* the WAL and its index exist while a connection is open */
+    char side[160];
+    snprintf(side, sizeof(side), "%s-wal", tdb);
+    assert_int_equal(file_mode(side), 0600);
+    snprintf(side, sizeof(side), "%s-shm", tdb);
+    assert_int_equal(file_mode(side), 0600);
+    store_free(s);
+}
+
 static void open_tightens_loose_mode(void **state)
 {
     (void)state;
@@ -255,6 +270,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(open_accepts_sqlite_uri, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(open_sets_wal_full_sync_and_foreign_keys, tmp_setup,
                                         tmp_teardown),
+        cmocka_unit_test_setup_teardown(wal_side_files_are_private_too, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(open_tightens_loose_mode, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(reopen_keeps_rows_and_version, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(open_garbage_file_is_store_error_naming_path, tmp_setup,
