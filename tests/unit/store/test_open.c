@@ -165,6 +165,50 @@ static void open_bad_uris_are_store_errors(void **state)
     assert_null(s);
 }
 
+static int count_row(const struct store_cert *c, void *ctx)
+{
+    (void)c;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+/* Pages scribbled over after the header: whichever call first reads them says "corrupt". */
+static void corrupt_pages_are_named_plainly(void **state)
+{
+    (void)state;
+    struct store *s = open_ok();
+    struct store_cert c;
+    char serial[16];
+    for (int i = 1; i <= 200; i++) {
+        snprintf(serial, sizeof(serial), "%X", i);
+        make_cert(&c, serial, "bulk");
+        put_ok(s, &c);
+    }
+    store_free(s); /* checkpoints the WAL into the file */
+    FILE *f = fopen(tdb, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long size = ftell(f);
+    assert_true(size > 8 * 4096);
+    assert_int_equal(fseek(f, 3 * 4096, SEEK_SET), 0);
+    for (long i = 3 * 4096; i < size; i++)
+        fputc(0xA5, f);
+    fclose(f);
+
+    struct tw_err err;
+    s = NULL;
+    int rc = store_open(tdb, &s, &err);
+    if (rc == 0) {
+        int n = 0;
+        rc = store_cert_list(s, NULL, count_row, &n, &err);
+        store_free(s);
+    }
+    assert_int_equal(rc, -1);
+    assert_int_equal(err.code, TW_ERR_STORE);
+    assert_non_null(strstr(err.msg, "is corrupt"));
+    assert_non_null(strstr(err.msg, tdb));
+}
+
 static void disk_full_is_named_plainly(void **state)
 {
     (void)state;
@@ -277,6 +321,7 @@ int main(void)
                                         tmp_teardown),
         cmocka_unit_test_setup_teardown(open_newer_schema_is_refused, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(open_bad_uris_are_store_errors, tmp_setup, tmp_teardown),
+        cmocka_unit_test_setup_teardown(corrupt_pages_are_named_plainly, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(disk_full_is_named_plainly, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(busy_database_is_named_plainly, tmp_setup, tmp_teardown),
         cmocka_unit_test(sql_fail_maps_each_code),
