@@ -28,6 +28,7 @@ static int read_certs(const char *path, STACK_OF(X509) **out, struct tw_err *err
         return -1;
     TW_AUTO(X509_STACK) *certs = sk_X509_new_null();
     TW_ENSURE_OSSL(certs != NULL, err, TW_ERR_INTERNAL, "%s: out of memory", path);
+    ERR_clear_error(); /* the end of the loop is judged by the queue */
     for (;;) {
         X509 *cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
         if (cert == NULL)

@@ -94,6 +94,7 @@ static int add_pem(struct tlsx_crl_set *set, const void *data, size_t len, const
     TW_ENSURE_OSSL(bio != NULL, err, TW_ERR_INTERNAL, "%s: out of memory", source);
     int n = 0;
     X509_CRL *crl;
+    ERR_clear_error(); /* the end of the loop is judged by the queue */
     while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL) {
         TW_GUARD(add_crl(set, crl, source, err));
         n++;
