@@ -260,6 +260,7 @@ void gw_conn_backend_failed(struct gw_conn *c, int status, const char *why)
 {
     gw_stat_add(&c->w->stats.backend_errors, 1);
     c->verdict = "error";
+    c->reason = GW_R_BACKEND;
     snprintf(c->detail, sizeof(c->detail), "%s", why);
     log_warnx("client %s: %s", c->peer_text, why);
     if (c->svc->cfg->mode == GW_MODE_HTTP && !c->backend_replied) {

@@ -125,6 +125,7 @@ enum {
     GW_R_TIMEOUT = TLSX_R_OTHER + 1, /* handshake did not finish in time */
     GW_R_LIMIT,                      /* refused: max-connections */
     GW_R_COUNT,
+    GW_R_BACKEND = GW_R_COUNT, /* access log only: the backend failed (not a handshake) */
 };
 
 const char *gw_reason_code(int reason);

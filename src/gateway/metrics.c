@@ -24,6 +24,8 @@ const char *gw_reason_code(int reason)
         return "timeout";
     if (reason == GW_R_LIMIT)
         return "max-connections";
+    if (reason == GW_R_BACKEND)
+        return "backend-error";
     if (reason < 0 || reason > TLSX_R_OTHER)
         return "unknown";
     return tlsx_reason_code((enum tlsx_reason)reason);

@@ -217,6 +217,8 @@ int gw_worker_start(struct gw_worker *w, struct tw_err *err)
 static void poke(struct gw_worker *w)
 {
     uint64_t one = 1;
+    if (w->notify_fd < 0)
+        return;
     if (write(w->notify_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
         log_warn("worker %zu: notify", w->id);
 }

@@ -249,7 +249,8 @@ static void reason_codes_and_addresses(void **state)
     assert_string_equal(gw_reason_code(GW_R_TIMEOUT), "timeout");
     assert_string_equal(gw_reason_code(GW_R_LIMIT), "max-connections");
     assert_string_equal(gw_reason_code(-1), "unknown");
-    assert_string_equal(gw_reason_code(GW_R_COUNT), "unknown");
+    assert_string_equal(gw_reason_code(GW_R_BACKEND), "backend-error");
+    assert_string_equal(gw_reason_code(GW_R_BACKEND + 1), "unknown");
 
     char out[64];
     struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons(8443)};
