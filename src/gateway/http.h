@@ -32,7 +32,8 @@
 struct evbuffer;
 
 /* Default limits (named so tests and the config can refer to them). */
-#define GW_HTTP_MAX_HEADER_BYTES 32768 /* request line + header block of one request -> 431 */
+/* request line + header block of one request -> 431 (http-parser itself stops at 80 KiB) */
+#define GW_HTTP_MAX_HEADER_BYTES 32768
 #define GW_HTTP_MAX_HEADERS 100        /* header fields in one request (trailers too) -> 431 */
 #define GW_HTTP_MAX_INJECT 65536       /* identity header lines injected per request */
 

@@ -315,6 +315,10 @@ static int check_head(struct gw_http *h, const struct head_facts *hf)
         return reject_cb(h, 400, "Transfer-Encoding in an HTTP/1.0 request");
     if (hf->n_te > 0 && !(p->flags & F_CHUNKED))
         return reject_cb(h, 400, "Transfer-Encoding does not end in chunked");
+    /* The fields forwarded must frame the body exactly as http-parser did. */
+    if ((hf->n_cl > 0) != ((p->flags & F_CONTENTLENGTH) != 0) ||
+        (hf->n_te > 0) != ((p->flags & F_CHUNKED) != 0))
+        return reject_cb(h, 400, "ambiguous message framing");
     if (hf->n_host > 1)
         return reject_cb(h, 400, "repeated Host");
     if (hf->n_host == 0 && (p->http_minor == 1 || h->n_hosts > 0))
