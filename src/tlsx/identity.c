@@ -77,8 +77,8 @@ static int sans(X509 *cert, struct tlsx_identity *id, struct tw_err *err)
             continue;
         /* dNSName, rfc822Name and URI are all IA5String. */
         const ASN1_IA5STRING *s = gn->d.ia5;
-        rc = list_push(l, ASN1_STRING_get0_data(s), (size_t)ASN1_STRING_length(s),
-                       "subjectAltName", err);
+        rc = list_push(l, ASN1_STRING_get0_data(s), (size_t)ASN1_STRING_length(s), "subjectAltName",
+                       err);
     }
     GENERAL_NAMES_free(names);
     return rc;
@@ -139,8 +139,8 @@ static int fill(X509 *cert, struct tlsx_identity *id, struct tw_err *err)
     TW_ENSURE(len > 0, err, TW_ERR_VERIFY, "certificate cannot be encoded");
     id->der_len = (size_t)len;
     unsigned int mdlen = 0;
-    TW_ENSURE(EVP_Digest(id->der, id->der_len, id->sha256, &mdlen, EVP_sha256(), NULL) == 1,
-              err, TW_ERR_INTERNAL, "SHA-256 failed");
+    TW_ENSURE(EVP_Digest(id->der, id->der_len, id->sha256, &mdlen, EVP_sha256(), NULL) == 1, err,
+              TW_ERR_INTERNAL, "SHA-256 failed");
     tw_hex_encode(id->sha256, sizeof(id->sha256), id->sha256_hex);
     id->not_before = tlsx_asn1_time_unix(X509_get0_notBefore(cert));
     id->not_after = tlsx_asn1_time_unix(X509_get0_notAfter(cert));

@@ -10,9 +10,9 @@
 #include "tlsx/internal.h"
 
 enum fold {
-    FOLD_NONE,  /* exact bytes: cn, o, ou, uri */
-    FOLD_CASE,  /* case-insensitive: dns (RFC 4343), email */
-    FOLD_HEX,   /* hex digits: case-insensitive, colons ignored: serial, sha256 */
+    FOLD_NONE, /* exact bytes: cn, o, ou, uri */
+    FOLD_CASE, /* case-insensitive: dns (RFC 4343), email */
+    FOLD_HEX,  /* hex digits: case-insensitive, colons ignored: serial, sha256 */
 };
 
 /* A single value (serial, sha256) or a list (CN, SANs): a getter returns one list view. */
@@ -28,12 +28,30 @@ static struct values of_list(const struct tlsx_strlist *l)
 {
     return (struct values){.n = l->n, .v = (const char *const *)l->v};
 }
-static struct values f_cn(const struct tlsx_identity *id) { return of_list(&id->cns); }
-static struct values f_o(const struct tlsx_identity *id) { return of_list(&id->o); }
-static struct values f_ou(const struct tlsx_identity *id) { return of_list(&id->ou); }
-static struct values f_dns(const struct tlsx_identity *id) { return of_list(&id->dns); }
-static struct values f_email(const struct tlsx_identity *id) { return of_list(&id->email); }
-static struct values f_uri(const struct tlsx_identity *id) { return of_list(&id->uri); }
+static struct values f_cn(const struct tlsx_identity *id)
+{
+    return of_list(&id->cns);
+}
+static struct values f_o(const struct tlsx_identity *id)
+{
+    return of_list(&id->o);
+}
+static struct values f_ou(const struct tlsx_identity *id)
+{
+    return of_list(&id->ou);
+}
+static struct values f_dns(const struct tlsx_identity *id)
+{
+    return of_list(&id->dns);
+}
+static struct values f_email(const struct tlsx_identity *id)
+{
+    return of_list(&id->email);
+}
+static struct values f_uri(const struct tlsx_identity *id)
+{
+    return of_list(&id->uri);
+}
 static struct values f_serial(const struct tlsx_identity *id)
 {
     return (struct values){.n = 1, .one = id->serial_hex};
@@ -49,10 +67,10 @@ static const struct matcher {
     enum fold fold;
     size_t hex_len; /* exact hex length required for non-glob values, 0: any */
 } matchers[] = {
-    {"cn", f_cn, FOLD_NONE, 0},         {"ou", f_ou, FOLD_NONE, 0},
-    {"o", f_o, FOLD_NONE, 0},           {"dns", f_dns, FOLD_CASE, 0},
-    {"email", f_email, FOLD_CASE, 0},   {"uri", f_uri, FOLD_NONE, 0},
-    {"serial", f_serial, FOLD_HEX, 0},  {"sha256", f_sha256, FOLD_HEX, 64},
+    {"cn", f_cn, FOLD_NONE, 0},        {"ou", f_ou, FOLD_NONE, 0},
+    {"o", f_o, FOLD_NONE, 0},          {"dns", f_dns, FOLD_CASE, 0},
+    {"email", f_email, FOLD_CASE, 0},  {"uri", f_uri, FOLD_NONE, 0},
+    {"serial", f_serial, FOLD_HEX, 0}, {"sha256", f_sha256, FOLD_HEX, 64},
 };
 
 #define NMATCHERS (sizeof(matchers) / sizeof(matchers[0]))
@@ -126,8 +144,8 @@ static int check_hex(const char *rule, const struct matcher *m, const char *valu
         digits += isxdigit((unsigned char)*c) != 0;
     }
     TW_ENSURE(m->hex_len == 0 || strchr(value, '*') != NULL || digits == m->hex_len, err,
-              TW_ERR_CONFIG, "allow rule '%s': %s: expects %zu hex digits, got %zu", rule,
-              m->type, m->hex_len, digits);
+              TW_ERR_CONFIG, "allow rule '%s': %s: expects %zu hex digits, got %zu", rule, m->type,
+              m->hex_len, digits);
     return 0;
 }
 

@@ -80,8 +80,7 @@ SSL_CTX *tlsx_sni_table_lookup(const struct tlsx_sni_table *t, const char *name)
     return ctx != NULL ? ctx : t->def;
 }
 
-int tlsx_sni_table_add(struct tlsx_sni_table *t, const char *name, SSL_CTX *ctx,
-                       struct tw_err *err)
+int tlsx_sni_table_add(struct tlsx_sni_table *t, const char *name, SSL_CTX *ctx, struct tw_err *err)
 {
     TW_ENSURE(name != NULL && valid_name(name), err, TW_ERR_CONFIG,
               "server name '%s' is not a valid DNS name (or *.domain)", name ? name : "");

@@ -12,15 +12,13 @@ static CRYPTO_ONCE once = CRYPTO_ONCE_STATIC_INIT;
 static int ctx_index = -1;
 static int ssl_index = -1;
 
-static void free_state(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-                       void *argp)
+static void free_state(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
     (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
     tlsx_server_state_free(ptr);
 }
 
-static void free_note(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-                      void *argp)
+static void free_note(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
     (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
     struct tlsx_ssl_note *note = ptr;

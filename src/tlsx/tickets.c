@@ -33,7 +33,7 @@ struct tlsx_ticket_keys {
     bool from_file;
     int64_t period;
     int64_t rotated_at;
-    size_t n;             /* keys[0] encrypts; all decrypt */
+    size_t n; /* keys[0] encrypts; all decrypt */
     struct key keys[MAX_FILE_KEYS];
 };
 

@@ -296,12 +296,9 @@ static void sni_table_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(server_ctx_builds_with_defaults),
-        cmocka_unit_test(server_ctx_errors),
-        cmocka_unit_test(encrypted_key_refused),
-        cmocka_unit_test(ticket_key_file_errors),
-        cmocka_unit_test(client_ctx_and_name_setup),
-        cmocka_unit_test(sni_table_errors),
+        cmocka_unit_test(server_ctx_builds_with_defaults), cmocka_unit_test(server_ctx_errors),
+        cmocka_unit_test(encrypted_key_refused),           cmocka_unit_test(ticket_key_file_errors),
+        cmocka_unit_test(client_ctx_and_name_setup),       cmocka_unit_test(sni_table_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

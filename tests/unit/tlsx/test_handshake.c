@@ -22,7 +22,9 @@ static int setup(void **state)
     other_root = tp_make("Other Root", NULL, &ca);
     server = tp_make("server", &root,
                      &(struct tp_opts){.eku = "serverAuth", .sans = "DNS:localhost,IP:127.0.0.1"});
-    struct tp_opts cl = {.eku = "clientAuth", .o = "Example", .ou = "payments",
+    struct tp_opts cl = {.eku = "clientAuth",
+                         .o = "Example",
+                         .ou = "payments",
                          .sans = "DNS:alice.example,URI:spiffe://example.org/alice"};
     alice = tp_make("alice", &inter, &cl);
     bob = tp_make("bob", &inter, &(struct tp_opts){.eku = "clientAuth"});
@@ -43,8 +45,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    struct tp_cert *all[] = {&root,  &inter,   &other_root, &server,  &alice,   &bob,
-                             &carol, &noeku,   &srvonly,    &expired, &stranger};
+    struct tp_cert *all[] = {&root,  &inter, &other_root, &server,  &alice,   &bob,
+                             &carol, &noeku, &srvonly,    &expired, &stranger};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         tp_free(all[i]);
     tp_dir_cleanup();

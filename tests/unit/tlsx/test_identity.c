@@ -13,11 +13,14 @@ static void fields_from_certificate(void **state)
 {
     (void)state;
     struct tp_cert ca = tp_make("Identity CA", NULL, &(struct tp_opts){.ca = 1, .o = "Example"});
-    struct tp_cert c = tp_make(
-        "Zoë", &ca,
-        &(struct tp_opts){.eku = "clientAuth", .o = "Example, Inc.", .ou = "dev", .serial = 0xBEEF,
-                          .sans = "DNS:a.example,DNS:b.example,email:z@example.com,"
-                                  "URI:spiffe://example.org/z,IP:10.0.0.1"});
+    struct tp_cert c =
+        tp_make("Zoë", &ca,
+                &(struct tp_opts){.eku = "clientAuth",
+                                  .o = "Example, Inc.",
+                                  .ou = "dev",
+                                  .serial = 0xBEEF,
+                                  .sans = "DNS:a.example,DNS:b.example,email:z@example.com,"
+                                          "URI:spiffe://example.org/z,IP:10.0.0.1"});
     struct tw_err err;
     struct tlsx_identity *id = tlsx_identity_new(c.cert, &err);
     assert_non_null(id);

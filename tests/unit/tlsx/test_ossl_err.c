@@ -21,7 +21,7 @@ static void every_reason_has_code_and_text(void **state)
     }
     assert_string_equal(tlsx_reason_code(TLSX_R_WRONG_EKU), "wrong-eku");
     assert_string_equal(tlsx_reason_code((enum tlsx_reason)999), "tls-error");
-    assert_string_equal(tlsx_reason_text((enum tlsx_reason)-1), "the TLS handshake failed");
+    assert_string_equal(tlsx_reason_text((enum tlsx_reason) - 1), "the TLS handshake failed");
 }
 
 static void verify_results_map(void **state)
@@ -66,7 +66,8 @@ static void error_queue_in_words(void **state)
     assert_string_equal(out, "no shared cipher");
     /* tlsx_handshake_reason peeks; describe drains. */
     ERR_raise(ERR_LIB_SSL, SSL_R_WRONG_VERSION_NUMBER);
-    assert_string_equal(tlsx_ossl_describe(out, sizeof(out)), "no shared cipher; wrong version number");
+    assert_string_equal(tlsx_ossl_describe(out, sizeof(out)),
+                        "no shared cipher; wrong version number");
     assert_int_equal(ERR_peek_error(), 0);
     ERR_raise(ERR_LIB_SSL, SSL_R_HTTP_REQUEST);
     assert_int_equal(tlsx_handshake_reason(NULL, NULL, 0), TLSX_R_NOT_TLS);

@@ -15,7 +15,9 @@ static int setup(void **state)
     (void)state;
     ca = tp_make("Policy CA", NULL, &(struct tp_opts){.ca = 1});
     alice = tp_make("alice.example", &ca,
-                    &(struct tp_opts){.eku = "clientAuth", .o = "Example Corp", .ou = "payments",
+                    &(struct tp_opts){.eku = "clientAuth",
+                                      .o = "Example Corp",
+                                      .ou = "payments",
                                       .serial = 0x0A1B2C,
                                       .sans = "DNS:API.Example.com,email:Alice@Example.com,"
                                               "URI:spiffe://example.org/ns/prod/sa/web"});

@@ -32,12 +32,12 @@ struct tp_cert {
 struct tp_opts {
     const char *o;
     const char *ou;
-    const char *sans;    /* "DNS:a.example,URI:spiffe://x/y,email:a@b" */
-    const char *eku;     /* "clientAuth", "serverAuth", "clientAuth,serverAuth"; NULL: none */
-    int ca;              /* basicConstraints CA:TRUE */
-    long from;           /* notBefore offset from now, seconds */
-    long to;             /* notAfter offset from now; 0: one day */
-    long serial;         /* 0: random-ish counter */
+    const char *sans; /* "DNS:a.example,URI:spiffe://x/y,email:a@b" */
+    const char *eku;  /* "clientAuth", "serverAuth", "clientAuth,serverAuth"; NULL: none */
+    int ca;           /* basicConstraints CA:TRUE */
+    long from;        /* notBefore offset from now, seconds */
+    long to;          /* notAfter offset from now; 0: one day */
+    long serial;      /* 0: random-ish counter */
 };
 
 TP_FN void tp_die(const char *what)
@@ -78,7 +78,8 @@ TP_FN struct tp_cert tp_make(const char *cn, const struct tp_cert *issuer, const
     ASN1_INTEGER_set(X509_get_serialNumber(x), o->serial != 0 ? o->serial : ++counter);
     X509_NAME *name = X509_get_subject_name(x);
     if (o->o != NULL)
-        X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)o->o, -1, -1, 0);
+        X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)o->o, -1, -1,
+                                   0);
     if (o->ou != NULL)
         X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_UTF8, (const unsigned char *)o->ou, -1, -1,
                                    0);
@@ -115,7 +116,8 @@ TP_FN void tp_free(struct tp_cert *c)
 }
 
 /* A CRL from issuer revoking the given serials; next_update seconds from now (may be < 0). */
-TP_FN X509_CRL *tp_crl(const struct tp_cert *issuer, const long *serials, size_t n, long next_update)
+TP_FN X509_CRL *tp_crl(const struct tp_cert *issuer, const long *serials, size_t n,
+                       long next_update)
 {
     X509_CRL *crl = X509_CRL_new();
     X509_CRL_set_version(crl, 1);
@@ -235,7 +237,7 @@ static const char *tp_verify_name;
  * way (so TLS 1.3 tickets and post-handshake alerts reach the client). Returns 1 when both
  * sides completed. s_out and c_out (may be NULL) receive the SSLs; the caller frees them. */
 TP_FN int tp_handshake(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION *resume, const char *sni,
-                        SSL **s_out, SSL **c_out)
+                       SSL **s_out, SSL **c_out)
 {
     SSL *s = SSL_new(sctx), *c = SSL_new(cctx);
     BIO *sb = NULL, *cb = NULL;
@@ -258,7 +260,7 @@ TP_FN int tp_handshake(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION *resume, const 
     tp_server_reason = TLSX_R_OK;
     tp_server_detail[0] = '\0';
     int sdone = 0, cdone = 0, sfail = 0, cfail = 0;
-    for (int i = 0; i < 200 && !(sdone || sfail) ; i++) {
+    for (int i = 0; i < 200 && !(sdone || sfail); i++) {
         if (!cdone && !cfail) {
             int r = SSL_do_handshake(c);
             if (r == 1)
