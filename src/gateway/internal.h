@@ -220,6 +220,7 @@ struct gw_conn {
     struct bufferevent *client;
     struct bufferevent *backend;
     SSL *ssl;
+    struct bufferevent *flush_target; /* FLUSH: the side whose output is being written out */
     struct event *timer;
     int64_t started_ms, last_io_ms, deadline_ms;
     struct sockaddr_storage peer;

@@ -24,6 +24,7 @@ static void half_close_backend(struct gw_conn *c);
 static void enter_flush(struct gw_conn *c, struct bufferevent *target, const char *why)
 {
     c->state = GW_CONN_FLUSH;
+    c->flush_target = target;
     snprintf(c->close_reason, sizeof(c->close_reason), "%s", why);
     bufferevent_disable(c->client, EV_READ);
     if (c->backend != NULL)
@@ -145,7 +146,7 @@ static void client_write(struct bufferevent *bev, void *arg)
 {
     struct gw_conn *c = arg;
     if (c->state == GW_CONN_FLUSH) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        if (bev == c->flush_target && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
             gw_conn_close(c, c->close_reason);
         return;
     }
@@ -159,7 +160,7 @@ static void backend_write(struct bufferevent *bev, void *arg)
 {
     struct gw_conn *c = arg;
     if (c->state == GW_CONN_FLUSH) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        if (bev == c->flush_target && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
             gw_conn_close(c, c->close_reason);
         return;
     }
