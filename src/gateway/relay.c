@@ -81,8 +81,12 @@ static void client_read(struct bufferevent *bev, void *arg)
         size_t out_before = evbuffer_get_length(out);
         enum gw_http_result r = gw_http_process(c->http, in, out);
         c->bytes_in += before - evbuffer_get_length(in);
-        if (evbuffer_get_length(out) > out_before)
+        if (evbuffer_get_length(out) > out_before) {
+            bool was_waiting = c->awaiting_ms != 0;
             c->awaiting_ms = c->last_io_ms;
+            if (!was_waiting)
+                gw_conn_arm_timer(c); /* the backend-timeout may be sooner than idle */
+        }
         if (r == GW_HTTP_REJECT) {
             snprintf(c->detail, sizeof(c->detail), "%s", gw_http_reason(c->http));
             gw_conn_send_status(c, gw_http_status(c->http));
