@@ -279,9 +279,10 @@ struct tlsx_server_opts {
     enum tlsx_client_auth client_auth;
     int verify_depth; /* 0: default 8 */
 
-    /* Revocation (borrowed, referenced). Leaf CRL check when non-empty; every CA checked when
-     * a CRL is present for each CA in client_ca_file. Every CRL must be signed by a CA in
-     * client_ca_file. */
+    /* Revocation (borrowed, referenced). Leaf CRL check when non-empty (a client whose issuer
+     * has no CRL is then refused: crl-missing); every CA checked too when a CRL is present for
+     * each CA in client_ca_file and each chains to a root in it. Every CRL must be signed by a
+     * CA in client_ca_file. */
     struct tlsx_crl_set *crls;
     enum tlsx_crl_expired crl_expired;
 
@@ -296,8 +297,9 @@ struct tlsx_server_opts {
     const char *ciphersuites; /* TLS 1.3; NULL: OpenSSL's AEAD defaults */
     const char *groups;       /* NULL: X25519:P-256:P-384 */
 
-    /* Resumption. ticket_keys NULL: tickets disabled (full handshakes only). Give every ctx
-     * of one listener the same keys (SNI switching keeps the first ctx's ticket keys). */
+    /* Resumption. ticket_keys NULL: tickets disabled (full handshakes only). After an SNI
+     * switch the service ctx's keys are used; one key set for every ctx of a process is the
+     * intended use (session id contexts keep services apart). */
     struct tlsx_ticket_keys *ticket_keys;
     int num_tickets; /* TLS 1.3 tickets per handshake; tlsx_server_opts_init sets 1 */
     int64_t session_timeout; /* seconds; 0: the ticket key period */
