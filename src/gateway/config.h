@@ -32,14 +32,15 @@
 /* ------------------------------------------------------------------------------------------ */
 
 #define GW_CONFIG_FILE_MAX (1024u * 1024) /* bytes in a config file */
-#define GW_CONFIG_LINE_MAX 4096u          /* bytes per line (libinih may impose less; the
-                                           * error message states the effective limit) */
-#define GW_CONFIG_SERVICES_MAX 64u        /* [service] sections */
-#define GW_CONFIG_NAME_MAX 40u            /* bytes in a service name: [A-Za-z0-9_.-] */
-#define GW_CONFIG_LISTEN_MAX 16u          /* listen addresses per service */
-#define GW_CONFIG_CRL_MAX 32u             /* crl entries per service */
-#define GW_CONFIG_ALLOW_MAX 1024u         /* allow rules per service */
-#define GW_CONFIG_SERVER_NAMES_MAX 64u    /* server-name entries per service */
+#define GW_CONFIG_LINE_MAX                                                                         \
+    4096u                              /* bytes per line (libinih may impose less; the             \
+                                        * error message states the effective limit) */
+#define GW_CONFIG_SERVICES_MAX 64u     /* [service] sections */
+#define GW_CONFIG_NAME_MAX 40u         /* bytes in a service name: [A-Za-z0-9_.-] */
+#define GW_CONFIG_LISTEN_MAX 16u       /* listen addresses per service */
+#define GW_CONFIG_CRL_MAX 32u          /* crl entries per service */
+#define GW_CONFIG_ALLOW_MAX 1024u      /* allow rules per service */
+#define GW_CONFIG_SERVER_NAMES_MAX 64u /* server-name entries per service */
 #define GW_CONFIG_WORKERS_MAX 256
 #define GW_CONFIG_ADDR_TEXT_MAX 64u /* "[ffff:...:ffff]:65535" fits */
 
@@ -73,9 +74,9 @@ enum gw_ocsp_fail {
 
 /* A numeric listen address, parsed and ready for bind(). */
 struct gw_addr {
-    struct sockaddr_storage ss;           /* AF_INET or AF_INET6, port set */
-    socklen_t len;                        /* sizeof(sockaddr_in) or sizeof(sockaddr_in6) */
-    char text[GW_CONFIG_ADDR_TEXT_MAX];   /* canonical: "0.0.0.0:8443", "[::1]:8443" */
+    struct sockaddr_storage ss;         /* AF_INET or AF_INET6, port set */
+    socklen_t len;                      /* sizeof(sockaddr_in) or sizeof(sockaddr_in6) */
+    char text[GW_CONFIG_ADDR_TEXT_MAX]; /* canonical: "0.0.0.0:8443", "[::1]:8443" */
 };
 
 /* Where a service forwards to. The host is resolved by the core at connect time. */
@@ -123,8 +124,8 @@ struct gw_service {
     char **crl;
     bool *crl_is_url;
     size_t n_crl;
-    int64_t crl_refresh;  /* crl-refresh seconds: URL fetch / file re-check (default 300) */
-    char *crl_ca;         /* crl-ca: CA bundle to verify an https CRL server; NULL: client_ca */
+    int64_t crl_refresh; /* crl-refresh seconds: URL fetch / file re-check (default 300) */
+    char *crl_ca;        /* crl-ca: CA bundle to verify an https CRL server; NULL: client_ca */
     enum tlsx_crl_expired crl_expired; /* crl-expired (default reject) */
     bool ocsp;                         /* ocsp (default off) */
     enum gw_ocsp_fail ocsp_fail;       /* ocsp-fail (default closed) */
@@ -147,7 +148,7 @@ struct gw_service {
     bool server_name_from_cert;
 
     /* Backend TLS (only with tls:// backends; setting them otherwise is an error). */
-    char *backend_cert;                /* gateway's client certificate for the backend */
+    char *backend_cert; /* gateway's client certificate for the backend */
     char *backend_key;
     char *backend_ca;                  /* NULL: the system trust store */
     char *backend_server_name;         /* NULL: backend.host (name check + SNI) */
@@ -177,15 +178,15 @@ struct gw_listener {
 };
 
 struct gw_global {
-    int workers;                  /* 0 = auto: one per online core (default) */
-    bool has_metrics;             /* metrics set */
-    struct gw_addr metrics;       /* plain-HTTP /metrics + /healthz listener */
-    char *access_log;             /* "-" stdout (default), a file path; NULL = off ("off") */
-    enum log_level log_level;     /* log-level (default info) */
-    uint32_t max_connections;     /* process-wide cap (default 10000) */
-    char *ticket_key_file;        /* ticket-key-file: shared keys; NULL = random in memory */
-    int64_t ticket_rotate;        /* ticket-rotate seconds (default 3600) */
-    int64_t drain_timeout;        /* drain-timeout seconds on SIGTERM (default 30) */
+    int workers;              /* 0 = auto: one per online core (default) */
+    bool has_metrics;         /* metrics set */
+    struct gw_addr metrics;   /* plain-HTTP /metrics + /healthz listener */
+    char *access_log;         /* "-" stdout (default), a file path; NULL = off ("off") */
+    enum log_level log_level; /* log-level (default info) */
+    uint32_t max_connections; /* process-wide cap (default 10000) */
+    char *ticket_key_file;    /* ticket-key-file: shared keys; NULL = random in memory */
+    int64_t ticket_rotate;    /* ticket-rotate seconds (default 3600) */
+    int64_t drain_timeout;    /* drain-timeout seconds on SIGTERM (default 30) */
 };
 
 struct gw_config {

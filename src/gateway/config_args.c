@@ -45,8 +45,10 @@ static int parse_args(struct cfg_raw *raw, int argc, char **argv, struct tw_err 
         char name[64];
         const char *value;
         if (flag_name(argv[i], name, sizeof(name), &value) != 0)
-            return tw_err_set(err, TW_ERR_USAGE, "unexpected argument \"%s\": config values "
-                              "are given as --KEY VALUE", cfg_quote(argv[i], q, sizeof(q)));
+            return tw_err_set(err, TW_ERR_USAGE,
+                              "unexpected argument \"%s\": config values "
+                              "are given as --KEY VALUE",
+                              cfg_quote(argv[i], q, sizeof(q)));
         int k = cfg_key_find(name);
         if (k >= 0 && value == NULL) {
             if (cfg_keys[k].is_bool && (i + 1 >= argc || !is_bool_word(argv[i + 1])))
@@ -72,8 +74,7 @@ struct gw_config *gw_config_from_args(int argc, char **argv, struct tw_err *err)
     struct cfg_raw raw;
     struct gw_config *cfg = NULL;
     cfg_raw_init(&raw, "command line", true);
-    if (cfg_raw_add_service(&raw, "default", 0, err) == 0 &&
-        parse_args(&raw, argc, argv, err) == 0)
+    if (cfg_raw_add_service(&raw, "default", 0, err) == 0 && parse_args(&raw, argc, argv, err) == 0)
         cfg = cfg_build(&raw, err);
     cfg_raw_free(&raw);
     return cfg;

@@ -35,10 +35,10 @@ static void service_defaults(struct gw_service *s)
     s->ocsp_fail = GW_OCSP_FAIL_CLOSED;
     s->tls_min = TLS1_2_VERSION;
     s->tls_max = TLS1_3_VERSION;
-    s->timeouts = (struct gw_timeouts){.handshake = 10, .idle = 300, .backend_connect = 5,
-                                       .backend = 60, .max_lifetime = 0};
-    s->limits = (struct gw_limits){
-        .max_header_bytes = 16384, .max_headers = 100, .buffer_size = 65536};
+    s->timeouts = (struct gw_timeouts){
+        .handshake = 10, .idle = 300, .backend_connect = 5, .backend = 60, .max_lifetime = 0};
+    s->limits =
+        (struct gw_limits){.max_header_bytes = 16384, .max_headers = 100, .buffer_size = 65536};
 }
 
 static void strv_free(char **v, size_t n)
@@ -164,16 +164,14 @@ static int entry_error(const struct cfg_raw *raw, const struct origin *org, cons
 /* Backend TLS keys mean nothing for a plain backend: an error when the service set them,
  * silently dropped when inherited from [global]. */
 static int check_backend_tls(const struct cfg_raw *raw, const struct cfg_section *sec,
-                             struct gw_service *s, const struct origin *org,
-                             struct tw_err *err)
+                             struct gw_service *s, const struct origin *org, struct tw_err *err)
 {
     static const char *const keys[] = {"backend-cert", "backend-key", "backend-ca",
                                        "backend-server-name", "insecure-skip-backend-verify"};
     if (s->backend.kind != GW_BACKEND_TLS) {
         for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
             if (own(org, sec, keys[i]))
-                return entry_error(raw, org, keys[i],
-                                   "only applies to a tls:// backend", err);
+                return entry_error(raw, org, keys[i], "only applies to a tls:// backend", err);
         free(s->backend_cert), free(s->backend_key), free(s->backend_ca);
         s->backend_cert = s->backend_key = s->backend_ca = NULL;
         return 0;
@@ -190,8 +188,7 @@ static int check_service(const struct cfg_raw *raw, const struct cfg_section *se
     static const char *const required[] = {"listen", "backend", "cert", "key", "client-ca"};
     for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
         if (org[cfg_key_find(required[i])].e == NULL)
-            return cfg_err_section(raw, sec, err, "%s is required",
-                                   cfg_keyref(raw, required[i]));
+            return cfg_err_section(raw, sec, err, "%s is required", cfg_keyref(raw, required[i]));
 
     if (org[cfg_key_find("forward")].e == NULL) {
         s->forward = s->mode == GW_MODE_HTTP ? GW_FORWARD_RFC9440 : GW_FORWARD_NONE;
@@ -199,7 +196,8 @@ static int check_service(const struct cfg_raw *raw, const struct cfg_section *se
                (s->forward == GW_FORWARD_RFC9440 || s->forward == GW_FORWARD_XFCC)) {
         return entry_error(raw, org, "forward",
                            "header forwarding needs mode = http; in tcp mode use proxy-v2 "
-                           "or none", err);
+                           "or none",
+                           err);
     } else if (s->mode == GW_MODE_HTTP && s->forward == GW_FORWARD_PROXY_V2) {
         return entry_error(raw, org, "forward",
                            "proxy-v2 needs mode = tcp; in http mode use rfc9440 or xfcc", err);
@@ -247,8 +245,8 @@ static const struct cfg_entry *listen_entry(const struct cfg_section *sec, size_
     return NULL;
 }
 
-static int add_to_listener(struct gw_config *cfg, const struct cfg_raw *raw, size_t si,
-                           size_t j, struct tw_err *err)
+static int add_to_listener(struct gw_config *cfg, const struct cfg_raw *raw, size_t si, size_t j,
+                           struct tw_err *err)
 {
     const struct gw_service *s = &cfg->services[si];
     const struct cfg_section *sec = &raw->services[si];
@@ -280,11 +278,15 @@ static int add_to_listener(struct gw_config *cfg, const struct cfg_raw *raw, siz
     } else {
         const char *other = cfg->services[l->services[0]].name;
         if (l->mode != s->mode)
-            snprintf(why, sizeof(why), "service %s listens here in %s mode; one listener has "
-                                       "one mode", other, gw_mode_name(l->mode));
+            snprintf(why, sizeof(why),
+                     "service %s listens here in %s mode; one listener has "
+                     "one mode",
+                     other, gw_mode_name(l->mode));
         else if (s->mode == GW_MODE_TCP)
-            snprintf(why, sizeof(why), "service %s listens here too; in tcp mode a listener "
-                                       "serves one service", other);
+            snprintf(why, sizeof(why),
+                     "service %s listens here too; in tcp mode a listener "
+                     "serves one service",
+                     other);
         else
             why[0] = '\0';
         if (why[0] != '\0')
@@ -327,8 +329,8 @@ static int resolve_names(struct gw_config *cfg, const struct cfg_raw *raw, struc
         char why[160];
         if (s->n_server_name > 0)
             continue;
-        if (cfg_cert_dns_names(s->cert, &s->server_name, &s->n_server_name, why,
-                               sizeof(why)) == 0) {
+        if (cfg_cert_dns_names(s->cert, &s->server_name, &s->n_server_name, why, sizeof(why)) ==
+            0) {
             s->server_name_from_cert = s->n_server_name > 0;
             if (s->n_server_name > 0 || !shares_listener(cfg, si))
                 continue;

@@ -95,14 +95,13 @@ static int open_file(const struct ctx *c, const char *key, const char *path, BIO
         return 0;
     ERR_clear_error();
     char why[160];
-    snprintf(why, sizeof(why), "cannot read the file: %s", fs_exists(path) ? "permission denied"
-                                                                           : "no such file");
+    snprintf(why, sizeof(why), "cannot read the file: %s",
+             fs_exists(path) ? "permission denied" : "no such file");
     return problem(c, TW_ERR_IO, key, path, why);
 }
 
 /* Every certificate in a PEM file; at least one. */
-static int load_certs(const struct ctx *c, const char *key, const char *path,
-                      STACK_OF(X509) **out)
+static int load_certs(const struct ctx *c, const char *key, const char *path, STACK_OF(X509) * *out)
 {
     TW_AUTO(BIO) *bio = NULL;
     TW_GUARD(open_file(c, key, path, &bio));
@@ -174,7 +173,7 @@ static int check_pair(const struct ctx *c, const char *cert_key, const char *cer
 
 /* A CRL file (PEM with one or more CRLs, or one DER CRL) whose CRLs are each signed by one of
  * the client CAs. */
-static int check_crl_file(const struct ctx *c, const char *path, STACK_OF(X509) *cas)
+static int check_crl_file(const struct ctx *c, const char *path, STACK_OF(X509) * cas)
 {
     TW_AUTO(BIO) *bio = NULL;
     TW_GUARD(open_file(c, "crl", path, &bio));

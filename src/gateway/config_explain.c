@@ -82,8 +82,8 @@ static void explain_service(FILE *out, const struct gw_service *s)
                 gw_mode_name(s->mode), gw_backend_kind_name(s->backend.kind));
     fprintf(out, "  %-16s%s (key %s)\n", "certificate", s->cert, s->key);
     if (s->n_server_name > 0)
-        print_list(out, s->server_name_from_cert ? "names (cert)" : "server-name",
-                   s->server_name, s->n_server_name, "");
+        print_list(out, s->server_name_from_cert ? "names (cert)" : "server-name", s->server_name,
+                   s->n_server_name, "");
     else
         fprintf(out, "  %-16s%s\n", "names", "any SNI name");
     fprintf(out, "  %-16s%s (a client certificate is required)\n", "client-ca", s->client_ca);
@@ -134,8 +134,9 @@ void gw_config_explain(const struct gw_config *cfg, FILE *out)
         fprintf(out, "  %-16s%d\n", "workers", g->workers);
     fprintf(out, "  %-16s%s\n", "metrics", g->has_metrics ? g->metrics.text : "off");
     fprintf(out, "  %-16s%s\n", "access-log",
-            g->access_log == NULL ? "off" : strcmp(g->access_log, "-") == 0 ? "stdout"
-                                                                             : g->access_log);
+            g->access_log == NULL             ? "off"
+            : strcmp(g->access_log, "-") == 0 ? "stdout"
+                                              : g->access_log);
     fprintf(out, "  %-16s%u connections, drain %llds\n", "limits", g->max_connections,
             (long long)g->drain_timeout);
     if (g->ticket_key_file != NULL)
@@ -151,8 +152,7 @@ void gw_config_explain(const struct gw_config *cfg, FILE *out)
             continue;
         fprintf(out, "\n%s is shared by SNI:", l->addr.text);
         for (size_t j = 0; j < l->n_services; j++)
-            fprintf(out, " %s%s", cfg->services[l->services[j]].name,
-                    j == 0 ? " (default)" : "");
+            fprintf(out, " %s%s", cfg->services[l->services[j]].name, j == 0 ? " (default)" : "");
         fputc('\n', out);
     }
 }

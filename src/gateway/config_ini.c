@@ -22,9 +22,9 @@ struct ini_src {
     size_t len, pos;
     int line;
     struct cfg_raw *raw;
-    long cur;            /* SEC_* or an index into raw->services */
-    char inih_name[64];  /* the section name exactly as inih will report it */
-    int err_line;        /* line of our first error, 0 if none */
+    long cur;           /* SEC_* or an index into raw->services */
+    char inih_name[64]; /* the section name exactly as inih will report it */
+    int err_line;       /* line of our first error, 0 if none */
     struct tw_err *err;
 };
 
@@ -191,8 +191,8 @@ struct gw_config *gw_config_load_buffer(const char *name, const void *data, size
     if (src.err_line != 0 && (rc <= 0 || src.err_line <= rc)) {
         /* err already holds our message */
     } else if (rc > 0) {
-        tw_err_set(err, TW_ERR_CONFIG, "%s:%d: expected 'key = value' or a [section] header",
-                   name, rc);
+        tw_err_set(err, TW_ERR_CONFIG, "%s:%d: expected 'key = value' or a [section] header", name,
+                   rc);
     } else if (rc < 0) {
         tw_err_set(err, TW_ERR_INTERNAL, "%s: out of memory while parsing", name);
     } else {

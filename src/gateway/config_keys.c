@@ -34,8 +34,9 @@ static int p_tls_list(const struct cfg_key *k, void *obj, const char *v, char *w
 {
     for (const char *p = v; *p != '\0'; p++)
         if (!isalnum((unsigned char)*p) && strchr(":_-+!@=.,", *p) == NULL)
-            return why_set(why, cap, "expected OpenSSL names joined by ':' (e.g. "
-                                     "ECDHE+AESGCM:ECDHE+CHACHA20)");
+            return why_set(why, cap,
+                           "expected OpenSSL names joined by ':' (e.g. "
+                           "ECDHE+AESGCM:ECDHE+CHACHA20)");
     return p_string(k, obj, v, why, cap);
 }
 
@@ -102,8 +103,7 @@ static int p_metrics(const struct cfg_key *k, void *obj, const char *v, char *wh
     return 0;
 }
 
-static int p_access_log(const struct cfg_key *k, void *obj, const char *v, char *why,
-                        size_t cap)
+static int p_access_log(const struct cfg_key *k, void *obj, const char *v, char *why, size_t cap)
 {
     struct gw_global *g = obj;
     if (strcmp(v, "off") == 0) {
@@ -114,8 +114,7 @@ static int p_access_log(const struct cfg_key *k, void *obj, const char *v, char 
     return p_string(k, obj, v, why, cap);
 }
 
-static int p_log_level(const struct cfg_key *k, void *obj, const char *v, char *why,
-                       size_t cap)
+static int p_log_level(const struct cfg_key *k, void *obj, const char *v, char *why, size_t cap)
 {
     (void)k;
     if (log_level_parse(v, &((struct gw_global *)obj)->log_level) != 0)
@@ -129,8 +128,7 @@ struct word {
     int value;
 };
 
-static int p_words(const struct word *w, size_t n, int *out, const char *v, char *why,
-                   size_t cap)
+static int p_words(const struct word *w, size_t n, int *out, const char *v, char *why, size_t cap)
 {
     for (size_t i = 0; i < n; i++) {
         if (strcmp(v, w[i].word) == 0) {
@@ -146,9 +144,9 @@ static int p_words(const struct word *w, size_t n, int *out, const char *v, char
 }
 
 #define WORDS(name, ...)                                                                           \
-    static int name(const struct cfg_key *k, void *obj, const char *v, char *why, size_t cap)    \
+    static int name(const struct cfg_key *k, void *obj, const char *v, char *why, size_t cap)      \
     {                                                                                              \
-        static const struct word w[] = {__VA_ARGS__};                                             \
+        static const struct word w[] = {__VA_ARGS__};                                              \
         int value;                                                                                 \
         if (p_words(w, sizeof(w) / sizeof(w[0]), &value, v, why, cap) != 0)                        \
             return -1;                                                                             \
@@ -234,8 +232,7 @@ static int p_allow(const struct cfg_key *k, void *obj, const char *v, char *why,
     return append(&s->allow, &s->n_allow, v, why, cap);
 }
 
-static int p_server_name(const struct cfg_key *k, void *obj, const char *v, char *why,
-                         size_t cap)
+static int p_server_name(const struct cfg_key *k, void *obj, const char *v, char *why, size_t cap)
 {
     (void)k;
     struct gw_service *s = obj;
@@ -276,27 +273,27 @@ static int p_server_name_single(const struct cfg_key *k, void *obj, const char *
  * default, help */
 const struct cfg_key cfg_keys[] = {
     /* [global] */
-    {"workers", CFG_GLOBAL, false, false, p_workers, NULL, 0, 0, 1, GW_CONFIG_WORKERS_MAX,
-     "auto|N", "auto", "worker threads (auto: one per core)"},
+    {"workers", CFG_GLOBAL, false, false, p_workers, NULL, 0, 0, 1, GW_CONFIG_WORKERS_MAX, "auto|N",
+     "auto", "worker threads (auto: one per core)"},
     {"metrics", CFG_GLOBAL, false, false, p_metrics, NULL, 0, 0, 0, 0, "ADDR:PORT|off", "off",
      "plain-HTTP listener for /metrics and /healthz"},
     {"access-log", CFG_GLOBAL, false, false, p_access_log, NULL, G(access_log), 0, 0, 0,
      "-|PATH|off", "-", "JSON access log, one line per connection (- is stdout)"},
-    {"log-level", CFG_GLOBAL, false, false, p_log_level, NULL, 0, 0, 0, 0,
-     "debug|info|warn|error", "info", "least severe log level written"},
-    {"max-connections", CFG_EACH, false, false, p_u32, p_global_max_conn, S(max_connections), 0,
-     0, 1000000, "N", "10000 (service: 0, no own cap)",
+    {"log-level", CFG_GLOBAL, false, false, p_log_level, NULL, 0, 0, 0, 0, "debug|info|warn|error",
+     "info", "least severe log level written"},
+    {"max-connections", CFG_EACH, false, false, p_u32, p_global_max_conn, S(max_connections), 0, 0,
+     1000000, "N", "10000 (service: 0, no own cap)",
      "connection cap: process-wide in [global], per service in [service]"},
     {"ticket-key-file", CFG_GLOBAL, false, false, p_string, NULL, G(ticket_key_file), 0, 0, 0,
      "PATH", "(random keys in memory)", "shared session-ticket keys (80-byte records, 0600)"},
-    {"ticket-rotate", CFG_GLOBAL, false, false, p_duration, NULL, G(ticket_rotate), 0, 60,
-     7 * DAY, "DURATION", "1h", "rotation period of in-memory ticket keys"},
+    {"ticket-rotate", CFG_GLOBAL, false, false, p_duration, NULL, G(ticket_rotate), 0, 60, 7 * DAY,
+     "DURATION", "1h", "rotation period of in-memory ticket keys"},
     {"drain-timeout", CFG_GLOBAL, false, false, p_duration, NULL, G(drain_timeout), 0, 0, DAY,
      "DURATION", "30s", "on SIGTERM, how long open connections may finish"},
 
     /* [service NAME]: where and what */
-    {"listen", CFG_SERVICE, true, false, p_listen, NULL, 0, GW_CONFIG_LISTEN_MAX, 0, 0,
-     "ADDR:PORT", "(required)", "address to accept TLS on: 0.0.0.0:8443, [::]:8443"},
+    {"listen", CFG_SERVICE, true, false, p_listen, NULL, 0, GW_CONFIG_LISTEN_MAX, 0, 0, "ADDR:PORT",
+     "(required)", "address to accept TLS on: 0.0.0.0:8443, [::]:8443"},
     {"backend", CFG_SERVICE, false, false, p_backend, NULL, 0, 0, 0, 0,
      "HOST:PORT|unix:PATH|tls://HOST:PORT", "(required)", "where verified clients are sent"},
     {"mode", CFG_SERVICE, false, false, p_mode, NULL, S(mode), 0, 0, 0, "http|tcp", "http",
@@ -305,8 +302,8 @@ const struct cfg_key cfg_keys[] = {
      "server certificate, PEM, leaf first then chain"},
     {"key", CFG_SERVICE, false, false, p_string, NULL, S(key), 0, 0, 0, "PATH", "(required)",
      "server private key, PEM, mode 0600"},
-    {"server-name", CFG_SERVICE, true, false, p_server_name, NULL, 0,
-     GW_CONFIG_SERVER_NAMES_MAX, 0, 0, "NAME", "(the certificate's DNS names)",
+    {"server-name", CFG_SERVICE, true, false, p_server_name, NULL, 0, GW_CONFIG_SERVER_NAMES_MAX, 0,
+     0, "NAME", "(the certificate's DNS names)",
      "SNI name this service answers; *.example.com allowed"},
 
     /* client verification */
@@ -316,14 +313,14 @@ const struct cfg_key cfg_keys[] = {
      "CRL file (PEM or DER) or http(s) URL; reloaded"},
     {"crl-refresh", CFG_BOTH, false, false, p_duration, NULL, S(crl_refresh), 0, 1, 7 * DAY,
      "DURATION", "5m", "how often CRL files are re-read and URLs re-fetched"},
-    {"crl-ca", CFG_BOTH, false, false, p_string, NULL, S(crl_ca), 0, 0, 0, "PATH",
-     "(client-ca)", "CA bundle to verify an https CRL server"},
+    {"crl-ca", CFG_BOTH, false, false, p_string, NULL, S(crl_ca), 0, 0, 0, "PATH", "(client-ca)",
+     "CA bundle to verify an https CRL server"},
     {"crl-expired", CFG_BOTH, false, false, p_crl_expired, NULL, S(crl_expired), 0, 0, 0,
      "reject|warn", "reject", "what to do when a CRL is past its nextUpdate"},
     {"ocsp", CFG_BOTH, false, true, p_bool, NULL, S(ocsp), 0, 0, 0, "on|off", "off",
      "also check client certificates with OCSP"},
-    {"ocsp-fail", CFG_BOTH, false, false, p_ocsp_fail, NULL, S(ocsp_fail), 0, 0, 0,
-     "open|closed", "closed", "allow (open) or refuse (closed) when OCSP has no answer"},
+    {"ocsp-fail", CFG_BOTH, false, false, p_ocsp_fail, NULL, S(ocsp_fail), 0, 0, 0, "open|closed",
+     "closed", "allow (open) or refuse (closed) when OCSP has no answer"},
     {"allow", CFG_SERVICE, true, false, p_allow, NULL, 0, GW_CONFIG_ALLOW_MAX, 0, 0, "TYPE:VALUE",
      "(any certificate from client-ca)",
      "allow rule: cn:, ou:, o:, dns:, email:, uri:, serial:, sha256:; * globs"},
@@ -351,10 +348,10 @@ const struct cfg_key cfg_keys[] = {
      "tls:// backends: do NOT verify the backend (weakens security)"},
 
     /* TLS parameters */
-    {"tls-min", CFG_BOTH, false, false, p_tls_version, NULL, S(tls_min), 0, 0, 0, "1.2|1.3",
-     "1.2", "lowest TLS version accepted"},
-    {"tls-max", CFG_BOTH, false, false, p_tls_version, NULL, S(tls_max), 0, 0, 0, "1.2|1.3",
-     "1.3", "highest TLS version accepted"},
+    {"tls-min", CFG_BOTH, false, false, p_tls_version, NULL, S(tls_min), 0, 0, 0, "1.2|1.3", "1.2",
+     "lowest TLS version accepted"},
+    {"tls-max", CFG_BOTH, false, false, p_tls_version, NULL, S(tls_max), 0, 0, 0, "1.2|1.3", "1.3",
+     "highest TLS version accepted"},
     {"ciphers", CFG_BOTH, false, false, p_tls_list, NULL, S(ciphers), 0, 0, 0, "LIST",
      "(ECDHE with AEAD only)", "TLS 1.2 cipher list (OpenSSL syntax)"},
     {"ciphersuites", CFG_BOTH, false, false, p_tls_list, NULL, S(ciphersuites), 0, 0, 0, "LIST",
@@ -369,12 +366,12 @@ const struct cfg_key cfg_keys[] = {
      "DURATION", "5m", "close a connection with no traffic either way"},
     {"backend-connect-timeout", CFG_BOTH, false, false, p_duration, NULL,
      S(timeouts.backend_connect), 0, 1, 3600, "DURATION", "5s", "connecting to the backend"},
-    {"backend-timeout", CFG_BOTH, false, false, p_duration, NULL, S(timeouts.backend), 0, 1,
-     DAY, "DURATION", "60s", "waiting for a backend response (504 in http mode)"},
+    {"backend-timeout", CFG_BOTH, false, false, p_duration, NULL, S(timeouts.backend), 0, 1, DAY,
+     "DURATION", "60s", "waiting for a backend response (504 in http mode)"},
     {"max-lifetime", CFG_BOTH, false, false, p_duration, NULL, S(timeouts.max_lifetime), 0, 0,
      365 * DAY, "DURATION", "0 (unlimited)", "longest a connection may stay open"},
-    {"max-header-bytes", CFG_BOTH, false, false, p_size, NULL, S(limits.max_header_bytes), 0,
-     1024, 1024 * 1024, "BYTES", "16k", "largest request head (431 beyond)"},
+    {"max-header-bytes", CFG_BOTH, false, false, p_size, NULL, S(limits.max_header_bytes), 0, 1024,
+     1024 * 1024, "BYTES", "16k", "largest request head (431 beyond)"},
     {"max-headers", CFG_BOTH, false, false, p_u32, NULL, S(limits.max_headers), 0, 1, 10000, "N",
      "100", "most header fields per request (431 beyond)"},
     {"buffer-size", CFG_BOTH, false, false, p_size, NULL, S(limits.buffer_size), 0, 4096,

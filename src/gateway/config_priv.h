@@ -34,15 +34,15 @@ struct cfg_key {
     const char *name;
     enum cfg_scope scope;
     bool repeatable;
-    bool is_bool;    /* on|off: a bare flag means on */
-    cfg_parse_fn parse;          /* for a service (or the only target) */
-    cfg_parse_fn parse_global;   /* CFG_EACH: the [global] meaning */
-    size_t off;                  /* offset of the field in the target struct */
-    size_t max_count;            /* repeatable: most entries per section */
-    long long min, max;          /* numeric range where it applies */
-    const char *syntax;          /* "ADDR:PORT" */
-    const char *deflt;           /* default, as documented */
-    const char *help;            /* one line */
+    bool is_bool;              /* on|off: a bare flag means on */
+    cfg_parse_fn parse;        /* for a service (or the only target) */
+    cfg_parse_fn parse_global; /* CFG_EACH: the [global] meaning */
+    size_t off;                /* offset of the field in the target struct */
+    size_t max_count;          /* repeatable: most entries per section */
+    long long min, max;        /* numeric range where it applies */
+    const char *syntax;        /* "ADDR:PORT" */
+    const char *deflt;         /* default, as documented */
+    const char *help;          /* one line */
 };
 
 /* The table, in documentation order. */
@@ -116,8 +116,8 @@ int cfg_err_entry(const struct cfg_raw *raw, const struct cfg_section *sec,
 /* Fill err for a problem of a whole section: "FILE:LINE: [service web]: msg" or "msg" for
  * flags. In fmt, write key names with %s and pass cfg_keyref(raw, "backend") so flags read
  * "--backend". Returns -1. */
-int cfg_err_section(const struct cfg_raw *raw, const struct cfg_section *sec,
-                    struct tw_err *err, const char *fmt, ...) TW_PRINTF(4, 5);
+int cfg_err_section(const struct cfg_raw *raw, const struct cfg_section *sec, struct tw_err *err,
+                    const char *fmt, ...) TW_PRINTF(4, 5);
 
 /* "--name" for flags, "name" for files (static buffer per call site is NOT used: rotating
  * buffers, safe for up to 4 uses in one message). */

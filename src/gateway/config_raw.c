@@ -86,8 +86,8 @@ int cfg_err_entry(const struct cfg_raw *raw, const struct cfg_section *sec,
                       section_label(sec, label, sizeof(label)), name, q, why);
 }
 
-int cfg_err_section(const struct cfg_raw *raw, const struct cfg_section *sec,
-                    struct tw_err *err, const char *fmt, ...)
+int cfg_err_section(const struct cfg_raw *raw, const struct cfg_section *sec, struct tw_err *err,
+                    const char *fmt, ...)
 {
     char msg[TW_ERR_MSG_MAX], label[96];
     va_list ap;
@@ -170,8 +170,8 @@ int cfg_raw_add_entry(struct cfg_raw *raw, struct cfg_section *sec, const char *
     if (k < 0) {
         const char *near = cfg_key_suggest(key);
         if (near != NULL)
-            snprintf(why, sizeof(why), "unknown %s (did you mean %s?)",
-                     raw->flags ? "flag" : "key", cfg_keyref(raw, near));
+            snprintf(why, sizeof(why), "unknown %s (did you mean %s?)", raw->flags ? "flag" : "key",
+                     cfg_keyref(raw, near));
         else
             snprintf(why, sizeof(why), "unknown %s", raw->flags ? "flag" : "key");
         return key_error(raw, sec, key, line, why, err);

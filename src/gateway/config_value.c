@@ -132,8 +132,9 @@ static int check_hostname(const char *host, bool allow_wildcard, char *why, size
             continue;
         }
         if (!isalnum(ch) && ch != '-' && ch != '_')
-            return why_set(why, cap, "host names may contain only letters, digits, '-', "
-                                     "'_' and '.'");
+            return why_set(why, cap,
+                           "host names may contain only letters, digits, '-', "
+                           "'_' and '.'");
         if (++label > 63)
             return why_set(why, cap, "host name label longer than 63 characters");
     }
@@ -218,8 +219,7 @@ static int check_hex(const char *v, size_t min_digits, size_t max_digits, char *
 
 int cfg_check_allow_rule(const char *text, char *why, size_t cap)
 {
-    static const char *const types[] = {"cn", "ou", "o", "dns", "email", "uri", "serial",
-                                        "sha256"};
+    static const char *const types[] = {"cn", "ou", "o", "dns", "email", "uri", "serial", "sha256"};
     const char *colon = strchr(text, ':');
     size_t tlen = colon != NULL ? (size_t)(colon - text) : 0;
     bool known = false;
@@ -227,8 +227,9 @@ int cfg_check_allow_rule(const char *text, char *why, size_t cap)
         if (colon != NULL && strlen(types[i]) == tlen && strncasecmp(text, types[i], tlen) == 0)
             known = true;
     if (!known)
-        return why_set(why, cap, "unknown rule type: use cn:, ou:, o:, dns:, email:, uri:, "
-                                 "serial: or sha256:");
+        return why_set(why, cap,
+                       "unknown rule type: use cn:, ou:, o:, dns:, email:, uri:, "
+                       "serial: or sha256:");
     const char *v = colon + 1;
     if (v[0] == '\0')
         return why_set(why, cap, "empty value after the rule type");
@@ -245,8 +246,9 @@ int cfg_check_allow_rule(const char *text, char *why, size_t cap)
 int cfg_check_server_name(const char *text, char *why, size_t cap)
 {
     if (strchr(text, '*') != NULL && strncmp(text, "*.", 2) != 0)
-        return why_set(why, cap, "a wildcard is only allowed as the whole first label: "
-                                 "*.example.com");
+        return why_set(why, cap,
+                       "a wildcard is only allowed as the whole first label: "
+                       "*.example.com");
     if (strchr(text + 1, '*') != NULL)
         return why_set(why, cap, "only one leading '*.' wildcard is allowed");
     return check_hostname(text, true, why, cap);
@@ -290,8 +292,8 @@ int cfg_parse_bool(const char *text, bool *out, char *why, size_t cap)
     static const struct {
         const char *word;
         bool value;
-    } words[] = {{"on", true},   {"off", false}, {"yes", true}, {"no", false},
-                 {"true", true}, {"false", false}, {"1", true},  {"0", false}};
+    } words[] = {{"on", true},   {"off", false},   {"yes", true}, {"no", false},
+                 {"true", true}, {"false", false}, {"1", true},   {"0", false}};
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
         if (strcasecmp(text, words[i].word) == 0) {
             *out = words[i].value;

@@ -27,71 +27,70 @@ static struct gw_config *load(const char *text, struct tw_err *err)
     return gw_config_load_buffer("t.conf", text, strlen(text), err);
 }
 
-static const char full[] =
-    "; every key\n"
-    "[global]\n"
-    "workers = 4\n"
-    "metrics = 127.0.0.1:9100\n"
-    "access-log = /var/log/twoway.json\n"
-    "log-level = debug\n"
-    "max-connections = 500\n"
-    "ticket-key-file = tickets.key\n"
-    "ticket-rotate = 2h\n"
-    "drain-timeout = 45s\n"
-    "idle-timeout = 2m          ; a default for every service\n"
-    "tls-min = 1.3\n"
-    "crl-refresh = 10m\n"
-    "\n"
-    "[service web]\n"
-    "    listen = 0.0.0.0:8443\n"
-    "    listen = [::]:8443\n"
-    "    backend = tls://api.internal:443\n"
-    "    mode = http\n"
-    "    cert = web.crt\n"
-    "    key = web.key\n"
-    "    client-ca = clients.pem\n"
-    "    crl = ca.crl\n"
-    "    crl = https://ca.example.com/crl\n"
-    "    crl-ca = ca-server.pem\n"
-    "    crl-expired = warn\n"
-    "    ocsp = on\n"
-    "    ocsp-fail = open\n"
-    "    allow = cn:alice\n"
-    "    allow = uri:spiffe://example.org/*\n"
-    "    allow = serial:0A:1B\n"
-    "    forward = xfcc\n"
-    "    server-name = API.example.com\n"
-    "    server-name = *.api.example.com\n"
-    "    backend-cert = gw.crt\n"
-    "    backend-key = gw.key\n"
-    "    backend-ca = backend-ca.pem\n"
-    "    backend-server-name = api.internal.example\n"
-    "    tls-max = 1.3\n"
-    "    ciphers = ECDHE+AESGCM\n"
-    "    ciphersuites = TLS_AES_128_GCM_SHA256\n"
-    "    groups = X25519:P-256\n"
-    "    max-connections = 100\n"
-    "    handshake-timeout = 3s\n"
-    "    backend-connect-timeout = 2s\n"
-    "    backend-timeout = 1m\n"
-    "    max-lifetime = 1h\n"
-    "    max-header-bytes = 32k\n"
-    "    max-headers = 50\n"
-    "    buffer-size = 128k\n"
-    "\n"
-    "[service db]\n"
-    "listen = 127.0.0.1:5433\n"
-    "backend = unix:/run/pg.sock\n"
-    "mode = tcp\n"
-    "forward = proxy-v2\n"
-    "proxy-v2-cert = on\n"
-    "cert = db.crt\n"
-    "key = db.key\n"
-    "client-ca = clients.pem\n"
-    "idle-timeout = 1h\n"
-    "\n"
-    "[tunnel later]\n"
-    "anything = is skipped\n";
+static const char full[] = "; every key\n"
+                           "[global]\n"
+                           "workers = 4\n"
+                           "metrics = 127.0.0.1:9100\n"
+                           "access-log = /var/log/twoway.json\n"
+                           "log-level = debug\n"
+                           "max-connections = 500\n"
+                           "ticket-key-file = tickets.key\n"
+                           "ticket-rotate = 2h\n"
+                           "drain-timeout = 45s\n"
+                           "idle-timeout = 2m          ; a default for every service\n"
+                           "tls-min = 1.3\n"
+                           "crl-refresh = 10m\n"
+                           "\n"
+                           "[service web]\n"
+                           "    listen = 0.0.0.0:8443\n"
+                           "    listen = [::]:8443\n"
+                           "    backend = tls://api.internal:443\n"
+                           "    mode = http\n"
+                           "    cert = web.crt\n"
+                           "    key = web.key\n"
+                           "    client-ca = clients.pem\n"
+                           "    crl = ca.crl\n"
+                           "    crl = https://ca.example.com/crl\n"
+                           "    crl-ca = ca-server.pem\n"
+                           "    crl-expired = warn\n"
+                           "    ocsp = on\n"
+                           "    ocsp-fail = open\n"
+                           "    allow = cn:alice\n"
+                           "    allow = uri:spiffe://example.org/*\n"
+                           "    allow = serial:0A:1B\n"
+                           "    forward = xfcc\n"
+                           "    server-name = API.example.com\n"
+                           "    server-name = *.api.example.com\n"
+                           "    backend-cert = gw.crt\n"
+                           "    backend-key = gw.key\n"
+                           "    backend-ca = backend-ca.pem\n"
+                           "    backend-server-name = api.internal.example\n"
+                           "    tls-max = 1.3\n"
+                           "    ciphers = ECDHE+AESGCM\n"
+                           "    ciphersuites = TLS_AES_128_GCM_SHA256\n"
+                           "    groups = X25519:P-256\n"
+                           "    max-connections = 100\n"
+                           "    handshake-timeout = 3s\n"
+                           "    backend-connect-timeout = 2s\n"
+                           "    backend-timeout = 1m\n"
+                           "    max-lifetime = 1h\n"
+                           "    max-header-bytes = 32k\n"
+                           "    max-headers = 50\n"
+                           "    buffer-size = 128k\n"
+                           "\n"
+                           "[service db]\n"
+                           "listen = 127.0.0.1:5433\n"
+                           "backend = unix:/run/pg.sock\n"
+                           "mode = tcp\n"
+                           "forward = proxy-v2\n"
+                           "proxy-v2-cert = on\n"
+                           "cert = db.crt\n"
+                           "key = db.key\n"
+                           "client-ca = clients.pem\n"
+                           "idle-timeout = 1h\n"
+                           "\n"
+                           "[tunnel later]\n"
+                           "anything = is skipped\n";
 
 static void test_full_round_trip(void **state)
 {
@@ -337,13 +336,44 @@ static void test_flags_equal_ini(void **state)
                        "client-ca = ca.pem\ncrl = a.crl\ncrl = http://ca/crl\nallow = cn:a\n"
                        "allow = dns:*.example.com\nforward-chain = on\nocsp = on\n"
                        "tls-min = 1.3\nidle-timeout = 1m\nmax-headers = 20\n";
-    char *argv[] = {"gateway", "--workers", "2", "--metrics=127.0.0.1:9100", "--access-log",
-                    "off", "--max-connections", "77", "--drain-timeout", "5s", "--listen",
-                    "127.0.0.1:8443", "--listen", "[::1]:8443", "--backend", "unix:/tmp/b.sock",
-                    "--cert", "s.crt", "--key", "s.key", "--client-ca", "ca.pem", "--crl",
-                    "a.crl", "--crl", "http://ca/crl", "--allow", "cn:a", "--allow",
-                    "dns:*.example.com", "--forward-chain", "--ocsp", "on", "--tls-min=1.3",
-                    "--idle-timeout", "1m", "--max-headers", "20"};
+    char *argv[] = {"gateway",
+                    "--workers",
+                    "2",
+                    "--metrics=127.0.0.1:9100",
+                    "--access-log",
+                    "off",
+                    "--max-connections",
+                    "77",
+                    "--drain-timeout",
+                    "5s",
+                    "--listen",
+                    "127.0.0.1:8443",
+                    "--listen",
+                    "[::1]:8443",
+                    "--backend",
+                    "unix:/tmp/b.sock",
+                    "--cert",
+                    "s.crt",
+                    "--key",
+                    "s.key",
+                    "--client-ca",
+                    "ca.pem",
+                    "--crl",
+                    "a.crl",
+                    "--crl",
+                    "http://ca/crl",
+                    "--allow",
+                    "cn:a",
+                    "--allow",
+                    "dns:*.example.com",
+                    "--forward-chain",
+                    "--ocsp",
+                    "on",
+                    "--tls-min=1.3",
+                    "--idle-timeout",
+                    "1m",
+                    "--max-headers",
+                    "20"};
     struct gw_config *a = load(ini, &err);
     assert_non_null(a);
     struct gw_config *b = gw_config_from_args(sizeof(argv) / sizeof(argv[0]), argv, &err);
@@ -364,7 +394,9 @@ static void test_flag_errors(void **state)
         char *argv[6];
         const char *want;
     } cases[] = {
-        {3, {"gw", "--listen", "0.0.0.0:99999"}, "--listen \"0.0.0.0:99999\": port must be 1-65535"},
+        {3,
+         {"gw", "--listen", "0.0.0.0:99999"},
+         "--listen \"0.0.0.0:99999\": port must be 1-65535"},
         {2, {"gw", "--lisen=x"}, "--lisen: unknown flag (did you mean --listen?)"},
         {2, {"gw", "--cert"}, "--cert needs a value"},
         {2, {"gw", "stray"}, "unexpected argument \"stray\""},

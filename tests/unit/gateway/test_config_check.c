@@ -57,8 +57,8 @@ static void add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
 /* A certificate for key, signed by issuer/ikey (self-signed when issuer is NULL). */
 static long not_after = 3600;
 
-static X509 *new_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *ikey,
-                      const char *san, int serial)
+static X509 *new_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *ikey, const char *san,
+                      int serial)
 {
     X509 *c = X509_new();
     assert_non_null(c);
@@ -158,10 +158,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    static const char *const names[] = {"ca.pem", "web.crt", "api.crt", "noname.crt", "gw.crt",
-                                        "web.key", "api.key", "gw.key", "open.key", "ca.crl",
-                                        "ca.der", "other.crl", "garbage.pem", "tickets.key",
-                                        "expired.crt"};
+    static const char *const names[] = {"ca.pem",      "web.crt",     "api.crt",    "noname.crt",
+                                        "gw.crt",      "web.key",     "api.key",    "gw.key",
+                                        "open.key",    "ca.crl",      "ca.der",     "other.crl",
+                                        "garbage.pem", "tickets.key", "expired.crt"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         unlink(path_of(names[i]));
     rmdir(dir);
@@ -181,8 +181,7 @@ static struct gw_config *load_with(const char *extra, struct tw_err *err)
     return gw_config_load_buffer("t.conf", text, strlen(text), err);
 }
 
-static void check_case(const char *extra, enum tw_errc code, const char *where,
-                         const char *why)
+static void check_case(const char *extra, enum tw_errc code, const char *where, const char *why)
 {
     struct tw_err err = {0};
     struct gw_config *cfg = load_with(extra, &err);
@@ -240,7 +239,7 @@ static void test_check_failures(void **state)
     check_case(extra, TW_ERR_CONFIG, "[service web] backend-key", "does not match");
     check_case("ciphers = NOTACIPHER\n", TW_ERR_CONFIG, "[service web] ciphers", "none");
     check_case("ciphersuites = TLS_FAKE\n", TW_ERR_CONFIG, "[service web] ciphersuites",
-                 "cipher suite");
+               "cipher suite");
     check_case("groups = P-1\n", TW_ERR_CONFIG, "[service web] groups", "group");
 
     struct tw_err err = {0};
@@ -360,9 +359,9 @@ static void test_names_from_certificates(void **state)
 static void test_check_flags_name_the_flag(void **state)
 {
     (void)state;
-    char *argv[] = {"gateway", "--listen", "127.0.0.1:8443", "--backend", "127.0.0.1:1",
-                    "--cert", path_of("web.crt"), "--key", path_of("open.key"), "--client-ca",
-                    path_of("ca.pem")};
+    char *argv[] = {"gateway",           "--listen",    "127.0.0.1:8443",   "--backend",
+                    "127.0.0.1:1",       "--cert",      path_of("web.crt"), "--key",
+                    path_of("open.key"), "--client-ca", path_of("ca.pem")};
     struct tw_err err = {0};
     struct gw_config *cfg = gw_config_from_args(sizeof(argv) / sizeof(argv[0]), argv, &err);
     assert_non_null(cfg);

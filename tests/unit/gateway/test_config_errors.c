@@ -36,8 +36,8 @@ static const struct error_case cases[] = {
     {BASE "listen = ::1:80\n", "t.conf:7: [service web] listen", "need brackets"},
     {BASE "listen = 0.0.0.0:8443\n", "t.conf:7: [service web] listen", "already listed"},
     {BASE "backend = http://x:80\n", "t.conf:7: [service web] backend", "set twice"},
-    {SVC("web", "0.0.0.0:1") "[service b]\nbackend = ftp://x:80\n",
-     "t.conf:8: [service b] backend", "unknown scheme"},
+    {SVC("web", "0.0.0.0:1") "[service b]\nbackend = ftp://x:80\n", "t.conf:8: [service b] backend",
+     "unknown scheme"},
     {SVC("web", "0.0.0.0:1") "[service b]\nbackend = unix:\n", "t.conf:8: [service b] backend",
      "missing socket path"},
     {SVC("web", "0.0.0.0:1") "[service b]\nbackend = unix:/"
@@ -49,7 +49,8 @@ static const struct error_case cases[] = {
      "t.conf:8: [service b] backend", "host names may contain only"},
     {BASE "mode = udp\n", "t.conf:7: [service web] mode = \"udp\"", "expected http or tcp"},
     {BASE "ocsp = maybe\n", "t.conf:7: [service web] ocsp", "expected on or off"},
-    {BASE "ocsp-fail = sometimes\n", "t.conf:7: [service web] ocsp-fail", "expected closed or open"},
+    {BASE "ocsp-fail = sometimes\n", "t.conf:7: [service web] ocsp-fail",
+     "expected closed or open"},
     {BASE "crl-expired = ignore\n", "t.conf:7: [service web] crl-expired", "reject or warn"},
     {BASE "crl = ftp://ca/crl\n", "t.conf:7: [service web] crl", "http:// or https://"},
     {BASE "crl = https:///crl\n", "t.conf:7: [service web] crl", "missing host"},
@@ -70,19 +71,16 @@ static const struct error_case cases[] = {
     {BASE "max-header-bytes = 10\n", "t.conf:7: [service web] max-header-bytes", "size from"},
     {BASE "buffer-size = 99999999999999999999\n", "t.conf:7: [service web] buffer-size",
      "size from"},
-    {BASE "max-connections = 2000000\n", "t.conf:7: [service web] max-connections",
-     "whole number"},
+    {BASE "max-connections = 2000000\n", "t.conf:7: [service web] max-connections", "whole number"},
     {BASE "cert =\n", "t.conf:7: [service web] cert", "set twice"},
-    {SVC("web", "0.0.0.0:1") "[service b]\ncert =\n", "t.conf:8: [service b] cert",
-     "empty value"},
+    {SVC("web", "0.0.0.0:1") "[service b]\ncert =\n", "t.conf:8: [service b] cert", "empty value"},
     {BASE "crl = a\x01.crl\n", "t.conf:7: [service web] crl", "control characters"},
     {"[global]\nworkers = 0\n" BASE, "t.conf:2: [global] workers", "auto or a number"},
     {"[global]\nmetrics = 9100\n" BASE, "t.conf:2: [global] metrics", "missing port"},
     {"[global]\nlog-level = loud\n" BASE, "t.conf:2: [global] log-level", "debug, info"},
     {"[global]\nidle-timeout = never\n" BASE, "t.conf:2: [global] idle-timeout", "duration"},
     {"[global]\nticket-rotate = 1s\n" BASE, "t.conf:2: [global] ticket-rotate", "from 1m"},
-    {"[global]\nmax-connections = 0\n" BASE, "t.conf:2: [global] max-connections",
-     "whole number"},
+    {"[global]\nmax-connections = 0\n" BASE, "t.conf:2: [global] max-connections", "whole number"},
 
     /* keys and sections */
     {BASE "lisen = 1.2.3.4:5\n", "t.conf:7: [service web] lisen", "did you mean listen?"},
@@ -201,8 +199,8 @@ static void test_limits(void **state)
     text = malloc(cap);
     assert_non_null(text);
     for (unsigned i = 0; i <= GW_CONFIG_SERVICES_MAX; i++)
-        used += (size_t)snprintf(text + used, cap - used, "[service s%u]\nlisten = 0.0.0.0:%u\n",
-                                 i, 1000 + i);
+        used += (size_t)snprintf(text + used, cap - used, "[service s%u]\nlisten = 0.0.0.0:%u\n", i,
+                                 1000 + i);
     expect_error(text, used, "[service s64]", "more than 64 services");
     free(text);
 
