@@ -18,6 +18,8 @@ static const struct cli_command commands[] = {
     {"ca", cli_ca, "certificate authority: init, issue, list, show, revoke, crl, export"},
     {"demo", cli_demo, "the whole two-way SSL story on a throwaway PKI, narrated"},
     {"gateway", cli_gateway, "mTLS-terminating reverse proxy (TCP or HTTP), config file or flags"},
+    {"enroll", cli_enroll, "get a certificate from 'ca serve' with a one-time token (EST)"},
+    {"renew", cli_renew, "re-enroll with the current certificate over mTLS; --daemon"},
     {"version", cli_version, "print the version"},
     {NULL, NULL, NULL},
 };

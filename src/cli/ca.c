@@ -8,6 +8,8 @@ static const struct cli_command ca_commands[] = {
     {"revoke", cli_ca_revoke, "revoke a certificate and regenerate the CRL"},
     {"crl", cli_ca_crl, "write the current CRL"},
     {"export", cli_ca_export, "export a certificate as PEM bundle or PKCS#12"},
+    {"token", cli_ca_token, "one-time enrollment token for a name (for twoway enroll)"},
+    {"serve", cli_ca_serve, "HTTPS: EST enrollment, CRL distribution, OCSP responder"},
     {NULL, NULL, NULL},
 };
 

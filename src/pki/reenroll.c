@@ -10,6 +10,14 @@
 #include "util/clock.h"
 
 /* Same set of SANs, order ignored. */
+
+/* Keep the message, change the category (e.g. a SAN the profile refuses becomes a 403). */
+static int recode(struct tw_err *err, enum tw_errc code)
+{
+    if (err != NULL)
+        err->code = code;
+    return -1;
+}
 static int sans_equal(const struct pki_sans *a, const struct pki_sans *b)
 {
     if (a->count != b->count)
@@ -76,7 +84,7 @@ static int check_request(X509 *current, const struct pki_csr *csr, const X509_NA
     memset(sans, 0, sizeof(*sans));
     TW_GUARD(sans_from_cert(current, sans, err));
     if (pki_csr_take_sans(csr, profile, &asked, err) != 0)
-        return tw_err_set(err, TW_ERR_POLICY, "%s", err != NULL ? err->msg : "SAN refused");
+        return recode(err, TW_ERR_POLICY);
     if (!sans_equal(&asked, sans)) {
         char a[STORE_SANS_MAX] = "?", h[STORE_SANS_MAX] = "?";
         if (pki_sans_format(&asked, a, sizeof(a), NULL) != 0 ||

@@ -44,6 +44,14 @@ int pki_token_hash(const char *token, size_t len, char hex[65], struct tw_err *e
 }
 
 /* Server certificates always name themselves: NAME goes first, as ca issue does it. */
+
+/* Keep the message, change the category (e.g. a SAN the profile refuses becomes a 403). */
+static int recode(struct tw_err *err, enum tw_errc code)
+{
+    if (err != NULL)
+        err->code = code;
+    return -1;
+}
 static int token_sans(const struct pki_token_spec *spec, struct pki_sans *out, struct tw_err *err)
 {
     memset(out, 0, sizeof(*out));
@@ -158,15 +166,13 @@ static int enroll_txn(struct store *s, void *arg, struct tw_err *err)
     if (tok.sans[0] != '\0')
         TW_GUARD(pki_sans_parse(&allowed, tok.sans, err));
     if (pki_csr_take_sans(c->csr, profile, &asked, err) != 0)
-        return tw_err_set(err, TW_ERR_POLICY, "%s", err != NULL ? err->msg : "SAN refused");
+        return recode(err, TW_ERR_POLICY);
     const struct pki_san *missing = NULL;
     TW_ENSURE(sans_subset(&asked, &allowed, &missing), err, TW_ERR_POLICY,
               "the CSR asks for SAN %s:%s, which the token for '%s' does not allow",
               pki_san_type_name(missing->type), missing->value, tok.name);
     if (store_token_use(s, c->hash, (int64_t)time(NULL), err) != 0)
-        return err != NULL && err->code == TW_ERR_EXISTS
-                   ? tw_err_set(err, TW_ERR_VERIFY, "%s", err->msg)
-                   : -1;
+        return err != NULL && err->code == TW_ERR_EXISTS ? recode(err, TW_ERR_VERIFY) : -1;
     int64_t lifetime =
         tok.lifetime > 0 ? tok.lifetime : (int64_t)pki_profile_default_days(profile) * 86400;
     struct pki_cert_request req = {.profile = profile,

@@ -49,6 +49,25 @@ const struct store_migration store_migrations[] = {
         "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
         "  BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;",
     },
+    {
+        2,
+        "enrollment tokens",
+        /* Issue 4. A token is kept only as the SHA-256 hex of its text; used_at is set once,
+         * by a conditional UPDATE, which is what makes a token single-use across processes.
+         * lifetime is the validity (seconds) of the certificate it buys; 0: the profile's. */
+        "CREATE TABLE tokens ("
+        "  hash TEXT PRIMARY KEY NOT NULL,"
+        "  name TEXT NOT NULL,"
+        "  sans TEXT NOT NULL DEFAULT '',"
+        "  profile TEXT NOT NULL,"
+        "  lifetime INTEGER NOT NULL DEFAULT 0,"
+        "  created_at INTEGER NOT NULL,"
+        "  expires_at INTEGER NOT NULL,"
+        "  used_at INTEGER,"
+        "  serial TEXT"
+        ");"
+        "CREATE INDEX tokens_name ON tokens (name, created_at);",
+    },
 };
 
 const size_t store_migration_count = sizeof(store_migrations) / sizeof(store_migrations[0]);

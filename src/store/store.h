@@ -127,4 +127,40 @@ typedef int (*store_txn_fn)(struct store *s, void *ctx, struct tw_err *err);
 int store_transaction(struct store *s, store_txn_fn fn, void *ctx,
                       struct tw_err *err) TW_MUST_CHECK;
 
+/* ---------------------------------------------------------------- enrollment tokens (issue 4) */
+
+#define STORE_TOKEN_HASH_MAX 65 /* SHA-256 of the token text, lower-case hex */
+
+/* One enrollment token. The token text itself is never stored, only its hash. */
+struct store_token {
+    char hash[STORE_TOKEN_HASH_MAX];
+    char name[STORE_NAME_MAX];       /* the NAME it may enroll */
+    char sans[STORE_SANS_MAX];       /* "dns:a,ip:1.2.3.4": the SANs it may ask for */
+    char profile[STORE_PROFILE_MAX]; /* "client" or "server" */
+    int64_t lifetime;                /* certificate validity in seconds; 0: profile default */
+    int64_t created_at;              /* 0 on put: now */
+    int64_t expires_at;
+    int64_t used_at;                 /* 0 while unused */
+    char serial[STORE_SERIAL_MAX];   /* certificate it bought, "" until then */
+};
+
+/* Insert a new, unused token. TW_ERR_EXISTS when the hash is taken. Durable on return. */
+int store_token_put(struct store *s, const struct store_token *t, struct tw_err *err) TW_MUST_CHECK;
+
+/* Fetch by hash. TW_ERR_NOTFOUND if none. */
+int store_token_get(struct store *s, const char *hash, struct store_token *out,
+                    struct tw_err *err) TW_MUST_CHECK;
+
+/* Mark the token used at now, only if it exists, is unused and has not expired: one
+ * conditional UPDATE whose change count decides, so of several concurrent callers (threads or
+ * processes) exactly one succeeds. Fails with TW_ERR_NOTFOUND (unknown hash), TW_ERR_EXISTS
+ * (already used) or TW_ERR_VERIFY (expired). Run it inside store_transaction together with the
+ * issuance, so a failed issuance leaves the token unused. */
+int store_token_use(struct store *s, const char *hash, int64_t now,
+                    struct tw_err *err) TW_MUST_CHECK;
+
+/* Record the serial of the certificate a used token bought. */
+int store_token_set_serial(struct store *s, const char *hash, const char *serial,
+                           struct tw_err *err) TW_MUST_CHECK;
+
 #endif

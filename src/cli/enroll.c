@@ -1,0 +1,349 @@
+/* `twoway enroll`: first enrollment over EST with a one-time token. The key pair is made here
+ * and never leaves this machine; only a CSR (public key + proof of possession) is sent. Trust
+ * in the CA starts from the root fingerprint `ca init` / `ca token` printed (or --ca FILE). */
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/ca_common.h"
+#include "cli/cli.h"
+#include "est/est.h"
+#include "tlsx/tlsx.h"
+#include "util/buf.h"
+#include "util/cleanup.h"
+#include "util/clock.h"
+#include "util/fs.h"
+
+static const char usage[] =
+    "usage: twoway enroll URL --name N (--token T | --token-file F)\n"
+    "                     (--ca-fingerprint SHA256 | --ca FILE) [--key TYPE] [--san LIST]\n"
+    "                     [--out DIR] [--force] [--p12 [--p12-legacy] [--p12-pass-file F]]\n"
+    "\n"
+    "Get a certificate from `twoway ca serve` at URL (https://HOST:PORT; add\n"
+    "/.well-known/est/server for a server certificate). A key is generated here, a CSR is sent\n"
+    "with the token (HTTP Basic, over TLS), and N.key (0600), N.crt, N.chain.pem (certificate\n"
+    "then intermediate) and ca.pem (the root) are written to DIR.\n"
+    "\n"
+    "  --token T            the one-time token from `twoway ca token N` (last line)\n"
+    "  --token-file F       read the token from F's first line instead (keeps it out of ps)\n"
+    "  --ca-fingerprint FP  SHA-256 of the CA root, as `ca init`/`ca token` print it: the CA\n"
+    "                       certificates are fetched and accepted only if the root matches\n"
+    "  --ca FILE            trust the CA certificates in FILE instead\n"
+    "  --key TYPE           ec:P-256 (default), ec:P-384, ed25519, rsa:2048, rsa:3072, rsa:4096\n"
+    "  --san LIST           SANs to ask for (must be among those the token allows)\n"
+    "  --out DIR            where to write (default .)\n"
+    "  --force              overwrite existing files\n"
+    "  --p12                also write N.p12 (needs --p12-pass-file or $TWOWAY_P12_PASS_FILE)\n"
+    "\n"
+    "Examples:\n"
+    "  twoway enroll https://ca.example.com:8443 --name alice --token 3f9c... \\\n"
+    "      --ca-fingerprint 1a2b...\n"
+    "  twoway enroll https://ca:8443/.well-known/est/server --name web1 --token-file t.txt \\\n"
+    "      --ca ca.pem --out /etc/web1/tls\n";
+
+static const char cmd[] = "enroll";
+
+enum { OPT_P12 = 256, OPT_P12_LEGACY, OPT_P12_PASS, OPT_FORCE, OPT_TOKEN_FILE, OPT_FP };
+
+struct enroll_args {
+    const char *url, *name, *token, *token_file, *fingerprint, *ca_file, *out, *p12_pass_file;
+    enum pki_key_type key_type;
+    struct pki_sans sans;
+    int force, p12, p12_legacy;
+};
+
+static int parse(int argc, char **argv, struct enroll_args *a)
+{
+    static const struct option opts[] = {
+        {"token", required_argument, NULL, 't'},
+        {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+        {"name", required_argument, NULL, 'n'},
+        {"key", required_argument, NULL, 'k'},
+        {"out", required_argument, NULL, 'o'},
+        {"ca-fingerprint", required_argument, NULL, OPT_FP},
+        {"ca", required_argument, NULL, 'c'},
+        {"san", required_argument, NULL, 's'},
+        {"force", no_argument, NULL, OPT_FORCE},
+        {"p12", no_argument, NULL, OPT_P12},
+        {"p12-legacy", no_argument, NULL, OPT_P12_LEGACY},
+        {"p12-pass-file", required_argument, NULL, OPT_P12_PASS},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct tw_err err;
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 't':
+            a->token = optarg;
+            break;
+        case OPT_TOKEN_FILE:
+            a->token_file = optarg;
+            break;
+        case 'n':
+            a->name = optarg;
+            break;
+        case 'o':
+            a->out = optarg;
+            break;
+        case OPT_FP:
+            a->fingerprint = optarg;
+            break;
+        case 'c':
+            a->ca_file = optarg;
+            break;
+        case OPT_FORCE:
+            a->force = 1;
+            break;
+        case OPT_P12:
+            a->p12 = 1;
+            break;
+        case OPT_P12_LEGACY:
+            a->p12_legacy = 1;
+            break;
+        case OPT_P12_PASS:
+            a->p12_pass_file = optarg;
+            break;
+        case 's':
+            if (pki_sans_parse(&a->sans, optarg, &err) != 0)
+                return cli_usage_error(cmd, "%s", err.msg);
+            break;
+        case 'k':
+            if (pki_key_type_parse(optarg, &a->key_type, &err) != 0)
+                return cli_usage_error(cmd, "%s", err.msg);
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return -1;
+        default:
+            return ca_bad_option(cmd, c, optopt, argv, optind);
+        }
+    }
+    if (argc - optind != 1)
+        return cli_usage_error(cmd, "expected the CA server URL (https://HOST:PORT)");
+    a->url = argv[optind];
+    if (a->name == NULL)
+        return cli_usage_error(cmd, "--name N is required");
+    if (pki_name_check(a->name, &err) != 0)
+        return cli_usage_error(cmd, "%s", err.msg);
+    if ((a->token == NULL) == (a->token_file == NULL))
+        return cli_usage_error(cmd, "give the token with --token T or --token-file F");
+    if (a->token != NULL && a->token[0] == '\0')
+        return cli_usage_error(cmd, "--token is empty");
+    if ((a->fingerprint == NULL) == (a->ca_file == NULL))
+        return cli_usage_error(cmd, "trust the CA with --ca-fingerprint SHA256 (printed by 'ca "
+                                    "init' and 'ca token') or --ca FILE");
+    if ((a->p12_legacy || a->p12_pass_file != NULL) && !a->p12)
+        return cli_usage_error(cmd, "--p12-legacy and --p12-pass-file need --p12");
+    const char *env = getenv("TWOWAY_P12_PASS_FILE");
+    if (a->p12 && a->p12_pass_file == NULL && (env == NULL || env[0] == '\0'))
+        return cli_usage_error(cmd, "--p12 needs a password: --p12-pass-file F or "
+                                    "TWOWAY_P12_PASS_FILE");
+    return 0;
+}
+
+struct paths {
+    char key[PATH_MAX], crt[PATH_MAX], chain[PATH_MAX], root[PATH_MAX], p12[PATH_MAX];
+};
+
+static int plan(const struct enroll_args *a, struct paths *p, struct tw_err *err)
+{
+    const char *dir = a->out != NULL ? a->out : ".";
+    TW_GUARD(fs_mkdir_private(dir, err));
+    const struct {
+        char *path;
+        const char *base;
+        const char *ext;
+        int wanted;
+    } files[] = {{p->key, a->name, ".key", 1},
+                 {p->crt, a->name, ".crt", 1},
+                 {p->chain, a->name, ".chain.pem", 1},
+                 {p->root, "ca", ".pem", 1},
+                 {p->p12, a->name, ".p12", a->p12}};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        files[i].path[0] = '\0';
+        if (!files[i].wanted)
+            continue;
+        TW_ENSURE(snprintf(files[i].path, PATH_MAX, "%s/%s%s", dir, files[i].base, files[i].ext) <
+                      PATH_MAX,
+                  err, TW_ERR_USAGE, "path too long: %s", dir);
+        /* ca.pem may be shared by several enrollments into one directory. */
+        TW_ENSURE(a->force || files[i].path == p->root || !fs_exists(files[i].path), err,
+                  TW_ERR_EXISTS, "%s already exists (use --force to overwrite it)", files[i].path);
+    }
+    return 0;
+}
+
+/* Write ca.pem unless it already holds exactly this root. */
+static int write_root(const char *path, X509 *root, int force, struct tw_err *err)
+{
+    size_t len = 0;
+    TW_AUTO(charp) *pem = pki_cert_to_pem(root, &len, err);
+    if (pem == NULL)
+        return -1;
+    char *old = NULL;
+    size_t olen = 0;
+    if (fs_exists(path) && fs_read_file(path, 1u << 20, &old, &olen, NULL) == 0) {
+        int same = olen == len && memcmp(old, pem, len) == 0;
+        free(old);
+        if (same)
+            return 0;
+        TW_ENSURE(force, err, TW_ERR_EXISTS,
+                  "%s already exists and holds another CA (use --force to overwrite it)", path);
+    }
+    return fs_write_atomic(path, pem, len, 0644, err);
+}
+
+/* Trust: the pinned fingerprint (bootstrap) or the given CA file; afterwards a verifying ctx. */
+static SSL_CTX *trust(const struct enroll_args *a, const struct est_url *u, const struct paths *p,
+                      STACK_OF(X509) * *cacerts, struct tw_err *err)
+{
+    TW_AUTO(X509) *root = NULL;
+    if (a->fingerprint != NULL) {
+        TW_GUARD_PTR(est_client_bootstrap(u, a->fingerprint, &root, cacerts, err));
+        TW_GUARD_PTR(write_root(p->root, root, a->force, err));
+    }
+    struct tlsx_client_opts o;
+    tlsx_client_opts_init(&o);
+    o.ca_file = a->ca_file != NULL ? a->ca_file : p->root;
+    SSL_CTX *ctx = tlsx_client_ctx_new(&o, err);
+    if (ctx == NULL || a->ca_file == NULL)
+        return ctx;
+    if ((*cacerts = est_client_cacerts(ctx, u, err)) == NULL) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    for (int i = 0; i < sk_X509_num(*cacerts) && root == NULL; i++) {
+        X509 *c = sk_X509_value(*cacerts, i);
+        if (X509_check_issued(c, c) == X509_V_OK && X509_up_ref(c) == 1)
+            root = c;
+    }
+    if (root == NULL || write_root(p->root, root, a->force, err) != 0) {
+        if (root == NULL)
+            tw_err_set(err, TW_ERR_PKI, "%s: cacerts holds no root certificate", u->origin);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* Certificate, then every CA certificate of cacerts below the root (the intermediate). */
+static int write_outputs(const struct enroll_args *a, const struct paths *p, EVP_PKEY *key,
+                         X509 *cert, STACK_OF(X509) * cacerts, struct tw_err *err)
+{
+    char *kpem = NULL;
+    size_t klen = 0;
+    TW_GUARD(pki_key_to_pem(key, NULL, &kpem, &klen, err));
+    int rc = ca_write_output(p->key, kpem, klen, 0600, a->force, err);
+    pki_pem_free(kpem, klen);
+    TW_GUARD(rc);
+    size_t clen = 0;
+    TW_AUTO(charp) *cpem = pki_cert_to_pem(cert, &clen, err);
+    if (cpem == NULL)
+        return -1;
+    TW_GUARD(ca_write_output(p->crt, cpem, clen, 0644, a->force, err));
+    struct tw_buf chain;
+    tw_buf_init(&chain, 1u << 20);
+    rc = tw_buf_append(&chain, cpem, clen, err);
+    for (int i = 0; rc == 0 && i < sk_X509_num(cacerts); i++) {
+        X509 *c = sk_X509_value(cacerts, i);
+        if (X509_check_issued(c, c) == X509_V_OK)
+            continue;
+        size_t len = 0;
+        char *pem = pki_cert_to_pem(c, &len, err);
+        rc = pem != NULL ? tw_buf_append(&chain, pem, len, err) : -1;
+        free(pem);
+    }
+    if (rc == 0)
+        rc = ca_write_output(p->chain, chain.data, chain.len, 0644, a->force, err);
+    tw_buf_free(&chain);
+    TW_GUARD(rc);
+    if (!a->p12)
+        return 0;
+    struct pki_secret pass;
+    TW_GUARD(ca_p12_password(a->p12_pass_file, &pass, err));
+    unsigned char *der = NULL;
+    size_t dlen = 0;
+    rc = pki_p12_make(key, cert, cacerts, a->name, &pass, a->p12_legacy, &der, &dlen, err);
+    pki_secret_wipe(&pass);
+    if (rc == 0)
+        rc = ca_write_output(p->p12, der, dlen, 0600, a->force, err);
+    OPENSSL_clear_free(der, dlen);
+    return rc;
+}
+
+static void print_result(const struct paths *p, X509 *cert, const char *name)
+{
+    char serial[STORE_SERIAL_MAX] = "?", sha[65] = "?", when[32] = "?";
+    int64_t na = 0;
+    if (pki_cert_serial_hex(cert, serial, sizeof(serial), NULL) != 0 ||
+        pki_cert_fingerprint(cert, sha, NULL, NULL) != 0 ||
+        pki_time_to_unix(X509_get0_notAfter(cert), &na, NULL) != 0)
+        fprintf(stderr, "twoway: warning: cannot describe the certificate\n");
+    printf("Enrolled %s\n", name);
+    printf("serial: %s\n", serial);
+    printf("not_after: %s\n", clock_iso8601((time_t)na, when, sizeof(when)));
+    printf("sha256: %s\n", sha);
+    printf("cert: %s\nkey: %s\nchain: %s\nca: %s\n", p->crt, p->key, p->chain, p->root);
+    if (p->p12[0] != '\0')
+        printf("p12: %s\n", p->p12);
+}
+
+static int enroll(const struct enroll_args *a, const char *token, struct tw_err *err)
+{
+    struct est_url u;
+    struct paths p;
+    TW_GUARD(est_url_parse(a->url, &u, err));
+    TW_GUARD(plan(a, &p, err));
+    TW_AUTO(EVP_PKEY) *key = pki_key_generate(a->key_type, err);
+    if (key == NULL)
+        return -1;
+    unsigned char *csr = NULL;
+    size_t csr_len = 0;
+    TW_GUARD(pki_csr_make(key, a->name, &a->sans, NULL, &csr, &csr_len, err));
+    STACK_OF(X509) *cacerts = NULL;
+    SSL_CTX *ctx = trust(a, &u, &p, &cacerts, err);
+    X509 *cert = NULL;
+    int rc = ctx != NULL ? 0 : -1;
+    if (rc == 0)
+        rc = est_client_enroll(ctx, &u, 0, a->name, token, csr, csr_len, &cert, NULL, err);
+    if (rc == 0 && !pki_key_matches_cert(key, cert))
+        rc = tw_err_set(err, TW_ERR_PKI, "%s returned a certificate for another key", u.origin);
+    if (rc == 0)
+        rc = write_outputs(a, &p, key, cert, cacerts, err);
+    if (rc == 0)
+        print_result(&p, cert, a->name);
+    X509_free(cert);
+    sk_X509_pop_free(cacerts, X509_free);
+    SSL_CTX_free(ctx);
+    OPENSSL_free(csr);
+    return rc;
+}
+
+int cli_enroll(int argc, char **argv)
+{
+    struct enroll_args a;
+    memset(&a, 0, sizeof(a));
+    a.key_type = PKI_KEY_EC_P256;
+    int rc = parse(argc, argv, &a);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    struct tw_err err;
+    tw_err_clear(&err);
+    struct pki_secret token;
+    memset(&token, 0, sizeof(token));
+    if (a.token_file != NULL)
+        rc = pki_secret_read_file(a.token_file, &token, &err);
+    else
+        rc = pki_secret_set(&token, a.token, &err);
+    if (rc == 0)
+        rc = enroll(&a, token.data, &err);
+    pki_secret_wipe(&token);
+    if (rc != 0)
+        return err.code == TW_ERR_USAGE ? cli_usage_error(cmd, "%s", err.msg) : cli_fail(&err);
+    return 0;
+}

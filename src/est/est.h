@@ -1,0 +1,143 @@
+/* est: the CA as a network service and the client side that uses it.
+ *
+ * Server (`twoway ca serve`): HTTPS on libevent (evhttp over bufferevent_openssl) serving
+ * EST (RFC 7030) under /.well-known/est/[client|server/], the CRL at /crl, an OCSP responder
+ * (RFC 6960) at /ocsp, and /healthz. Single-threaded: every request sees the inventory as it is
+ * at that moment, so a `twoway ca revoke` from another process shows in the next answer.
+ *
+ * Client (`twoway enroll`, `twoway renew`): blocking HTTPS/1.1 requests over an OpenSSL
+ * connection, the bootstrap of trust by root fingerprint, and the EST operations. */
+#ifndef TW_EST_H
+#define TW_EST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "pki/pki.h"
+#include "util/err.h"
+
+/* Limits on outside input. */
+#define EST_BODY_MAX (128u * 1024)          /* bytes of a request body (base64 CSR, OCSP) */
+#define EST_HEADERS_MAX 8192                /* bytes of request headers */
+#define EST_TIMEOUT_SECS 15                 /* idle seconds before a connection is dropped */
+#define EST_RESPONSE_MAX (4u * 1024 * 1024) /* bytes of a response the client accepts */
+#define EST_RATE_DEFAULT 20.0               /* requests per second per client address */
+#define EST_BURST_DEFAULT 40.0              /* requests a client may send at once */
+
+/* ------------------------------------------------------------------------------------------ */
+/* Server                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+struct est_server_opts {
+    struct pki_ca *ca;                 /* unlocked (signs certificates and CRLs); borrowed */
+    struct pki_signer *ocsp_signer;    /* the OCSP signing certificate and key; borrowed */
+    const char *listen;                /* "127.0.0.1:8443", "[::1]:8443", "0.0.0.0:8443"; port 0:
+                                        * any free port (the readiness line names it) */
+    const struct pki_sans *extra_sans; /* more SANs for the server certificate; may be NULL */
+    double rate;                       /* requests/second per client address; <= 0: default */
+    double burst;                      /* <= 0: default */
+    FILE *access_log;                  /* one JSON line per request; NULL: none */
+    int64_t ocsp_validity;             /* seconds thisUpdate..nextUpdate; <= 0: PKI_OCSP_VALIDITY */
+};
+
+/* Make sure the server's own TLS certificate exists in DIR/serve/ (server.crt with the
+ * intermediate, server.key 0600): issued by the CA on first start with SANs host (unless a
+ * wildcard address), localhost, 127.0.0.1, ::1 and extra; reused afterwards; reissued when a
+ * third of its life is left, when a SAN is missing, when the CA changed, or when the files do
+ * not match. Paths of both files into cert_path/key_path (PATH_MAX). */
+int est_server_cert_ensure(struct pki_ca *ca, const char *host, const struct pki_sans *extra,
+                           char *cert_path, char *key_path, struct tw_err *err) TW_MUST_CHECK;
+
+/* Serve until SIGINT or SIGTERM (exit status 0 then). Prints the readiness line
+ * "twoway ca serve: ready, listening on https://HOST:PORT" to stderr once accepting.
+ * TW_ERR_CONFIG for a bad listen address, TW_ERR_IO when it cannot bind. */
+int est_server_run(const struct est_server_opts *opts, struct tw_err *err) TW_MUST_CHECK;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Wire helpers (shared with the fuzzers)                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Decode base64 ignoring every CR, LF, space and tab anywhere (RFC 7030 bodies come with any
+ * line breaks). *out (free()) gets the bytes. TW_ERR_PKI naming what for a bad character,
+ * bad padding or a length that is not a whole number of quanta. */
+int est_b64_decode(const void *in, size_t len, const char *what, unsigned char **out,
+                   size_t *out_len, struct tw_err *err) TW_MUST_CHECK;
+
+/* Base64 with a line break every 64 characters (and at the end). NUL-terminated, free(). */
+char *est_b64_encode(const void *in, size_t len, size_t *out_len, struct tw_err *err);
+
+/* The DER PKCS#10 of an EST request body: base64 (any line breaks) unless
+ * Content-Transfer-Encoding (cte, may be NULL) says "binary" or the body is PEM, in which
+ * case it is passed through. At most PKI_CSR_MAX bytes come out. *der (free()). */
+int est_csr_body_decode(const void *body, size_t len, const char *cte, unsigned char **der,
+                        size_t *der_len, struct tw_err *err) TW_MUST_CHECK;
+
+/* Split an "Authorization: Basic ..." value into user and password (each NUL-terminated in
+ * the caller's buffers, wiped by the caller). TW_ERR_VERIFY when absent or malformed. */
+int est_basic_auth_parse(const char *header, char *user, size_t user_cap, char *pass,
+                         size_t pass_cap, struct tw_err *err) TW_MUST_CHECK;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Client                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+/* A server URL: https://HOST[:PORT][/PATH]. The EST base is PATH when it contains
+ * "/.well-known/est" (e.g. ".../.well-known/est/client" for a profile), else
+ * "/.well-known/est". */
+struct est_url {
+    char host[256]; /* as written; "[::1]" for IPv6 */
+    char port[8];
+    char est_base[512]; /* "/.well-known/est" or the given path to it */
+    char origin[320];   /* "https://host:port" for messages */
+};
+
+/* Parse url. TW_ERR_USAGE naming it when it is not https://HOST[:PORT][/PATH]. */
+int est_url_parse(const char *url, struct est_url *out, struct tw_err *err) TW_MUST_CHECK;
+
+struct est_response {
+    int status;
+    char content_type[128];
+    char transfer_encoding[32]; /* Content-Transfer-Encoding */
+    char www_authenticate[128];
+    long retry_after; /* seconds; -1 when absent */
+    unsigned char *body;
+    size_t len;
+};
+
+void est_response_clear(struct est_response *r);
+
+/* One request on a fresh HTTPS/1.1 connection to u (Connection: close), at most
+ * EST_RESPONSE_MAX bytes back. ctx decides how the server is verified; its name is checked
+ * against u->host unless skip_name_check. auth (may be NULL) is a whole Authorization header
+ * value. *peer_chain (may be NULL) receives the server's certificate chain as sent. Errors:
+ * TW_ERR_IO (connect, timeout), TW_ERR_TLS / TW_ERR_VERIFY (handshake, in plain words). */
+int est_http_request(SSL_CTX *ctx, const struct est_url *u, int skip_name_check, const char *method,
+                     const char *path, const char *auth, const char *content_type, const void *body,
+                     size_t len, struct est_response *resp, STACK_OF(X509) * *peer_chain,
+                     struct tw_err *err) TW_MUST_CHECK;
+
+/* Trust bootstrap (RFC 7030 §4.1.1) by root fingerprint: fetch /cacerts over a TLS connection
+ * that is not yet trusted, accept it only if it holds a self-signed certificate whose SHA-256
+ * (hex, any case, colons allowed) is fingerprint, then verify the server's TLS chain and name
+ * against that root. *root gets the root, *cacerts every certificate /cacerts returned.
+ * TW_ERR_VERIFY when the fingerprint or the chain does not match. */
+int est_client_bootstrap(const struct est_url *u, const char *fingerprint, X509 **root,
+                         STACK_OF(X509) * *cacerts, struct tw_err *err) TW_MUST_CHECK;
+
+/* GET cacerts with a verifying ctx. */
+STACK_OF(X509) * est_client_cacerts(SSL_CTX *ctx, const struct est_url *u, struct tw_err *err);
+
+/* POST simpleenroll (token: user = name, pass = token) or simplereenroll (user NULL: the ctx
+ * carries the client certificate) with a DER CSR; *cert gets the issued certificate. Non-200
+ * answers fail with the server's plain reason: TW_ERR_VERIFY for 401, TW_ERR_POLICY for 403,
+ * TW_ERR_PKI for 400, TW_ERR_IO otherwise; *retry_after (may be NULL) gets Retry-After for a
+ * 202 or 503. */
+int est_client_enroll(SSL_CTX *ctx, const struct est_url *u, int reenroll, const char *user,
+                      const char *pass, const unsigned char *csr, size_t csr_len, X509 **cert,
+                      long *retry_after, struct tw_err *err) TW_MUST_CHECK;
+
+#endif

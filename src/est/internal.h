@@ -1,0 +1,135 @@
+/* Private to src/est: the server's state, one request's context, the route table, the CRL
+ * cache and the per-address rate limiter. */
+#ifndef TW_EST_INTERNAL_H
+#define TW_EST_INTERNAL_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "est/est.h"
+
+#define EST_PREFIX "/.well-known/est/"
+#define EST_SERVE_DIR "serve"
+#define EST_SERVE_NAME "twoway-ca-serve" /* inventory name of the server's own certificate */
+#define EST_RATE_SLOTS 1024              /* client addresses tracked by the rate limiter */
+#define EST_CRL_CHECK_SECS 60            /* how often the CRL's age is checked */
+#define EST_ADDR_MAX 64                  /* bytes of a client address as text */
+
+/* ------------------------------------------------------------------ rate limiter (ratelimit.c) */
+
+/* A token bucket per client address in a fixed table; the least recently seen address gives
+ * up its slot when the table is full, so memory stays bounded whatever the traffic. */
+struct est_bucket {
+    char addr[EST_ADDR_MAX];
+    double tokens;
+    double last; /* monotonic seconds */
+};
+
+struct est_ratelimit {
+    double rate, burst;
+    struct est_bucket slots[EST_RATE_SLOTS];
+};
+
+void est_ratelimit_init(struct est_ratelimit *rl, double rate, double burst);
+
+/* 1 when addr may make one more request at monotonic time now (and takes a token), else 0
+ * with *retry_after set to the whole seconds until it may. */
+int est_ratelimit_take(struct est_ratelimit *rl, const char *addr, double now, long *retry_after);
+
+/* ------------------------------------------------------------------ CRL cache (crlcache.c) */
+
+/* ca/crl.der as served: re-read whenever the file changes (revocations by `ca revoke` in
+ * another process rewrite it), regenerated when a third of its validity is left. */
+struct est_crl_cache {
+    char path[PATH_MAX];
+    unsigned char *der;
+    size_t len;
+    char etag[40]; /* "\"<32 hex of SHA-256>\"" */
+    int64_t this_update;
+    int64_t next_update; /* 0 when the CRL has none */
+    int64_t mtime_ns;    /* identity of the file read: mtime, size, inode */
+    int64_t size;
+    uint64_t ino;
+};
+
+/* Make sure the cache holds the current file (re-read when changed; regenerated through ca
+ * when missing or near nextUpdate). */
+int est_crl_refresh(struct est_crl_cache *c, struct pki_ca *ca, time_t now,
+                    struct tw_err *err) TW_MUST_CHECK;
+void est_crl_cache_free(struct est_crl_cache *c);
+
+/* "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 9110 §5.6.7) into out (at least 32 bytes). */
+char *est_http_date(int64_t t, char *out, size_t cap);
+/* Parse an HTTP date; -1 when it is not one. */
+int64_t est_http_date_parse(const char *text);
+
+/* ------------------------------------------------------------------ server (server.c, tls.c) */
+
+struct est_server {
+    const struct est_server_opts *opts;
+    struct event_base *base;
+    struct evhttp *http;
+    SSL_CTX *ctx;
+    struct est_ratelimit *rl;
+    struct est_crl_cache crl;
+    unsigned char *cacerts_b64; /* the /cacerts answer, made once */
+    size_t cacerts_len;
+};
+
+/* One request being answered: what the access log says about it. */
+struct est_req {
+    struct est_server *srv;
+    struct evhttp_request *req;
+    const char *path; /* decoded-free URI path */
+    const char *tail; /* path after the route's prefix (GET /ocsp/...) */
+    int label;        /* EST profile label (enum pki_profile) or -1 */
+    char peer[EST_ADDR_MAX];
+    char client[STORE_SUBJECT_MAX]; /* subject of the TLS client certificate, if any */
+    char detail[TW_ERR_MSG_MAX];    /* why it was refused, or what was issued */
+    int status;
+    size_t bytes;
+    struct timespec start;
+};
+
+typedef void (*est_handler)(struct est_req *r);
+
+/* The server SSL_CTX: client certificates optional, verified against the CA when sent; a
+ * failed verification does not end the handshake but is recorded for est_peer_cert. */
+SSL_CTX *est_server_ctx_new(struct pki_ca *ca, const char *cert_path, const char *key_path,
+                            struct tw_err *err);
+
+/* The client certificate of r's connection, or NULL (none sent). *verify_error gets the
+ * X509_V_ERR_* of its verification against the CA (X509_V_OK when it verified). Borrowed. */
+X509 *est_peer_cert(struct est_req *r, long *verify_error);
+
+/* Route the request (route table in routes.c). */
+void est_dispatch(struct evhttp_request *req, void *arg);
+
+/* Send a response and write the access log line. headers: NULL or NULL-terminated
+ * name/value pairs. */
+void est_reply(struct est_req *r, int status, const char *content_type, const void *body,
+               size_t len, const char *const *headers);
+
+/* A short text/plain answer (reason + "\n") with the reason also kept for the access log. */
+void est_reply_text(struct est_req *r, int status, const char *reason);
+
+/* The request body (bounded by evhttp's max body size), copied out; *len 0 when empty. */
+unsigned char *est_body(struct est_req *r, size_t *len);
+
+/* Handlers (h_est.c, h_status.c). */
+void est_h_cacerts(struct est_req *r);
+void est_h_simpleenroll(struct est_req *r);
+void est_h_simplereenroll(struct est_req *r);
+void est_h_csrattrs(struct est_req *r);
+void est_h_crl(struct est_req *r);
+void est_h_ocsp(struct est_req *r);
+void est_h_healthz(struct est_req *r);
+
+/* Make the cached /cacerts answer (intermediate, root). */
+int est_cacerts_build(struct est_server *srv, struct tw_err *err) TW_MUST_CHECK;
+
+#endif

@@ -1,0 +1,237 @@
+/* Routing: two tables, not an if chain. Top-level paths (/crl, /ocsp, /healthz) and EST
+ * operations under /.well-known/est/ with an optional profile label (RFC 7030 §3.2.2).
+ * Every request is rate-limited per client address first and logged once when answered. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include "est/internal.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+struct route {
+    const char *path;
+    int prefix; /* path is a prefix ("/ocsp/"): the rest goes to r->tail */
+    int methods;
+    est_handler run;
+};
+
+static const struct route top_routes[] = {
+    {"/crl", 0, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, est_h_crl},
+    {"/ocsp", 0, EVHTTP_REQ_POST, est_h_ocsp},
+    {"/ocsp/", 1, EVHTTP_REQ_GET, est_h_ocsp},
+    {"/healthz", 0, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, est_h_healthz},
+    {NULL, 0, 0, NULL},
+};
+
+/* RFC 7030 §3.2.2 operation paths. */
+static const struct route est_routes[] = {
+    {"cacerts", 0, EVHTTP_REQ_GET, est_h_cacerts},
+    {"simpleenroll", 0, EVHTTP_REQ_POST, est_h_simpleenroll},
+    {"simplereenroll", 0, EVHTTP_REQ_POST, est_h_simplereenroll},
+    {"csrattrs", 0, EVHTTP_REQ_GET, est_h_csrattrs},
+    {NULL, 0, 0, NULL},
+};
+
+/* Labels name the profile the certificate gets. */
+static const struct {
+    const char *name;
+    enum pki_profile profile;
+} labels[] = {
+    {"client", PKI_PROFILE_CLIENT},
+    {"server", PKI_PROFILE_SERVER},
+};
+
+static const char *method_name(enum evhttp_cmd_type m)
+{
+    switch (m) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    default:
+        return "OTHER";
+    }
+}
+
+static void access_log(struct est_req *r)
+{
+    FILE *fp = r->srv->opts->access_log;
+    if (fp == NULL)
+        return;
+    struct timespec end;
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    json_int_t us = (json_int_t)(end.tv_sec - r->start.tv_sec) * 1000000 +
+                    (json_int_t)(end.tv_nsec - r->start.tv_nsec) / 1000;
+    char when[32];
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:I}", "time",
+                          clock_iso8601(time(NULL), when, sizeof(when)), "peer", r->peer, "method",
+                          method_name(evhttp_request_get_command(r->req)), "path",
+                          r->path != NULL ? r->path : "", "status", r->status, "bytes",
+                          (json_int_t)r->bytes, "us", us);
+    if (o == NULL)
+        return;
+    if (r->client[0] != '\0')
+        json_object_set_new(o, "client", json_string(r->client));
+    if (r->detail[0] != '\0')
+        json_object_set_new(o, "detail", json_string(r->detail));
+    char *line = json_dumps(o, JSON_COMPACT);
+    if (line != NULL) {
+        log_line(fp, line);
+        free(line);
+    }
+    json_decref(o);
+}
+
+void est_reply(struct est_req *r, int status, const char *content_type, const void *body,
+               size_t len, const char *const *headers)
+{
+    struct evkeyvalq *out = evhttp_request_get_output_headers(r->req);
+    if (content_type != NULL)
+        evhttp_add_header(out, "Content-Type", content_type);
+    for (size_t i = 0; headers != NULL && headers[i] != NULL; i += 2)
+        evhttp_add_header(out, headers[i], headers[i + 1]);
+    struct evbuffer *buf = evbuffer_new();
+    int head = evhttp_request_get_command(r->req) == EVHTTP_REQ_HEAD;
+    if (buf != NULL && body != NULL && len > 0 && !head)
+        evbuffer_add(buf, body, len);
+    r->status = status;
+    r->bytes = buf != NULL ? evbuffer_get_length(buf) : 0;
+    evhttp_send_reply(r->req, status, NULL, buf);
+    if (buf != NULL)
+        evbuffer_free(buf);
+    access_log(r);
+}
+
+void est_reply_text(struct est_req *r, int status, const char *reason)
+{
+    if (status >= 400 && r->detail[0] == '\0')
+        snprintf(r->detail, sizeof(r->detail), "%s", reason);
+    char body[TW_ERR_MSG_MAX + 2];
+    int n = snprintf(body, sizeof(body), "%s\n", reason);
+    est_reply(r, status, "text/plain; charset=utf-8", body, n > 0 ? (size_t)n : 0, NULL);
+}
+
+unsigned char *est_body(struct est_req *r, size_t *len)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+    size_t n = in != NULL ? evbuffer_get_length(in) : 0;
+    *len = n;
+    unsigned char *data = malloc(n + 1);
+    if (data == NULL)
+        return NULL;
+    if (n > 0)
+        evbuffer_copyout(in, data, n);
+    data[n] = '\0';
+    return data;
+}
+
+static void not_allowed(struct est_req *r, int methods)
+{
+    char allow[32] = "";
+    static const struct {
+        int bit;
+        const char *name;
+    } ms[] = {{EVHTTP_REQ_GET, "GET"}, {EVHTTP_REQ_HEAD, "HEAD"}, {EVHTTP_REQ_POST, "POST"}};
+    for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++)
+        if (methods & ms[i].bit)
+            snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s",
+                     allow[0] ? ", " : "", ms[i].name);
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", allow);
+    est_reply_text(r, 405, "method not allowed");
+}
+
+static const struct route *lookup(const struct route *table, const char *path, const char **tail)
+{
+    for (const struct route *rt = table; rt->path != NULL; rt++) {
+        size_t n = strlen(rt->path);
+        if (rt->prefix ? strncmp(path, rt->path, n) == 0 : strcmp(path, rt->path) == 0) {
+            *tail = path + n;
+            return rt;
+        }
+    }
+    return NULL;
+}
+
+/* "/.well-known/est/[LABEL/]OP" -> the EST route, r->label set. */
+static const struct route *lookup_est(struct est_req *r, const char *rest)
+{
+    const char *slash = strchr(rest, '/');
+    if (slash != NULL) {
+        for (size_t i = 0; i < sizeof(labels) / sizeof(labels[0]); i++) {
+            size_t n = strlen(labels[i].name);
+            if ((size_t)(slash - rest) == n && strncmp(rest, labels[i].name, n) == 0) {
+                r->label = (int)labels[i].profile;
+                return lookup(est_routes, slash + 1, &r->tail);
+            }
+        }
+        return NULL;
+    }
+    return lookup(est_routes, rest, &r->tail);
+}
+
+static void peer_address(struct est_req *r)
+{
+    struct evhttp_connection *conn = evhttp_request_get_connection(r->req);
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    if (conn != NULL)
+        evhttp_connection_get_peer(conn, &addr, &port);
+    snprintf(r->peer, sizeof(r->peer), "%s", addr != NULL ? addr : "?");
+}
+
+static void note_client(struct est_req *r)
+{
+    long verr = 0;
+    X509 *peer = est_peer_cert(r, &verr);
+    if (peer != NULL &&
+        pki_name_to_text(X509_get_subject_name(peer), r->client, sizeof(r->client), NULL) != 0)
+        snprintf(r->client, sizeof(r->client), "?");
+}
+
+void est_dispatch(struct evhttp_request *req, void *arg)
+{
+    struct est_req r;
+    memset(&r, 0, sizeof(r));
+    clock_gettime(CLOCK_MONOTONIC, &r.start);
+    r.srv = arg;
+    r.req = req;
+    r.label = -1;
+    r.path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    peer_address(&r);
+    note_client(&r);
+    long retry = 1;
+    double now = (double)r.start.tv_sec + (double)r.start.tv_nsec / 1e9;
+    if (!est_ratelimit_take(r.srv->rl, r.peer, now, &retry)) {
+        char secs[24];
+        snprintf(secs, sizeof(secs), "%ld", retry);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", secs);
+        est_reply_text(&r, 429, "too many requests from this address; slow down");
+        return;
+    }
+    if (r.path == NULL) {
+        est_reply_text(&r, 400, "bad request path");
+        return;
+    }
+    const struct route *rt = strncmp(r.path, EST_PREFIX, strlen(EST_PREFIX)) == 0
+                                 ? lookup_est(&r, r.path + strlen(EST_PREFIX))
+                                 : lookup(top_routes, r.path, &r.tail);
+    /* "/ocsp" (POST) and "/ocsp/..." (GET) share a handler but not a method. */
+    if (rt == NULL) {
+        est_reply_text(&r, 404, "not found");
+        return;
+    }
+    if (!(rt->methods & (int)evhttp_request_get_command(req))) {
+        not_allowed(&r, rt->methods);
+        return;
+    }
+    rt->run(&r);
+}

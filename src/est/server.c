@@ -1,0 +1,176 @@
+/* `twoway ca serve`: one event_base, one evhttp whose connections are TLS bufferevents
+ * (evhttp_set_bevcb), a timer that keeps the CRL fresh, and SIGINT/SIGTERM for a clean stop.
+ * Single-threaded on purpose: signing is fast, SQLite serialises writers anyway, and the
+ * inventory is read fresh for every request. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "est/internal.h"
+#include "util/log.h"
+
+struct listen_addr {
+    char host[256]; /* as written, brackets kept for IPv6 */
+    char bind[256]; /* without brackets */
+    unsigned port;
+};
+
+static int parse_listen(const char *text, struct listen_addr *out, struct tw_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    const char *colon = strrchr(text, ':');
+    TW_ENSURE(colon != NULL && colon[1] != '\0', err, TW_ERR_CONFIG,
+              "--listen '%s': expected HOST:PORT (e.g. 127.0.0.1:8443 or [::1]:8443)", text);
+    char *end = NULL;
+    long port = strtol(colon + 1, &end, 10);
+    TW_ENSURE(end != NULL && *end == '\0' && port >= 0 && port <= 65535, err, TW_ERR_CONFIG,
+              "--listen '%s': port must be 0..65535", text);
+    size_t hlen = (size_t)(colon - text);
+    TW_ENSURE(hlen < sizeof(out->host), err, TW_ERR_CONFIG, "--listen '%s': host too long", text);
+    memcpy(out->host, text, hlen);
+    out->host[hlen] = '\0';
+    if (hlen == 0)
+        snprintf(out->host, sizeof(out->host), "0.0.0.0");
+    size_t n = strlen(out->host);
+    if (n >= 2 && out->host[0] == '[' && out->host[n - 1] == ']')
+        snprintf(out->bind, sizeof(out->bind), "%.*s", (int)(n - 2), out->host + 1);
+    else
+        snprintf(out->bind, sizeof(out->bind), "%s", out->host);
+    TW_ENSURE(strchr(out->bind, ':') == NULL || out->host[0] == '[', err, TW_ERR_CONFIG,
+              "--listen '%s': write IPv6 addresses in brackets ([::1]:8443)", text);
+    out->port = (unsigned)port;
+    return 0;
+}
+
+static struct bufferevent *make_bev(struct event_base *base, void *arg)
+{
+    struct est_server *srv = arg;
+    SSL *ssl = SSL_new(srv->ctx);
+    if (ssl == NULL)
+        return NULL;
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct est_server *srv = arg;
+    log_info("ca serve: signal %d, stopping", (int)sig);
+    event_base_loopbreak(srv->base);
+}
+
+static void on_crl_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct est_server *srv = arg;
+    struct tw_err err;
+    if (est_crl_refresh(&srv->crl, srv->opts->ca, time(NULL), &err) != 0)
+        log_warnx("ca serve: CRL refresh failed: %s", err.msg);
+}
+
+static int bound_port(struct evhttp_bound_socket *bs, unsigned *port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    *port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                     : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return 0;
+}
+
+static int setup_http(struct est_server *srv, const struct listen_addr *la, unsigned *port,
+                      struct tw_err *err)
+{
+    srv->http = evhttp_new(srv->base);
+    TW_ENSURE(srv->http != NULL, err, TW_ERR_INTERNAL, "evhttp_new failed");
+    evhttp_set_bevcb(srv->http, make_bev, srv);
+    evhttp_set_gencb(srv->http, est_dispatch, srv);
+    evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
+    evhttp_set_max_headers_size(srv->http, EST_HEADERS_MAX);
+    evhttp_set_max_body_size(srv->http, EST_BODY_MAX);
+    evhttp_set_timeout(srv->http, EST_TIMEOUT_SECS);
+    struct evhttp_bound_socket *bs =
+        evhttp_bind_socket_with_handle(srv->http, la->bind, (ev_uint16_t)la->port);
+    if (bs == NULL)
+        return tw_err_sys(err, TW_ERR_IO, "cannot listen on %s:%u", la->host, la->port);
+    if (bound_port(bs, port) != 0)
+        return tw_err_sys(err, TW_ERR_IO, "cannot read the port of %s", la->host);
+    return 0;
+}
+
+static void teardown(struct est_server *srv, struct event **evs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (evs[i] != NULL)
+            event_free(evs[i]);
+    if (srv->http != NULL)
+        evhttp_free(srv->http);
+    if (srv->base != NULL)
+        event_base_free(srv->base);
+    SSL_CTX_free(srv->ctx);
+    est_crl_cache_free(&srv->crl);
+    free(srv->cacerts_b64);
+    free(srv->rl);
+}
+
+static int serve(struct est_server *srv, const struct listen_addr *la, struct event **evs,
+                 struct tw_err *err)
+{
+    char cert[PATH_MAX], key[PATH_MAX];
+    TW_GUARD(
+        est_server_cert_ensure(srv->opts->ca, la->host, srv->opts->extra_sans, cert, key, err));
+    if ((srv->ctx = est_server_ctx_new(srv->opts->ca, cert, key, err)) == NULL)
+        return -1;
+    TW_GUARD(est_cacerts_build(srv, err));
+    TW_GUARD(est_crl_refresh(&srv->crl, srv->opts->ca, time(NULL), err));
+    srv->base = event_base_new();
+    TW_ENSURE(srv->base != NULL, err, TW_ERR_INTERNAL, "event_base_new failed");
+    unsigned port = 0;
+    TW_GUARD(setup_http(srv, la, &port, err));
+    evs[0] = evsignal_new(srv->base, SIGINT, on_signal, srv);
+    evs[1] = evsignal_new(srv->base, SIGTERM, on_signal, srv);
+    evs[2] = event_new(srv->base, -1, EV_PERSIST, on_crl_timer, srv);
+    struct timeval tick = {EST_CRL_CHECK_SECS, 0};
+    TW_ENSURE(evs[0] != NULL && evs[1] != NULL && evs[2] != NULL && event_add(evs[0], NULL) == 0 &&
+                  event_add(evs[1], NULL) == 0 && event_add(evs[2], &tick) == 0,
+              err, TW_ERR_INTERNAL, "cannot install signal handlers");
+    fprintf(stderr, "twoway ca serve: ready, listening on https://%s:%u\n", la->host, port);
+    fflush(stderr);
+    event_base_dispatch(srv->base);
+    return 0;
+}
+
+int est_server_run(const struct est_server_opts *opts, struct tw_err *err)
+{
+    struct listen_addr la;
+    TW_GUARD(parse_listen(opts->listen != NULL ? opts->listen : "127.0.0.1:8443", &la, err));
+    signal(SIGPIPE, SIG_IGN);
+    struct est_server srv;
+    memset(&srv, 0, sizeof(srv));
+    srv.opts = opts;
+    srv.rl = malloc(sizeof(*srv.rl));
+    TW_ENSURE(srv.rl != NULL, err, TW_ERR_INTERNAL, "out of memory");
+    est_ratelimit_init(srv.rl, opts->rate, opts->burst);
+    struct event *evs[3] = {NULL, NULL, NULL};
+    int rc = serve(&srv, &la, evs, err);
+    teardown(&srv, evs, 3);
+    return rc;
+}
