@@ -32,7 +32,7 @@ done
 # Layering: a module may include itself and modules of lower rank only.
 rank() {
     case "$1" in
-        util) echo 0 ;; store|tlsx) echo 1 ;; pki) echo 2 ;; gateway|est) echo 3 ;;
+        util) echo 0 ;; store|tlsx) echo 1 ;; pki) echo 2 ;; gateway|est|bench) echo 3 ;;
         cli) echo 4 ;; main.c) echo 5 ;; *) echo -1 ;;
     esac
 }
