@@ -41,6 +41,7 @@ int cli_ca_export(int argc, char **argv);
 int cli_ca_serve(int argc, char **argv);
 int cli_ca_token(int argc, char **argv);
 int cli_demo(int argc, char **argv);
+int cli_doctor(int argc, char **argv);
 int cli_gateway(int argc, char **argv);
 int cli_enroll(int argc, char **argv);
 int cli_renew(int argc, char **argv);

@@ -322,6 +322,8 @@ static SSL *make_ssl(SSL_CTX *ctx, struct run *r, int fd, struct tw_err *err)
     snprintf(r->p->server_name, sizeof(r->p->server_name), "%s", name);
     /* Send the chain exactly as the certificate file holds it, as most clients would. */
     SSL_set_mode(ssl, SSL_MODE_NO_AUTO_CHAIN);
+    /* A server that closes right after the handshake is a verdict too, not a library error. */
+    SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
     if (tlsx_client_ssl_setup(ssl, name, err) != 0 || tlsx_ssl_watch_alerts(ssl, err) != 0 ||
         SSL_set_fd(ssl, fd) != 1) {
         SSL_free(ssl);
@@ -334,6 +336,14 @@ static SSL *make_ssl(SSL_CTX *ctx, struct run *r, int fd, struct tw_err *err)
     SSL_set_msg_callback_arg(ssl, r);
     SSL_set_cert_cb(ssl, cert_cb, r);
     return ssl;
+}
+
+/* The server's alert, when there is one, is the best detail. */
+static void name_alert(struct tlsx_probe *p)
+{
+    if (p->alert_received >= 0)
+        snprintf(p->detail, sizeof(p->detail), "the server sent the alert \"%s\"",
+                 tlsx_alert_name(p->alert_received));
 }
 
 /* A failed SSL_connect: timeout, EOF, or an alert / library error in plain words. */
@@ -354,6 +364,7 @@ static void handshake_failed(struct run *r, SSL *ssl, int rc)
          * library's own failure count here. */
         SSL_set_verify_result(ssl, X509_V_OK);
         p->reason = tlsx_handshake_reason(ssl, p->detail, sizeof(p->detail));
+        name_alert(p);
         if (p->alert_received == SSL_AD_HANDSHAKE_FAILURE && !p->server_hello)
             p->reason = TLSX_R_CIPHER;
         else if (!p->server_hello && p->alert_received < 0 &&
@@ -393,6 +404,7 @@ static void await_verdict(struct run *r, SSL *ssl, int fd, int64_t verdict_ms)
         }
         SSL_set_verify_result(ssl, X509_V_OK);
         p->reason = tlsx_handshake_reason(ssl, p->detail, sizeof(p->detail));
+        name_alert(p);
         if (p->reason == TLSX_R_OK)
             p->reason = TLSX_R_OTHER;
         break;

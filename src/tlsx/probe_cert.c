@@ -272,3 +272,21 @@ const char *tlsx_sigalg_name(unsigned code, char *buf, size_t cap)
     snprintf(buf, cap, "0x%04x", code & 0xffff);
     return buf;
 }
+
+/* RFC 8446 §6 alerts OpenSSL 3.0 does not name. */
+static const struct {
+    int alert;
+    const char *name;
+} alerts[] = {
+    {109, "missing extension"},
+    {116, "certificate required"},
+    {120, "no application protocol"},
+};
+
+const char *tlsx_alert_name(int alert)
+{
+    for (size_t i = 0; i < sizeof(alerts) / sizeof(alerts[0]); i++)
+        if (alerts[i].alert == alert)
+            return alerts[i].name;
+    return SSL_alert_desc_string_long(alert);
+}

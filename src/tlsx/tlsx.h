@@ -568,6 +568,10 @@ struct tlsx_probe {
 int tlsx_probe_run(const struct tlsx_probe_opts *opts, struct tlsx_probe *out,
                    struct tw_err *err) TW_MUST_CHECK;
 
+/* A TLS alert's name in words ("certificate required"), including the TLS 1.3 alerts
+ * OpenSSL 3.0's SSL_alert_desc_string_long calls "unknown". Never NULL. */
+const char *tlsx_alert_name(int alert);
+
 /* "ecdsa_secp256r1_sha256" for a TLS SignatureScheme code; "0x0403" style when unknown. */
 const char *tlsx_sigalg_name(unsigned code, char *buf, size_t cap);
 
