@@ -85,14 +85,14 @@ def test_thousand_concurrent_connections(tmp_path):
             gateway_flags(ca, server, port, f"127.0.0.1:{bport}",
                           extra=["--metrics", f"127.0.0.1:{mport}", "--log-level", "warn"])))
         gateway_up.set_result(True)
-        return await asyncio.wait_for(task, 50)
+        return await asyncio.wait_for(task, 55)
 
     try:
         elapsed, active, text = asyncio.run(main())
         assert active == N, text
         assert metric(text, "twoway_handshakes_total", {"result": "ok"}) == N
         print(f"{N} connections in {elapsed:.1f}s")
-        assert elapsed < 40, f"{N} connections took {elapsed:.1f}s"
+        assert elapsed < 50, f"{N} connections took {elapsed:.1f}s"
     finally:
         if gw is not None:
             assert gw.stop() == 0, gw.output()[-3000:]
