@@ -220,6 +220,8 @@ static int run(struct init *in, struct store **store, struct tw_err *err)
         return tw_err_set(err, TW_ERR_EXISTS,
                           "%s already exists; refusing to overwrite an existing CA", in->final);
     }
+    /* Opened first so that a failure from here on is recorded in the audit trail. */
+    TW_GUARD(store_open(db, store, err));
     TW_ENSURE(snprintf(in->tmp, sizeof(in->tmp), "%s/%sXXXXXX", dir, PKI_DIR_INIT_PREFIX) <
                   (int)sizeof(in->tmp),
               err, TW_ERR_USAGE, "path too long: %s", dir);
@@ -228,7 +230,6 @@ static int run(struct init *in, struct store **store, struct tw_err *err)
         return tw_err_sys(err, TW_ERR_IO, "cannot create a directory in %s", dir);
     }
     TW_GUARD(build(in, err));
-    TW_GUARD(store_open(db, store, err));
     if (store_transaction(*store, commit, in, err) != 0) {
         /* The rows were rolled back: put the directory back out of sight as well. */
         if (in->renamed && rename(in->final, in->tmp) == 0)
