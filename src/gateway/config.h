@@ -147,6 +147,10 @@ struct gw_service {
     size_t n_server_name;
     bool server_name_from_cert;
 
+    /* `twoway tunnel` (issue 5): the listener speaks plaintext (no server TLS; cert, key and
+     * client_ca unused) and the backend is the mTLS target. Never set by the gateway loader. */
+    bool plaintext_listen;
+
     /* Backend TLS (only with tls:// backends; setting them otherwise is an error). */
     char *backend_cert; /* gateway's client certificate for the backend */
     char *backend_key;

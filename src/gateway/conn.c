@@ -46,6 +46,24 @@ static void refuse(struct gw_conn *c, const char *what)
     gw_conn_close(c, "max-connections");
 }
 
+/* `twoway tunnel` (issue 5): a plaintext listener; the backend is the mTLS target, so the
+ * connection goes straight to connecting it. */
+static void accept_plaintext(struct gw_conn *c, const struct gw_listen *l)
+{
+    c->client = bufferevent_socket_new(c->w->base, c->fd, BEV_OPT_CLOSE_ON_FREE);
+    c->timer = evtimer_new(c->w->base, on_timer, c);
+    if (c->client == NULL || c->timer == NULL) {
+        gw_conn_close(c, "bufferevent failed");
+        return;
+    }
+    c->fd = -1; /* owned by the bufferevent now */
+    bufferevent_setwatermark(c->client, EV_READ, 0, l->svcs[0]->buffer_high);
+    c->svc = l->svcs[0];
+    c->reason = TLSX_R_OK;
+    c->verdict = "allow";
+    gw_conn_connect_backend(c);
+}
+
 void gw_conn_accept(struct gw_worker *w, const struct gw_listen *l, int fd,
                     const struct sockaddr *sa, socklen_t salen)
 {
@@ -89,6 +107,10 @@ void gw_conn_accept(struct gw_worker *w, const struct gw_listen *l, int fd,
     if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
+    if (l->ctx == NULL) {
+        accept_plaintext(c, l);
+        return;
+    }
     struct tw_err err;
     SSL *ssl = SSL_new(l->ctx);
     if (ssl == NULL || tlsx_ssl_watch_alerts(ssl, &err) != 0) {

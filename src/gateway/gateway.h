@@ -18,6 +18,10 @@ struct gw_source {
     const char *config_path; /* INI file; NULL: built from the flags below */
     int argc;                /* flags for the one-service case (argv[0] is skipped) */
     char **argv;
+    /* `twoway tunnel` (issue 5): its own loader for the same sources (NULL: the gateway's),
+     * and the name in the readiness line (NULL: "gateway"). */
+    struct gw_config *(*load)(const struct gw_source *src, struct tw_err *err);
+    const char *name;
 };
 
 /* Run the gateway until SIGTERM or SIGINT. Prints a readiness line

@@ -145,7 +145,8 @@ static int build_svc(struct gw_server *srv, struct gw_gen *gen, size_t i, struct
               GW_MAX_SERVICES);
     TW_GUARD(build_crls(s, err));
     TW_GUARD(build_policy(s, err));
-    TW_GUARD(build_server_ctx(s, gen->tickets, err));
+    if (!c->plaintext_listen)
+        TW_GUARD(build_server_ctx(s, gen->tickets, err));
     return build_backend(s, err);
 }
 
@@ -209,6 +210,8 @@ static int build_watch(struct gw_gen *gen, struct tw_err *err)
 
 static struct gw_config *load_config(const struct gw_source *src, struct tw_err *err)
 {
+    if (src->load != NULL)
+        return src->load(src, err);
     if (src->config_path != NULL)
         return gw_config_load_file(src->config_path, err);
     return gw_config_from_args(src->argc, src->argv, err);

@@ -181,7 +181,8 @@ static void say_ready(const struct gw_server *srv)
     for (size_t i = 0; i < gen->nlistens && o < sizeof(line); i++)
         o += (size_t)snprintf(line + o, sizeof(line) - o, "%s%s", i > 0 ? ", " : "",
                               gen->listens[i].cfg->addr.text);
-    fprintf(stderr, "twoway gateway: ready, listening on %s (%zu worker%s)\n", line,
+    fprintf(stderr, "twoway %s: ready, listening on %s (%zu worker%s)\n",
+            srv->src.name != NULL ? srv->src.name : "gateway", line,
             srv->nworkers, srv->nworkers == 1 ? "" : "s");
     fflush(stderr);
 }
