@@ -257,6 +257,25 @@ def test_keep_alive_and_pipelining_every_request_gets_headers(env):
     assert len(conns) == 1  # one backend connection carried all six
 
 
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_resumed_session_still_carries_the_identity(env, version):
+    ctx = client_context(env.pki, env.alice, version=version)
+    c = Conn(env.port, ctx)
+    c.send(b"GET /full HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert header_values(c.json(), "Client-Cert") == [sf_binary(env.alice.der)]
+    session = c.s.session
+    c.close()
+    c = Conn.__new__(Conn)
+    c.s, c.buf = tls_connect(env.port, ctx, session=session), b""
+    c.s.settimeout(15)
+    assert c.s.session_reused
+    c.send(b"GET /resumed HTTP/1.1\r\nHost: localhost\r\n" + SPOOF + b"\r\n")
+    r = c.json()
+    c.close()
+    assert r["path"] == "/resumed"
+    assert header_values(r, "Client-Cert") == [sf_binary(env.alice.der)]
+
+
 def test_xfcc(env):
     port = env.gateway("--forward", "xfcc")
     c = Conn(port, env.chain_ctx)

@@ -224,6 +224,16 @@ static void test_connection_close_discards_rest(void **state)
                   "GET / HTTP/1.0\r\nHost: api.example.com\r\n" INJECT "\r\n");
 }
 
+static void test_http10_keep_alive(void **state)
+{
+    (void)state;
+    expect_output("GET /1 HTTP/1.0\r\nHost: api.example.com\r\nConnection: keep-alive\r\n\r\n"
+                  "GET /2 HTTP/1.0\r\nHost: api.example.com\r\n\r\n"
+                  "GET /3 HTTP/1.0\r\nHost: api.example.com\r\n\r\n",
+                  "GET /1 HTTP/1.0\r\nHost: api.example.com\r\nConnection: keep-alive\r\n" INJECT
+                  "\r\nGET /2 HTTP/1.0\r\nHost: api.example.com\r\n" INJECT "\r\n");
+}
+
 static void test_http10_without_host_when_unchecked(void **state)
 {
     (void)state;
@@ -441,6 +451,7 @@ int main(void)
         cmocka_unit_test(test_process_leaves_tunnel_bytes),
         cmocka_unit_test(test_other_upgrade_is_removed),
         cmocka_unit_test(test_connection_close_discards_rest),
+        cmocka_unit_test(test_http10_keep_alive),
         cmocka_unit_test(test_http10_without_host_when_unchecked),
         cmocka_unit_test(test_reject_400),
         cmocka_unit_test(test_reject_400_after_good_request),
