@@ -13,11 +13,15 @@
  *     byte; chunked bodies re-framed exactly as parsed (chunk sizes, data, trailers with the
  *     same header filter), so the backend frames the message the way the gateway did.
  *   - `Expect: 100-continue` is passed through; the backend answers it.
- * Request smuggling defences (beyond what http-parser rejects itself): both Content-Length and
- * Transfer-Encoding, several differing Content-Length values, a Transfer-Encoding other than a
- * final "chunked", obs-fold (continuation lines), control characters in names or values, bare
- * CR, a missing or repeated Host, CONNECT, and Upgrade to anything but WebSocket are all
- * rejected with 400.
+ * Request smuggling defences (beyond what http-parser rejects itself), each a 400: both
+ * Content-Length and Transfer-Encoding; a repeated Content-Length; a Transfer-Encoding that does
+ * not end in "chunked", or in an HTTP/1.0 request; framing fields that disagree with how
+ * http-parser framed the message; obs-fold (continuation lines); a bare CR; header names that
+ * are not tokens; control characters in values; a missing (HTTP/1.1, or whenever the Host check
+ * is on) or repeated Host; CONNECT; HTTP versions other than 1.0 and 1.1; a Connection header
+ * naming an identity header (a hop-by-hop trick to make a later proxy drop it). An Upgrade to
+ * anything but WebSocket is not rejected: its Upgrade header is removed, so the backend cannot
+ * switch protocols behind the gateway's back. Trailers lose identity and framing fields.
  *
  * Pure logic: no sockets, no event loop; only evbuffers. Not thread-safe (one per connection,
  * used by the connection's worker thread). */
