@@ -389,7 +389,7 @@ struct gw_config *cfg_build(const struct cfg_raw *raw, struct tw_err *err)
 {
     struct gw_config *cfg = calloc(1, sizeof(*cfg));
     TW_ENSURE_PTR(cfg != NULL, err, TW_ERR_INTERNAL, "out of memory");
-    if (!raw->flags && (cfg->path = strdup(raw->source)) == NULL) {
+    if (!raw->flags && (cfg->path = strdup(raw->path)) == NULL) {
         free(cfg);
         TW_ENSURE_PTR(false, err, TW_ERR_INTERNAL, "out of memory");
     }

@@ -78,10 +78,13 @@ static int problem(const struct ctx *c, enum tw_errc code, const char *key, cons
                    const char *why)
 {
     char q[80];
-    cfg_quote(value, q, sizeof(q));
+    size_t used = strlen(key) + strlen(why) + (c->svc != NULL ? strlen(c->svc) : 0) +
+                  (c->cfg->path != NULL ? 110 : 0);
+    cfg_quote(value, q, cfg_quote_room(used));
     if (c->cfg->path == NULL) /* built from flags: name the flag */
         return tw_err_set(c->err, code, "--%s \"%s\": %s", key, q, why);
-    const char *src = c->cfg->path;
+    size_t plen = strlen(c->cfg->path);
+    const char *src = plen > 90 ? c->cfg->path + plen - 90 : c->cfg->path;
     if (c->svc != NULL)
         return tw_err_set(c->err, code, "%s: [service %s] %s = \"%s\": %s", src, c->svc, key, q,
                           why);
@@ -142,11 +145,24 @@ static int check_validity(const struct ctx *c, const char *key, const char *path
     return problem(c, TW_ERR_CONFIG, key, path, why);
 }
 
-static int check_key(const struct ctx *c, const char *key_name, const char *path, X509 *cert)
+/* fs_check_key_perms decides; the message is ours, short enough to survive long paths. */
+static int check_perms(const struct ctx *c, const char *key, const char *path)
 {
     struct tw_err perm;
-    if (fs_check_key_perms(path, &perm) != 0)
-        return problem(c, perm.code, key_name, path, perm.msg);
+    struct stat st;
+    char why[160];
+    if (fs_check_key_perms(path, &perm) == 0)
+        return 0;
+    if (stat(path, &st) != 0)
+        return problem(c, TW_ERR_IO, key, path, "cannot read the file: no such file");
+    snprintf(why, sizeof(why), "private key readable by group or others (mode %04o): chmod 600",
+             (unsigned)(st.st_mode & 07777));
+    return problem(c, perm.code, key, path, why);
+}
+
+static int check_key(const struct ctx *c, const char *key_name, const char *path, X509 *cert)
+{
+    TW_GUARD(check_perms(c, key_name, path));
     TW_AUTO(BIO) *bio = NULL;
     TW_GUARD(open_file(c, key_name, path, &bio));
     TW_AUTO(EVP_PKEY) *pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
@@ -252,10 +268,8 @@ static int check_service_files(const struct ctx *c, const struct gw_service *s)
 
 static int check_ticket_file(const struct ctx *c, const char *path)
 {
-    struct tw_err perm;
     struct stat st;
-    if (fs_check_key_perms(path, &perm) != 0)
-        return problem(c, perm.code, "ticket-key-file", path, perm.msg);
+    TW_GUARD(check_perms(c, "ticket-key-file", path));
     if (stat(path, &st) != 0)
         return problem(c, TW_ERR_IO, "ticket-key-file", path, "cannot stat the file");
     if (st.st_size == 0 || st.st_size % TLSX_TICKET_KEY_LEN != 0)

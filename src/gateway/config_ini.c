@@ -191,10 +191,10 @@ struct gw_config *gw_config_load_buffer(const char *name, const void *data, size
     if (src.err_line != 0 && (rc <= 0 || src.err_line <= rc)) {
         /* err already holds our message */
     } else if (rc > 0) {
-        tw_err_set(err, TW_ERR_CONFIG, "%s:%d: expected 'key = value' or a [section] header", name,
-                   rc);
+        tw_err_set(err, TW_ERR_CONFIG, "%s:%d: expected 'key = value' or a [section] header",
+                   raw.source, rc);
     } else if (rc < 0) {
-        tw_err_set(err, TW_ERR_INTERNAL, "%s: out of memory while parsing", name);
+        tw_err_set(err, TW_ERR_INTERNAL, "%s: out of memory while parsing", raw.source);
     } else {
         cfg = cfg_build(&raw, err);
     }

@@ -77,7 +77,9 @@ struct cfg_section {
 };
 
 struct cfg_raw {
-    const char *source; /* file name, or NULL for flags */
+    const char *path;   /* file name as given (NULL-safe "command line" for flags) */
+    const char *source; /* the same, shortened to its tail for messages: "...conf/twoway.conf" */
+    char source_buf[96];
     bool flags;
     struct cfg_section global; /* always present, possibly empty */
     struct cfg_section *services;
@@ -107,6 +109,9 @@ struct gw_config *cfg_build(const struct cfg_raw *raw, struct tw_err *err);
 /* Copy value into out for quoting in a message: printable ASCII only (others as '?'),
  * truncated with "..." beyond 60 bytes. Returns out. */
 const char *cfg_quote(const char *value, char *out, size_t cap);
+
+/* A cap for cfg_quote (<= 80) leaving room for `used` other bytes of a message. */
+size_t cfg_quote_room(size_t used);
 
 /* Fill err for a bad entry: "FILE:LINE: [service web] listen = "x": why" or
  * "--listen "x": why". TW_ERR_CONFIG for files, TW_ERR_USAGE for flags. Returns -1. */

@@ -11,7 +11,14 @@
 void cfg_raw_init(struct cfg_raw *raw, const char *source, bool flags)
 {
     memset(raw, 0, sizeof(*raw));
-    raw->source = source;
+    raw->path = source;
+    /* Long paths keep their end, where the file name is, so messages keep their reason. */
+    size_t len = strlen(source), cap = sizeof(raw->source_buf);
+    if (len < cap)
+        snprintf(raw->source_buf, cap, "%s", source);
+    else
+        snprintf(raw->source_buf, cap, "...%s", source + len - (cap - 4));
+    raw->source = raw->source_buf;
     raw->flags = flags;
     raw->global.kind = CFG_SEC_GLOBAL;
 }
@@ -37,8 +44,8 @@ void cfg_raw_free(struct cfg_raw *raw)
 
 const char *cfg_quote(const char *value, char *out, size_t cap)
 {
-    size_t o = 0;
-    const size_t shown = 60;
+    /* Show at most 60 bytes, fewer when cap is smaller, always ending a cut with "...". */
+    size_t shown = cap > 64 ? 60 : (cap > 8 ? cap - 4 : 0), o = 0;
     if (cap == 0)
         return out;
     for (size_t i = 0; value[i] != '\0' && o + 1 < cap; i++) {
@@ -51,6 +58,15 @@ const char *cfg_quote(const char *value, char *out, size_t cap)
     }
     out[o] = '\0';
     return out;
+}
+
+/* Room left for a quoted value once everything else of a message is counted, so the reason
+ * at its end always fits in TW_ERR_MSG_MAX. */
+size_t cfg_quote_room(size_t used)
+{
+    size_t room = used + 8 < TW_ERR_MSG_MAX ? TW_ERR_MSG_MAX - used - 8 : 0;
+    room = room < 12 ? 12 : room;
+    return room > 80 ? 80 : room;
 }
 
 const char *cfg_keyref(const struct cfg_raw *raw, const char *name)
@@ -79,11 +95,14 @@ int cfg_err_entry(const struct cfg_raw *raw, const struct cfg_section *sec,
 {
     char q[80], label[96];
     const char *name = cfg_keys[e->key].name;
-    cfg_quote(e->value, q, sizeof(q));
+    section_label(sec, label, sizeof(label));
+    size_t used =
+        strlen(name) + strlen(why) + (raw->flags ? 0 : strlen(raw->source) + strlen(label) + 16);
+    cfg_quote(e->value, q, cfg_quote_room(used));
     if (raw->flags)
         return tw_err_set(err, TW_ERR_USAGE, "--%s \"%s\": %s", name, q, why);
-    return tw_err_set(err, TW_ERR_CONFIG, "%s:%d: %s %s = \"%s\": %s", raw->source, e->line,
-                      section_label(sec, label, sizeof(label)), name, q, why);
+    return tw_err_set(err, TW_ERR_CONFIG, "%s:%d: %s %s = \"%s\": %s", raw->source, e->line, label,
+                      name, q, why);
 }
 
 int cfg_err_section(const struct cfg_raw *raw, const struct cfg_section *sec, struct tw_err *err,

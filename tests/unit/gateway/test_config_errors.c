@@ -229,11 +229,28 @@ static void test_limits(void **state)
     unlink(path);
 }
 
+/* Long file names and values are shortened, never the reason at the end. */
+static void test_long_message_keeps_reason(void **state)
+{
+    (void)state;
+    char name[200], text[512];
+    memset(name, 'd', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    memcpy(name, "/tmp/", 5);
+    snprintf(text, sizeof(text), BASE "crl = ftp://%0150d\n", 7);
+    struct tw_err err = {0};
+    assert_null(gw_config_load_buffer(name, text, strlen(text), &err));
+    assert_int_equal(err.code, TW_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, ":7: [service web] crl = \"ftp://00"));
+    assert_non_null(strstr(err.msg, "...\": a CRL is a file path or an http:// or https:// URL"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_error_cases),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_long_message_keeps_reason),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
