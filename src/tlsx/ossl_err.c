@@ -180,7 +180,7 @@ enum tlsx_reason tlsx_handshake_reason(SSL *ssl, char *detail, size_t detail_cap
              * not trust our certificate. */
             if (detail != NULL && detail_cap > 0)
                 snprintf(detail, detail_cap, "peer sent alert: %s",
-                         SSL_alert_desc_string_long(note->alert_received));
+                         tlsx_alert_name(note->alert_received));
             return tlsx_reason_from_alert(note->alert_received);
         }
     }

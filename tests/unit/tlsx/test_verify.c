@@ -93,6 +93,21 @@ static void protocol_mismatch(void **state)
     SSL_CTX_free(c);
 }
 
+static void client_hears_why(void **state)
+{
+    (void)state;
+    SSL_CTX *s = sctx_with(both_path, NULL);
+    SSL_CTX *anon = cctx_with(NULL, false, 0, TLS1_3_VERSION);
+    SSL *c = NULL;
+    assert_int_equal(tp_handshake(s, anon, NULL, NULL, NULL, &c), 0);
+    char detail[100];
+    assert_int_equal(tlsx_handshake_reason(c, detail, sizeof(detail)), TLSX_R_NO_CERT);
+    assert_string_equal(detail, "peer sent alert: certificate required");
+    SSL_free(c);
+    SSL_CTX_free(anon);
+    SSL_CTX_free(s);
+}
+
 static void not_tls(void **state)
 {
     (void)state;
@@ -308,6 +323,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(protocol_mismatch),
+        cmocka_unit_test(client_hears_why),
         cmocka_unit_test(not_tls),
         cmocka_unit_test(optional_client_cert),
         cmocka_unit_test(resumption_follows_crl_freshness),
