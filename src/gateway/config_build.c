@@ -182,6 +182,25 @@ static int check_backend_tls(const struct cfg_raw *raw, const struct cfg_section
     return 0;
 }
 
+/* The allow rules must also be accepted by tlsx_policy_add, which the core calls with them:
+ * a config that loads can never fail there. */
+static int check_policy(const struct cfg_raw *raw, const struct cfg_section *sec,
+                        struct tw_err *err)
+{
+    int allow = cfg_key_find("allow");
+    struct tw_err perr;
+    struct tlsx_policy *policy = tlsx_policy_new(err);
+    if (policy == NULL)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < sec->n && rc == 0; i++)
+        if (sec->entries[i].key == allow &&
+            tlsx_policy_add(policy, sec->entries[i].value, &perr) != 0)
+            rc = cfg_err_entry(raw, sec, &sec->entries[i], perr.msg, err);
+    tlsx_policy_free(policy);
+    return rc;
+}
+
 static int check_service(const struct cfg_raw *raw, const struct cfg_section *sec,
                          struct gw_service *s, const struct origin *org, struct tw_err *err)
 {
@@ -207,6 +226,7 @@ static int check_service(const struct cfg_raw *raw, const struct cfg_section *se
     if (s->proxy_v2_cert && s->forward != GW_FORWARD_PROXY_V2 && own(org, sec, "proxy-v2-cert"))
         return entry_error(raw, org, "proxy-v2-cert", "only applies to forward = proxy-v2", err);
     TW_GUARD(check_backend_tls(raw, sec, s, org, err));
+    TW_GUARD(check_policy(raw, sec, err));
     if (s->tls_max < s->tls_min) {
         const char *key = org[cfg_key_find("tls-max")].e != NULL ? "tls-max" : "tls-min";
         return entry_error(raw, org, key, "tls-max is below tls-min", err);

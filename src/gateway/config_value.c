@@ -193,21 +193,27 @@ int cfg_parse_backend(const char *text, struct gw_backend *out, char *why, size_
     return 0;
 }
 
-/* RFC 5280 serials are at most 20 octets; SHA-256 is 32. Colons between bytes are allowed. */
+/* RFC 5280 serials are at most 20 octets; SHA-256 is 32. Colons between bytes are allowed,
+ * and `*` globs (then the digit count is not checked), as tlsx_policy_add accepts. */
 static int check_hex(const char *v, size_t min_digits, size_t max_digits, char *why, size_t cap,
                      const char *what)
 {
     size_t digits = 0;
+    bool glob = false;
     for (const char *p = v; *p != '\0'; p++) {
         if (*p == ':')
             continue;
+        if (*p == '*') {
+            glob = true;
+            continue;
+        }
         if (!isxdigit((unsigned char)*p)) {
             snprintf(why, cap, "%s must be hexadecimal (colons allowed)", what);
             return -1;
         }
         digits++;
     }
-    if (digits < min_digits || digits > max_digits) {
+    if (!glob && (digits < min_digits || digits > max_digits)) {
         if (min_digits == max_digits)
             snprintf(why, cap, "%s must be %zu hex digits", what, min_digits);
         else

@@ -58,6 +58,7 @@ static const char full[] = "; every key\n"
                            "    allow = cn:alice\n"
                            "    allow = uri:spiffe://example.org/*\n"
                            "    allow = serial:0A:1B\n"
+                           "    allow = sha256:ab:cd*\n"
                            "    forward = xfcc\n"
                            "    server-name = API.example.com\n"
                            "    server-name = *.api.example.com\n"
@@ -134,7 +135,7 @@ static void test_full_round_trip(void **state)
     assert_int_equal(w->crl_expired, TLSX_CRL_EXPIRED_WARN);
     assert_true(w->ocsp);
     assert_int_equal(w->ocsp_fail, GW_OCSP_FAIL_OPEN);
-    assert_int_equal(w->n_allow, 3);
+    assert_int_equal(w->n_allow, 4);
     assert_string_equal(w->allow[1], "uri:spiffe://example.org/*");
     assert_int_equal(w->forward, GW_FORWARD_XFCC);
     assert_int_equal(w->n_server_name, 2);
