@@ -61,6 +61,14 @@ static int build_crls(struct gw_svc *s, struct tw_err *err)
     return 0;
 }
 
+/* TODO(issue 4): OCSP checks of client certificates. Refused rather than silently off. */
+static int check_unsupported(const struct gw_service *c, struct tw_err *err)
+{
+    TW_ENSURE(!c->ocsp, err, TW_ERR_CONFIG,
+              "[service %s] ocsp = on: OCSP checking is not supported yet; use CRLs", c->name);
+    return 0;
+}
+
 static int build_policy(struct gw_svc *s, struct tw_err *err)
 {
     s->policy = tlsx_policy_new(err);
@@ -143,6 +151,7 @@ static int build_svc(struct gw_server *srv, struct gw_gen *gen, size_t i, struct
     s->slot = gw_server_slot(srv, c->name);
     TW_ENSURE(s->slot != NULL, err, TW_ERR_CONFIG, "too many services (limit %d)",
               GW_MAX_SERVICES);
+    TW_GUARD(check_unsupported(c, err));
     TW_GUARD(build_crls(s, err));
     TW_GUARD(build_policy(s, err));
     if (!c->plaintext_listen)

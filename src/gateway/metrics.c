@@ -109,6 +109,27 @@ static int write_expiry(struct tw_buf *b, const struct gw_gen *gen, struct tw_er
     return 0;
 }
 
+/* Seconds until the earliest nextUpdate of each service's CRLs (negative: a CRL is stale). */
+static int write_crl_freshness(struct tw_buf *b, const struct gw_gen *gen, struct tw_err *err)
+{
+    int64_t now = (int64_t)time(NULL);
+    char name[128];
+    TW_GUARD(tw_buf_appendf(b, err,
+                            "# HELP twoway_crl_next_update_seconds Seconds until the earliest "
+                            "CRL nextUpdate of a service (negative: stale).\n"
+                            "# TYPE twoway_crl_next_update_seconds gauge\n"));
+    for (size_t i = 0; i < gen->nsvcs; i++) {
+        const struct gw_svc *s = &gen->svcs[i];
+        int64_t next = tlsx_crl_set_next_update(s->crls);
+        if (next == 0)
+            continue;
+        label(name, sizeof(name), s->cfg->name);
+        TW_GUARD(tw_buf_appendf(b, err, "twoway_crl_next_update_seconds{service=\"%s\"} %lld\n",
+                                name, (long long)(next - now)));
+    }
+    return 0;
+}
+
 static int write_handshakes(struct tw_buf *b, const struct gw_server *srv, struct tw_err *err)
 {
     TW_GUARD(tw_buf_appendf(b, err,
@@ -156,7 +177,8 @@ static int render(struct tw_buf *b, const struct gw_server *srv, struct tw_err *
         (unsigned long long)SUM(srv, backend_errors),
         (unsigned long long)SUM(srv, revoked_closed), (unsigned long long)srv->reloads_ok,
         (unsigned long long)srv->reloads_failed, (unsigned long long)srv->gen->id));
-    return write_expiry(b, srv->gen, err);
+    TW_GUARD(write_expiry(b, srv->gen, err));
+    return write_crl_freshness(b, srv->gen, err);
 }
 
 static void reply(struct evhttp_request *req, int code, const char *reason, const char *ctype,

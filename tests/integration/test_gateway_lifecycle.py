@@ -11,7 +11,8 @@ import urllib.request
 import pytest
 
 from backends import TcpEchoBackend, unused_port
-from gateway_helpers import (Gateway, MiniPki, client_context, echo_roundtrip, fetch_metrics,
+from gateway_helpers import (Gateway, MiniPki, access_lines, client_context, echo_roundtrip,
+                             fetch_metrics,
                              free_port, gateway_flags, metric, recv_exact, refused,
                              tls_connect)
 
@@ -283,3 +284,40 @@ max-connections = 1
                 time.sleep(0.05)
     finally:
         assert gw.stop() == 0, gw.output()
+
+
+@pytest.mark.parametrize("flag,reason", [("--idle-timeout", "idle timeout"),
+                                         ("--max-lifetime", "max lifetime")])
+def test_idle_and_lifetime_limits(pki, backend, tmp_path, flag, reason):
+    port = free_port()
+    log = tmp_path / "access.log"
+    extra = [flag, "1", "--access-log", log]
+    if flag == "--max-lifetime":
+        extra += ["--idle-timeout", "60"]
+    gw = Gateway(gateway_flags(pki["ca"], pki["server"], port, backend.address, extra=extra))
+    try:
+        s = tls_connect(port, client_context(pki["ca"], pki["alice"]))
+        t0 = time.monotonic()
+        if flag == "--max-lifetime":
+            # Busy, never idle: only the lifetime can end it.
+            s.settimeout(0.2)
+            ended = False
+            while time.monotonic() - t0 < 5 and not ended:
+                try:
+                    s.sendall(b"x")
+                    ended = s.recv(1) == b""
+                except (ssl.SSLError, OSError):
+                    ended = True
+                time.sleep(0.05)
+        else:
+            s.settimeout(5)
+            try:
+                ended = s.recv(1) == b""
+            except (ssl.SSLError, ConnectionError):
+                ended = True
+        assert ended and 0.8 < time.monotonic() - t0 < 4
+        s.close()
+        entries = access_lines(log, n=1)
+        assert entries and entries[-1]["close"] == reason, entries
+    finally:
+        assert gw.stop() == 0

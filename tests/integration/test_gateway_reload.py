@@ -95,6 +95,8 @@ def test_crl_swap_revokes_live_and_new_connections(setup):
         text = fetch_metrics(e["metrics"])
         assert metric(text, "twoway_revoked_closed_total") == 1
         assert metric(text, "twoway_handshakes_total", {"reason": "revoked"}) >= 1
+        crl_fresh = metric(text, "twoway_crl_next_update_seconds", {"service": "echo"})
+        assert 6 * 86400 < crl_fresh <= 7 * 86400
         live.close()
         bob_live.close()
     finally:
