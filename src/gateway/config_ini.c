@@ -103,8 +103,12 @@ static void strip_line(char *s)
 static char *reader(char *str, int num, void *stream)
 {
     struct ini_src *src = stream;
-    if (src->err_line != 0 || src->pos >= src->len || num < 8)
+    if (src->err_line != 0 || src->pos >= src->len)
         return NULL;
+    if (num < 8) {
+        src->line++;
+        return fail(src, "libinih line buffer too small (%d bytes)", num), NULL;
+    }
     const char *start = src->data + src->pos;
     const char *nl = memchr(start, '\n', src->len - src->pos);
     size_t linelen = nl != NULL ? (size_t)(nl - start) : src->len - src->pos;
