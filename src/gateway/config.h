@@ -210,7 +210,9 @@ struct gw_config {
  * `twoway tunnel`); any other unknown section or key is an error. Validation covers every
  * value, required keys (listen, backend, cert, key, client-ca), mode/forward compatibility,
  * duplicate service names, listen conflicts (same address without distinct SNI names, tcp
- * mode shared, mixed modes) and the limits above. Reads the service certificate only to fill
+ * mode shared, mixed modes) and the limits above; allow rules are confirmed with
+ * tlsx_policy_add, so building policies from a loaded config cannot fail on a rule. Reads the
+ * service certificate only to fill
  * server_name from its SANs; file permissions and parse checks are gw_config_check's job.
  * Returns a new config (free with gw_config_free) or NULL with err (TW_ERR_CONFIG, or
  * TW_ERR_IO when the file is unreadable or larger than GW_CONFIG_FILE_MAX). */
@@ -243,9 +245,12 @@ void gw_config_free(struct gw_config *cfg);
 /* ------------------------------------------------------------------------------------------ */
 
 /* Deep checks for `twoway gateway --check`: every cert/key/CA/CRL file exists and parses,
- * keys are not group/world-readable (fs_check_key_perms) and match their certificates,
- * ticket-key-file is valid. CRL URLs are not fetched. Stops at the first problem: TW_ERR_IO
- * or TW_ERR_CONFIG naming the service, key and file. */
+ * certificates (server, backend client, every client CA) are valid now, keys are unencrypted,
+ * not group/world-readable (fs_check_key_perms) and match their certificates, CRL files (PEM
+ * or DER) are signed by a CA in client-ca, ticket-key-file is private and a multiple of 80
+ * bytes, and OpenSSL accepts ciphers/ciphersuites/groups. CRL URLs are not fetched. Stops at
+ * the first problem: TW_ERR_IO or TW_ERR_CONFIG, "FILE: [service web] key = "path": why" (or
+ * "--key "path": why" for a config built from flags). */
 int gw_config_check(const struct gw_config *cfg, struct tw_err *err) TW_MUST_CHECK;
 
 /* Human summary: global settings, then per service "listen -> backend", mode, certificate,
