@@ -272,7 +272,7 @@ static int renew_once(const struct renew_args *a, const struct current *c, char 
     return install(a, c, cert, new_key, err);
 }
 
-/* --exec: the user's command through /bin/sh -c (fork + execv; no system()). */
+/* --exec: the user's command through /bin/sh -c (fork + execl, no shell-out helper). */
 static int run_exec(const char *command, struct tw_err *err)
 {
     fflush(stdout);
