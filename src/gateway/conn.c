@@ -58,6 +58,7 @@ static void accept_plaintext(struct gw_conn *c, const struct gw_listen *l)
     }
     c->fd = -1; /* owned by the bufferevent now */
     bufferevent_setwatermark(c->client, EV_READ, 0, l->svcs[0]->buffer_high);
+    bufferevent_enable(c->client, EV_READ | EV_WRITE);
     c->svc = l->svcs[0];
     c->reason = TLSX_R_OK;
     c->verdict = "allow";
