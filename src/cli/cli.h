@@ -30,7 +30,6 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) TW_PRINTF(2, 3);
 const char *cli_data_dir(const char *flag_value);
 
 /* Handlers */
-int cli_bench(int argc, char **argv);
 int cli_ca(int argc, char **argv);
 int cli_ca_init(int argc, char **argv);
 int cli_ca_issue(int argc, char **argv);
