@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 # Build and test dependencies, all Debian 12 packages.
 DEPS := cmake make gcc clang libclang-rt-14-dev pkg-config \
         libssl-dev openssl libevent-dev libsqlite3-dev libjansson-dev libinih-dev \
-        libhttp-parser-dev libcmocka-dev \
+        libhttp-parser-dev libcmocka-dev libpq-dev postgresql \
         python3 python3-pytest python3-cryptography curl gnutls-bin procps
 
 .PHONY: all deps build run test test-unit test-asan check clean
