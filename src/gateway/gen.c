@@ -360,14 +360,38 @@ struct gw_svc *gw_listen_svc_for_ctx(const struct gw_listen *l, const SSL_CTX *c
     return l->svcs[0];
 }
 
-int gw_gen_same_listens(const struct gw_gen *a, const struct gw_gen *b, struct tw_err *err)
+int gw_gen_listen_index(const struct gw_gen *gen, const char *text)
 {
-    TW_ENSURE(a->nlistens == b->nlistens, err, TW_ERR_CONFIG,
-              "the set of listen addresses changed: restart to apply");
-    for (size_t i = 0; i < a->nlistens; i++)
-        TW_ENSURE(strcmp(a->listens[i].cfg->addr.text, b->listens[i].cfg->addr.text) == 0, err,
-                  TW_ERR_CONFIG, "listen %s changed to %s: restart to apply",
-                  a->listens[i].cfg->addr.text, b->listens[i].cfg->addr.text);
+    for (size_t i = 0; gen != NULL && i < gen->nlistens; i++)
+        if (strcmp(gen->listens[i].cfg->addr.text, text) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Bind (and release) each address gen listens on that old does not, so a reload that adds an
+ * address already taken is refused up front instead of half-applied in the workers. */
+int gw_gen_probe_listens(const struct gw_gen *old, const struct gw_gen *gen, struct tw_err *err)
+{
+    for (size_t i = 0; i < gen->nlistens; i++) {
+        const struct gw_addr *a = &gen->listens[i].cfg->addr;
+        if (gw_gen_listen_index(old, a->text) >= 0)
+            continue;
+        int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return tw_err_sys(err, TW_ERR_IO, "cannot listen on %s", a->text);
+        int one = 1;
+        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+        if (a->ss.ss_family == AF_INET6)
+            (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+        int rc = bind(fd, (const struct sockaddr *)&a->ss, a->len);
+        int saved = errno;
+        close(fd);
+        if (rc != 0) {
+            errno = saved;
+            return tw_err_sys(err, TW_ERR_IO, "cannot listen on %s", a->text);
+        }
+    }
     return 0;
 }
 

@@ -33,7 +33,7 @@ static void reload(struct gw_server *srv, const char *why)
     tw_err_clear(&err);
     log_info("reload (%s): building a new configuration generation", why);
     struct gw_gen *gen = gw_gen_build(srv, &err);
-    if (gen != NULL && gw_gen_same_listens(srv->gen, gen, &err) != 0) {
+    if (gen != NULL && gw_gen_probe_listens(srv->gen, gen, &err) != 0) {
         gw_gen_unref(gen);
         gen = NULL;
     }
@@ -49,6 +49,12 @@ static void reload(struct gw_server *srv, const char *why)
     char what[64];
     if (gw_config_needs_restart(srv->gen->cfg, gen->cfg, what, sizeof(what)))
         log_warnx("reload: %s changed: restart to apply", what);
+    for (size_t i = 0; i < gen->nlistens; i++)
+        if (gw_gen_listen_index(srv->gen, gen->listens[i].cfg->addr.text) < 0)
+            log_info("reload: now listening on %s", gen->listens[i].cfg->addr.text);
+    for (size_t i = 0; i < srv->gen->nlistens; i++)
+        if (gw_gen_listen_index(gen, srv->gen->listens[i].cfg->addr.text) < 0)
+            log_info("reload: no longer listening on %s", srv->gen->listens[i].cfg->addr.text);
     for (size_t i = 0; i < srv->nworkers; i++)
         gw_worker_post_gen(&srv->workers[i], gen);
     struct gw_gen *old = srv->gen;

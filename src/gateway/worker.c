@@ -16,6 +16,8 @@
 
 #define ACCEPT_PAUSE_MS 100
 
+static void relisten(struct gw_worker *w, const struct gw_gen *old, const struct gw_gen *gen);
+
 static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg)
 {
@@ -37,7 +39,8 @@ static void on_resume_accept(evutil_socket_t fd, short what, void *arg)
     if (w->draining)
         return;
     for (size_t i = 0; i < w->nlev; i++)
-        evconnlistener_enable(w->lev[i]);
+        if (w->lev[i] != NULL)
+            evconnlistener_enable(w->lev[i]);
 }
 
 /* EMFILE, ENFILE, ENOBUFS: stop accepting for a moment instead of spinning. */
@@ -48,7 +51,8 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
     struct gw_worker *w = lc->w;
     log_warn("worker %zu: accept on %s failed", w->id, w->gen->listens[lc->idx].cfg->addr.text);
     for (size_t i = 0; i < w->nlev; i++)
-        evconnlistener_disable(w->lev[i]);
+        if (w->lev[i] != NULL)
+            evconnlistener_disable(w->lev[i]);
     struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
     event_add(w->pause_ev, &tv);
 }
@@ -120,7 +124,8 @@ static void begin_drain(struct gw_worker *w)
 {
     w->draining = true;
     for (size_t i = 0; i < w->nlev; i++) {
-        evconnlistener_free(w->lev[i]);
+        if (w->lev[i] != NULL)
+            evconnlistener_free(w->lev[i]);
         w->lev[i] = NULL;
     }
     w->nlev = 0;
@@ -144,6 +149,8 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
     if (gen != NULL) {
         struct gw_gen *old = w->gen;
         w->gen = gen;
+        if (!w->draining)
+            relisten(w, old, gen);
         gw_gen_unref(old);
         sweep(w);
     }
@@ -174,25 +181,61 @@ int gw_worker_init(struct gw_worker *w, struct gw_server *srv, size_t id, struct
     return 0;
 }
 
+static struct evconnlistener *bind_one(struct gw_worker *w, const struct gw_addr *a, size_t i)
+{
+    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE |
+                     LEV_OPT_REUSEABLE_PORT;
+    if (a->ss.ss_family == AF_INET6)
+        flags |= LEV_OPT_BIND_IPV6ONLY;
+    w->lctx[i].w = w;
+    w->lctx[i].idx = i;
+    errno = 0;
+    struct evconnlistener *lev = evconnlistener_new_bind(
+        w->base, on_accept, &w->lctx[i], flags, 1024, (const struct sockaddr *)&a->ss,
+        (int)a->len);
+    if (lev != NULL)
+        evconnlistener_set_error_cb(lev, on_accept_error);
+    return lev;
+}
+
 int gw_worker_listen(struct gw_worker *w, const struct gw_gen *gen, struct tw_err *err)
 {
     for (size_t i = 0; i < gen->nlistens; i++) {
         const struct gw_addr *a = &gen->listens[i].cfg->addr;
-        unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE |
-                         LEV_OPT_REUSEABLE_PORT;
-        if (a->ss.ss_family == AF_INET6)
-            flags |= LEV_OPT_BIND_IPV6ONLY;
-        w->lctx[i].w = w;
-        w->lctx[i].idx = i;
-        errno = 0;
-        w->lev[i] = evconnlistener_new_bind(w->base, on_accept, &w->lctx[i], flags, 1024,
-                                            (const struct sockaddr *)&a->ss, (int)a->len);
+        w->lev[i] = bind_one(w, a, i);
         if (w->lev[i] == NULL)
             return tw_err_sys(err, TW_ERR_IO, "cannot listen on %s", a->text);
-        evconnlistener_set_error_cb(w->lev[i], on_accept_error);
         w->nlev = i + 1;
     }
     return 0;
+}
+
+/* After a swap: keep the listeners of addresses both generations have (no connection is
+ * dropped), open the new ones, close the ones gone. Listener i serves gen->listens[i]. */
+static void relisten(struct gw_worker *w, const struct gw_gen *old, const struct gw_gen *gen)
+{
+    struct evconnlistener *next[GW_MAX_LISTENS] = {NULL};
+    for (size_t i = 0; i < gen->nlistens; i++) {
+        int j = gw_gen_listen_index(old, gen->listens[i].cfg->addr.text);
+        if (j >= 0 && (size_t)j < w->nlev) {
+            next[i] = w->lev[j];
+            w->lev[j] = NULL;
+        }
+    }
+    for (size_t j = 0; j < w->nlev; j++)
+        if (w->lev[j] != NULL)
+            evconnlistener_free(w->lev[j]);
+    for (size_t i = 0; i < gen->nlistens; i++) {
+        const struct gw_addr *a = &gen->listens[i].cfg->addr;
+        w->lctx[i].w = w;
+        w->lctx[i].idx = i;
+        if (next[i] != NULL)
+            evconnlistener_set_cb(next[i], on_accept, &w->lctx[i]);
+        else if ((next[i] = bind_one(w, a, i)) == NULL)
+            log_warn("worker %zu: cannot listen on %s", w->id, a->text);
+        w->lev[i] = next[i];
+    }
+    w->nlev = gen->nlistens;
 }
 
 static void *worker_main(void *arg)

@@ -4,6 +4,7 @@ generation serving, and open connections survive a reload."""
 
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import time
@@ -197,4 +198,71 @@ def test_bad_reload_rejected_old_config_serves(setup):
         assert still_open(live)
         live.close()
     finally:
+        assert gw.stop() == 0, gw.output()
+
+
+def test_reload_adds_and_removes_listen_addresses(setup):
+    e = setup
+    gw, cfg = start(e)
+    try:
+        alice = client_context(e["ca"], e["alice"])
+        live = tls_connect(e["port"], alice)
+        assert still_open(live)
+        port_b = free_port()
+        second = f"""
+[service two]
+listen = 127.0.0.1:{port_b}
+backend = {e['backend'].address}
+mode = tcp
+cert = {e['server'].cert_path}
+key = {e['server'].key_path}
+client-ca = {e['ca'].ca_path}
+"""
+        write_config(e, cfg, extra=second)
+        gw.wait_line(rf"now listening on 127.0.0.1:{port_b}", timeout=5)
+        gw.wait_line(r"reload: generation 2 serving", timeout=5)
+        assert echo_roundtrip(port_b, alice) == b"ping\n"
+        assert still_open(live)
+
+        # Drop the first service: its address closes, the second keeps serving.
+        cfg.write_text(cfg.read_text().split("[service echo]")[0] + second)
+        gw.wait_line(rf"no longer listening on 127.0.0.1:{e['port']}", timeout=5)
+        gw.wait_line(r"reload: generation 3 serving", timeout=5)
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", e["port"]), timeout=1).close()
+            except OSError:
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert echo_roundtrip(port_b, alice) == b"ping\n"
+        assert still_open(live)  # accepted under generation 1: keeps its configuration
+        live.close()
+    finally:
+        assert gw.stop() == 0, gw.output()
+
+
+def test_reload_onto_a_busy_address_is_refused(setup):
+    e = setup
+    gw, cfg = start(e)
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        taken = busy.getsockname()[1]
+        write_config(e, cfg, extra=f"""
+[service two]
+listen = 127.0.0.1:{taken}
+backend = {e['backend'].address}
+mode = tcp
+cert = {e['server'].cert_path}
+key = {e['server'].key_path}
+client-ca = {e['ca'].ca_path}
+""")
+        gw.wait_line(rf"reload failed, still serving generation 1: cannot listen on "
+                     rf"127.0.0.1:{taken}", timeout=5)
+        assert echo_roundtrip(e["port"], client_context(e["ca"], e["alice"])) == b"ping\n"
+    finally:
+        busy.close()
         assert gw.stop() == 0, gw.output()

@@ -131,7 +131,10 @@ static void builds_and_refcounts(void **state)
     struct gw_gen *again = gw_gen_build(srv, &err);
     assert_non_null(again);
     assert_int_equal(again->id, 2);
-    assert_int_equal(gw_gen_same_listens(gen, again, &err), 0);
+    assert_int_equal(gw_gen_probe_listens(gen, again, &err), 0);
+    assert_int_equal(gw_gen_listen_index(gen, "127.0.0.1:18443"), 0);
+    assert_int_equal(gw_gen_listen_index(gen, "127.0.0.1:1"), -1);
+    assert_int_equal(gw_gen_listen_index(NULL, "127.0.0.1:18443"), -1);
     gw_gen_ref(again);
     gw_gen_unref(again);
     gw_gen_unref(again);
@@ -234,24 +237,37 @@ static void bad_flag_is_usage_error(void **state)
     server_done(srv);
 }
 
-static void changed_listen_set_is_refused(void **state)
+static void new_listen_address_in_use_is_refused(void **state)
 {
     (void)state;
+    int busy = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(busy >= 0);
+    struct sockaddr_in in = {.sin_family = AF_INET};
+    in.sin_addr.s_addr = htonl(0x7f000001);
+    assert_int_equal(bind(busy, (struct sockaddr *)&in, sizeof(in)), 0);
+    assert_int_equal(listen(busy, 1), 0);
+    socklen_t len = sizeof(in);
+    assert_int_equal(getsockname(busy, (struct sockaddr *)&in, &len), 0);
+    char taken[32];
+    snprintf(taken, sizeof(taken), "127.0.0.1:%u", (unsigned)ntohs(in.sin_port));
+
     char *argv1[32], *argv2[32];
     struct gw_server *a = server_with("127.0.0.1:18443", NULL, NULL, argv1);
-    struct gw_server *b = server_with("127.0.0.1:18444", NULL, NULL, argv2);
+    struct gw_server *b = server_with(taken, NULL, NULL, argv2);
     struct tw_err err;
     struct gw_gen *ga = gw_gen_build(a, &err), *gb = gw_gen_build(b, &err);
     assert_non_null(ga);
     assert_non_null(gb);
     tw_err_clear(&err);
-    assert_int_equal(gw_gen_same_listens(ga, gb, &err), -1);
-    assert_int_equal(err.code, TW_ERR_CONFIG);
-    assert_non_null(strstr(err.msg, "restart"));
+    assert_int_equal(gw_gen_probe_listens(ga, gb, &err), -1);
+    assert_int_equal(err.code, TW_ERR_IO);
+    assert_non_null(strstr(err.msg, taken));
+    assert_int_equal(gw_gen_probe_listens(gb, gb, &err), 0); /* not new: not probed */
     gw_gen_unref(ga);
     gw_gen_unref(gb);
     server_done(a);
     server_done(b);
+    close(busy);
 }
 
 static void reason_codes_and_addresses(void **state)
@@ -287,7 +303,7 @@ int main(void)
         cmocka_unit_test(crl_url_not_supported_yet),
         cmocka_unit_test(ocsp_not_supported_yet),
         cmocka_unit_test(bad_flag_is_usage_error),
-        cmocka_unit_test(changed_listen_set_is_refused),
+        cmocka_unit_test(new_listen_address_in_use_is_refused),
         cmocka_unit_test(reason_codes_and_addresses),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
