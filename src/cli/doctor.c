@@ -102,9 +102,12 @@ static int parse_flag(int argc, char **argv, int *i, struct opts *o)
     const struct {
         const char *flag;
         const char **dst;
-    } values[] = {{"--cert", &o->cert},       {"--key", &o->key},
-                  {"--ca", &o->ca},           {"--crl", &o->crl},
-                  {"--server-name", &o->server_name}, {"--ciphers", &o->ciphers}};
+    } values[] = {{"--cert", &o->cert},
+                  {"--key", &o->key},
+                  {"--ca", &o->ca},
+                  {"--crl", &o->crl},
+                  {"--server-name", &o->server_name},
+                  {"--ciphers", &o->ciphers}};
     for (size_t k = 0; k < sizeof(values) / sizeof(values[0]); k++)
         if (strcmp(a, values[k].flag) == 0)
             return take(argc, argv, i, values[k].dst);

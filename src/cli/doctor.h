@@ -12,10 +12,10 @@
 
 /* Everything the diagnosis looks at. Pointers may be NULL when that part did not run. */
 struct doctor_facts {
-    bool online;                          /* HOST:PORT was probed */
-    const char *target;                   /* "HOST:PORT" as given */
-    const struct tlsx_probe *probe;       /* online only */
-    const struct tlsx_file_check *mine;   /* --cert given */
+    bool online;                        /* HOST:PORT was probed */
+    const char *target;                 /* "HOST:PORT" as given */
+    const struct tlsx_probe *probe;     /* online only */
+    const struct tlsx_file_check *mine; /* --cert given */
     const char *cert_file, *key_file, *ca_file, *crl_file;
     bool key_unusable; /* the key did not match: the probe ran without a certificate */
     int64_t now;

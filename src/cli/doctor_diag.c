@@ -91,7 +91,7 @@ static bool sent_chain_listed(const struct doctor_facts *f)
 static const char *server_leaf_sans(const struct tlsx_probe *p)
 {
     return p->nserver_chain > 0 && p->server_chain[0].sans[0] != '\0' ? p->server_chain[0].sans
-                                                                        : "no names at all";
+                                                                      : "no names at all";
 }
 
 static bool chain_err_in(const struct doctor_facts *f, const long *errs, size_t n)
@@ -161,8 +161,9 @@ static bool m_protocol(const struct doctor_facts *f)
 
 static void e_protocol(const struct doctor_facts *f, struct doctor_finding *o)
 {
-    SAY(o, "the server and this client have no TLS version in common (%s); twoway speaks "
-           "TLS 1.2 and 1.3",
+    SAY(o,
+        "the server and this client have no TLS version in common (%s); twoway speaks "
+        "TLS 1.2 and 1.3",
         f->probe->detail);
     FIX(o, "enable TLS 1.2 or 1.3 on the server (gateway: tls-min / tls-max), or change "
            "--tls-min / --tls-max");
@@ -170,14 +171,15 @@ static void e_protocol(const struct doctor_facts *f, struct doctor_finding *o)
 
 static bool m_cipher(const struct doctor_facts *f)
 {
-    return tcp_ok(f) && (f->probe->reason == TLSX_R_CIPHER ||
-                         alert_is(f, SSL_AD_INSUFFICIENT_SECURITY));
+    return tcp_ok(f) &&
+           (f->probe->reason == TLSX_R_CIPHER || alert_is(f, SSL_AD_INSUFFICIENT_SECURITY));
 }
 
 static void e_cipher(const struct doctor_facts *f, struct doctor_finding *o)
 {
-    SAY(o, "the server and this client have no cipher suite, key exchange group or signature "
-           "algorithm in common (%s)",
+    SAY(o,
+        "the server and this client have no cipher suite, key exchange group or signature "
+        "algorithm in common (%s)",
         f->probe->detail);
     FIX(o, "allow an ECDHE suite with AES-GCM or ChaCha20-Poly1305 on the server (gateway: "
            "ciphers, ciphersuites, groups), or change --ciphers");
@@ -192,8 +194,8 @@ static bool m_key_mismatch(const struct doctor_facts *f)
 
 static void e_key_mismatch(const struct doctor_facts *f, struct doctor_finding *o)
 {
-    SAY(o, "the private key %s does not belong to the certificate %s%s", f->key_file,
-        f->cert_file, f->online ? " (the probe ran without a client certificate)" : "");
+    SAY(o, "the private key %s does not belong to the certificate %s%s", f->key_file, f->cert_file,
+        f->online ? " (the probe ran without a client certificate)" : "");
     FIX(o, "use the key that was created together with this certificate (twoway ca issue "
            "writes NAME.key next to NAME.crt)");
 }
@@ -237,7 +239,7 @@ static void e_mine_eku(const struct doctor_facts *f, struct doctor_finding *o)
     const struct tlsx_cert_info *l = &f->mine->leaf;
     SAY(o, "the certificate %s lacks the extended key usage %s (it has: %s)", l->subject,
         client ? "clientAuth" : "serverAuth",
-        !l->has_eku ? "no extended key usage at all"
+        !l->has_eku     ? "no extended key usage at all"
         : l->eku_client ? "clientAuth"
         : l->eku_server ? "serverAuth"
                         : "neither clientAuth nor serverAuth");
@@ -251,16 +253,16 @@ static bool m_mine_missing_int_online(const struct doctor_facts *f)
 {
     if (!refused_by_server(f) || !cert_sent(f) || f->mine == NULL || sent_chain_listed(f))
         return false;
-    return f->mine->missing_intermediate &&
-           (ca_listed(P(f), f->mine->intermediate_issuer) ||
-            ca_listed(P(f), f->mine->intermediate_subject));
+    return f->mine->missing_intermediate && (ca_listed(P(f), f->mine->intermediate_issuer) ||
+                                             ca_listed(P(f), f->mine->intermediate_subject));
 }
 
 static void e_mine_missing_int_online(const struct doctor_facts *f, struct doctor_finding *o)
 {
     char cas[400];
-    SAY(o, "you sent only your own certificate; its issuer %s is an intermediate CA the "
-           "server does not have (it accepts: %s)",
+    SAY(o,
+        "you sent only your own certificate; its issuer %s is an intermediate CA the "
+        "server does not have (it accepts: %s)",
         f->mine->intermediate_subject, ca_list_text(P(f), cas, sizeof(cas)));
     FIX(o, "send the chain: use a --cert file holding your certificate then the intermediate "
            "(twoway ca issue writes NAME.chain.pem)");
@@ -274,8 +276,9 @@ static bool m_mine_not_listed(const struct doctor_facts *f)
 static void e_mine_not_listed(const struct doctor_facts *f, struct doctor_finding *o)
 {
     char cas[400];
-    SAY(o, "your certificate was issued by %s, a CA the server does not accept (it accepts: "
-           "%s)",
+    SAY(o,
+        "your certificate was issued by %s, a CA the server does not accept (it accepts: "
+        "%s)",
         f->mine->leaf.issuer, ca_list_text(P(f), cas, sizeof(cas)));
     FIX(o, "use a certificate from one of those CAs, or ask the server's operator to add your "
            "CA to its client-ca");
@@ -288,16 +291,16 @@ static bool m_mine_missing_int_offline(const struct doctor_facts *f)
 
 static void e_mine_missing_int_offline(const struct doctor_facts *f, struct doctor_finding *o)
 {
-    SAY(o, "the file holds only the certificate, not its intermediate CA %s: it verified only "
-           "because --ca has it; peers that trust just the root will refuse it",
+    SAY(o,
+        "the file holds only the certificate, not its intermediate CA %s: it verified only "
+        "because --ca has it; peers that trust just the root will refuse it",
         f->mine->intermediate_subject);
     FIX(o, "use a file with the certificate then the intermediate (NAME.chain.pem)");
 }
 
 static bool offline_chain_err(const struct doctor_facts *f, bool issuer_missing)
 {
-    if (f->online || f->mine == NULL || !f->mine->chain_checked ||
-        f->mine->chain_err == X509_V_OK)
+    if (f->online || f->mine == NULL || !f->mine->chain_checked || f->mine->chain_err == X509_V_OK)
         return false;
     bool missing = f->mine->chain_err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
                    f->mine->chain_err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT;
@@ -313,18 +316,21 @@ static void e_mine_issuer_unknown(const struct doctor_facts *f, struct doctor_fi
 {
     if (f->mine->nchain > 0) {
         const char *top = f->mine->chain[f->mine->nchain - 1].issuer;
-        SAY(o, "the chain in the file ends at %s, which is not in %s: the certificate comes "
-               "from a CA that --ca does not trust",
+        SAY(o,
+            "the chain in the file ends at %s, which is not in %s: the certificate comes "
+            "from a CA that --ca does not trust",
             top, f->ca_file);
         FIX(o, "pass the CA that issued it with --ca (the CA's chain.pem or root.crt)");
         return;
     }
     const char *top = f->mine->leaf.issuer;
-    SAY(o, "the chain does not reach a CA in %s: the issuer %s is neither in the certificate "
-           "file nor in --ca",
+    SAY(o,
+        "the chain does not reach a CA in %s: the issuer %s is neither in the certificate "
+        "file nor in --ca",
         f->ca_file, top);
-    FIX(o, "if %s is an intermediate CA, append it to the certificate file (NAME.chain.pem); "
-           "otherwise the certificate comes from a CA that %s does not hold",
+    FIX(o,
+        "if %s is an intermediate CA, append it to the certificate file (NAME.chain.pem); "
+        "otherwise the certificate comes from a CA that %s does not hold",
         top, f->ca_file);
 }
 
@@ -413,8 +419,9 @@ static bool m_policy(const struct doctor_facts *f)
 
 static void e_policy(const struct doctor_facts *f, struct doctor_finding *o)
 {
-    SAY(o, "the server verified your certificate %s but rejected it by policy (its allow "
-           "rules do not admit this identity)",
+    SAY(o,
+        "the server verified your certificate %s but rejected it by policy (its allow "
+        "rules do not admit this identity)",
         f->mine != NULL ? f->mine->leaf.subject : "");
     FIX(o, "ask the server's operator to allow it (gateway: allow = cn:NAME, dns:, uri:, ...), "
            "or use a certificate the policy names");
@@ -486,8 +493,9 @@ static bool m_server_eku(const struct doctor_facts *f)
 
 static void e_server_eku(const struct doctor_facts *f, struct doctor_finding *o)
 {
-    SAY(o, "the server's certificate %s is not for TLS servers: its extended key usage lacks "
-           "serverAuth",
+    SAY(o,
+        "the server's certificate %s is not for TLS servers: its extended key usage lacks "
+        "serverAuth",
         f->probe->server_chain[0].subject);
     FIX(o, "reissue it as a server certificate: twoway ca issue server NAME");
 }
@@ -505,12 +513,14 @@ static bool m_server_missing_int(const struct doctor_facts *f)
 static void e_server_missing_int(const struct doctor_facts *f, struct doctor_finding *o)
 {
     const char *issuer = f->probe->server_chain[0].issuer;
-    SAY(o, "the server sent only its own certificate, and its issuer %s is not in %s: the "
-           "intermediate CA certificate is missing from the server's chain",
+    SAY(o,
+        "the server sent only its own certificate, and its issuer %s is not in %s: the "
+        "intermediate CA certificate is missing from the server's chain",
         issuer, f->ca_file != NULL ? f->ca_file : "the system trust store");
-    FIX(o, "configure the server to send its chain (gateway: cert = a file with the "
-           "certificate then the intermediate, e.g. NAME.chain.pem); if you trust %s "
-           "directly, add it to --ca",
+    FIX(o,
+        "configure the server to send its chain (gateway: cert = a file with the "
+        "certificate then the intermediate, e.g. NAME.chain.pem); if you trust %s "
+        "directly, add it to --ca",
         issuer);
 }
 
@@ -524,8 +534,9 @@ static void e_server_untrusted(const struct doctor_facts *f, struct doctor_findi
 {
     const struct tlsx_probe *p = f->probe;
     const char *top = p->nserver_chain > 0 ? p->server_chain[p->nserver_chain - 1].issuer : "?";
-    SAY(o, "the server's certificate chain is not trusted: %s (top issuer %s, checked against "
-           "%s)",
+    SAY(o,
+        "the server's certificate chain is not trusted: %s (top issuer %s, checked against "
+        "%s)",
         X509_verify_cert_error_string(p->chain_err), top,
         f->ca_file != NULL ? f->ca_file : "the system trust store");
     FIX(o, "pass the CA that issued the server's certificate with --ca (e.g. the CA's "
@@ -539,11 +550,13 @@ static bool m_server_name(const struct doctor_facts *f)
 
 static void e_server_name(const struct doctor_facts *f, struct doctor_finding *o)
 {
-    SAY(o, "the server's certificate is not for %s (it names %s; the subject CN is never "
-           "used)",
+    SAY(o,
+        "the server's certificate is not for %s (it names %s; the subject CN is never "
+        "used)",
         f->probe->server_name, server_leaf_sans(f->probe));
-    FIX(o, "connect with a name it holds (--server-name NAME), or reissue the server "
-           "certificate with --san dns:%s",
+    FIX(o,
+        "connect with a name it holds (--server-name NAME), or reissue the server "
+        "certificate with --san dns:%s",
         f->probe->server_name);
 }
 
@@ -612,10 +625,9 @@ static const struct row rows[] = {
     {"wrong-eku", true, false, m_mine_eku, e_mine_eku, NULL},
     {"missing-intermediate", true, false, m_mine_missing_int_online, e_mine_missing_int_online,
      NULL},
-    {"ca-not-listed", true, false, m_mine_not_listed, e_mine_not_listed,
-     "missing-intermediate"},
-    {"missing-intermediate", false, false, m_mine_missing_int_offline,
-     e_mine_missing_int_offline, NULL},
+    {"ca-not-listed", true, false, m_mine_not_listed, e_mine_not_listed, "missing-intermediate"},
+    {"missing-intermediate", false, false, m_mine_missing_int_offline, e_mine_missing_int_offline,
+     NULL},
     {"issuer-unknown", true, false, m_mine_issuer_unknown, e_mine_issuer_unknown, NULL},
     {"chain", true, false, m_mine_chain, e_mine_chain, NULL},
     {"no-client-cert", true, false, m_no_cert, e_no_cert, NULL},

@@ -34,8 +34,7 @@ static const char *eku_text(const struct tlsx_cert_info *c)
     return c->eku_client ? "clientAuth" : c->eku_server ? "serverAuth" : "(other uses only)";
 }
 
-static void print_server_cert(FILE *out, const struct tlsx_probe *p,
-                              const struct doctor_facts *f)
+static void print_server_cert(FILE *out, const struct tlsx_probe *p, const struct doctor_facts *f)
 {
     fprintf(out, "> Server certificate chain (%zu certificate%s):\n", p->nserver_chain,
             p->nserver_chain == 1 ? "" : "s");
@@ -79,8 +78,9 @@ static void print_verdict(FILE *out, const struct tlsx_probe *p)
     if (!p->tcp_ok)
         return;
     if (p->accepted && p->client_cert_sent)
-        fprintf(out, "> Verdict: the server accepted the client certificate (two-way TLS "
-                     "established in %lld ms)\n",
+        fprintf(out,
+                "> Verdict: the server accepted the client certificate (two-way TLS "
+                "established in %lld ms)\n",
                 (long long)p->elapsed_ms);
     else if (p->accepted)
         fprintf(out, "> Verdict: the server accepted the connection%s\n",
@@ -187,11 +187,11 @@ void doctor_print_diagnosis(FILE *out, const struct doctor_facts *f,
 static json_t *cert_json(const struct tlsx_cert_info *c)
 {
     char a[32], b[32];
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:b}", "subject", c->subject,
-                     "issuer", c->issuer, "names", c->sans, "serial", c->serial_hex,
-                     "not_before", doctor_time(c->not_before, a, sizeof(a)), "not_after",
-                     doctor_time(c->not_after, b, sizeof(b)), "self_signed", c->self_signed,
-                     "ca", c->is_ca);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:b}", "subject", c->subject, "issuer",
+                     c->issuer, "names", c->sans, "serial", c->serial_hex, "not_before",
+                     doctor_time(c->not_before, a, sizeof(a)), "not_after",
+                     doctor_time(c->not_after, b, sizeof(b)), "self_signed", c->self_signed, "ca",
+                     c->is_ca);
 }
 
 static json_t *alert_json(int alert)
@@ -217,11 +217,10 @@ static json_t *probe_json(const struct tlsx_probe *p)
         "{s:s, s:b, s:b, s:s, s:s, s:o, s:{s:s, s:o, s:o}, s:b, s:o, s:o, s:b, s:I, s:o}",
         "address", p->address, "tcp", p->tcp_ok, "server_hello", p->server_hello, "version",
         p->version, "cipher", p->cipher, "server_chain", chain, "server_check", "name",
-        p->server_name, "chain", verify_json(p->chain_err), "name_check",
-        verify_json(p->name_err), "certificate_requested", p->cert_requested, "ca_names", cas,
-        "signature_algorithms", algs, "client_certificate_sent", p->client_cert_sent,
-        "client_certificates_sent", (json_int_t)p->client_certs_sent, "alert_received",
-        alert_json(p->alert_received));
+        p->server_name, "chain", verify_json(p->chain_err), "name_check", verify_json(p->name_err),
+        "certificate_requested", p->cert_requested, "ca_names", cas, "signature_algorithms", algs,
+        "client_certificate_sent", p->client_cert_sent, "client_certificates_sent",
+        (json_int_t)p->client_certs_sent, "alert_received", alert_json(p->alert_received));
     if (o == NULL)
         return json_null();
     json_object_set_new(o, "alert_sent", alert_json(p->alert_sent));
@@ -240,14 +239,12 @@ static json_t *probe_json(const struct tlsx_probe *p)
 static json_t *file_json(const struct doctor_facts *f)
 {
     const struct tlsx_file_check *m = f->mine;
-    json_t *o = json_pack("{s:s, s:o, s:s, s:b}", "file", f->cert_file, "certificate",
-                          cert_json(&m->leaf), "role",
-                          m->role == TLSX_ROLE_SERVER ? "server" : "client", "eku_ok",
-                          m->eku_ok);
+    json_t *o =
+        json_pack("{s:s, s:o, s:s, s:b}", "file", f->cert_file, "certificate", cert_json(&m->leaf),
+                  "role", m->role == TLSX_ROLE_SERVER ? "server" : "client", "eku_ok", m->eku_ok);
     if (o == NULL)
         return json_null();
-    json_object_set_new(o, "key_match", m->key_checked ? json_boolean(m->key_match)
-                                                       : json_null());
+    json_object_set_new(o, "key_match", m->key_checked ? json_boolean(m->key_match) : json_null());
     json_object_set_new(o, "chain", m->chain_checked ? verify_json(m->chain_err) : json_null());
     json_object_set_new(o, "validity", json_string(tlsx_reason_code(m->validity)));
     return o;
@@ -257,10 +254,9 @@ json_t *doctor_json(const struct doctor_facts *f, const struct doctor_diagnosis 
 {
     json_t *findings = json_array();
     for (size_t i = 0; i < d->n; i++)
-        json_array_append_new(findings,
-                              json_pack("{s:s, s:b, s:s, s:s}", "code", d->f[i].code, "fatal",
-                                        d->f[i].fatal, "problem", d->f[i].problem, "fix",
-                                        d->f[i].fix));
+        json_array_append_new(findings, json_pack("{s:s, s:b, s:s, s:s}", "code", d->f[i].code,
+                                                  "fatal", d->f[i].fatal, "problem",
+                                                  d->f[i].problem, "fix", d->f[i].fix));
     json_t *o = json_pack("{s:b, s:o}", "ok", d->ok, "diagnosis", findings);
     if (o == NULL)
         return NULL;

@@ -50,16 +50,15 @@ void gw_tunnel_config_explain(const struct gw_config *cfg, FILE *out)
 
 void gw_tunnel_usage(FILE *out)
 {
-    fprintf(out,
-            "  --listen ADDR:PORT   local plaintext address (e.g. 127.0.0.1:8080)\n"
-            "  --target HOST:PORT   the mTLS server to reach\n"
-            "  --cert FILE          client certificate (PEM, certificate then chain)\n"
-            "  --key FILE           its private key (0600)\n"
-            "  --ca FILE            CAs trusted for the target's certificate\n"
-            "  --server-name NAME   name the target's certificate must hold (default: HOST)\n"
-            "  --idle-timeout D, --backend-connect-timeout D, --max-lifetime D,\n"
-            "  --max-connections N, --buffer-size N, --tls-min V, --tls-max V,\n"
-            "  --ciphers L, --ciphersuites L, --groups L   as for twoway gateway\n"
-            "  --workers N, --metrics ADDR:PORT, --access-log FILE|-|off, --log-level L,\n"
-            "  --drain-timeout D    as in the gateway's [global]\n");
+    fprintf(out, "  --listen ADDR:PORT   local plaintext address (e.g. 127.0.0.1:8080)\n"
+                 "  --target HOST:PORT   the mTLS server to reach\n"
+                 "  --cert FILE          client certificate (PEM, certificate then chain)\n"
+                 "  --key FILE           its private key (0600)\n"
+                 "  --ca FILE            CAs trusted for the target's certificate\n"
+                 "  --server-name NAME   name the target's certificate must hold (default: HOST)\n"
+                 "  --idle-timeout D, --backend-connect-timeout D, --max-lifetime D,\n"
+                 "  --max-connections N, --buffer-size N, --tls-min V, --tls-max V,\n"
+                 "  --ciphers L, --ciphersuites L, --groups L   as for twoway gateway\n"
+                 "  --workers N, --metrics ADDR:PORT, --access-log FILE|-|off, --log-level L,\n"
+                 "  --drain-timeout D    as in the gateway's [global]\n");
 }

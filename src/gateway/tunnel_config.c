@@ -104,14 +104,16 @@ static const struct {
 
 /* Gateway keys that mean the same for a tunnel (parsed by the gateway's key table). */
 static const char *const shared_keys[] = {
-    "idle-timeout", "backend-connect-timeout", "max-lifetime", "max-connections",
-    "buffer-size",  "tls-min",                 "tls-max",      "ciphers",
+    "idle-timeout", "backend-connect-timeout",
+    "max-lifetime", "max-connections",
+    "buffer-size",  "tls-min",
+    "tls-max",      "ciphers",
     "ciphersuites", "groups",
 };
 
 /* [global] keys the tunnel uses itself. */
-static const char *const global_keys[] = {"workers",         "metrics",      "access-log",
-                                          "log-level",       "drain-timeout"};
+static const char *const global_keys[] = {"workers", "metrics", "access-log", "log-level",
+                                          "drain-timeout"};
 
 static bool in_list(const char *const *list, size_t n, const char *key)
 {
@@ -177,10 +179,11 @@ static int add_entry(struct raw *raw, struct section *sec, const char *key, cons
         known = false; /* listen/target/... belong in a [tunnel] */
     if (!known) {
         char why[300];
-        snprintf(why, sizeof(why), "unknown %s; tunnel keys are listen, target, cert, key, "
-                                   "ca, server-name and the gateway's idle-timeout, "
-                                   "backend-connect-timeout, max-lifetime, max-connections, "
-                                   "buffer-size, tls-min, tls-max, ciphers, ciphersuites, groups",
+        snprintf(why, sizeof(why),
+                 "unknown %s; tunnel keys are listen, target, cert, key, "
+                 "ca, server-name and the gateway's idle-timeout, "
+                 "backend-connect-timeout, max-lifetime, max-connections, "
+                 "buffer-size, tls-min, tls-max, ciphers, ciphersuites, groups",
                  raw->source == NULL ? "flag" : "key");
         return entry_err(raw, sec, &e, why, err);
     }
@@ -197,8 +200,7 @@ static int add_tunnel(struct raw *raw, const char *name, int line, struct tw_err
 {
     size_t len = strlen(name);
     static const char ok[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-";
-    TW_ENSURE(len > 0 && len <= GW_CONFIG_NAME_MAX && strspn(name, ok) == len,
-              err, TW_ERR_CONFIG,
+    TW_ENSURE(len > 0 && len <= GW_CONFIG_NAME_MAX && strspn(name, ok) == len, err, TW_ERR_CONFIG,
               "%s:%d: [tunnel %.60s]: a tunnel name is 1-%u characters of A-Z a-z 0-9 _ . -",
               raw->source, line, name, GW_CONFIG_NAME_MAX);
     for (size_t i = 0; i < raw->ntun; i++)
@@ -281,8 +283,8 @@ static int parse_line(struct raw *raw, char *s, int line, enum cur *cur, struct 
               raw->source, line);
     switch (*cur) {
     case CUR_NONE:
-        return tw_err_set(err, TW_ERR_CONFIG, "%s:%d: '%.40s' is outside any section",
-                          raw->source, line, key);
+        return tw_err_set(err, TW_ERR_CONFIG, "%s:%d: '%.40s' is outside any section", raw->source,
+                          line, key);
     case CUR_SKIP:
         return 0;
     case CUR_GLOBAL:
@@ -374,8 +376,8 @@ static void service_defaults(struct gw_service *s)
     s->crl_refresh = 300;
     s->timeouts = (struct gw_timeouts){
         .handshake = 10, .idle = 300, .backend_connect = 5, .backend = 60, .max_lifetime = 0};
-    s->limits = (struct gw_limits){
-        .max_header_bytes = 16384, .max_headers = 100, .buffer_size = 65536};
+    s->limits =
+        (struct gw_limits){.max_header_bytes = 16384, .max_headers = 100, .buffer_size = 65536};
 }
 
 static int global_defaults(struct gw_global *g, struct tw_err *err)
@@ -390,8 +392,7 @@ static int global_defaults(struct gw_global *g, struct tw_err *err)
     return 0;
 }
 
-static int build_tunnel(const struct raw *raw, size_t i, struct gw_config *cfg,
-                        struct tw_err *err)
+static int build_tunnel(const struct raw *raw, size_t i, struct gw_config *cfg, struct tw_err *err)
 {
     const struct section *sec = &raw->tun[i];
     struct gw_service *s = &cfg->services[i];
@@ -407,11 +408,11 @@ static int build_tunnel(const struct raw *raw, size_t i, struct gw_config *cfg,
     for (size_t k = 0; k < sec->n; k++)
         TW_GUARD(apply(raw, sec, &sec->e[k], s, NULL, err));
     const char *missing = s->listen == NULL         ? "listen"
-                          : s->backend.text == NULL   ? "target"
-                          : s->backend_cert == NULL   ? "cert"
-                          : s->backend_key == NULL    ? "key"
-                          : s->backend_ca == NULL     ? "ca"
-                                                      : NULL;
+                          : s->backend.text == NULL ? "target"
+                          : s->backend_cert == NULL ? "cert"
+                          : s->backend_key == NULL  ? "key"
+                          : s->backend_ca == NULL   ? "ca"
+                                                    : NULL;
     if (missing != NULL)
         return section_err(raw, sec, err, "%s%s is required", raw->source ? "" : "--", missing);
     TW_ENSURE(s->tls_min <= s->tls_max, err, raw->source ? TW_ERR_CONFIG : TW_ERR_USAGE,

@@ -235,8 +235,7 @@ static void addr_text(const struct sockaddr *sa, char *out, size_t cap)
 /* Non-blocking connect bounded by timeout_ms, then back to blocking. -1 with errno. */
 static int connect_one(const struct addrinfo *ai, int64_t timeout_ms)
 {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                    ai->ai_protocol);
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
     if (fd < 0)
         return -1;
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS)
@@ -259,7 +258,7 @@ static int connect_one(const struct addrinfo *ai, int64_t timeout_ms)
     if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0)
         goto fail;
     return fd;
-fail: {
+fail : {
     int saved = errno;
     close(fd);
     errno = saved;

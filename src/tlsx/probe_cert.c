@@ -53,9 +53,15 @@ static void sans_text(X509 *cert, char *out, size_t cap)
         const ASN1_STRING *s = NULL;
         const char *kind = NULL;
         switch (g->type) {
-        case GEN_DNS: kind = "dns", s = g->d.dNSName; break;
-        case GEN_EMAIL: kind = "email", s = g->d.rfc822Name; break;
-        case GEN_URI: kind = "uri", s = g->d.uniformResourceIdentifier; break;
+        case GEN_DNS:
+            kind = "dns", s = g->d.dNSName;
+            break;
+        case GEN_EMAIL:
+            kind = "email", s = g->d.rfc822Name;
+            break;
+        case GEN_URI:
+            kind = "uri", s = g->d.uniformResourceIdentifier;
+            break;
         case GEN_IPADD: {
             char ip[INET6_ADDRSTRLEN] = "?";
             int len = ASN1_STRING_length(g->d.iPAddress);
@@ -106,8 +112,7 @@ static enum tlsx_cert_role resolve_role(const struct tlsx_cert_info *leaf, enum 
 }
 
 /* Record the first certificate outside its validity window. */
-static void check_validity(struct tlsx_file_check *r, const struct tlsx_cert_info *c,
-                           int64_t now)
+static void check_validity(struct tlsx_file_check *r, const struct tlsx_cert_info *c, int64_t now)
 {
     if (r->validity != TLSX_R_OK)
         return;
@@ -124,7 +129,7 @@ static void check_validity(struct tlsx_file_check *r, const struct tlsx_cert_inf
 }
 
 static int build_store(const struct tlsx_file_check_opts *o, X509_STORE **out,
-                       STACK_OF(X509) **cas, struct tw_err *err)
+                       STACK_OF(X509) * *cas, struct tw_err *err)
 {
     TW_AUTO(X509_STORE) *store = X509_STORE_new();
     TW_ENSURE_OSSL(store != NULL, err, TW_ERR_INTERNAL, "out of memory");
@@ -147,7 +152,7 @@ static int build_store(const struct tlsx_file_check_opts *o, X509_STORE **out,
 }
 
 /* True when x is one of the certificates of the file. */
-static bool in_stack(STACK_OF(X509) *sk, X509 *x)
+static bool in_stack(STACK_OF(X509) * sk, X509 *x)
 {
     for (int i = 0; i < sk_X509_num(sk); i++)
         if (X509_cmp(sk_X509_value(sk, i), x) == 0)
@@ -174,7 +179,7 @@ static int note_first_error(int ok, X509_STORE_CTX *x)
 
 /* Verify leaf against ca_file with the file's chain as untrusted helpers. Time is not checked
  * here (check_validity reports it per certificate, with dates). */
-static int check_chain(const struct tlsx_file_check_opts *o, X509 *leaf, STACK_OF(X509) *chain,
+static int check_chain(const struct tlsx_file_check_opts *o, X509 *leaf, STACK_OF(X509) * chain,
                        struct tlsx_file_check *r, int64_t now, struct tw_err *err)
 {
     TW_AUTO(X509_STORE) *store = NULL;
@@ -212,8 +217,7 @@ static int check_chain(const struct tlsx_file_check_opts *o, X509 *leaf, STACK_O
         if (note.err == X509_V_OK && !info->self_signed && !in_stack(chain, c) &&
             !r->missing_intermediate) {
             r->missing_intermediate = true;
-            snprintf(r->intermediate_subject, sizeof(r->intermediate_subject), "%s",
-                     info->subject);
+            snprintf(r->intermediate_subject, sizeof(r->intermediate_subject), "%s", info->subject);
             snprintf(r->intermediate_issuer, sizeof(r->intermediate_issuer), "%s", info->issuer);
         }
     }
@@ -253,15 +257,24 @@ static const struct {
     unsigned code;
     const char *name;
 } sigalgs[] = {
-    {0x0401, "rsa_pkcs1_sha256"},       {0x0501, "rsa_pkcs1_sha384"},
-    {0x0601, "rsa_pkcs1_sha512"},       {0x0403, "ecdsa_secp256r1_sha256"},
-    {0x0503, "ecdsa_secp384r1_sha384"}, {0x0603, "ecdsa_secp521r1_sha512"},
-    {0x0804, "rsa_pss_rsae_sha256"},    {0x0805, "rsa_pss_rsae_sha384"},
-    {0x0806, "rsa_pss_rsae_sha512"},    {0x0807, "ed25519"},
-    {0x0808, "ed448"},                  {0x0809, "rsa_pss_pss_sha256"},
-    {0x080a, "rsa_pss_pss_sha384"},     {0x080b, "rsa_pss_pss_sha512"},
-    {0x0201, "rsa_pkcs1_sha1"},         {0x0203, "ecdsa_sha1"},
-    {0x0303, "ecdsa_sha224"},           {0x0301, "rsa_sha224"},
+    {0x0401, "rsa_pkcs1_sha256"},
+    {0x0501, "rsa_pkcs1_sha384"},
+    {0x0601, "rsa_pkcs1_sha512"},
+    {0x0403, "ecdsa_secp256r1_sha256"},
+    {0x0503, "ecdsa_secp384r1_sha384"},
+    {0x0603, "ecdsa_secp521r1_sha512"},
+    {0x0804, "rsa_pss_rsae_sha256"},
+    {0x0805, "rsa_pss_rsae_sha384"},
+    {0x0806, "rsa_pss_rsae_sha512"},
+    {0x0807, "ed25519"},
+    {0x0808, "ed448"},
+    {0x0809, "rsa_pss_pss_sha256"},
+    {0x080a, "rsa_pss_pss_sha384"},
+    {0x080b, "rsa_pss_pss_sha512"},
+    {0x0201, "rsa_pkcs1_sha1"},
+    {0x0203, "ecdsa_sha1"},
+    {0x0303, "ecdsa_sha224"},
+    {0x0301, "rsa_sha224"},
 };
 
 const char *tlsx_sigalg_name(unsigned code, char *buf, size_t cap)
