@@ -301,11 +301,11 @@ static int run(const struct issue_args *a, struct material *m, struct tw_err *er
     struct pki_sans sans;
     struct outputs o;
     memset(&o, 0, sizeof(o));
+    char subject[STORE_SUBJECT_MAX];
+    snprintf(subject, sizeof(subject), "CN=%s", a->name);
     int rc = prepare(a, &csr, &sans, &o, m, err);
     if (rc != 0 && err->code != TW_ERR_USAGE) {
         struct tw_err ignored;
-        char subject[STORE_SUBJECT_MAX];
-        snprintf(subject, sizeof(subject), "CN=%s", a->name);
         if (pki_ca_audit(ca, "issue", subject, NULL, err, &ignored) != 0)
             tw_err_clear(&ignored);
     }
@@ -322,7 +322,7 @@ static int run(const struct issue_args *a, struct material *m, struct tw_err *er
         if (pki_cert_serial_hex(m->cert, serial, sizeof(serial), NULL) != 0)
             serial[0] = '?';
         struct tw_err ignored;
-        if (pki_ca_audit(ca, "issue", NULL, serial, err, &ignored) != 0)
+        if (pki_ca_audit(ca, "issue", subject, serial, err, &ignored) != 0)
             tw_err_clear(&ignored);
         char msg[TW_ERR_MSG_MAX];
         snprintf(msg, sizeof(msg), "%s", err->msg);

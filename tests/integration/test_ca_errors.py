@@ -229,8 +229,6 @@ def ext_number(crl):
     return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (pki): the audit row for an issue whose file write "
-                   "failed has an empty subject (src/cli/ca_issue.c:295 passes NULL)")
 def test_failed_issue_audit_row_names_subject_and_serial(pki, tmp_path):
     r = pki.ca("issue", "client", "ghost", "--out", tmp_path,
                env={"TWOWAY_FAULT_WRITE": "ghost.crt"})
