@@ -196,15 +196,6 @@ static void handshake_failed(struct gw_conn *c, short events)
     gw_conn_close(c, "handshake failed");
 }
 
-static void copy_revocation_key(struct gw_conn *c)
-{
-    X509 *peer = SSL_get0_peer_certificate(c->ssl);
-    if (peer == NULL)
-        return;
-    c->issuer = X509_NAME_dup(X509_get_issuer_name(peer));
-    c->serial = ASN1_INTEGER_dup(X509_get0_serialNumber(peer));
-}
-
 static void handshake_done(struct gw_conn *c)
 {
     const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
@@ -236,7 +227,9 @@ static void handshake_done(struct gw_conn *c)
         gw_stat_add(&c->w->stats.resumed, 1);
     c->reason = TLSX_R_OK;
     c->verdict = "allow";
-    copy_revocation_key(c);
+    /* Kept by the SSL session for the connection's life: the revocation sweep reads its
+     * issuer and serial without copying or decoding anything. */
+    c->peer_cert = SSL_get0_peer_certificate(c->ssl);
     gw_conn_connect_backend(c);
 }
 
@@ -468,8 +461,6 @@ void gw_conn_close(struct gw_conn *c, const char *why)
     ERR_clear_error();
     gw_http_free(c->http);
     tlsx_identity_free(c->id);
-    X509_NAME_free(c->issuer);
-    ASN1_INTEGER_free(c->serial);
     gw_gen_unref(c->gen);
     free(c);
     if (w->draining && w->nconns == 0)

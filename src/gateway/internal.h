@@ -238,8 +238,7 @@ struct gw_conn {
     char detail[192];
     char close_reason[64];
     struct tlsx_identity *id;
-    X509_NAME *issuer;     /* for the revocation sweep: issuer + serial, copied once */
-    ASN1_INTEGER *serial;
+    X509 *peer_cert;       /* the verified client certificate, owned by the SSL session */
     uint64_t bytes_in, bytes_out;
     struct gw_http *http;    /* mode http: the request processor for client -> backend */
     bool tunnel;             /* http: WebSocket upgrade forwarded; raw bytes both ways */

@@ -64,12 +64,13 @@ static void sweep(struct gw_worker *w)
     struct gw_conn *next;
     for (struct gw_conn *c = w->conns; c != NULL; c = next) {
         next = c->next;
-        if (c->svc == NULL || c->serial == NULL || c->state == GW_CONN_HANDSHAKE)
+        if (c->svc == NULL || c->peer_cert == NULL || c->state == GW_CONN_HANDSHAKE)
             continue;
         const struct gw_svc *s = gw_gen_find_svc(w->gen, c->svc->cfg->name);
         if (s == NULL)
             continue;
-        if (tlsx_crl_set_is_revoked(s->crls, c->issuer, c->serial)) {
+        if (tlsx_crl_set_is_revoked(s->crls, X509_get_issuer_name(c->peer_cert),
+                                    X509_get0_serialNumber(c->peer_cert))) {
             gw_stat_add(&w->stats.revoked_closed, 1);
             c->reason = TLSX_R_REVOKED;
             c->verdict = "deny";
