@@ -197,3 +197,53 @@ def test_bad_flag_is_usage_error():
     p = subprocess.run([__import__("twoway_testlib").twoway_bin(), "gateway", "--listen",
                         "127.0.0.1:99999"], capture_output=True, text=True, timeout=20)
     assert p.returncode == 2, p.stderr
+
+
+def test_protocol_mismatch_in_plain_words(env):
+    port = free_port()
+    log = env["dir"] / f"proto-{port}.log"
+    gw = Gateway(gateway_flags(env["ca"], env["server"], port, env["backend"].address,
+                               extra=["--tls-min", "1.3", "--access-log", log]))
+    try:
+        ctx = client_context(env["ca"], env["alice"], ssl.TLSVersion.TLSv1_2)
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            echo_roundtrip(port, ctx)
+        entries = access_lines(log, n=1)
+        assert entries and entries[0]["reason"] == "protocol", entries
+        gw.wait_line(r"refused: .*(version|protocol)", timeout=5)
+        ctx13 = client_context(env["ca"], env["alice"], ssl.TLSVersion.TLSv1_3)
+        assert echo_roundtrip(port, ctx13) == b"ping\n"
+    finally:
+        assert gw.stop() == 0
+
+
+def test_unix_socket_backend(env, tmp_path):
+    import socket
+    import threading
+    path = str(tmp_path / "echo.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(8)
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            with c:
+                while True:
+                    d = c.recv(65536)
+                    if not d:
+                        break
+                    c.sendall(d)
+
+    threading.Thread(target=serve, daemon=True).start()
+    port = free_port()
+    gw = Gateway(gateway_flags(env["ca"], env["server"], port, f"unix:{path}"))
+    try:
+        ctx = client_context(env["ca"], env["alice"])
+        assert echo_roundtrip(port, ctx, b"over a unix socket\n") == b"over a unix socket\n"
+    finally:
+        assert gw.stop() == 0, gw.output()
+        srv.close()
