@@ -48,9 +48,12 @@ struct est_server_opts {
  * intermediate, server.key 0600): issued by the CA on first start with SANs host (unless a
  * wildcard address), localhost, 127.0.0.1, ::1 and extra; reused afterwards; reissued when a
  * third of its life is left, when a SAN is missing, when the CA changed, or when the files do
- * not match. Paths of both files into cert_path/key_path (PATH_MAX). */
+ * not match. Paths of both files into cert_path/key_path (PATH_MAX); *issued (may be NULL) is
+ * 1 when a new certificate was just made. `ca serve` also calls it every minute, so a server
+ * running for months renews its own certificate. */
 int est_server_cert_ensure(struct pki_ca *ca, const char *host, const struct pki_sans *extra,
-                           char *cert_path, char *key_path, struct tw_err *err) TW_MUST_CHECK;
+                           char *cert_path, char *key_path, int *issued,
+                           struct tw_err *err) TW_MUST_CHECK;
 
 /* Serve until SIGINT or SIGTERM (exit status 0 then). Prints the readiness line
  * "twoway ca serve: ready, listening on https://HOST:PORT" to stderr once accepting.

@@ -71,6 +71,7 @@ int64_t est_http_date_parse(const char *text);
 
 struct est_server {
     const struct est_server_opts *opts;
+    char host[256]; /* listen host as written, for the server certificate's SANs */
     struct event_base *base;
     struct evhttp *http;
     SSL_CTX *ctx;

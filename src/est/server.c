@@ -75,7 +75,31 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(srv->base);
 }
 
-static void on_crl_timer(evutil_socket_t fd, short what, void *arg)
+/* The server's own certificate: reissued when due; new connections get the new context,
+ * open ones keep theirs (each SSL holds a reference to its SSL_CTX). */
+static void refresh_server_cert(struct est_server *srv)
+{
+    char cert[PATH_MAX], key[PATH_MAX];
+    int issued = 0;
+    struct tw_err err;
+    if (est_server_cert_ensure(srv->opts->ca, srv->host, srv->opts->extra_sans, cert, key, &issued,
+                               &err) != 0) {
+        log_warnx("ca serve: cannot renew the server certificate: %s", err.msg);
+        return;
+    }
+    if (!issued)
+        return;
+    SSL_CTX *ctx = est_server_ctx_new(srv->opts->ca, cert, key, &err);
+    if (ctx == NULL) {
+        log_warnx("ca serve: new server certificate unusable: %s", err.msg);
+        return;
+    }
+    SSL_CTX_free(srv->ctx);
+    srv->ctx = ctx;
+    log_info("ca serve: server certificate renewed");
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -83,6 +107,7 @@ static void on_crl_timer(evutil_socket_t fd, short what, void *arg)
     struct tw_err err;
     if (est_crl_refresh(&srv->crl, srv->opts->ca, time(NULL), &err) != 0)
         log_warnx("ca serve: CRL refresh failed: %s", err.msg);
+    refresh_server_cert(srv);
 }
 
 static int bound_port(struct evhttp_bound_socket *bs, unsigned *port)
@@ -135,8 +160,9 @@ static int serve(struct est_server *srv, const struct listen_addr *la, struct ev
                  struct tw_err *err)
 {
     char cert[PATH_MAX], key[PATH_MAX];
-    TW_GUARD(
-        est_server_cert_ensure(srv->opts->ca, la->host, srv->opts->extra_sans, cert, key, err));
+    snprintf(srv->host, sizeof(srv->host), "%s", la->host);
+    TW_GUARD(est_server_cert_ensure(srv->opts->ca, srv->host, srv->opts->extra_sans, cert, key,
+                                    NULL, err));
     if ((srv->ctx = est_server_ctx_new(srv->opts->ca, cert, key, err)) == NULL)
         return -1;
     TW_GUARD(est_cacerts_build(srv, err));
@@ -147,7 +173,7 @@ static int serve(struct est_server *srv, const struct listen_addr *la, struct ev
     TW_GUARD(setup_http(srv, la, &port, err));
     evs[0] = evsignal_new(srv->base, SIGINT, on_signal, srv);
     evs[1] = evsignal_new(srv->base, SIGTERM, on_signal, srv);
-    evs[2] = event_new(srv->base, -1, EV_PERSIST, on_crl_timer, srv);
+    evs[2] = event_new(srv->base, -1, EV_PERSIST, on_timer, srv);
     struct timeval tick = {EST_CRL_CHECK_SECS, 0};
     TW_ENSURE(evs[0] != NULL && evs[1] != NULL && evs[2] != NULL && event_add(evs[0], NULL) == 0 &&
                   event_add(evs[1], NULL) == 0 && event_add(evs[2], &tick) == 0,

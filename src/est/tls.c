@@ -124,8 +124,10 @@ static int issue(struct pki_ca *ca, const struct pki_sans *sans, const char *cer
 }
 
 int est_server_cert_ensure(struct pki_ca *ca, const char *host, const struct pki_sans *extra,
-                           char *cert_path, char *key_path, struct tw_err *err)
+                           char *cert_path, char *key_path, int *issued, struct tw_err *err)
 {
+    if (issued != NULL)
+        *issued = 0;
     char dir[PATH_MAX];
     TW_GUARD(fs_path_join(dir, sizeof(dir), pki_ca_dir(ca), EST_SERVE_DIR, err));
     TW_GUARD(fs_mkdir_private(dir, err));
@@ -135,7 +137,10 @@ int est_server_cert_ensure(struct pki_ca *ca, const char *host, const struct pki
     TW_GUARD(wanted_sans(host, extra, &sans, err));
     if (reusable(ca, cert_path, key_path, &sans))
         return 0;
-    return issue(ca, &sans, cert_path, key_path, err);
+    TW_GUARD(issue(ca, &sans, cert_path, key_path, err));
+    if (issued != NULL)
+        *issued = 1;
+    return 0;
 }
 
 /* Record the first verification failure and carry on: the handler decides what it means. */

@@ -47,14 +47,29 @@ class CaServer:
         return wait_for_line(self.proc, pattern, timeout=timeout)
 
     def stop(self):
+        """Stop with SIGTERM: a clean exit (0) with no sanitizer report, or AssertionError."""
+        if self.proc.poll() is not None and getattr(self, "_checked", False):
+            return self.proc.returncode
         stop(self.proc)
+        self._checked = True
+        try:
+            wait_for_line(self.proc, r"\A\Z(?!x)x", timeout=2)  # drain to EOF
+        except (RuntimeError, TimeoutError):
+            pass
+        out = self.output()
+        for bad in ("Sanitizer", "runtime error:"):
+            assert bad not in out, f"ca serve reported a sanitizer error:\n{out[-4000:]}"
+        assert self.proc.returncode == 0, f"ca serve exited {self.proc.returncode}:\n{out[-2000:]}"
         return self.proc.returncode
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        self.stop()
+        if exc[0] is None:
+            self.stop()
+        else:
+            stop(self.proc)
 
 
 def token(pki, name, *args):

@@ -251,3 +251,25 @@ def test_rate_limit_per_address(tmp_path):
         limited = [c for c in codes if c[0] == 429]
         assert limited and all(int(c[1]["retry-after"]) >= 1 for c in limited)
         assert srv.proc.poll() is None
+
+
+def test_server_certificate_is_made_once_and_reissued_for_new_sans(tmp_path):
+    pki = Pki(tmp_path)
+    crt, key = pki.dir / "serve" / "server.crt", pki.dir / "serve" / "server.key"
+    with CaServer(pki):
+        pass
+    first = load_cert(crt)
+    assert {"dns:localhost", "ip:127.0.0.1"} <= set(sans(first))
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    assert openssl_verify(crt, pki.root, pki.intermediate, purpose="sslserver").returncode == 0
+    with CaServer(pki):
+        pass
+    assert load_cert(crt).serial_number == first.serial_number
+    with CaServer(pki, "--san", "dns:ca.example.com") as srv:
+        r = run_cmd(["curl", "-sS", "--cacert", pki.root, "--resolve",
+                     f"ca.example.com:{srv.port}:127.0.0.1",
+                     f"https://ca.example.com:{srv.port}/healthz"])
+        assert r.stdout == "ok\n", r.stderr
+    again = load_cert(crt)
+    assert again.serial_number != first.serial_number
+    assert "dns:ca.example.com" in sans(again)
