@@ -273,3 +273,38 @@ def test_server_certificate_is_made_once_and_reissued_for_new_sans(tmp_path):
     again = load_cert(crt)
     assert again.serial_number != first.serial_number
     assert "dns:ca.example.com" in sans(again)
+
+
+def test_ipv6_listener_and_enroll(tmp_path):
+    pki = Pki(tmp_path / "pki")
+    tok, _ = token(pki, "v6")
+    with CaServer(pki, listen="[::1]:0") as srv:
+        assert srv.url.startswith("https://[::1]:")
+        r = enroll(srv, "v6", tok, tmp_path / "out")
+        assert r.returncode == 0, r.stderr
+        assert cn(load_cert(tmp_path / "out" / "v6.crt")) == "v6"
+
+
+def test_garbage_never_crashes_the_server(env):
+    """Not TLS at all, TLS then not HTTP, oversized headers: each connection fails alone."""
+    import socket
+    from est_helpers import context
+    pki, srv = env
+    with socket.create_connection((srv.host, srv.port), timeout=5) as raw:
+        raw.sendall(b"\x00\xff" * 512 + b"GET / HTTP/1.1\r\n\r\n")
+        try:
+            raw.recv(100)
+        except OSError:
+            pass
+    for payload in (b"\x16\x03\x01" + os.urandom(300), b"NOT HTTP AT ALL\r\n\r\n",
+                    b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n",
+                    b"POST /ocsp HTTP/1.1\r\nContent-Length: -5\r\n\r\n"):
+        with socket.create_connection((srv.host, srv.port), timeout=5) as raw:
+            with context(pki.chain).wrap_socket(raw, server_hostname=srv.host) as tls:
+                try:
+                    tls.sendall(payload)
+                    tls.recv(1000)
+                except OSError:
+                    pass
+    assert srv.proc.poll() is None
+    assert https(srv, "GET", "/healthz")[0] == 200
