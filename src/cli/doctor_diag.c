@@ -2,6 +2,7 @@
  * wrong and how to fix it. Rows are tried in order; every match is reported, the first fatal
  * one is the headline. Rows marked fallback only apply when no fatal row matched. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,8 +23,18 @@ struct row {
     const char *unless; /* skipped when this code was already reported */
 };
 
-#define SAY(out, ...) snprintf((out)->problem, sizeof((out)->problem), __VA_ARGS__)
-#define FIX(out, ...) snprintf((out)->fix, sizeof((out)->fix), __VA_ARGS__)
+/* Findings quote certificate names of any length: cut them to fit rather than fail. */
+TW_PRINTF(3, 4)
+static void put(char *dst, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dst, cap, fmt, ap);
+    va_end(ap);
+}
+
+#define SAY(out, ...) put((out)->problem, sizeof((out)->problem), __VA_ARGS__)
+#define FIX(out, ...) put((out)->fix, sizeof((out)->fix), __VA_ARGS__)
 
 /* ---- helpers over the facts --------------------------------------------------------------- */
 
