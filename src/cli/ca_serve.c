@@ -113,6 +113,8 @@ static int parse(int argc, char **argv, struct serve_args *a)
     }
     if (optind != argc)
         return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (a->listen != NULL && est_listen_check(a->listen, &err) != 0)
+        return cli_usage_error(cmd, "%s", err.msg);
     return 0;
 }
 

@@ -55,9 +55,12 @@ int est_server_cert_ensure(struct pki_ca *ca, const char *host, const struct pki
                            char *cert_path, char *key_path, int *issued,
                            struct tw_err *err) TW_MUST_CHECK;
 
+/* Check a --listen value: HOST:PORT, [IPV6]:PORT, :PORT. TW_ERR_USAGE naming it otherwise. */
+int est_listen_check(const char *listen, struct tw_err *err) TW_MUST_CHECK;
+
 /* Serve until SIGINT or SIGTERM (exit status 0 then). Prints the readiness line
  * "twoway ca serve: ready, listening on https://HOST:PORT" to stderr once accepting.
- * TW_ERR_CONFIG for a bad listen address, TW_ERR_IO when it cannot bind. */
+ * TW_ERR_USAGE for a bad listen address, TW_ERR_IO when it cannot bind. */
 int est_server_run(const struct est_server_opts *opts, struct tw_err *err) TW_MUST_CHECK;
 
 /* ------------------------------------------------------------------------------------------ */

@@ -28,14 +28,14 @@ static int parse_listen(const char *text, struct listen_addr *out, struct tw_err
 {
     memset(out, 0, sizeof(*out));
     const char *colon = strrchr(text, ':');
-    TW_ENSURE(colon != NULL && colon[1] != '\0', err, TW_ERR_CONFIG,
+    TW_ENSURE(colon != NULL && colon[1] != '\0', err, TW_ERR_USAGE,
               "--listen '%s': expected HOST:PORT (e.g. 127.0.0.1:8443 or [::1]:8443)", text);
     char *end = NULL;
     long port = strtol(colon + 1, &end, 10);
-    TW_ENSURE(end != NULL && *end == '\0' && port >= 0 && port <= 65535, err, TW_ERR_CONFIG,
+    TW_ENSURE(end != NULL && *end == '\0' && port >= 0 && port <= 65535, err, TW_ERR_USAGE,
               "--listen '%s': port must be 0..65535", text);
     size_t hlen = (size_t)(colon - text);
-    TW_ENSURE(hlen < sizeof(out->host), err, TW_ERR_CONFIG, "--listen '%s': host too long", text);
+    TW_ENSURE(hlen < sizeof(out->host), err, TW_ERR_USAGE, "--listen '%s': host too long", text);
     memcpy(out->host, text, hlen);
     out->host[hlen] = '\0';
     if (hlen == 0)
@@ -45,7 +45,7 @@ static int parse_listen(const char *text, struct listen_addr *out, struct tw_err
         snprintf(out->bind, sizeof(out->bind), "%.*s", (int)(n - 2), out->host + 1);
     else
         snprintf(out->bind, sizeof(out->bind), "%s", out->host);
-    TW_ENSURE(strchr(out->bind, ':') == NULL || out->host[0] == '[', err, TW_ERR_CONFIG,
+    TW_ENSURE(strchr(out->bind, ':') == NULL || out->host[0] == '[', err, TW_ERR_USAGE,
               "--listen '%s': write IPv6 addresses in brackets ([::1]:8443)", text);
     out->port = (unsigned)port;
     return 0;
@@ -65,6 +65,12 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
     }
     bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
     return bev;
+}
+
+int est_listen_check(const char *listen, struct tw_err *err)
+{
+    struct listen_addr la;
+    return parse_listen(listen, &la, err);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)

@@ -308,3 +308,22 @@ def test_garbage_never_crashes_the_server(env):
                     pass
     assert srv.proc.poll() is None
     assert https(srv, "GET", "/healthz")[0] == 200
+
+
+def test_serve_start_failures_are_one_clear_line(tmp_path, env):
+    _, srv = env
+    (tmp_path / "locked").mkdir()
+    pki = Pki(tmp_path / "locked", passphrase="correct horse battery")
+    r = run(["ca", "serve", "--dir", pki.dir, "--listen", "127.0.0.1:0"], timeout=20)
+    assert r.returncode == 1 and "is encrypted" in r.stderr
+    with CaServer(pki, "--passphrase-file", pki.passphrase_file) as locked:
+        assert https(locked, "GET", "/healthz")[0] == 200
+    r = run(["ca", "serve", "--dir", pki.dir, "--passphrase-file", pki.passphrase_file,
+             "--listen", f"127.0.0.1:{srv.port}"], timeout=20)
+    assert r.returncode == 1 and "cannot listen on 127.0.0.1" in r.stderr
+    r = run(["ca", "serve", "--dir", tmp_path / "none"], timeout=20)
+    assert r.returncode == 1 and "no CA in" in r.stderr
+    r = run(["ca", "serve", "--listen", "nowhere"], timeout=20)
+    assert r.returncode == 2
+    r = run(["ca", "serve", "--rate", "-1"], timeout=20)
+    assert r.returncode == 2
