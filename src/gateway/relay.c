@@ -189,8 +189,17 @@ static void half_close_backend(struct gw_conn *c)
         return;
     }
     c->backend_shut = true;
-    if (c->svc->backend_ctx == NULL)
+    if (c->svc->backend_ctx == NULL) {
         (void)shutdown(bufferevent_getfd(c->backend), SHUT_WR);
+        return;
+    }
+    /* TLS backend (and `twoway tunnel`'s target): RFC 8446 §6.1 lets a TLS 1.3 party send
+     * close_notify and keep reading, so the half-close is passed on as one. In TLS 1.2 a
+     * close_notify ends the whole connection: there the idle timeout bounds the wait. */
+    SSL *ssl = bufferevent_openssl_get_ssl(c->backend);
+    if (ssl != NULL && SSL_version(ssl) == TLS1_3_VERSION)
+        (void)SSL_shutdown(ssl);
+    ERR_clear_error();
 }
 
 static void client_event(struct bufferevent *bev, short events, void *arg)

@@ -49,8 +49,13 @@ class Tunnel:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.kill()
+    def __exit__(self, exc_type, *exc):
+        if exc_type is not None:
+            self.kill()
+            return
+        # A clean drain exits 0 (and, under ASan/LSan, proves nothing leaked).
+        rc = self.stop()
+        assert rc == 0, f"tunnel exited {rc}:\n{self.output()}"
 
 
 @pytest.fixture(scope="module")
@@ -143,10 +148,13 @@ def test_plaintext_client_reaches_backend_with_identity(env):
                                     break
                                 got += chunk
                             assert got == payload
+                            # The half-close went all the way (TLS 1.3 close_notify to the
+                            # gateway, FIN to the echo backend) and the close came back.
+                            assert s.recv(1) == b""
                 finally:
-                    g2.stop()
+                    assert g2.stop() == 0, g2.output()
     finally:
-        g.stop()
+        assert g.stop() == 0, g.output()
 
 
 def refused_through(listen):
@@ -168,7 +176,7 @@ def test_wrong_server_name_refused(env):
             assert refused_through(listen)
             t.wait_line(r"backend certificate rejected: .*hostname mismatch")
     finally:
-        g.stop()
+        assert g.stop() == 0, g.output()
 
 
 def test_cn_is_not_a_name(env):
@@ -185,7 +193,7 @@ def test_cn_is_not_a_name(env):
             assert refused_through(listen)
             t.wait_line(r"backend certificate rejected")
     finally:
-        g.stop()
+        assert g.stop() == 0, g.output()
 
 
 def test_untrusted_chain_refused(env):
@@ -196,7 +204,7 @@ def test_untrusted_chain_refused(env):
             assert refused_through(listen)
             t.wait_line(r"backend certificate rejected: .*(local issuer|self.signed|unable)")
     finally:
-        g.stop()
+        assert g.stop() == 0, g.output()
 
 
 def test_rotation_on_disk_without_restart(env):
@@ -225,7 +233,7 @@ def test_rotation_on_disk_without_restart(env):
             assert client_cert_cn(http_get(listen)[1])[0] == "CN=bob"
             assert t.proc.poll() is None
     finally:
-        g.stop()
+        assert g.stop() == 0, g.output()
 
 
 def test_config_file_with_gateway_and_tunnels(env):
@@ -272,7 +280,7 @@ ca = {pki.chain}
             assert client_cert_cn(http_get(l1)[1])[0] == "CN=alice"
             assert client_cert_cn(http_get(l2)[1])[0] == "CN=bob"
     finally:
-        g.stop()
+        assert g.stop() == 0, g.output()
 
 
 def test_config_errors(env, tmp_path):
