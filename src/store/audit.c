@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-int store_audit_add(struct store *s, const char *action, const char *subject, const char *serial,
+int sq_audit_add(struct store *s, const char *action, const char *subject, const char *serial,
                     const char *result, struct tw_err *err)
 {
     struct store_audit row; /* only for its field sizes: stored text reads back whole */
@@ -30,7 +30,7 @@ int store_audit_add(struct store *s, const char *action, const char *subject, co
     return 0;
 }
 
-int store_audit_list(struct store *s, store_audit_fn fn, void *ctx, struct tw_err *err)
+int sq_audit_list(struct store *s, store_audit_fn fn, void *ctx, struct tw_err *err)
 {
     const char *what = "reading the audit trail";
     STORE_AUTO_STMT *st = NULL;
@@ -72,7 +72,7 @@ static int crl_bump(struct store *s, int64_t *number, struct tw_err *err)
     return 0;
 }
 
-int store_crl_number_next(struct store *s, int64_t *number, struct tw_err *err)
+int sq_crl_number_next(struct store *s, int64_t *number, struct tw_err *err)
 {
     /* BEGIN IMMEDIATE holds the write lock across read-increment-read, so two processes
      * can never be handed the same number. */
@@ -84,15 +84,49 @@ int store_crl_number_next(struct store *s, int64_t *number, struct tw_err *err)
     return store_txn_commit(s, err);
 }
 
-int store_transaction(struct store *s, store_txn_fn fn, void *ctx, struct tw_err *err)
+
+int sq_crl_counter(struct store *s, int64_t *last, struct tw_err *err)
 {
-    TW_GUARD(store_txn_begin(s, err));
-    tw_err_clear(err);
-    if (fn(s, ctx, err) != 0) {
-        if (err != NULL && err->code == TW_OK)
-            tw_err_set(err, TW_ERR_INTERNAL, "store transaction step failed");
-        store_txn_rollback(s);
-        return -1;
-    }
-    return store_txn_commit(s, err);
+    const char *what = "reading the CRL counter";
+    STORE_AUTO_STMT *st = NULL;
+    TW_GUARD(store_prepare(s, "SELECT last FROM crl_counter WHERE id = 1", &st, what, err));
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return tw_err_set(err, TW_ERR_STORE, "%s: the CRL counter row is missing", s->path);
+    if (rc != SQLITE_ROW)
+        return store_sql_fail(s, rc, what, err);
+    *last = sqlite3_column_int64(st, 0);
+    return 0;
+}
+
+int sq_crl_counter_set(struct store *s, int64_t last, struct tw_err *err)
+{
+    const char *what = "setting the CRL counter";
+    STORE_AUTO_STMT *st = NULL;
+    TW_GUARD(store_prepare(s, "UPDATE crl_counter SET last = ? WHERE id = 1", &st, what, err));
+    sqlite3_bind_int64(st, 1, last);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        return store_sql_fail(s, rc, what, err);
+    return 0;
+}
+
+int sq_audit_import(struct store *s, const struct store_audit *a, struct tw_err *err)
+{
+    const char *what = "copying the audit trail";
+    STORE_AUTO_STMT *st = NULL;
+    TW_GUARD(store_prepare(s,
+                           "INSERT INTO audit (id, at, action, subject, serial, result) "
+                           "VALUES (?, ?, ?, ?, ?, ?)",
+                           &st, what, err));
+    sqlite3_bind_int64(st, 1, a->id);
+    sqlite3_bind_int64(st, 2, a->at);
+    store_bind_text(st, 3, a->action, sizeof(a->action));
+    store_bind_text(st, 4, a->subject[0] != '\0' ? a->subject : NULL, sizeof(a->subject));
+    store_bind_text(st, 5, a->serial[0] != '\0' ? a->serial : NULL, sizeof(a->serial));
+    store_bind_text(st, 6, a->result, sizeof(a->result));
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        return store_sql_fail(s, rc, what, err);
+    return 0;
 }

@@ -10,19 +10,6 @@
     "serial, name, subject, sans, profile, issuer, sha256, not_before, not_after, issued_at, "    \
     "status, revoked_at, revoke_reason, pem"
 
-void store_cert_clear(struct store_cert *c)
-{
-    if (c == NULL)
-        return;
-    free(c->pem);
-    memset(c, 0, sizeof(*c));
-}
-
-static int64_t now_or(int64_t now)
-{
-    return now != 0 ? now : (int64_t)time(NULL);
-}
-
 /* Fill c from a row selected with CERT_COLUMNS; "expired" is derived here, against now. */
 static int row_read(struct store *s, sqlite3_stmt *st, int64_t now, struct store_cert *c,
                     struct tw_err *err)
@@ -55,7 +42,7 @@ static int row_read(struct store *s, sqlite3_stmt *st, int64_t now, struct store
     return 0;
 }
 
-int store_cert_put(struct store *s, const struct store_cert *c, struct tw_err *err)
+int sq_cert_put(struct store *s, const struct store_cert *c, struct tw_err *err)
 {
     char serial[STORE_SERIAL_MAX];
     TW_ENSURE(memchr(c->serial, '\0', sizeof(c->serial)) != NULL &&
@@ -78,7 +65,7 @@ int store_cert_put(struct store *s, const struct store_cert *c, struct tw_err *e
     store_bind_text(st, 7, c->sha256, sizeof(c->sha256));
     sqlite3_bind_int64(st, 8, c->not_before);
     sqlite3_bind_int64(st, 9, c->not_after);
-    sqlite3_bind_int64(st, 10, now_or(c->issued_at));
+    sqlite3_bind_int64(st, 10, store_now_or(c->issued_at));
     if (c->pem != NULL)
         sqlite3_bind_text(st, 11, c->pem, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(st);
@@ -98,14 +85,14 @@ static int select_one(struct store *s, sqlite3_stmt *st, const char *what, const
         return tw_err_set(err, TW_ERR_NOTFOUND, "%s", notfound);
     if (rc != SQLITE_ROW)
         return store_sql_fail(s, rc, what, err);
-    if (row_read(s, st, now_or(0), out, err) != 0) {
+    if (row_read(s, st, store_now_or(0), out, err) != 0) {
         store_cert_clear(out);
         return -1;
     }
     return 0;
 }
 
-int store_cert_get(struct store *s, const char *serial, struct store_cert *out,
+int sq_cert_get(struct store *s, const char *serial, struct store_cert *out,
                    struct tw_err *err)
 {
     char norm[STORE_SERIAL_MAX];
@@ -122,7 +109,7 @@ int store_cert_get(struct store *s, const char *serial, struct store_cert *out,
     return select_one(s, st, "looking up a certificate", notfound, out, err);
 }
 
-int store_cert_newest(struct store *s, const char *name, struct store_cert *out,
+int sq_cert_newest(struct store *s, const char *name, struct store_cert *out,
                       struct tw_err *err)
 {
     char notfound[STORE_NAME_MAX + 64];
@@ -140,27 +127,11 @@ int store_cert_newest(struct store *s, const char *name, struct store_cert *out,
     return select_one(s, st, "looking up a certificate", notfound, out, err);
 }
 
-static int matches(const struct store_filter *f, const struct store_cert *c, int64_t now)
-{
-    if (f == NULL)
-        return 1;
-    if (f->status >= 0 && (int)c->status != f->status)
-        return 0;
-    if (f->expiring_within > 0 &&
-        (c->status != STORE_VALID || c->not_after > now + f->expiring_within))
-        return 0;
-    if (f->name_glob != NULL && fnmatch(f->name_glob, c->name, 0) != 0)
-        return 0;
-    if (f->profile != NULL && strcmp(f->profile, c->profile) != 0)
-        return 0;
-    return 1;
-}
-
 /* Step through st, calling fn for rows that pass f (NULL: all). */
 static int each_row(struct store *s, sqlite3_stmt *st, const struct store_filter *f,
                     store_cert_fn fn, void *ctx, const char *what, struct tw_err *err)
 {
-    int64_t now = now_or(f != NULL ? f->now : 0);
+    int64_t now = store_now_or(f != NULL ? f->now : 0);
     for (;;) {
         int rc = sqlite3_step(st);
         if (rc == SQLITE_DONE)
@@ -172,14 +143,14 @@ static int each_row(struct store *s, sqlite3_stmt *st, const struct store_filter
             store_cert_clear(&c);
             return -1;
         }
-        int stop = matches(f, &c, now) ? fn(&c, ctx) : 0;
+        int stop = store_filter_matches(f, &c, now) ? fn(&c, ctx) : 0;
         store_cert_clear(&c);
         if (stop)
             return 0;
     }
 }
 
-int store_cert_list(struct store *s, const struct store_filter *f, store_cert_fn fn, void *ctx,
+int sq_cert_list(struct store *s, const struct store_filter *f, store_cert_fn fn, void *ctx,
                     struct tw_err *err)
 {
     STORE_AUTO_STMT *st = NULL;
@@ -192,7 +163,7 @@ int store_cert_list(struct store *s, const struct store_filter *f, store_cert_fn
     return each_row(s, st, f, fn, ctx, "listing certificates", err);
 }
 
-int store_revoked_list(struct store *s, const char *issuer, store_cert_fn fn, void *ctx,
+int sq_revoked_list(struct store *s, const char *issuer, store_cert_fn fn, void *ctx,
                        struct tw_err *err)
 {
     STORE_AUTO_STMT *st = NULL;
@@ -232,7 +203,7 @@ static int revoke_in_txn(struct store *s, const char *serial, int reason, int64_
                            "UPDATE certs SET status = 'revoked', revoked_at = ?, "
                            "revoke_reason = ? WHERE serial = ?",
                            &upd, what, err));
-    sqlite3_bind_int64(upd, 1, now_or(when));
+    sqlite3_bind_int64(upd, 1, store_now_or(when));
     sqlite3_bind_int(upd, 2, reason);
     sqlite3_bind_text(upd, 3, serial, -1, SQLITE_TRANSIENT);
     rc = sqlite3_step(upd);
@@ -241,7 +212,7 @@ static int revoke_in_txn(struct store *s, const char *serial, int reason, int64_
     return 0;
 }
 
-int store_cert_revoke(struct store *s, const char *serial, int reason, int64_t when,
+int sq_cert_revoke(struct store *s, const char *serial, int reason, int64_t when,
                       struct tw_err *err)
 {
     char norm[STORE_SERIAL_MAX];

@@ -92,7 +92,7 @@ int store_serial_normalise(const char *text, char out[STORE_SERIAL_MAX])
     return 0;
 }
 
-int store_txn_begin(struct store *s, struct tw_err *err)
+int sq_txn_begin(struct store *s, struct tw_err *err)
 {
     char sql[48];
     if (s->txn_depth == 0)
@@ -104,7 +104,7 @@ int store_txn_begin(struct store *s, struct tw_err *err)
     return 0;
 }
 
-int store_txn_commit(struct store *s, struct tw_err *err)
+int sq_txn_commit(struct store *s, struct tw_err *err)
 {
     char sql[48];
     if (s->txn_depth <= 0)
@@ -118,14 +118,14 @@ int store_txn_commit(struct store *s, struct tw_err *err)
     else
         snprintf(sql, sizeof(sql), "RELEASE tw_%d", s->txn_depth - 1);
     if (store_exec(s, sql, "saving changes", err) != 0) {
-        store_txn_rollback(s);
+        sq_txn_rollback(s);
         return -1;
     }
     s->txn_depth--;
     return 0;
 }
 
-void store_txn_rollback(struct store *s)
+void sq_txn_rollback(struct store *s)
 {
     char sql[64];
     if (s->txn_depth <= 0)
@@ -263,37 +263,15 @@ static int configure(struct store *s, struct tw_err *err)
                       "opening the store", err);
 }
 
-static const char *path_of(const char *uri, struct tw_err *err)
-{
-    static const char prefix[] = "sqlite:";
-    if (uri == NULL || uri[0] == '\0') {
-        tw_err_set(err, TW_ERR_STORE, "no store path given");
-        return NULL;
-    }
-    if (strncmp(uri, prefix, sizeof(prefix) - 1) == 0)
-        uri += sizeof(prefix) - 1;
-    else if (strstr(uri, "://") != NULL) {
-        tw_err_set(err, TW_ERR_STORE, "unsupported store %s (only sqlite:PATH)", uri);
-        return NULL;
-    }
-    if (uri[0] == '\0') {
-        tw_err_set(err, TW_ERR_STORE, "no store path given");
-        return NULL;
-    }
-    return uri;
-}
-
-int store_open(const char *uri, struct store **out, struct tw_err *err)
+int store_sqlite_open(const char *path, struct store **out, struct tw_err *err)
 {
     *out = NULL;
-    const char *path = path_of(uri, err);
-    if (path == NULL)
-        return -1;
     TW_ENSURE(strlen(path) < PATH_MAX, err, TW_ERR_STORE, "store path too long: %s", path);
     TW_GUARD(secure_files(path, err));
 
     struct store *s = calloc(1, sizeof(*s));
     TW_ENSURE(s != NULL, err, TW_ERR_STORE, "out of memory opening %s", path);
+    s->ops = &store_sqlite_ops;
     snprintf(s->path, sizeof(s->path), "%s", path);
     int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK) {
@@ -309,19 +287,19 @@ int store_open(const char *uri, struct store **out, struct tw_err *err)
     return 0;
 }
 
-void store_free(struct store *s)
+void sq_close(struct store *s)
 {
-    if (s == NULL)
-        return;
-    if (s->txn_depth > 0) { /* unfinished work is dropped, never half-committed */
-        s->txn_depth = 1;
-        store_txn_rollback(s);
-    }
     sqlite3_close_v2(s->db); /* accepts NULL */
-    free(s);
+    s->db = NULL;
 }
 
-int store_schema_version(struct store *s, int *version, struct tw_err *err)
+int sq_schema_version(struct store *s, int *version, struct tw_err *err)
 {
     return read_version(s, version, err);
 }
+
+#define STORE_OP_INIT_SQ(ret, name, args) .name = sq_##name,
+const struct store_ops store_sqlite_ops = {
+    .name = "sqlite",
+    STORE_OPS_LIST(STORE_OP_INIT_SQ)
+};

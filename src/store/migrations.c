@@ -1,7 +1,11 @@
 /* The schema, as a list of steps. A database records every step applied in schema_version;
  * opening it applies the missing ones, each in its own transaction, and refuses a database
  * that has steps this build does not know (it was written by a newer twoway).
- * Never edit a released step: add a new one. Issue 4 adds enrollment tokens as step 2. */
+ * Never edit a released step: add a new one. Issue 4 adds enrollment tokens as step 2.
+ * Each step is written twice, once per SQL dialect, here and nowhere else: the same tables,
+ * columns, constraints and rules. PostgreSQL differences: BIGINT for times and numbers, a
+ * BIGSERIAL for audit ids, a seq column on certs standing in for SQLite's rowid (insertion
+ * order, for stable listings), and a trigger function for the append-only audit trail. */
 #include "store/internal.h"
 
 const struct store_migration store_migrations[] = {
@@ -48,6 +52,45 @@ const struct store_migration store_migrations[] = {
         "  BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;"
         "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
         "  BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;",
+        /* PostgreSQL dialect of step 1. */
+        "CREATE TABLE certs ("
+        "  serial TEXT PRIMARY KEY NOT NULL,"
+        "  name TEXT NOT NULL,"
+        "  subject TEXT NOT NULL,"
+        "  sans TEXT NOT NULL DEFAULT '',"
+        "  profile TEXT NOT NULL,"
+        "  issuer TEXT NOT NULL,"
+        "  sha256 TEXT NOT NULL,"
+        "  not_before BIGINT NOT NULL,"
+        "  not_after BIGINT NOT NULL,"
+        "  issued_at BIGINT NOT NULL,"
+        "  status TEXT NOT NULL DEFAULT 'valid' CHECK (status IN ('valid', 'revoked')),"
+        "  revoked_at BIGINT,"
+        "  revoke_reason INTEGER,"
+        "  pem TEXT,"
+        "  seq BIGSERIAL NOT NULL"
+        ");"
+        "CREATE INDEX certs_name ON certs (name, issued_at);"
+        "CREATE INDEX certs_issuer_status ON certs (issuer, status);"
+        "CREATE TABLE crl_counter ("
+        "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+        "  last BIGINT NOT NULL"
+        ");"
+        "INSERT INTO crl_counter (id, last) VALUES (1, 0);"
+        "CREATE TABLE audit ("
+        "  id BIGSERIAL PRIMARY KEY,"
+        "  at BIGINT NOT NULL,"
+        "  action TEXT NOT NULL,"
+        "  subject TEXT,"
+        "  serial TEXT,"
+        "  result TEXT NOT NULL"
+        ");"
+        "CREATE FUNCTION tw_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+        "  $$ BEGIN RAISE EXCEPTION 'audit rows are append-only'; END $$;"
+        "CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit"
+        "  FOR EACH ROW EXECUTE FUNCTION tw_audit_append_only();"
+        "CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit"
+        "  FOR EACH STATEMENT EXECUTE FUNCTION tw_audit_append_only();",
     },
     {
         2,
@@ -64,6 +107,19 @@ const struct store_migration store_migrations[] = {
         "  created_at INTEGER NOT NULL,"
         "  expires_at INTEGER NOT NULL,"
         "  used_at INTEGER,"
+        "  serial TEXT"
+        ");"
+        "CREATE INDEX tokens_name ON tokens (name, created_at);",
+        /* PostgreSQL dialect of step 2. */
+        "CREATE TABLE tokens ("
+        "  hash TEXT PRIMARY KEY NOT NULL,"
+        "  name TEXT NOT NULL,"
+        "  sans TEXT NOT NULL DEFAULT '',"
+        "  profile TEXT NOT NULL,"
+        "  lifetime BIGINT NOT NULL DEFAULT 0,"
+        "  created_at BIGINT NOT NULL,"
+        "  expires_at BIGINT NOT NULL,"
+        "  used_at BIGINT,"
         "  serial TEXT"
         ");"
         "CREATE INDEX tokens_name ON tokens (name, created_at);",

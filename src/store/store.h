@@ -1,6 +1,7 @@
 /* The CA inventory: every issued certificate, revocations, CRL numbers, enrollment tokens and
- * an append-only audit trail. One interface, several back ends (SQLite now, PostgreSQL later):
- * callers never see SQL. Every write is durable when the call returns. */
+ * an append-only audit trail. One interface, two back ends (SQLite, the embedded default, and
+ * PostgreSQL, shared by several CA servers): callers never see SQL. Every write is durable when
+ * the call returns. */
 #ifndef TW_STORE_H
 #define TW_STORE_H
 
@@ -43,9 +44,11 @@ struct store_cert {
 /* Release what a row owns and zero it. Accepts a zeroed row. */
 void store_cert_clear(struct store_cert *c);
 
-/* Open (creating if needed) the store at uri: "sqlite:/path/ca.db" or a plain path. Applies
- * pending schema migrations in one transaction; refuses a schema newer than this build knows
- * (TW_ERR_STORE). The database file is created 0600. */
+/* Open (creating if needed) the store at uri: "sqlite:/path/ca.db" or a plain path (SQLite,
+ * the file created 0600), or "postgres://..." / "postgresql://..." (a libpq URI; the database
+ * must exist, the tables are created). Applies pending schema migrations, each in one
+ * transaction; refuses a schema newer than this build knows (TW_ERR_STORE). On PostgreSQL a
+ * lost connection is re-established at the next call outside a transaction. */
 int store_open(const char *uri, struct store **out, struct tw_err *err) TW_MUST_CHECK;
 
 /* Close. Accepts NULL. */
@@ -162,5 +165,39 @@ int store_token_use(struct store *s, const char *hash, int64_t now,
 /* Record the serial of the certificate a used token bought. */
 int store_token_set_serial(struct store *s, const char *hash, const char *serial,
                            struct tw_err *err) TW_MUST_CHECK;
+
+/* ---------------------------------------------------------------- back ends (issue 7) */
+
+/* "sqlite" or "postgresql". */
+const char *store_backend(const struct store *s);
+
+/* Where the store is, for messages: the file, or the URI with any password masked. */
+const char *store_where(const struct store *s);
+
+/* Every token, ordered by hash (for copying a store). */
+typedef int (*store_token_fn)(const struct store_token *t, void *ctx);
+int store_token_list(struct store *s, store_token_fn fn, void *ctx,
+                     struct tw_err *err) TW_MUST_CHECK;
+
+/* What store_copy moved: per table, the rows and a SHA-256 over them (order-independent, the
+ * same on both back ends for the same content). */
+#define STORE_COPY_TABLES 4 /* certs, tokens, audit, crl_counter */
+struct store_copy_report {
+    struct {
+        const char *table;
+        int64_t rows;
+        char sha256[STORE_SHA256_MAX];
+    } tables[STORE_COPY_TABLES];
+};
+
+/* Summarise a store as store_copy verifies it. */
+int store_checksum(struct store *s, struct store_copy_report *out, struct tw_err *err) TW_MUST_CHECK;
+
+/* Copy every certificate, token, audit row and the CRL counter from src into dst, losslessly
+ * (audit ids and times, token use kept), in one transaction on dst that commits only when the
+ * row counts and checksums of both sides agree. TW_ERR_EXISTS when dst already holds a
+ * certificate, token or audit row (nothing is written). rep gets dst's summary. */
+int store_copy(struct store *src, struct store *dst, struct store_copy_report *rep,
+               struct tw_err *err) TW_MUST_CHECK;
 
 #endif

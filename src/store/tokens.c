@@ -6,19 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
-static int hash_ok(const char *hash)
+int sq_token_put(struct store *s, const struct store_token *t, struct tw_err *err)
 {
-    if (hash == NULL || strlen(hash) != STORE_TOKEN_HASH_MAX - 1)
-        return 0;
-    for (const char *p = hash; *p != '\0'; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return 0;
-    return 1;
-}
-
-int store_token_put(struct store *s, const struct store_token *t, struct tw_err *err)
-{
-    TW_ENSURE(hash_ok(t->hash), err, TW_ERR_INTERNAL, "store: token hash is not SHA-256 hex");
+    TW_ENSURE(store_token_hash_ok(t->hash), err, TW_ERR_INTERNAL, "store: token hash is not SHA-256 hex");
     const char *what = "saving an enrollment token";
     STORE_AUTO_STMT *st = NULL;
     TW_GUARD(store_prepare(s,
@@ -40,7 +30,7 @@ int store_token_put(struct store *s, const struct store_token *t, struct tw_err 
     return 0;
 }
 
-int store_token_get(struct store *s, const char *hash, struct store_token *out, struct tw_err *err)
+int sq_token_get(struct store *s, const char *hash, struct store_token *out, struct tw_err *err)
 {
     memset(out, 0, sizeof(*out));
     const char *what = "reading an enrollment token";
@@ -67,7 +57,7 @@ int store_token_get(struct store *s, const char *hash, struct store_token *out, 
     return 0;
 }
 
-int store_token_use(struct store *s, const char *hash, int64_t now, struct tw_err *err)
+int sq_token_use(struct store *s, const char *hash, int64_t now, struct tw_err *err)
 {
     const char *what = "using an enrollment token";
     STORE_AUTO_STMT *st = NULL;
@@ -85,14 +75,14 @@ int store_token_use(struct store *s, const char *hash, int64_t now, struct tw_er
         return 0;
     /* Nothing changed: say why, from the row as it is now. */
     struct store_token t;
-    TW_GUARD(store_token_get(s, hash, &t, err));
+    TW_GUARD(sq_token_get(s, hash, &t, err));
     if (t.used_at != 0)
         return tw_err_set(err, TW_ERR_EXISTS, "the enrollment token for '%s' was already used",
                           t.name);
     return tw_err_set(err, TW_ERR_VERIFY, "the enrollment token for '%s' has expired", t.name);
 }
 
-int store_token_set_serial(struct store *s, const char *hash, const char *serial,
+int sq_token_set_serial(struct store *s, const char *hash, const char *serial,
                            struct tw_err *err)
 {
     char norm[STORE_SERIAL_MAX];
@@ -107,5 +97,66 @@ int store_token_set_serial(struct store *s, const char *hash, const char *serial
     if (rc != SQLITE_DONE)
         return store_sql_fail(s, rc, what, err);
     TW_ENSURE(sqlite3_changes(s->db) == 1, err, TW_ERR_NOTFOUND, "unknown enrollment token");
+    return 0;
+}
+
+static void token_row(sqlite3_stmt *st, struct store_token *out)
+{
+    memset(out, 0, sizeof(*out));
+    store_column_copy(st, 0, out->hash, sizeof(out->hash));
+    store_column_copy(st, 1, out->name, sizeof(out->name));
+    store_column_copy(st, 2, out->sans, sizeof(out->sans));
+    store_column_copy(st, 3, out->profile, sizeof(out->profile));
+    out->lifetime = sqlite3_column_int64(st, 4);
+    out->created_at = sqlite3_column_int64(st, 5);
+    out->expires_at = sqlite3_column_int64(st, 6);
+    out->used_at = sqlite3_column_int64(st, 7);
+    store_column_copy(st, 8, out->serial, sizeof(out->serial));
+}
+
+int sq_token_list(struct store *s, store_token_fn fn, void *ctx, struct tw_err *err)
+{
+    const char *what = "listing enrollment tokens";
+    STORE_AUTO_STMT *st = NULL;
+    TW_GUARD(store_prepare(s,
+                           "SELECT hash, name, sans, profile, lifetime, created_at, expires_at, "
+                           "used_at, serial FROM tokens ORDER BY hash",
+                           &st, what, err));
+    for (;;) {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+            return 0;
+        if (rc != SQLITE_ROW)
+            return store_sql_fail(s, rc, what, err);
+        struct store_token t;
+        token_row(st, &t);
+        if (fn(&t, ctx) != 0)
+            return 0;
+    }
+}
+
+int sq_token_import(struct store *s, const struct store_token *t, struct tw_err *err)
+{
+    const char *what = "copying an enrollment token";
+    STORE_AUTO_STMT *st = NULL;
+    TW_GUARD(store_prepare(s,
+                           "INSERT INTO tokens (hash, name, sans, profile, lifetime, created_at, "
+                           "expires_at, used_at, serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           &st, what, err));
+    store_bind_text(st, 1, t->hash, sizeof(t->hash));
+    store_bind_text(st, 2, t->name, sizeof(t->name));
+    store_bind_text(st, 3, t->sans, sizeof(t->sans));
+    store_bind_text(st, 4, t->profile, sizeof(t->profile));
+    sqlite3_bind_int64(st, 5, t->lifetime);
+    sqlite3_bind_int64(st, 6, t->created_at);
+    sqlite3_bind_int64(st, 7, t->expires_at);
+    if (t->used_at != 0)
+        sqlite3_bind_int64(st, 8, t->used_at);
+    store_bind_text(st, 9, t->serial[0] != '\0' ? t->serial : NULL, sizeof(t->serial));
+    int rc = sqlite3_step(st);
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+        return tw_err_set(err, TW_ERR_EXISTS, "an enrollment token with this hash exists");
+    if (rc != SQLITE_DONE)
+        return store_sql_fail(s, rc, what, err);
     return 0;
 }

@@ -4,7 +4,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "store/internal.h"
+#include "store/pg_internal.h"
+
+/* Raw SQL through the store's own connection, whichever the back end. */
+static int raw_exec(struct store *s, const char *sql, struct tw_err *err)
+{
+    if (strcmp(store_backend(s), "postgresql") == 0)
+        return pg_command(s, sql, NULL, "tampering", err);
+    return store_exec(s, sql, "tampering", err);
+}
 
 struct audit_seen {
     int n;
@@ -63,18 +71,24 @@ static void audit_rows_cannot_be_changed(void **state)
     struct store *s = open_ok();
     struct tw_err err;
     assert_int_equal(store_audit_add(s, "issue", "CN=alice", "1", "ok", &err), 0);
-    assert_int_equal(store_exec(s, "UPDATE audit SET result = 'forged'", "tampering", &err), -1);
+    assert_int_equal(raw_exec(s, "UPDATE audit SET result = 'forged'", &err), -1);
     assert_int_equal(err.code, TW_ERR_STORE);
     assert_non_null(strstr(err.msg, "append-only"));
-    assert_int_equal(store_exec(s, "DELETE FROM audit", "tampering", &err), -1);
+    assert_int_equal(raw_exec(s, "DELETE FROM audit", &err), -1);
     assert_int_equal(err.code, TW_ERR_STORE);
     assert_non_null(strstr(err.msg, "append-only"));
-    /* Also through a plain SQLite connection, as an operator's sqlite3 shell would be. */
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(tdb, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "DELETE FROM audit", NULL, NULL, NULL) & 0xff,
-                     SQLITE_CONSTRAINT);
-    sqlite3_close(db);
+    if (t_pg_base != NULL) {
+        /* TRUNCATE skips row triggers: a statement trigger refuses it too. */
+        assert_int_equal(raw_exec(s, "TRUNCATE audit", &err), -1);
+        assert_non_null(strstr(err.msg, "append-only"));
+    } else {
+        /* Also through a plain SQLite connection, as an operator's sqlite3 shell would be. */
+        sqlite3 *db = NULL;
+        assert_int_equal(sqlite3_open(tdb, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "DELETE FROM audit", NULL, NULL, NULL) & 0xff,
+                         SQLITE_CONSTRAINT);
+        sqlite3_close(db);
+    }
     struct audit_seen seen;
     memset(&seen, 0, sizeof(seen));
     assert_int_equal(store_audit_list(s, collect_audit, &seen, &err), 0);
@@ -305,5 +319,5 @@ int main(void)
         T(nested_transactions_use_savepoints),
         T(failed_transaction_leaves_nothing_behind),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return RUN_BOTH(tests);
 }

@@ -399,5 +399,5 @@ int main(void)
         T(two_handles_see_each_others_writes),
         cmocka_unit_test(clear_accepts_zeroed_row),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return RUN_BOTH(tests);
 }

@@ -29,7 +29,7 @@ static void open_creates_private_db_at_latest_version(void **state)
 static void open_accepts_sqlite_uri(void **state)
 {
     (void)state;
-    char uri[160];
+    char uri[1100];
     snprintf(uri, sizeof(uri), "sqlite:%s", tdb);
     struct store *s = NULL;
     struct tw_err err;
@@ -65,7 +65,7 @@ static void wal_side_files_are_private_too(void **state)
     struct store_cert c;
     make_cert(&c, "5A", "wal");
     put_ok(s, &c); /* the WAL and its index exist while a connection is open */
-    char side[160];
+    char side[1100];
     snprintf(side, sizeof(side), "%s-wal", tdb);
     assert_int_equal(file_mode(side), 0600);
     snprintf(side, sizeof(side), "%s-shm", tdb);
