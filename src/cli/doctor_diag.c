@@ -392,8 +392,8 @@ static bool m_revoked(const struct doctor_facts *f)
 
 static void e_revoked(const struct doctor_facts *f, struct doctor_finding *o)
 {
-    SAY(o, "the server says your certificate %s is revoked",
-        f->mine != NULL ? f->mine->leaf.subject : "");
+    SAY(o, "the server says your certificate %s is revoked (%s)",
+        f->mine != NULL ? f->mine->leaf.subject : "", tlsx_reason_text(TLSX_R_REVOKED));
     FIX(o, "get a new certificate (twoway ca issue client NAME, or twoway enroll)");
 }
 
@@ -428,12 +428,13 @@ static bool m_policy(const struct doctor_facts *f)
                             (alert_is(f, SSL_AD_HANDSHAKE_FAILURE) && P(f)->server_hello));
 }
 
+/* Worded as the gateway logs it (tlsx_reason_text), so both sides of the story match. The
+ * twoway gateway refuses a policy denial with handshake_failure: OpenSSL's alert for an
+ * application verification failure. */
 static void e_policy(const struct doctor_facts *f, struct doctor_finding *o)
 {
-    SAY(o,
-        "the server verified your certificate %s but rejected it by policy (its allow "
-        "rules do not admit this identity)",
-        f->mine != NULL ? f->mine->leaf.subject : "");
+    SAY(o, "the server rejected your certificate %s by policy: %s",
+        f->mine != NULL ? f->mine->leaf.subject : "", tlsx_reason_text(TLSX_R_POLICY));
     FIX(o, "ask the server's operator to allow it (gateway: allow = cn:NAME, dns:, uri:, ...), "
            "or use a certificate the policy names");
 }

@@ -222,8 +222,11 @@ def test_rejected_by_policy(env, version):
     try:
         r = doctor(f"127.0.0.1:{g.port}", *client_args(env["alice"]), "--ca", env["pki"].chain,
                    "--tls-max", version)
-        assert_finding(r, "policy", ["verified your certificate CN=alice but rejected it by "
-                                     "policy", "allow = cn:NAME"])
+        assert_finding(r, "policy", ["rejected your certificate CN=alice by policy: the "
+                                     "certificate is valid but denied by the allow-policy",
+                                     "allow = cn:NAME"])
+        # The gateway's log says the same.
+        g.wait_line(r"refused.*the certificate is valid but denied by the allow-policy")
         assert "handshake failure" in r.stdout
         assert doctor(f"127.0.0.1:{g.port}", *client_args(env["bob"]), "--ca",
                       env["pki"].chain).returncode == 0

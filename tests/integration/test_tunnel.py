@@ -179,19 +179,59 @@ def test_wrong_server_name_refused(env):
         assert g.stop() == 0, g.output()
 
 
+def server_cert_ip_only(pki, out):
+    """CN=localhost, but the only SAN is ip:127.0.0.1 (signed by the CA's intermediate)."""
+    import datetime
+    import ipaddress
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ikey = serialization.load_pem_private_key((pki.ca_dir / "intermediate.key").read_bytes(),
+                                              None)
+    icert = x509.load_pem_x509_certificate(pki.intermediate.read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+            .issuer_name(icert.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .sign(ikey, hashes.SHA256()))
+    out.mkdir(exist_ok=True)
+    chain = out / "cn-only.pem"
+    chain.write_bytes(cert.public_bytes(serialization.Encoding.PEM) +
+                      pki.intermediate.read_bytes())
+    k = out / "cn-only.key"
+    k.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()))
+    os.chmod(k, 0o600)
+
+    class Issued:
+        pass
+    i = Issued()
+    i.chain, i.key = chain, k
+    return i
+
+
 def test_cn_is_not_a_name(env):
-    """The server certificate's CN is 'localhost' but its SANs are ip:127.0.0.1 only: asking
-    for 'localhost' must fail (no CN fallback)."""
-    s = env["pki"].issue_server("localhost", san="ip:127.0.0.1", out=env["d"] / "cnonly",
-                                extra=())
-    # issue_server adds NAME as a dns SAN; make one whose only SAN is the IP via a fresh name.
-    s = env["pki"].issue_server("127.0.0.1", san="", out=env["d"] / "iponly")
+    """The target's certificate has CN=localhost but only ip:127.0.0.1 as SAN: asking for
+    'localhost' fails (no CN fallback); asking for 127.0.0.1 works."""
+    s = server_cert_ip_only(env["pki"], env["d"] / "cnonly")
     g = gateway(env, server=s)
-    listen, args = tunnel_flags(env, g.port, extra=["--server-name", "localhost"])
+    bad, bad_args = tunnel_flags(env, g.port, extra=["--server-name", "localhost"])
+    good, good_args = tunnel_flags(env, g.port, extra=["--server-name", "127.0.0.1"])
     try:
-        with Tunnel(args) as t:
-            assert refused_through(listen)
-            t.wait_line(r"backend certificate rejected")
+        with Tunnel(bad_args) as t:
+            assert refused_through(bad)
+            t.wait_line(r"backend certificate rejected: .*hostname mismatch")
+        with Tunnel(good_args):
+            assert client_cert_cn(http_get(good)[1])[0] == "CN=alice"
     finally:
         assert g.stop() == 0, g.output()
 
