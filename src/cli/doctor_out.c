@@ -68,8 +68,18 @@ static void print_cert_request(FILE *out, const struct tlsx_probe *p)
             fprintf(out, "      (+%zu more)\n", p->nca_names_total - p->nca_names);
     }
     fprintf(out, "    signature algorithms:");
-    for (size_t i = 0; i < p->nsigalgs; i++)
-        fprintf(out, "%s %s", i > 0 ? "," : "", p->sigalgs[i]);
+    size_t col = 26;
+    for (size_t i = 0; i < p->nsigalgs; i++) {
+        size_t w = strlen(p->sigalgs[i]) + 2;
+        if (i > 0 && col + w > 96) {
+            fprintf(out, ",\n     ");
+            col = 5;
+        } else if (i > 0) {
+            fputc(',', out);
+        }
+        fprintf(out, " %s", p->sigalgs[i]);
+        col += w;
+    }
     fprintf(out, "%s\n", p->nsigalgs == 0 ? " (none listed)" : "");
 }
 
