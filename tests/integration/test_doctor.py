@@ -67,6 +67,8 @@ def env(tmp_path_factory):
         "future": make_cert(pki, out, "future", NOW + DAY, NOW + 10 * DAY),
         "srv_expired": make_cert(pki, out, "srv-expired", NOW - 10 * DAY, NOW - DAY,
                                  ExtendedKeyUsageOID.SERVER_AUTH, sans=["localhost"]),
+        "srv_future": make_cert(pki, out, "srv-future", NOW + DAY, NOW + 10 * DAY,
+                                ExtendedKeyUsageOID.SERVER_AUTH, sans=["localhost"]),
     }
     e["backend"] = TcpEchoBackend()
     yield e
@@ -287,6 +289,34 @@ def test_server_expired(env):
         r = doctor(f"localhost:{s.port}", *client_args(env["alice"]), "--ca", env["pki"].chain)
     assert_finding(r, "server-expired", ["the server's certificate CN=srv-expired expired on",
                                          "must renew it"])
+
+
+def test_server_not_yet_valid(env):
+    crt, key = env["srv_future"]
+    with SServer(crt, key, "-verify", "1", "-CAfile", env["pki"].chain) as s:
+        r = doctor(f"localhost:{s.port}", *client_args(env["alice"]), "--ca", env["pki"].chain)
+    assert_finding(r, "server-not-yet-valid", ["the server's certificate CN=srv-future is not "
+                                               "valid until", "check the clocks"])
+
+
+def test_backend_down_is_a_warning(env):
+    """The handshake succeeds, then the gateway closes (its backend is down): exit 0."""
+    from backends import unused_port
+    port = free_port()
+    s = env["server"]
+    g = Gateway(["--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{unused_port()}",
+                 "--mode", "tcp", "--cert", s.chain, "--key", s.key, "--client-ca",
+                 env["pki"].chain, "--workers", "1"])
+    try:
+        r = doctor(f"127.0.0.1:{port}", *client_args(env["alice"]), "--ca", env["pki"].chain,
+                   "--json")
+    finally:
+        g.stop()
+    assert r.returncode == 0, r.stdout
+    j = json.loads(r.stdout)
+    assert j["ok"] and j["handshake"]["accepted"] and j["handshake"]["server_closed"]
+    assert [d["code"] for d in j["diagnosis"]] == ["closed-after-handshake"]
+    assert j["diagnosis"][0]["fatal"] is False
 
 
 def test_server_wrong_eku(env):
