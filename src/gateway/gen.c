@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "gateway/forward.h"
+#include "gateway/revocation.h"
 #include "util/log.h"
 
 static int64_t secs_to_ms(int64_t s)
@@ -44,28 +45,19 @@ static int resolve(const struct gw_backend *b, struct sockaddr_storage *out, soc
     return 0;
 }
 
-static int build_crls(struct gw_svc *s, struct tw_err *err)
+/* A crl URL contributes the last good CRL fetched from it (revocation.h). */
+static int build_crls(struct gw_server *srv, struct gw_svc *s, struct tw_err *err)
 {
     const struct gw_service *c = s->cfg;
     s->crls = tlsx_crl_set_new(err);
     if (s->crls == NULL)
         return -1;
     for (size_t i = 0; i < c->n_crl; i++) {
-        /* TODO(issue 4): fetch crl URLs over HTTPS on a schedule. Until then refuse them
-         * rather than pretend revocation is checked. */
-        TW_ENSURE(!c->crl_is_url[i], err, TW_ERR_CONFIG,
-                  "[service %s] crl = %s: CRL URLs are not supported yet; use a file", c->name,
-                  c->crl[i]);
-        TW_GUARD(tlsx_crl_set_add_file(s->crls, c->crl[i], err));
+        if (c->crl_is_url[i])
+            TW_GUARD(gw_revoc_crl_add(srv, c, i, s->crls, err));
+        else
+            TW_GUARD(tlsx_crl_set_add_file(s->crls, c->crl[i], err));
     }
-    return 0;
-}
-
-/* TODO(issue 4): OCSP checks of client certificates. Refused rather than silently off. */
-static int check_unsupported(const struct gw_service *c, struct tw_err *err)
-{
-    TW_ENSURE(!c->ocsp, err, TW_ERR_CONFIG,
-              "[service %s] ocsp = on: OCSP checking is not supported yet; use CRLs", c->name);
     return 0;
 }
 
@@ -151,8 +143,7 @@ static int build_svc(struct gw_server *srv, struct gw_gen *gen, size_t i, struct
     s->slot = gw_server_slot(srv, c->name);
     TW_ENSURE(s->slot != NULL, err, TW_ERR_CONFIG, "too many services (limit %d)",
               GW_MAX_SERVICES);
-    TW_GUARD(check_unsupported(c, err));
-    TW_GUARD(build_crls(s, err));
+    TW_GUARD(build_crls(srv, s, err));
     TW_GUARD(build_policy(s, err));
     if (!c->plaintext_listen)
         TW_GUARD(build_server_ctx(s, gen->tickets, err));
@@ -350,6 +341,34 @@ const char *gw_gen_files_changed(struct gw_gen *gen, bool refresh)
         }
     }
     return changed;
+}
+
+static uint64_t fnv(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+uint64_t gw_gen_watch_signature(const struct gw_gen *gen)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < gen->nwatch; i++) {
+        struct stat st;
+        int64_t v[7] = {0};
+        if (stat(gen->watch[i].path, &st) == 0) {
+            v[0] = (int64_t)st.st_ino;
+            v[1] = (int64_t)st.st_size;
+            v[2] = st.st_mtim.tv_sec;
+            v[3] = st.st_mtim.tv_nsec;
+            v[4] = st.st_ctim.tv_sec;
+            v[5] = st.st_ctim.tv_nsec;
+            v[6] = 1;
+        }
+        h = fnv(h, v, sizeof(v));
+    }
+    return h;
 }
 
 struct gw_svc *gw_listen_svc_for_ctx(const struct gw_listen *l, const SSL_CTX *ctx)

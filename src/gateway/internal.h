@@ -109,6 +109,8 @@ void gw_gen_unref(struct gw_gen *gen);
 /* The first watched file that changed since gen was built or last refreshed (mtime, ctime,
  * size, inode, existence), or NULL. refresh: remember the current state (main thread only). */
 const char *gw_gen_files_changed(struct gw_gen *gen, bool refresh);
+/* A hash of the watched files' current state (stat now), to tell when they stopped changing. */
+uint64_t gw_gen_watch_signature(const struct gw_gen *gen);
 /* The service named name, or NULL. */
 struct gw_svc *gw_gen_find_svc(const struct gw_gen *gen, const char *name);
 /* The service of conn's negotiated ctx among the listen's services (the first as fallback). */
@@ -298,8 +300,9 @@ struct gw_server {
     atomic_int active; /* all live connections, for the global max-connections */
     struct tlsx_ticket_keys *tickets;
     uint64_t reloads_ok, reloads_failed;
-    int64_t last_reload_ms;
+    uint64_t watch_sig; /* gw_gen_watch_signature at the previous poll */
     bool stopping;
+    struct gw_revoc *revoc; /* CRL URLs and OCSP (crl_fetch.c, ocsp_check*.c) */
 };
 
 /* The slot for service name (created on first use; main thread only). */

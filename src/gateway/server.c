@@ -9,9 +9,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gateway/revocation.h"
 #include "util/log.h"
 
-#define WATCH_INTERVAL_MS 1000
+/* Watched files are polled this often; a change is acted on once two polls in a row see the
+ * same state, so a file caught half-written (which might even parse, minus its last allow
+ * rules) is not loaded. A change takes effect within about two intervals. */
+#define WATCH_INTERVAL_MS 250
 #define STOP_POLL_MS 20
 
 struct gw_svc_slot *gw_server_slot(struct gw_server *srv, const char *name)
@@ -64,6 +68,12 @@ static void reload(struct gw_server *srv, const char *why)
     log_info("reload: generation %llu serving", (unsigned long long)gen->id);
 }
 
+void gw_server_reload(struct gw_server *srv, const char *why)
+{
+    if (!srv->stopping && srv->gen != NULL)
+        reload(srv, why);
+}
+
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;
@@ -79,6 +89,11 @@ static void on_watch(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct gw_server *srv = arg;
     if (srv->stopping)
+        return;
+    uint64_t sig = gw_gen_watch_signature(srv->gen);
+    bool settled = sig == srv->watch_sig;
+    srv->watch_sig = sig;
+    if (!settled)
         return;
     const char *changed = gw_gen_files_changed(srv->gen, false);
     if (changed != NULL) {
@@ -202,6 +217,7 @@ static void server_free(struct gw_server *srv)
     for (size_t i = 0; i < srv->nworkers; i++)
         gw_worker_cleanup(&srv->workers[i]);
     gw_metrics_stop(srv);
+    gw_revoc_free(srv->revoc);
     struct event *evs[] = {srv->sig_hup, srv->sig_term, srv->sig_int, srv->watch_timer,
                            srv->stop_timer};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
@@ -231,6 +247,8 @@ int gateway_run(const struct gw_source *src, struct tw_err *err)
         tw_err_set(err, TW_ERR_INTERNAL, "event_base_new failed");
         goto out;
     }
+    if (gw_revoc_start(srv, err) != 0) /* first fetch of CRL URLs, before the first build */
+        goto out;
     srv->gen = gw_gen_build(srv, err);
     if (srv->gen == NULL)
         goto out;

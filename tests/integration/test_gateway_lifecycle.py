@@ -32,14 +32,18 @@ def backend():
 
 
 def test_sigterm_drains_then_exits_zero(pki, backend):
-    port = free_port()
+    port, mport = free_port(), free_port()
     gw = Gateway(gateway_flags(pki["ca"], pki["server"], port, backend.address,
-                               extra=["--drain-timeout", "10"]))
+                               extra=["--drain-timeout", "10", "--metrics",
+                                      f"127.0.0.1:{mport}"]))
     live = tls_connect(port, client_context(pki["ca"], pki["alice"]))
     live.sendall(b"before\n")
     assert recv_exact(live, 7) == b"before\n"
     gw.signal(signal.SIGTERM)
     gw.wait_line(r"no longer accepting", timeout=5)
+    with pytest.raises(urllib.error.HTTPError) as draining:
+        urllib.request.urlopen(f"http://127.0.0.1:{mport}/healthz", timeout=5)
+    assert draining.value.code == 503
     # New connections are refused while the open one keeps working.
     deadline = time.monotonic() + 5
     while True:

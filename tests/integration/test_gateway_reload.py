@@ -29,8 +29,15 @@ def setup(tmp_path):
     e["backend"].close()
 
 
+def replace(path, text):
+    """Write atomically, as editors and config management do."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def write_config(e, path, extra=""):
-    path.write_text(f"""
+    replace(path, f"""
 [global]
 workers = 2
 metrics = 127.0.0.1:{e['metrics']}
@@ -180,7 +187,7 @@ def test_bad_reload_rejected_old_config_serves(setup):
         live = tls_connect(e["port"], client_context(e["ca"], e["alice"]))
         assert still_open(live)
         # A CRL that does not parse: the new generation cannot be built.
-        e["crl"].write_text("-----BEGIN X509 CRL-----\nnot base64\n-----END X509 CRL-----\n")
+        replace(e["crl"], "-----BEGIN X509 CRL-----\nnot base64\n-----END X509 CRL-----\n")
         gw.wait_line(r"reload failed, still serving generation 1", timeout=5)
         assert still_open(live)
         assert echo_roundtrip(e["port"], client_context(e["ca"], e["bob"])) == b"ping\n"
@@ -221,11 +228,19 @@ client-ca = {e['ca'].ca_path}
         write_config(e, cfg, extra=second)
         gw.wait_line(rf"now listening on 127.0.0.1:{port_b}", timeout=5)
         gw.wait_line(r"reload: generation 2 serving", timeout=5)
-        assert echo_roundtrip(port_b, alice) == b"ping\n"
+        # Workers open the new listener as they take the generation: retry briefly.
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                assert echo_roundtrip(port_b, alice) == b"ping\n"
+                break
+            except (OSError, ssl.SSLError):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
         assert still_open(live)
 
         # Drop the first service: its address closes, the second keeps serving.
-        cfg.write_text(cfg.read_text().split("[service echo]")[0] + second)
+        replace(cfg, cfg.read_text().split("[service echo]")[0] + second)
         gw.wait_line(rf"no longer listening on 127.0.0.1:{e['port']}", timeout=5)
         gw.wait_line(r"reload: generation 3 serving", timeout=5)
         deadline = time.monotonic() + 5
@@ -265,4 +280,19 @@ client-ca = {e['ca'].ca_path}
         assert echo_roundtrip(e["port"], client_context(e["ca"], e["alice"])) == b"ping\n"
     finally:
         busy.close()
+        assert gw.stop() == 0, gw.output()
+
+
+def test_sessions_resume_across_a_reload(setup):
+    e = setup
+    gw, _ = start(e)
+    try:
+        sess = e["dir"] / "sess.pem"
+        ok, out = s_client(e["port"], e["ca"], e["alice"], ["-tls1_3", "-sess_out", str(sess)])
+        assert ok, out
+        gw.signal(signal.SIGHUP)
+        gw.wait_line(r"reload: generation 2 serving", timeout=5)
+        ok, out = s_client(e["port"], e["ca"], e["alice"], ["-tls1_3", "-sess_in", str(sess)])
+        assert ok and "Reused" in out, out
+    finally:
         assert gw.stop() == 0, gw.output()
