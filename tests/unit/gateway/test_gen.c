@@ -152,11 +152,14 @@ static void watches_files(void **state)
     struct gw_gen *gen = gw_gen_build(srv, &err);
     assert_non_null(gen);
     assert_null(gw_gen_files_changed(gen, false));
+    uint64_t sig = gw_gen_watch_signature(gen);
+    assert_true(sig == gw_gen_watch_signature(gen)); /* settled */
     struct stat st;
     assert_int_equal(stat(cert_path, &st), 0);
     struct timespec times[2] = {st.st_atim, st.st_mtim};
     times[1].tv_sec += 5;
     assert_int_equal(utimensat(AT_FDCWD, cert_path, times, 0), 0);
+    assert_true(sig != gw_gen_watch_signature(gen));
     const char *changed = gw_gen_files_changed(gen, false);
     assert_non_null(changed);
     assert_string_equal(changed, cert_path);
