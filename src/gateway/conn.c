@@ -15,6 +15,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 
+#include "gateway/revocation.h"
 #include "util/log.h"
 
 static void on_timer(evutil_socket_t fd, short what, void *arg);
@@ -222,6 +223,8 @@ static void handshake_done(struct gw_conn *c)
         gw_conn_close(c, "peer check failed");
         return;
     }
+    if (gw_ocsp_gate(c) != 0) /* ocsp = on: refused and closed */
+        return;
     gw_stat_add(&c->w->stats.handshakes[TLSX_R_OK], 1);
     if (c->resumed)
         gw_stat_add(&c->w->stats.resumed, 1);

@@ -13,6 +13,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 
+#include "gateway/revocation.h"
 #include "util/buf.h"
 #include "util/log.h"
 
@@ -178,7 +179,8 @@ static int render(struct tw_buf *b, const struct gw_server *srv, struct tw_err *
         (unsigned long long)SUM(srv, revoked_closed), (unsigned long long)srv->reloads_ok,
         (unsigned long long)srv->reloads_failed, (unsigned long long)srv->gen->id));
     TW_GUARD(write_expiry(b, srv->gen, err));
-    return write_crl_freshness(b, srv->gen, err);
+    TW_GUARD(write_crl_freshness(b, srv->gen, err));
+    return gw_revoc_metrics(b, srv, err);
 }
 
 static void reply(struct evhttp_request *req, int code, const char *reason, const char *ctype,
