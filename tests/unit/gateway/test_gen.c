@@ -1,5 +1,5 @@
 /* Generations: built from flags with real files, refcounted, file watching, and each failure
- * path's error code (missing file, bad CRL, CRL URL, changed listen set). */
+ * path's error code (missing file, bad CRL, bad flag, listen address in use). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -201,33 +201,6 @@ static void garbage_crl_is_config_error(void **state)
     server_done(srv);
 }
 
-static void crl_url_not_supported_yet(void **state)
-{
-    (void)state;
-    char *argv[32];
-    struct gw_server *srv =
-        server_with("127.0.0.1:18443", "--crl", "https://ca.example/crl", argv);
-    struct tw_err err;
-    tw_err_clear(&err);
-    assert_null(gw_gen_build(srv, &err));
-    assert_int_equal(err.code, TW_ERR_CONFIG);
-    assert_non_null(strstr(err.msg, "https://ca.example/crl"));
-    server_done(srv);
-}
-
-static void ocsp_not_supported_yet(void **state)
-{
-    (void)state;
-    char *argv[32];
-    struct gw_server *srv = server_with("127.0.0.1:18443", "--ocsp", "on", argv);
-    struct tw_err err;
-    tw_err_clear(&err);
-    assert_null(gw_gen_build(srv, &err));
-    assert_int_equal(err.code, TW_ERR_CONFIG);
-    assert_non_null(strstr(err.msg, "ocsp"));
-    server_done(srv);
-}
-
 static void bad_flag_is_usage_error(void **state)
 {
     (void)state;
@@ -303,8 +276,6 @@ int main(void)
         cmocka_unit_test(watches_files),
         cmocka_unit_test(missing_crl_is_io_error),
         cmocka_unit_test(garbage_crl_is_config_error),
-        cmocka_unit_test(crl_url_not_supported_yet),
-        cmocka_unit_test(ocsp_not_supported_yet),
         cmocka_unit_test(bad_flag_is_usage_error),
         cmocka_unit_test(new_listen_address_in_use_is_refused),
         cmocka_unit_test(reason_codes_and_addresses),
