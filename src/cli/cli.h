@@ -30,6 +30,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) TW_PRINTF(2, 3);
 const char *cli_data_dir(const char *flag_value);
 
 /* Handlers */
+int cli_bench(int argc, char **argv);
 int cli_ca(int argc, char **argv);
 int cli_ca_init(int argc, char **argv);
 int cli_ca_issue(int argc, char **argv);
@@ -40,6 +41,7 @@ int cli_ca_crl(int argc, char **argv);
 int cli_ca_export(int argc, char **argv);
 int cli_ca_serve(int argc, char **argv);
 int cli_ca_token(int argc, char **argv);
+int cli_ca_migrate(int argc, char **argv);
 int cli_demo(int argc, char **argv);
 int cli_doctor(int argc, char **argv);
 int cli_gateway(int argc, char **argv);

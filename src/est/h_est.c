@@ -61,6 +61,8 @@ static int status_for(const struct tw_err *err, int auth_status)
         return 400;
     case TW_ERR_USAGE:
         return 400;
+    case TW_ERR_STORE: /* the inventory (e.g. PostgreSQL) is down: nothing was issued */
+        return 503;
     default:
         return 500;
     }
@@ -73,6 +75,13 @@ static void fail(struct est_req *r, const struct tw_err *err, int auth_status)
     if (status == 401)
         evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate",
                           "Basic realm=\"twoway est\"");
+    if (status == 503) {
+        log_warnx("ca serve: %s from %s: inventory unavailable: %s", r->path, r->peer, err->msg);
+        evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After",
+                          EST_STORE_RETRY_AFTER);
+        est_reply_text(r, 503, "the CA's inventory is unavailable; try again later");
+        return;
+    }
     if (status == 500) {
         log_warnx("ca serve: %s from %s failed: %s", r->path, r->peer, err->msg);
         est_reply_text(r, 500, "internal error (see the server log)");

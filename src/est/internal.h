@@ -18,6 +18,7 @@
 #define EST_RATE_SLOTS 1024              /* client addresses tracked by the rate limiter */
 #define EST_CRL_CHECK_SECS 60            /* how often the CRL's age is checked */
 #define EST_ADDR_MAX 64                  /* bytes of a client address as text */
+#define EST_STORE_RETRY_AFTER "5"        /* Retry-After seconds while the inventory is down */
 
 /* ------------------------------------------------------------------ rate limiter (ratelimit.c) */
 

@@ -53,10 +53,6 @@ static int check_present(const char *dir, const char *cadir, struct tw_err *err)
         TW_GUARD(fs_path_join(path, sizeof(path), cadir, needed[i], err));
         TW_ENSURE(fs_exists(path), err, TW_ERR_PKI, "%s is incomplete: %s is missing", cadir, path);
     }
-    char db[PATH_MAX];
-    TW_GUARD(fs_path_join(db, sizeof(db), dir, PKI_FILE_DB, err));
-    TW_ENSURE(fs_exists(db), err, TW_ERR_PKI,
-              "the inventory %s is missing (the CA in %s cannot be used without it)", db, cadir);
     return 0;
 }
 
@@ -83,19 +79,30 @@ static int load_certs(struct pki_ca *ca, struct tw_err *err)
     return 0;
 }
 
+/* The inventory as chosen by pki_store_uri; the default file must already exist. */
+static int open_store(struct pki_ca *ca, struct tw_err *err)
+{
+    char uri[PKI_STORE_URI_MAX];
+    int default_store = 1;
+    TW_GUARD(pki_store_uri(ca->dir, ca->conf.store, uri, sizeof(uri), &default_store, err));
+    TW_ENSURE(!default_store || fs_exists(uri), err, TW_ERR_PKI,
+              "the inventory %s is missing (the CA in %s cannot be used without it)", uri,
+              ca->cadir);
+    return store_open(uri, &ca->store, err);
+}
+
 int pki_ca_open(const char *dir, struct pki_ca **out, struct tw_err *err)
 {
     struct pki_ca *ca = OPENSSL_zalloc(sizeof(*ca));
     TW_ENSURE(ca != NULL, err, TW_ERR_INTERNAL, "out of memory");
-    char db[PATH_MAX];
+    char conf[PATH_MAX];
     int rc = -1;
     if (snprintf(ca->dir, sizeof(ca->dir), "%s", dir) >= (int)sizeof(ca->dir) ||
         fs_path_join(ca->cadir, sizeof(ca->cadir), dir, PKI_DIR_CA, err) != 0)
         tw_err_set(err, TW_ERR_USAGE, "path too long: %s", dir);
-    else if (check_present(dir, ca->cadir, err) == 0 && ca_path(ca, PKI_FILE_CONF, db, err) == 0 &&
-             conf_read(db, &ca->conf, err) == 0 && load_certs(ca, err) == 0 &&
-             fs_path_join(db, sizeof(db), dir, PKI_FILE_DB, err) == 0)
-        rc = store_open(db, &ca->store, err);
+    else if (check_present(dir, ca->cadir, err) == 0 && ca_path(ca, PKI_FILE_CONF, conf, err) == 0 &&
+             conf_read(conf, &ca->conf, err) == 0 && load_certs(ca, err) == 0)
+        rc = open_store(ca, err);
     if (rc != 0) {
         pki_ca_free(ca);
         return -1;

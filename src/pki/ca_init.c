@@ -128,6 +128,11 @@ static int build(struct init *in, struct tw_err *err)
     snprintf(conf.key, sizeof(conf.key), "%s", pki_key_type_name(in->opt->key_type));
     if (in->opt->base_url != NULL)
         snprintf(conf.base_url, sizeof(conf.base_url), "%s", in->opt->base_url);
+    /* A store chosen at init ($TWOWAY_STORE / --store) is where the inventory lives from now
+     * on: recorded so later commands find it without the flag. */
+    const char *store = getenv("TWOWAY_STORE");
+    if (store != NULL)
+        snprintf(conf.store, sizeof(conf.store), "%s", store);
     char path[PATH_MAX];
     TW_GUARD(fs_path_join(path, sizeof(path), in->tmp, PKI_FILE_CONF, err));
     return conf_write(path, &conf, err);
@@ -212,10 +217,11 @@ static int run(struct init *in, struct store **store, struct tw_err *err)
     const char *dir = in->opt->dir;
     TW_GUARD(fs_mkdir_private(dir, err));
     TW_GUARD(fs_path_join(in->final, sizeof(in->final), dir, PKI_DIR_CA, err));
-    char db[PATH_MAX];
-    TW_GUARD(fs_path_join(db, sizeof(db), dir, PKI_FILE_DB, err));
+    char db[PKI_STORE_URI_MAX];
+    int default_store = 1;
+    TW_GUARD(pki_store_uri(dir, NULL, db, sizeof(db), &default_store, err));
     if (fs_exists(in->final)) {
-        if (fs_exists(db) && store_open(db, store, NULL) != 0)
+        if ((!default_store || fs_exists(db)) && store_open(db, store, NULL) != 0)
             *store = NULL;
         return tw_err_set(err, TW_ERR_EXISTS,
                           "%s already exists; refusing to overwrite an existing CA", in->final);

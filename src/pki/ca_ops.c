@@ -3,6 +3,9 @@
  * audited afterwards, best effort. */
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -154,6 +157,22 @@ static int collect(const struct store_cert *c, void *ctx)
     return 0;
 }
 
+/* The number and the revoked list in ONE transaction, number first: taking it locks the
+ * counter until the list is read, so with several servers on one database exactly one builds
+ * at a time and a higher number never lists fewer revocations. */
+struct crl_snapshot {
+    const char *issuer;
+    struct entries *e;
+    int64_t *number;
+};
+
+static int crl_snapshot_take(struct store *s, void *ctx, struct tw_err *err)
+{
+    struct crl_snapshot *snap = ctx;
+    TW_GUARD(store_crl_number_next(s, snap->number, err));
+    return store_revoked_list(s, snap->issuer, collect, snap->e, err);
+}
+
 static X509_CRL *build_crl(struct pki_ca *ca, int days, int64_t *number, size_t *count,
                            int64_t *next_update, struct tw_err *err)
 {
@@ -162,8 +181,8 @@ static X509_CRL *build_crl(struct pki_ca *ca, int days, int64_t *number, size_t 
         pki_name_to_text(X509_get_subject_name(ca->intermediate), issuer, sizeof(issuer), err));
     struct entries e = {0};
     X509_CRL *crl = NULL;
-    if (store_revoked_list(ca->store, issuer, collect, &e, err) == 0 && !e.failed &&
-        store_crl_number_next(ca->store, number, err) == 0) {
+    struct crl_snapshot snap = {issuer, &e, number};
+    if (store_transaction(ca->store, crl_snapshot_take, &snap, err) == 0 && !e.failed) {
         for (size_t i = 0; i < e.count; i++)
             e.items[i].serial_hex = e.serials[i];
         time_t now = time(NULL);
@@ -215,9 +234,63 @@ static int write_crl(const char *path, X509_CRL *crl, int der, struct tw_err *er
     return rc;
 }
 
+/* The CRL number of the CRL file at path; 0 when absent or unreadable. */
+static int64_t file_crl_number(const char *path)
+{
+    char *data = NULL;
+    size_t len = 0;
+    if (fs_read_file(path, 16u * 1024 * 1024, &data, &len, NULL) != 0)
+        return 0;
+    const unsigned char *p = (const unsigned char *)data;
+    X509_CRL *crl = d2i_X509_CRL(NULL, &p, (long)len);
+    free(data);
+    ASN1_INTEGER *n = crl != NULL ? X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL) : NULL;
+    int64_t v = 0;
+    if (n == NULL || ASN1_INTEGER_get_int64(&v, n) != 1)
+        v = 0;
+    ASN1_INTEGER_free(n);
+    X509_CRL_free(crl);
+    ERR_clear_error();
+    return v;
+}
+
+/* Several processes (servers, `ca revoke`) on one CA directory finish their CRLs in any
+ * order: under a lock, a CRL never replaces one with a higher number, so the files always
+ * hold the newest. */
+static int crl_write_files_locked(const char *cadir, X509_CRL *crl, const char *extra_out,
+                                  struct tw_err *err);
+
 int crl_write_files(const char *cadir, X509_CRL *crl, const char *extra_out, struct tw_err *err)
 {
     char path[PATH_MAX];
+    TW_GUARD(fs_path_join(path, sizeof(path), cadir, ".crl.lock", err));
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return tw_err_sys(err, TW_ERR_IO, "cannot open %s", path);
+    if (flock(fd, LOCK_EX) != 0) {
+        close(fd);
+        return tw_err_sys(err, TW_ERR_IO, "cannot lock %s", path);
+    }
+    int rc = crl_write_files_locked(cadir, crl, extra_out, err);
+    close(fd); /* releases the lock */
+    return rc;
+}
+
+static int crl_write_files_locked(const char *cadir, X509_CRL *crl, const char *extra_out,
+                                  struct tw_err *err)
+{
+    char path[PATH_MAX];
+    TW_GUARD(fs_path_join(path, sizeof(path), cadir, PKI_FILE_CRL_DER, err));
+    ASN1_INTEGER *mine = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
+    int64_t number = 0;
+    if (mine == NULL || ASN1_INTEGER_get_int64(&number, mine) != 1)
+        number = 0;
+    ASN1_INTEGER_free(mine);
+    if (number > 0 && file_crl_number(path) > number) {
+        if (extra_out != NULL)
+            TW_GUARD(write_crl(extra_out, crl, ends_with(extra_out, ".der"), err));
+        return 0; /* a newer CRL is already published */
+    }
     TW_GUARD(fs_path_join(path, sizeof(path), cadir, PKI_FILE_CRL_PEM, err));
     TW_GUARD(write_crl(path, crl, 0, err));
     TW_GUARD(fs_path_join(path, sizeof(path), cadir, PKI_FILE_CRL_DER, err));

@@ -40,6 +40,8 @@ int conf_write(const char *path, const struct pki_ca_conf *conf, struct tw_err *
                      "crl-days = %d\n",
                      conf->name, conf->key, conf->base_url, conf->encrypted ? "yes" : "no",
                      conf->crl_days);
+    if (n > 0 && (size_t)n < sizeof(text) && conf->store[0] != '\0')
+        n += snprintf(text + n, sizeof(text) - (size_t)n, "store = %s\n", conf->store);
     TW_ENSURE(n > 0 && (size_t)n < sizeof(text), err, TW_ERR_INTERNAL, "ca.conf too long");
     return fs_write_atomic(path, text, (size_t)n, 0600, err);
 }
@@ -77,7 +79,9 @@ static int handler(void *user, const char *section, const char *name, const char
         long days = strtol(value, &end, 10);
         ok = *end == '\0' && days >= 1 && days <= 3650;
         c->crl_days = (int)days;
-    } else
+    } else if (strcmp(name, "store") == 0)
+        ok = set_string(c->store, sizeof(c->store), value);
+    else
         ok = 0;
     if (!ok && !cp->failed) {
         cp->failed = 1;
@@ -85,6 +89,19 @@ static int handler(void *user, const char *section, const char *name, const char
                    section, name, value);
     }
     return ok;
+}
+
+int pki_store_uri(const char *dir, const char *conf_store, char *out, size_t cap, int *is_default,
+                  struct tw_err *err)
+{
+    const char *env = getenv("TWOWAY_STORE");
+    const char *uri = env != NULL && env[0] != '\0' ? env : conf_store;
+    *is_default = uri == NULL || uri[0] == '\0';
+    if (*is_default)
+        return fs_path_join(out, cap, dir, PKI_FILE_DB, err);
+    TW_ENSURE(strlen(uri) < cap, err, TW_ERR_USAGE, "store URI longer than %zu bytes", cap - 1);
+    snprintf(out, cap, "%s", uri);
+    return 0;
 }
 
 int conf_read(const char *path, struct pki_ca_conf *conf, struct tw_err *err)

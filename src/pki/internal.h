@@ -24,6 +24,7 @@
 #define PKI_FILE_CRL_DER "crl.der"
 
 #define PKI_CONF_MAX (16u * 1024) /* bytes of ca.conf */
+#define PKI_STORE_URI_MAX 1024    /* bytes of a store URI */
 #define PKI_CA_NAME_MAX 48        /* so "NAME Intermediate" fits a 64-character CN */
 #define PKI_CRL_DAYS_DEFAULT 7
 
@@ -34,7 +35,14 @@ struct pki_ca_conf {
     char base_url[PKI_URL_MAX];
     int encrypted;
     int crl_days;
+    char store[PKI_STORE_URI_MAX]; /* "store = URI" (issue 7); "" when absent */
 };
+
+/* The inventory the CA in dir uses (issue 7), first that is set: $TWOWAY_STORE (also what
+ * `twoway ca --store URI` sets), conf_store (ca.conf "store ="), else dir/ca.db. *is_default
+ * is 1 for the last. TW_ERR_USAGE when the result does not fit. */
+int pki_store_uri(const char *dir, const char *conf_store, char *out, size_t cap, int *is_default,
+                  struct tw_err *err) TW_MUST_CHECK;
 
 struct pki_ca {
     char dir[PATH_MAX];
