@@ -1,0 +1,129 @@
+"""`ocsp = on`: the gateway checks client certificates with the OCSP responder named in their
+AIA (`twoway ca serve`'s /ocsp), from a cache the main thread fills, never blocking a worker.
+
+With ocsp-fail = closed a client with no cached good answer is refused while the answer is
+fetched, and its retry gets through; a revoked client is refused; a revocation after a good
+answer is picked up at the next refresh (crl-refresh); with the responder down, closed keeps
+refusing unknown clients and open lets them through."""
+
+import ssl
+import time
+
+import pytest
+
+from backends import TcpEchoBackend
+from est_helpers import CaServer
+from gateway_helpers import Gateway, echo_roundtrip, fetch_metrics, free_port, metric, refused
+from twoway_testlib import Pki
+
+
+def ctx_for(pki, issued):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cafile=str(pki.root))
+    ctx.load_cert_chain(str(issued.chain), str(issued.key))
+    return ctx
+
+
+def allowed(port, ctx):
+    try:
+        return echo_roundtrip(port, ctx) == b"ping\n"
+    except (ssl.SSLError, OSError):
+        return False
+
+
+def wait_until(cond, timeout, step=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(step)
+    return cond()
+
+
+class Env:
+    def __init__(self, tmp_path, fail):
+        ca_port = free_port()
+        self.pki = Pki(tmp_path, base_url=f"https://127.0.0.1:{ca_port}")
+        server = self.pki.issue_server("localhost", san="ip:127.0.0.1")
+        self.alice, self.bob = self.pki.issue_client("alice"), self.pki.issue_client("bob")
+        self.ca = CaServer(self.pki, listen=f"127.0.0.1:{ca_port}")
+        self.backend = TcpEchoBackend()
+        self.port, self.mport = free_port(), free_port()
+        self.gw = Gateway(["--listen", f"127.0.0.1:{self.port}", "--backend",
+                           self.backend.address, "--mode", "tcp", "--cert", server.chain,
+                           "--key", server.key, "--client-ca", self.pki.chain, "--ocsp", "on",
+                           "--ocsp-fail", fail, "--crl-refresh", "1s", "--workers", "2",
+                           "--metrics", f"127.0.0.1:{self.mport}"])
+
+    def metric(self, name, labels=None):
+        return metric(fetch_metrics(self.mport), name, labels) or 0
+
+    def close(self):
+        rc = self.gw.stop()
+        out = self.gw.output()
+        assert rc == 0, out
+        assert "Sanitizer" not in out and "runtime error:" not in out, out
+        if self.ca.proc.poll() is None:
+            self.ca.stop()
+        self.backend.close()
+
+
+@pytest.fixture
+def closed_env(tmp_path):
+    env = Env(tmp_path, "closed")
+    yield env
+    env.close()
+
+
+@pytest.fixture
+def open_env(tmp_path):
+    env = Env(tmp_path, "open")
+    yield env
+    env.close()
+
+
+def test_good_allowed_revoked_refused(closed_env):
+    env = closed_env
+    alice, bob = ctx_for(env.pki, env.alice), ctx_for(env.pki, env.bob)
+    # The first connection may be refused while the answer is fetched; a retry gets through.
+    t0 = time.monotonic()
+    assert wait_until(lambda: allowed(env.port, alice), 10), env.gw.output()
+    print(f"\nfirst good OCSP answer used after {time.monotonic() - t0:.2f}s")
+    assert allowed(env.port, alice)
+    assert env.metric("twoway_ocsp_fetch_total", {"result": "ok"}) >= 1
+    assert env.metric("twoway_ocsp_checks_total", {"answer": "good"}) >= 2
+
+    env.pki.revoke("bob", reason="keyCompromise")
+    assert refused(env.port, bob)
+    env.gw.wait_line(rf"refused: .*OCSP: serial {env.bob.serial}: (no answer yet|revoked)", 5)
+    assert wait_until(lambda: env.metric("twoway_ocsp_checks_total", {"answer": "revoked"}) >= 1
+                      or not refused(env.port, bob), 10)
+    assert refused(env.port, bob)
+    assert env.metric("twoway_ocsp_checks_total", {"answer": "revoked"}) >= 1
+
+    # A revocation after a good answer: picked up by the refresh (crl-refresh 1s).
+    t0 = time.monotonic()
+    env.pki.revoke("alice")
+    assert wait_until(lambda: refused(env.port, alice), 10), env.gw.output()
+    print(f"revoke -> OCSP refusal: {time.monotonic() - t0:.2f}s")
+    env.gw.wait_line(rf"refused: .*OCSP: serial {env.alice.serial}: revoked", 5)
+
+
+def test_responder_down_fail_closed(closed_env):
+    env = closed_env
+    env.ca.stop()
+    alice = ctx_for(env.pki, env.alice)
+    for _ in range(5):
+        assert refused(env.port, alice)
+        time.sleep(0.3)
+    env.gw.wait_line(r"OCSP: serial \S+: no answer yet \(ocsp-fail = closed\)", 5)
+    assert wait_until(lambda: env.metric("twoway_ocsp_fetch_total", {"result": "failed"}) >= 1, 10)
+
+
+def test_responder_down_fail_open(open_env):
+    env = open_env
+    env.ca.stop()
+    alice = ctx_for(env.pki, env.alice)
+    assert allowed(env.port, alice)
+    env.gw.wait_line(r"OCSP has no answer for serial \S+; allowed \(ocsp-fail = open\)", 5)
+    assert env.metric("twoway_ocsp_checks_total", {"answer": "none"}) >= 1
