@@ -60,7 +60,7 @@ static void add_identity(json_t *o, const struct gw_conn *c)
 
 void gw_access_log(const struct gw_conn *c, const char *why)
 {
-    FILE *fp = c->w->srv->access;
+    FILE *fp = atomic_load_explicit(&c->w->srv->access, memory_order_acquire);
     if (fp == NULL)
         return;
     json_t *o = json_object();

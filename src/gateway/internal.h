@@ -293,8 +293,10 @@ struct gw_server {
     size_t nworkers;
     struct event *sig_hup, *sig_term, *sig_int, *watch_timer, *stop_timer;
     struct evhttp *metrics;
-    FILE *access; /* JSON lines, or NULL */
+    _Atomic(FILE *) access; /* JSON lines, or NULL; swapped by a SIGHUP reopen */
     bool access_owned;
+    FILE *old_access; /* the file before the last reopen, closed shortly after */
+    struct event *access_close_timer;
     struct gw_svc_slot slots[GW_MAX_SERVICES];
     size_t nslots;
     atomic_int active; /* all live connections, for the global max-connections */

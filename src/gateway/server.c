@@ -18,6 +18,8 @@
 #define WATCH_INTERVAL_MS 250
 #define STOP_POLL_MS 20
 
+static void reopen_access_log(struct gw_server *srv);
+
 struct gw_svc_slot *gw_server_slot(struct gw_server *srv, const char *name)
 {
     for (size_t i = 0; i < srv->nslots; i++)
@@ -79,8 +81,10 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     (void)sig;
     (void)what;
     struct gw_server *srv = arg;
-    if (!srv->stopping)
-        reload(srv, "SIGHUP");
+    if (srv->stopping)
+        return;
+    reload(srv, "SIGHUP");
+    reopen_access_log(srv);
 }
 
 static void on_watch(evutil_socket_t fd, short what, void *arg)
@@ -138,14 +142,45 @@ static int open_access_log(struct gw_server *srv, struct tw_err *err)
     if (path == NULL)
         return 0;
     if (strcmp(path, "-") == 0) {
-        srv->access = stdout;
+        atomic_store(&srv->access, stdout);
         return 0;
     }
-    srv->access = fopen(path, "ae");
-    if (srv->access == NULL)
+    FILE *fp = fopen(path, "ae");
+    if (fp == NULL)
         return tw_err_sys(err, TW_ERR_IO, "access-log %s: cannot open", path);
+    atomic_store(&srv->access, fp);
     srv->access_owned = true;
     return 0;
+}
+
+static void on_close_old_access(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_server *srv = arg;
+    if (srv->old_access != NULL)
+        fclose(srv->old_access);
+    srv->old_access = NULL;
+}
+
+/* SIGHUP after log rotation (the file was renamed away): open the path again. Workers may
+ * still hold the old FILE for the few microseconds of one line, so it is closed a little
+ * later, not at once. */
+static void reopen_access_log(struct gw_server *srv)
+{
+    const char *path = srv->gen->cfg->global.access_log;
+    if (path == NULL || strcmp(path, "-") == 0 || !srv->access_owned)
+        return;
+    FILE *fp = fopen(path, "ae");
+    if (fp == NULL) {
+        log_warn("access-log %s: cannot reopen, still writing to the old file", path);
+        return;
+    }
+    if (srv->old_access != NULL)
+        fclose(srv->old_access);
+    srv->old_access = atomic_exchange(&srv->access, fp);
+    struct timeval tv = {2, 0};
+    event_add(srv->access_close_timer, &tv);
 }
 
 static int add_signal(struct gw_server *srv, struct event **ev, int sig,
@@ -164,8 +199,10 @@ static int setup_main(struct gw_server *srv, struct tw_err *err)
     TW_GUARD(add_signal(srv, &srv->sig_int, SIGINT, on_term, err));
     srv->watch_timer = event_new(srv->base, -1, EV_PERSIST, on_watch, srv);
     srv->stop_timer = event_new(srv->base, -1, EV_PERSIST, on_stop_poll, srv);
-    TW_ENSURE(srv->watch_timer != NULL && srv->stop_timer != NULL, err, TW_ERR_INTERNAL,
-              "event_new failed");
+    srv->access_close_timer = evtimer_new(srv->base, on_close_old_access, srv);
+    TW_ENSURE(srv->watch_timer != NULL && srv->stop_timer != NULL &&
+                  srv->access_close_timer != NULL,
+              err, TW_ERR_INTERNAL, "event_new failed");
     struct timeval tv = {WATCH_INTERVAL_MS / 1000, (WATCH_INTERVAL_MS % 1000) * 1000};
     TW_ENSURE(event_add(srv->watch_timer, &tv) == 0, err, TW_ERR_INTERNAL, "event_add failed");
     return 0;
@@ -218,8 +255,8 @@ static void server_free(struct gw_server *srv)
         gw_worker_cleanup(&srv->workers[i]);
     gw_metrics_stop(srv);
     gw_revoc_free(srv->revoc);
-    struct event *evs[] = {srv->sig_hup, srv->sig_term, srv->sig_int, srv->watch_timer,
-                           srv->stop_timer};
+    struct event *evs[] = {srv->sig_hup,     srv->sig_term,  srv->sig_int,
+                           srv->watch_timer, srv->stop_timer, srv->access_close_timer};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i] != NULL)
             event_free(evs[i]);
@@ -227,10 +264,13 @@ static void server_free(struct gw_server *srv)
         event_base_free(srv->base);
     gw_gen_unref(srv->gen);
     tlsx_ticket_keys_free(srv->tickets);
+    FILE *access = atomic_load(&srv->access);
     if (srv->access_owned)
-        fclose(srv->access);
-    else if (srv->access != NULL)
-        fflush(srv->access);
+        fclose(access);
+    else if (access != NULL)
+        fflush(access);
+    if (srv->old_access != NULL)
+        fclose(srv->old_access);
     free(srv);
 }
 

@@ -296,3 +296,32 @@ def test_sessions_resume_across_a_reload(setup):
         assert ok and "Reused" in out, out
     finally:
         assert gw.stop() == 0, gw.output()
+
+
+def test_sighup_reopens_the_access_log_after_rotation(setup):
+    e = setup
+    gw, _ = start(e)
+    log = e["dir"] / "access.log"
+    try:
+        alice = client_context(e["ca"], e["alice"])
+        assert echo_roundtrip(e["port"], alice, b"one") == b"one"
+        deadline = time.monotonic() + 5
+        while not (log.exists() and log.read_text().strip()):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        rotated = e["dir"] / "access.log.1"
+        os.rename(log, rotated)
+        gw.signal(signal.SIGHUP)
+        gw.wait_line(r"reload: generation 2 serving", timeout=5)
+        deadline = time.monotonic() + 5
+        while not log.exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert echo_roundtrip(e["port"], alice, b"two") == b"two"
+        deadline = time.monotonic() + 5
+        while '"bytes_in":3' not in log.read_text():
+            assert time.monotonic() < deadline, (log.read_text(), rotated.read_text())
+            time.sleep(0.05)
+        assert len(rotated.read_text().splitlines()) == 1
+    finally:
+        assert gw.stop() == 0, gw.output()
