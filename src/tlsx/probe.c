@@ -317,8 +317,7 @@ static SSL *make_ssl(SSL_CTX *ctx, struct run *r, int fd, struct tw_err *err)
         tw_err_ossl(err, TW_ERR_INTERNAL, "cannot create a TLS connection");
         return NULL;
     }
-    const char *name = r->o->server_name != NULL ? r->o->server_name : r->o->host;
-    snprintf(r->p->server_name, sizeof(r->p->server_name), "%s", name);
+    const char *name = r->p->server_name;
     /* Send the chain exactly as the certificate file holds it, as most clients would. */
     SSL_set_mode(ssl, SSL_MODE_NO_AUTO_CHAIN);
     /* A server that closes right after the handshake is a verdict too, not a library error. */
@@ -440,6 +439,8 @@ int tlsx_probe_run(const struct tlsx_probe_opts *o, struct tlsx_probe *p, struct
     int64_t verdict_ms = o->verdict_ms > 0 ? o->verdict_ms : DEFAULT_VERDICT_MS;
     int64_t start = now_ms();
     struct run r = {.o = o, .p = p};
+    snprintf(p->server_name, sizeof(p->server_name), "%s",
+             o->server_name != NULL ? o->server_name : o->host);
     SSL_CTX *ctx = make_ctx(o, err);
     if (ctx == NULL)
         return -1;
