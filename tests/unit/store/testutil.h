@@ -90,6 +90,8 @@ __attribute__((unused)) static int run_both(const char *name, const struct CMUni
         return failed;
     }
     t_pg_base = uri;
+    printf("[==========] %s: the same tests on postgresql\n", name);
+    fflush(stdout);
     char pgname[128];
     snprintf(pgname, sizeof(pgname), "%s (postgresql)", name);
     failed += _cmocka_run_group_tests(pgname, tests, count, NULL, NULL);
