@@ -90,6 +90,16 @@ void est_h_ocsp(struct est_req *r)
     int rc = pki_ocsp_respond(srv->opts->ca, srv->opts->ocsp_signer, req != NULL ? req : der,
                               req != NULL ? len : 0, time(NULL), srv->opts->ocsp_validity, &der,
                               &dlen, &status, req != NULL ? &err : NULL);
+    if (rc == 0 && status == OCSP_RESPONSE_STATUS_INTERNALERROR && err.code == TW_ERR_STORE) {
+        /* The inventory is down: answer from what was known (ocspcache.c). */
+        log_warnx("ca serve: OCSP from %s: inventory unavailable: %s", r->peer, err.msg);
+        OPENSSL_free(der);
+        der = NULL;
+        rc = est_ocsp_fallback(srv, req, len, time(NULL), &der, &dlen, &status);
+        tw_err_set(&err, TW_ERR_STORE, "answered without the inventory");
+    } else if (rc == 0 && status == OCSP_RESPONSE_STATUS_SUCCESSFUL) {
+        est_ocsp_remember(der, dlen);
+    }
     free(req);
     if (rc != 0) {
         log_warnx("ca serve: OCSP from %s: %s", r->peer, err.msg);

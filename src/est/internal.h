@@ -131,6 +131,12 @@ void est_h_crl(struct est_req *r);
 void est_h_ocsp(struct est_req *r);
 void est_h_healthz(struct est_req *r);
 
+/* OCSP while the inventory is down (ocspcache.c, issue 7): remember the statuses of a
+ * successful answer; answer a request from them or the served CRL, or tryLater. */
+void est_ocsp_remember(const unsigned char *der, size_t len);
+int est_ocsp_fallback(struct est_server *srv, const unsigned char *req, size_t len, time_t now,
+                      unsigned char **der, size_t *dlen, int *status) TW_MUST_CHECK;
+
 /* Make the cached /cacerts answer (intermediate, root). */
 int est_cacerts_build(struct est_server *srv, struct tw_err *err) TW_MUST_CHECK;
 

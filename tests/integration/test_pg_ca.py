@@ -130,18 +130,35 @@ def test_parallel_revocations_and_ocsp_across_servers(pgpki):
         assert ocsp_status(pgpki, b, keep.cert) == "revoked"
 
 
+def ocsp_raw(pki, server, cert_path):
+    r = subprocess.run(["openssl", "ocsp", "-issuer", str(pki.intermediate), "-cert",
+                        str(cert_path), "-url", server.url + "/ocsp", "-CAfile", str(pki.chain),
+                        "-VAfile", str(pki.ocsp)], capture_output=True, text=True, timeout=20)
+    return r.stdout + r.stderr
+
+
 def test_database_restart(pg, pgpki):
     t1 = token(pgpki, "before")[0]
     t2 = token(pgpki, "during")[0]
     t3 = token(pgpki, "after")[0]
+    asked = pgpki.issue_client("asked")      # its OCSP status is asked before the outage
+    revoked = pgpki.issue_client("revoked")  # on the CRL
+    silent = pgpki.issue_client("silent")    # never asked about: nothing to answer from
+    pgpki.revoke(revoked.serial)
     with CaServer(pgpki) as srv:
         assert enroll_raw(srv, "before", t1)[0] == 200
+        assert ocsp_status(pgpki, srv, asked.cert) == "good"
+        crl_before = crl_of(srv)
         pg.stop()
         try:
             status, hdrs, body = enroll_raw(srv, "during", t2)
             assert status == 503, body
             assert int(hdrs["retry-after"]) > 0
-            assert crl_of(srv)[0] >= 1  # the CRL is still served from the cache
+            assert crl_of(srv) == crl_before  # the CRL is still served from the cache
+            # OCSP keeps answering, signed and with the nonce, from what it knew.
+            assert ocsp_status(pgpki, srv, asked.cert) == "good"
+            assert ocsp_status(pgpki, srv, revoked.cert) == "revoked"
+            assert "trylater" in ocsp_raw(pgpki, srv, silent.cert).lower()
         finally:
             pg.start()
         # Back: the same server reconnects; the token refused during the outage still works.
