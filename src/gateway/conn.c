@@ -216,8 +216,9 @@ static void handshake_done(struct gw_conn *c)
         c->reason = (int)res.reason;
         c->verdict = "deny";
         snprintf(c->detail, sizeof(c->detail), "%s", res.detail);
-        gw_stat_add(&c->w->stats.handshakes[(int)res.reason < GW_R_COUNT ? (int)res.reason : TLSX_R_OTHER],
-                    1);
+        gw_stat_add(
+            &c->w->stats.handshakes[(int)res.reason < GW_R_COUNT ? (int)res.reason : TLSX_R_OTHER],
+            1);
         log_info("client %s refused%s: %s%s%s", c->peer_text, c->resumed ? " (resumed)" : "",
                  tlsx_reason_text(res.reason), res.detail[0] != '\0' ? " - " : "", res.detail);
         gw_conn_close(c, "peer check failed");

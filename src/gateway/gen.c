@@ -71,8 +71,7 @@ static int build_policy(struct gw_svc *s, struct tw_err *err)
     return 0;
 }
 
-static int build_server_ctx(struct gw_svc *s, struct tlsx_ticket_keys *tickets,
-                            struct tw_err *err)
+static int build_server_ctx(struct gw_svc *s, struct tlsx_ticket_keys *tickets, struct tw_err *err)
 {
     const struct gw_service *c = s->cfg;
     struct tlsx_server_opts o;
@@ -141,8 +140,7 @@ static int build_svc(struct gw_server *srv, struct gw_gen *gen, size_t i, struct
     else if (c->forward == GW_FORWARD_XFCC)
         s->fwd_flags = GW_FWD_XFCC;
     s->slot = gw_server_slot(srv, c->name);
-    TW_ENSURE(s->slot != NULL, err, TW_ERR_CONFIG, "too many services (limit %d)",
-              GW_MAX_SERVICES);
+    TW_ENSURE(s->slot != NULL, err, TW_ERR_CONFIG, "too many services (limit %d)", GW_MAX_SERVICES);
     TW_GUARD(build_crls(srv, s, err));
     TW_GUARD(build_policy(s, err));
     if (!c->plaintext_listen)
@@ -154,8 +152,8 @@ static int build_listen(struct gw_gen *gen, size_t i, struct tw_err *err)
 {
     struct gw_listen *l = &gen->listens[i];
     l->cfg = &gen->cfg->listeners[i];
-    TW_ENSURE(l->cfg->n_services >= 1 && l->cfg->n_services <= GW_MAX_SERVICES, err,
-              TW_ERR_CONFIG, "listen %s: no service", l->cfg->addr.text);
+    TW_ENSURE(l->cfg->n_services >= 1 && l->cfg->n_services <= GW_MAX_SERVICES, err, TW_ERR_CONFIG,
+              "listen %s: no service", l->cfg->addr.text);
     for (size_t k = 0; k < l->cfg->n_services; k++)
         l->svcs[l->nsvcs++] = &gen->svcs[l->cfg->services[k]];
     l->ctx = l->svcs[0]->ctx;
@@ -242,8 +240,7 @@ static int build(struct gw_server *srv, struct gw_gen *gen, struct tw_err *err)
         return -1;
     const struct gw_config *cfg = gen->cfg;
     TW_ENSURE(cfg->n_services <= GW_MAX_SERVICES && cfg->n_listeners <= GW_MAX_LISTENS, err,
-              TW_ERR_CONFIG, "too many services or listen addresses (limit %d)",
-              GW_MAX_SERVICES);
+              TW_ERR_CONFIG, "too many services or listen addresses (limit %d)", GW_MAX_SERVICES);
     TW_GUARD(build_watch(gen, err));
     TW_GUARD(build_tickets(srv, gen, err));
     gen->svcs = calloc(cfg->n_services, sizeof(*gen->svcs));

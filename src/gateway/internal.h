@@ -63,8 +63,8 @@ struct gw_svc {
     int64_t handshake_ms, idle_ms, connect_ms, backend_ms, lifetime_ms;
     size_t buffer_high, buffer_low;
     struct gw_svc_slot *slot;
-    X509 *server_cert;   /* borrowed from ctx: expiry metric */
-    STACK_OF(X509) *cas; /* client CAs: expiry metric (owned) */
+    X509 *server_cert;    /* borrowed from ctx: expiry metric */
+    STACK_OF(X509) * cas; /* client CAs: expiry metric (owned) */
 };
 
 /* A listen address and the services behind it (services[0] answers unknown SNI). */
@@ -180,10 +180,10 @@ struct gw_worker {
     size_t nlev;
     struct event *pause_ev; /* accept paused after EMFILE and the like */
     bool draining;
-    atomic_int done; /* set when the thread's loop has ended */
-    struct gw_gen *gen;                /* this worker's reference to the current generation */
-    _Atomic(struct gw_gen *) pending;  /* a new generation handed over by the main thread */
-    atomic_int stop;                   /* 1: stop accepting, drain */
+    atomic_int done;                  /* set when the thread's loop has ended */
+    struct gw_gen *gen;               /* this worker's reference to the current generation */
+    _Atomic(struct gw_gen *) pending; /* a new generation handed over by the main thread */
+    atomic_int stop;                  /* 1: stop accepting, drain */
     int64_t drain_deadline_ms;
     struct event *drain_ev;
     struct gw_conn *conns; /* live connections (intrusive list) */
@@ -194,8 +194,8 @@ struct gw_worker {
 int gw_worker_init(struct gw_worker *w, struct gw_server *srv, size_t id,
                    struct tw_err *err) TW_MUST_CHECK;
 /* Open this worker's SO_REUSEPORT listeners for every listen address of gen. */
-int gw_worker_listen(struct gw_worker *w, const struct gw_gen *gen, struct tw_err *err)
-    TW_MUST_CHECK;
+int gw_worker_listen(struct gw_worker *w, const struct gw_gen *gen,
+                     struct tw_err *err) TW_MUST_CHECK;
 int gw_worker_start(struct gw_worker *w, struct tw_err *err) TW_MUST_CHECK;
 /* From the main thread: hand over a new generation (takes a reference of its own). */
 void gw_worker_post_gen(struct gw_worker *w, struct gw_gen *gen);
@@ -235,23 +235,23 @@ struct gw_conn {
     char sni[256];
     bool resumed;
     struct gw_svc_slot *counted_svc; /* counted against this service's max-connections */
-    int reason;           /* gw / tlsx reason of the outcome */
-    const char *verdict;  /* "allow", "deny", "error" */
+    int reason;                      /* gw / tlsx reason of the outcome */
+    const char *verdict;             /* "allow", "deny", "error" */
     char detail[192];
     char close_reason[64];
     struct tlsx_identity *id;
-    X509 *peer_cert;       /* the verified client certificate, owned by the SSL session */
+    X509 *peer_cert; /* the verified client certificate, owned by the SSL session */
     uint64_t bytes_in, bytes_out;
-    struct gw_http *http;    /* mode http: the request processor for client -> backend */
-    bool tunnel;             /* http: WebSocket upgrade forwarded; raw bytes both ways */
-    bool tunnel_pending;     /* http: waiting for the backend's 101 before client bytes */
-    bool paused_client;      /* client reads stopped: backend output over the limit */
-    bool paused_backend;     /* backend reads stopped: client output over the limit */
-    bool client_eof;         /* the client finished sending; answers still flow back */
-    bool backend_shut;       /* that half-close was passed on to the backend */
-    int64_t awaiting_ms;     /* http: a request went out and no response byte came yet */
-    bool backend_replied;    /* any byte from the backend */
-    int http_status;         /* canned response sent by the gateway, 0 if none */
+    struct gw_http *http; /* mode http: the request processor for client -> backend */
+    bool tunnel;          /* http: WebSocket upgrade forwarded; raw bytes both ways */
+    bool tunnel_pending;  /* http: waiting for the backend's 101 before client bytes */
+    bool paused_client;   /* client reads stopped: backend output over the limit */
+    bool paused_backend;  /* backend reads stopped: client output over the limit */
+    bool client_eof;      /* the client finished sending; answers still flow back */
+    bool backend_shut;    /* that half-close was passed on to the backend */
+    int64_t awaiting_ms;  /* http: a request went out and no response byte came yet */
+    bool backend_replied; /* any byte from the backend */
+    int http_status;      /* canned response sent by the gateway, 0 if none */
 };
 
 /* Accept fd from listener l of worker w. Always consumes fd. */

@@ -139,10 +139,9 @@ static int write_handshakes(struct tw_buf *b, const struct gw_server *srv, struc
     for (int r = 0; r < GW_R_COUNT; r++) {
         uint64_t n = sum(srv, offsetof(struct gw_stats, handshakes) +
                                   (size_t)r * sizeof(atomic_uint_fast64_t));
-        TW_GUARD(tw_buf_appendf(b, err,
-                                "twoway_handshakes_total{result=\"%s\",reason=\"%s\"} %llu\n",
-                                r == TLSX_R_OK ? "ok" : "fail", gw_reason_code(r),
-                                (unsigned long long)n));
+        TW_GUARD(tw_buf_appendf(
+            b, err, "twoway_handshakes_total{result=\"%s\",reason=\"%s\"} %llu\n",
+            r == TLSX_R_OK ? "ok" : "fail", gw_reason_code(r), (unsigned long long)n));
     }
     return 0;
 }
@@ -173,11 +172,11 @@ static int render(struct tw_buf *b, const struct gw_server *srv, struct tw_err *
         "twoway_reloads_total{result=\"ok\"} %llu\ntwoway_reloads_total{result=\"failed\"} %llu\n"
         "# HELP twoway_config_generation Current configuration generation.\n"
         "# TYPE twoway_config_generation gauge\ntwoway_config_generation %llu\n",
-        (unsigned long long)SUM(srv, resumed), (unsigned long long)SUM(srv, connections),
-        active, (unsigned long long)SUM(srv, bytes_in), (unsigned long long)SUM(srv, bytes_out),
-        (unsigned long long)SUM(srv, backend_errors),
-        (unsigned long long)SUM(srv, revoked_closed), (unsigned long long)srv->reloads_ok,
-        (unsigned long long)srv->reloads_failed, (unsigned long long)srv->gen->id));
+        (unsigned long long)SUM(srv, resumed), (unsigned long long)SUM(srv, connections), active,
+        (unsigned long long)SUM(srv, bytes_in), (unsigned long long)SUM(srv, bytes_out),
+        (unsigned long long)SUM(srv, backend_errors), (unsigned long long)SUM(srv, revoked_closed),
+        (unsigned long long)srv->reloads_ok, (unsigned long long)srv->reloads_failed,
+        (unsigned long long)srv->gen->id));
     TW_GUARD(write_expiry(b, srv->gen, err));
     TW_GUARD(write_crl_freshness(b, srv->gen, err));
     return gw_revoc_metrics(b, srv, err);

@@ -55,8 +55,7 @@ void gw_conn_send_status(struct gw_conn *c, int status)
 }
 
 /* Backpressure: stop reading src while dst's output is over the limit. */
-static void limit(struct gw_conn *c, struct bufferevent *src, struct bufferevent *dst,
-                  bool *paused)
+static void limit(struct gw_conn *c, struct bufferevent *src, struct bufferevent *dst, bool *paused)
 {
     if (evbuffer_get_length(bufferevent_get_output(dst)) >= c->svc->buffer_high) {
         bufferevent_disable(src, EV_READ);

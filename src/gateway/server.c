@@ -183,8 +183,8 @@ static void reopen_access_log(struct gw_server *srv)
     event_add(srv->access_close_timer, &tv);
 }
 
-static int add_signal(struct gw_server *srv, struct event **ev, int sig,
-                      event_callback_fn cb, struct tw_err *err)
+static int add_signal(struct gw_server *srv, struct event **ev, int sig, event_callback_fn cb,
+                      struct tw_err *err)
 {
     *ev = evsignal_new(srv->base, sig, cb, srv);
     TW_ENSURE(*ev != NULL && event_add(*ev, NULL) == 0, err, TW_ERR_INTERNAL,
@@ -240,8 +240,8 @@ static void say_ready(const struct gw_server *srv)
         o += (size_t)snprintf(line + o, sizeof(line) - o, "%s%s", i > 0 ? ", " : "",
                               gen->listens[i].cfg->addr.text);
     fprintf(stderr, "twoway %s: ready, listening on %s (%zu worker%s)\n",
-            srv->src.name != NULL ? srv->src.name : "gateway", line,
-            srv->nworkers, srv->nworkers == 1 ? "" : "s");
+            srv->src.name != NULL ? srv->src.name : "gateway", line, srv->nworkers,
+            srv->nworkers == 1 ? "" : "s");
     fflush(stderr);
 }
 
@@ -255,7 +255,7 @@ static void server_free(struct gw_server *srv)
         gw_worker_cleanup(&srv->workers[i]);
     gw_metrics_stop(srv);
     gw_revoc_free(srv->revoc);
-    struct event *evs[] = {srv->sig_hup,     srv->sig_term,  srv->sig_int,
+    struct event *evs[] = {srv->sig_hup,     srv->sig_term,   srv->sig_int,
                            srv->watch_timer, srv->stop_timer, srv->access_close_timer};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i] != NULL)

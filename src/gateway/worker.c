@@ -184,16 +184,15 @@ int gw_worker_init(struct gw_worker *w, struct gw_server *srv, size_t id, struct
 
 static struct evconnlistener *bind_one(struct gw_worker *w, const struct gw_addr *a, size_t i)
 {
-    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE |
-                     LEV_OPT_REUSEABLE_PORT;
+    unsigned flags =
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT;
     if (a->ss.ss_family == AF_INET6)
         flags |= LEV_OPT_BIND_IPV6ONLY;
     w->lctx[i].w = w;
     w->lctx[i].idx = i;
     errno = 0;
     struct evconnlistener *lev = evconnlistener_new_bind(
-        w->base, on_accept, &w->lctx[i], flags, 1024, (const struct sockaddr *)&a->ss,
-        (int)a->len);
+        w->base, on_accept, &w->lctx[i], flags, 1024, (const struct sockaddr *)&a->ss, (int)a->len);
     if (lev != NULL)
         evconnlistener_set_error_cb(lev, on_accept_error);
     return lev;

@@ -32,8 +32,7 @@ static void write_cert_and_key(void)
     X509_gmtime_adj(X509_getm_notBefore(x), -3600);
     X509_gmtime_adj(X509_getm_notAfter(x), 86400);
     X509_NAME *name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"unit", -1, -1,
-                               0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"unit", -1, -1, 0);
     X509_set_issuer_name(x, name);
     X509_set_pubkey(x, key);
     assert_true(X509_sign(x, key, EVP_sha256()) > 0);
