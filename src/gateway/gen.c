@@ -384,8 +384,9 @@ int gw_gen_listen_index(const struct gw_gen *gen, const char *text)
     return -1;
 }
 
-/* Bind (and release) each address gen listens on that old does not, so a reload that adds an
- * address already taken is refused up front instead of half-applied in the workers. */
+/* Bind (and release) each address gen listens on that old does not (old NULL: all of them),
+ * so an address already taken, by anyone, is refused up front: at start-up, and on a reload
+ * before anything is half-applied in the workers. */
 int gw_gen_probe_listens(const struct gw_gen *old, const struct gw_gen *gen, struct tw_err *err)
 {
     for (size_t i = 0; i < gen->nlistens; i++) {
@@ -395,9 +396,10 @@ int gw_gen_probe_listens(const struct gw_gen *old, const struct gw_gen *gen, str
         int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
             return tw_err_sys(err, TW_ERR_IO, "cannot listen on %s", a->text);
+        /* No SO_REUSEPORT here: the workers' listeners use it, so without this probe a
+         * second gateway started on the same address would silently share its traffic. */
         int one = 1;
         (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
         if (a->ss.ss_family == AF_INET6)
             (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
         int rc = bind(fd, (const struct sockaddr *)&a->ss, a->len);

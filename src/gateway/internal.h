@@ -117,8 +117,9 @@ struct gw_svc *gw_gen_find_svc(const struct gw_gen *gen, const char *name);
 struct gw_svc *gw_listen_svc_for_ctx(const struct gw_listen *l, const SSL_CTX *ctx);
 /* Index of the listen address text in gen's listens, -1 when absent (or gen NULL). */
 int gw_gen_listen_index(const struct gw_gen *gen, const char *text);
-/* Check that every address gen listens on and old does not can be bound (TW_ERR_IO naming
- * it otherwise). Workers then open those and close the ones gen no longer has. */
+/* Check that every address gen listens on and old does not (old NULL: every address) is free
+ * (TW_ERR_IO naming it otherwise). Workers then open those and close the ones gen no longer
+ * has. */
 int gw_gen_probe_listens(const struct gw_gen *old, const struct gw_gen *gen,
                          struct tw_err *err) TW_MUST_CHECK;
 

@@ -298,7 +298,7 @@ int gateway_run(const struct gw_source *src, struct tw_err *err)
     if (srv->gen->cfg->global.has_metrics &&
         gw_metrics_start(srv, &srv->gen->cfg->global.metrics, err) != 0)
         goto out;
-    if (start_workers(srv, err) != 0)
+    if (gw_gen_probe_listens(NULL, srv->gen, err) != 0 || start_workers(srv, err) != 0)
         goto out;
     say_ready(srv);
     event_base_dispatch(srv->base);

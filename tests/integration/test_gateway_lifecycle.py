@@ -325,3 +325,20 @@ def test_idle_and_lifetime_limits(pki, backend, tmp_path, flag, reason):
         assert entries and entries[-1]["close"] == reason, entries
     finally:
         assert gw.stop() == 0
+
+
+def test_second_gateway_on_the_same_address_is_refused(pki, backend):
+    import subprocess
+    from twoway_testlib import twoway_bin
+    port = free_port()
+    gw = Gateway(gateway_flags(pki["ca"], pki["server"], port, backend.address))
+    try:
+        p = subprocess.run([twoway_bin(), "gateway"] +
+                           [str(a) for a in gateway_flags(pki["ca"], pki["server"], port,
+                                                          backend.address)],
+                           capture_output=True, text=True, timeout=20)
+        assert p.returncode == 1, p.stderr
+        assert f"cannot listen on 127.0.0.1:{port}" in p.stderr
+        assert echo_roundtrip(port, client_context(pki["ca"], pki["alice"])) == b"ping\n"
+    finally:
+        assert gw.stop() == 0
