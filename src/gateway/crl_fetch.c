@@ -31,9 +31,9 @@ struct crl_src {
     unsigned char *data;
     size_t len;
     char *etag, *last_modified;
-    int64_t next_update;  /* the CRL's nextUpdate, unix seconds; 0: none */
-    int64_t max_age;      /* Cache-Control of the last answer; -1: none */
-    int64_t last_ok;      /* unix seconds of the last 200 or 304 */
+    int64_t next_update; /* the CRL's nextUpdate, unix seconds; 0: none */
+    int64_t max_age;     /* Cache-Control of the last answer; -1: none */
+    int64_t last_ok;     /* unix seconds of the last 200 or 304 */
     int64_t expired_logged;
     char last_error[200];
     uint64_t n_ok, n_not_modified, n_failed;
@@ -207,8 +207,8 @@ static void fetch_failed(struct crl_src *s, const char *why)
     memcpy(s->last_error, why, n);
     s->last_error[n] = '\0';
     if (s->data != NULL)
-        log_warnx("crl %s: fetch failed: %s; keeping the last good CRL (fetched %llds ago)",
-                  s->url, why, (long long)(now_unix() - s->last_ok));
+        log_warnx("crl %s: fetch failed: %s; keeping the last good CRL (fetched %llds ago)", s->url,
+                  why, (long long)(now_unix() - s->last_ok));
     else
         log_warnx("crl %s: fetch failed: %s; no CRL from this URL yet", s->url, why);
 }
@@ -403,7 +403,8 @@ int gw_revoc_crl_add(struct gw_server *srv, const struct gw_service *c, size_t i
         return tw_err_set(err, TW_ERR_CONFIG,
                           "[service %s] crl = %s: no CRL fetched yet (%s); it applies once "
                           "fetched",
-                          c->name, c->crl[i], s->last_error[0] != '\0' ? s->last_error : "fetching");
+                          c->name, c->crl[i],
+                          s->last_error[0] != '\0' ? s->last_error : "fetching");
     }
     return tlsx_crl_set_add_mem(set, s->data, s->len, s->url, err);
 }
@@ -461,10 +462,10 @@ static int metrics_expired(struct tw_buf *b, const struct gw_gen *gen, struct tw
     for (size_t i = 0; gen != NULL && i < gen->nsvcs; i++) {
         const struct gw_svc *s = &gen->svcs[i];
         label(name, sizeof(name), s->cfg->name);
-        TW_GUARD(tw_buf_appendf(
-            b, err, "twoway_crl_expired{service=\"%s\",policy=\"%s\"} %zu\n", name,
-            s->cfg->crl_expired == TLSX_CRL_EXPIRED_WARN ? "warn" : "reject",
-            s->crls != NULL ? tlsx_crl_set_expired(s->crls, now) : (size_t)0));
+        TW_GUARD(tw_buf_appendf(b, err, "twoway_crl_expired{service=\"%s\",policy=\"%s\"} %zu\n",
+                                name,
+                                s->cfg->crl_expired == TLSX_CRL_EXPIRED_WARN ? "warn" : "reject",
+                                s->crls != NULL ? tlsx_crl_set_expired(s->crls, now) : (size_t)0));
     }
     return 0;
 }

@@ -125,8 +125,7 @@ static void describe_failure(struct fetch *x, char *out, size_t cap)
 {
     long vr = x->ssl != NULL ? SSL_get_verify_result(x->ssl) : X509_V_OK;
     if (vr != X509_V_OK) {
-        snprintf(out, cap, "server certificate not trusted: %s",
-                 X509_verify_cert_error_string(vr));
+        snprintf(out, cap, "server certificate not trusted: %s", X509_verify_cert_error_string(vr));
         return;
     }
     unsigned long e = x->bev != NULL && x->ssl != NULL ? bufferevent_get_openssl_error(x->bev) : 0;
@@ -202,8 +201,8 @@ static void on_start(evutil_socket_t fd, short what, void *arg)
     struct fetch *x = arg;
     struct evhttp_request *req = x->req;
     x->req = NULL; /* the connection owns it from here, whatever happens */
-    if (evhttp_make_request(x->evcon, req, x->post ? EVHTTP_REQ_POST : EVHTTP_REQ_GET,
-                            x->target) != 0 &&
+    if (evhttp_make_request(x->evcon, req, x->post ? EVHTTP_REQ_POST : EVHTTP_REQ_GET, x->target) !=
+            0 &&
         !x->done)
         on_done(NULL, x);
 }
@@ -215,7 +214,8 @@ static int split_url(const char *url, struct evhttp_uri **uri, const char **host
     TW_ENSURE(*uri != NULL, err, TW_ERR_CONFIG, "%s: not a URL", url);
     const char *scheme = evhttp_uri_get_scheme(*uri);
     *host = evhttp_uri_get_host(*uri);
-    TW_ENSURE(scheme != NULL && (strcasecmp(scheme, "https") == 0 || strcasecmp(scheme, "http") == 0),
+    TW_ENSURE(scheme != NULL &&
+                  (strcasecmp(scheme, "https") == 0 || strcasecmp(scheme, "http") == 0),
               err, TW_ERR_CONFIG, "%s: only http:// and https:// URLs can be fetched", url);
     TW_ENSURE(*host != NULL && **host != '\0', err, TW_ERR_CONFIG, "%s: no host", url);
     *tls = strcasecmp(scheme, "https") == 0;
@@ -284,8 +284,8 @@ static int setup(struct fetch *x, const struct gw_fetch_req *r, struct tw_err *e
         if (setup_tls(x, r, bare, err) != 0)
             goto out;
     } else {
-        x->bev = bufferevent_socket_new(x->f->base, -1,
-                                        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+        x->bev =
+            bufferevent_socket_new(x->f->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
         if (x->bev == NULL) {
             tw_err_set(err, TW_ERR_INTERNAL, "%s: bufferevent failed", r->url);
             goto out;
@@ -331,8 +331,8 @@ static int make_request(struct fetch *x, const struct gw_fetch_req *r, struct tw
     return 0;
 }
 
-int gw_fetch_start(struct gw_fetcher *f, const struct gw_fetch_req *r, gw_fetch_cb cb,
-                   void *arg, struct tw_err *err)
+int gw_fetch_start(struct gw_fetcher *f, const struct gw_fetch_req *r, gw_fetch_cb cb, void *arg,
+                   struct tw_err *err)
 {
     struct fetch *x = calloc(1, sizeof(*x));
     TW_ENSURE(x != NULL, err, TW_ERR_INTERNAL, "out of memory");

@@ -119,8 +119,7 @@ static int cmp_key(const void *key, const void *ans)
     return memcmp(key, ((const struct gw_ocsp_ans *)ans)->key, GW_OCSP_KEY_LEN);
 }
 
-static const struct gw_ocsp_ans *lookup(struct gw_ocsp *o, size_t worker,
-                                        const unsigned char *key)
+static const struct gw_ocsp_ans *lookup(struct gw_ocsp *o, size_t worker, const unsigned char *key)
 {
     struct gw_ocsp_snap *fresh = atomic_exchange(&o->slot[worker], NULL);
     if (fresh != NULL) {
@@ -133,7 +132,7 @@ static const struct gw_ocsp_ans *lookup(struct gw_ocsp *o, size_t worker,
     return bsearch(key, s->v, s->n, sizeof(s->v[0]), cmp_key);
 }
 
-static X509 *find_issuer(SSL *ssl, X509 *cert, STACK_OF(X509) *cas)
+static X509 *find_issuer(SSL *ssl, X509 *cert, STACK_OF(X509) * cas)
 {
     STACK_OF(X509) *chain = SSL_get0_verified_chain(ssl);
     if (chain != NULL && sk_X509_num(chain) > 1)
@@ -170,8 +169,7 @@ static void want(struct gw_ocsp *o, const struct gw_conn *c, X509 *cert, X509 *i
         log_warn("ocsp: wake");
 }
 
-static int refuse(struct gw_conn *c, enum tlsx_reason reason, const char *what,
-                  const char *serial)
+static int refuse(struct gw_conn *c, enum tlsx_reason reason, const char *what, const char *serial)
 {
     c->reason = (int)reason;
     c->verdict = "deny";

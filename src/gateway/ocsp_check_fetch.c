@@ -163,8 +163,8 @@ static int check_response(struct gw_ocsp_entry *e, const struct gw_fetch_res *re
     OCSP_RESPONSE *resp = p != NULL ? d2i_OCSP_RESPONSE(NULL, &p, (long)res->len) : NULL;
     TW_ENSURE_OSSL(resp != NULL, err, TW_ERR_VERIFY, "not an OCSP response");
     int rs = OCSP_response_status(resp);
-    OCSP_BASICRESP *bs = rs == OCSP_RESPONSE_STATUS_SUCCESSFUL ? OCSP_response_get1_basic(resp)
-                                                              : NULL;
+    OCSP_BASICRESP *bs =
+        rs == OCSP_RESPONSE_STATUS_SUCCESSFUL ? OCSP_response_get1_basic(resp) : NULL;
     OCSP_RESPONSE_free(resp);
     TW_ENSURE(rs == OCSP_RESPONSE_STATUS_SUCCESSFUL, err, TW_ERR_VERIFY, "responder says: %s",
               OCSP_response_status_str(rs));

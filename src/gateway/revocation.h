@@ -39,15 +39,15 @@ struct gw_fetch_req {
     bool post;           /* POST body (else GET) */
     const void *body;
     size_t len;
-    const char *content_type;     /* of the POST body */
-    const char *if_none_match;    /* ETag of what we hold, or NULL */
+    const char *content_type;      /* of the POST body */
+    const char *if_none_match;     /* ETag of what we hold, or NULL */
     const char *if_modified_since; /* Last-Modified of what we hold, or NULL */
     size_t max_body;
 };
 
 struct gw_fetch_res {
-    int status;          /* HTTP status; 0 when the request failed (error says why) */
-    char error[200];     /* "" on a completed exchange */
+    int status;      /* HTTP status; 0 when the request failed (error says why) */
+    char error[200]; /* "" on a completed exchange */
     const unsigned char *body;
     size_t len;
     const char *etag;          /* NULL when absent */
@@ -63,8 +63,8 @@ void gw_fetcher_free(struct gw_fetcher *f);
 /* Start a request; cb is called exactly once (from the loop, never from here) unless the
  * fetcher is freed first. TW_ERR_CONFIG for a bad URL, TW_ERR_IO / TW_ERR_CONFIG when the
  * CA file cannot be used. */
-int gw_fetch_start(struct gw_fetcher *f, const struct gw_fetch_req *req, gw_fetch_cb cb,
-                   void *arg, struct tw_err *err) TW_MUST_CHECK;
+int gw_fetch_start(struct gw_fetcher *f, const struct gw_fetch_req *req, gw_fetch_cb cb, void *arg,
+                   struct tw_err *err) TW_MUST_CHECK;
 
 /* ------------------------------------------------------------------------------------------ */
 /* The server's revocation state (crl_fetch.c)                                                */
