@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
+
 #include "cli/ca_common.h"
 #include "cli/cli.h"
 #include "est/est.h"
@@ -276,6 +278,34 @@ static int write_outputs(const struct enroll_args *a, const struct paths *p, EVP
     return rc;
 }
 
+/* The issued certificate must chain to the CA root we trust (belt and braces: the TLS session
+ * was already verified), so a confused server cannot hand out something unusable. */
+static int verify_issued(X509 *cert, STACK_OF(X509) * cacerts, const char *origin,
+                         struct tw_err *err)
+{
+    TW_AUTO(X509_STORE) *store = X509_STORE_new();
+    TW_AUTO(X509_STORE_CTX) *vctx = X509_STORE_CTX_new();
+    TW_AUTO(X509_STACK) *untrusted = sk_X509_new_null();
+    TW_ENSURE(store != NULL && vctx != NULL && untrusted != NULL, err, TW_ERR_INTERNAL,
+              "out of memory");
+    for (int i = 0; i < sk_X509_num(cacerts); i++) {
+        X509 *c = sk_X509_value(cacerts, i);
+        int ok = X509_check_issued(c, c) == X509_V_OK ? X509_STORE_add_cert(store, c) == 1
+                                                      : sk_X509_push(untrusted, c) > 0;
+        TW_ENSURE(ok, err, TW_ERR_INTERNAL, "out of memory");
+        if (X509_check_issued(c, c) != X509_V_OK)
+            X509_up_ref(c);
+    }
+    TW_GUARD_OSSL(X509_STORE_CTX_init(vctx, store, cert, untrusted), err, TW_ERR_INTERNAL,
+                  "cannot verify the new certificate");
+    int ok = X509_verify_cert(vctx);
+    ERR_clear_error();
+    TW_ENSURE(ok == 1, err, TW_ERR_VERIFY,
+              "%s returned a certificate that does not chain to the CA: %s", origin,
+              X509_verify_cert_error_string(X509_STORE_CTX_get_error(vctx)));
+    return 0;
+}
+
 static void print_result(const struct paths *p, X509 *cert, const char *name)
 {
     char serial[STORE_SERIAL_MAX] = "?", sha[65] = "?", when[32] = "?";
@@ -313,6 +343,8 @@ static int enroll(const struct enroll_args *a, const char *token, struct tw_err 
         rc = est_client_enroll(ctx, &u, 0, a->name, token, csr, csr_len, &cert, NULL, err);
     if (rc == 0 && !pki_key_matches_cert(key, cert))
         rc = tw_err_set(err, TW_ERR_PKI, "%s returned a certificate for another key", u.origin);
+    if (rc == 0)
+        rc = verify_issued(cert, cacerts, u.origin, err);
     if (rc == 0)
         rc = write_outputs(a, &p, key, cert, cacerts, err);
     if (rc == 0)
