@@ -5,6 +5,8 @@
 
 #include "cli/cli.h"
 #include "gateway/tunnel.h"
+#include "tlsx/tlsx.h"
+#include "util/clock.h"
 
 static void usage(FILE *out)
 {
@@ -84,6 +86,28 @@ static int check(const struct gw_source *src)
     return 0;
 }
 
+/* Say up front who the tunnel will be to each target. Problems are left to gateway_run,
+ * which reports them with the file and line. */
+static void announce(const struct gw_source *src)
+{
+    struct tw_err err;
+    struct gw_config *cfg = gw_tunnel_config_load(src, &err);
+    for (size_t i = 0; cfg != NULL && i < cfg->n_services; i++) {
+        const struct gw_service *s = &cfg->services[i];
+        X509 *leaf = NULL;
+        if (tlsx_cert_chain_load(s->backend_cert, &leaf, NULL, &err) != 0)
+            continue;
+        struct tlsx_cert_info info;
+        tlsx_cert_info_fill(leaf, &info);
+        X509_free(leaf);
+        char until[32];
+        fprintf(stderr, "twoway tunnel: %s: %s -> %s as %s (certificate valid until %s)\n", s->name,
+                s->listen[0].text, s->backend.text, info.subject,
+                clock_iso8601((time_t)info.not_after, until, sizeof(until)));
+    }
+    gw_config_free(cfg);
+}
+
 int cli_tunnel(int argc, char **argv)
 {
     struct opts o = {0};
@@ -102,6 +126,7 @@ int cli_tunnel(int argc, char **argv)
         } else {
             struct tw_err err;
             tw_err_clear(&err);
+            announce(&src);
             rc = gateway_run(&src, &err) == 0 ? 0 : cli_fail(&err);
         }
     }

@@ -5,6 +5,7 @@ without a restart; [tunnel NAME] sections share the gateway's INI file."""
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -127,7 +128,9 @@ def test_plaintext_client_reaches_backend_with_identity(env):
     g = gateway(env)
     listen, args = tunnel_flags(env, g.port)
     try:
-        with Tunnel(args):
+        with Tunnel(args) as t:
+            assert re.search(r"twoway tunnel: default: 127\.0\.0\.1:\d+ -> tls://127\.0\.0\.1:"
+                             r"\d+ as CN=alice \(certificate valid until", t.output()), t.output()
             status, resp = http_get(listen)
             assert status.startswith("HTTP/1.1 200"), status
             assert client_cert_cn(resp)[0] == "CN=alice"
