@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -274,6 +275,23 @@ static void server_free(struct gw_server *srv)
     free(srv);
 }
 
+/* Each connection takes two descriptors (client, backend): raise the soft limit towards the
+ * hard one so max-connections is reachable without a ulimit in the service manager. */
+static void raise_fd_limit(const struct gw_gen *gen)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = (rlim_t)gen->cfg->global.max_connections * 2 + 256;
+    if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
+        want = rl.rlim_max;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            log_warn("cannot raise the open-files limit to %llu", (unsigned long long)want);
+    }
+}
+
 int gateway_run(const struct gw_source *src, struct tw_err *err)
 {
     struct gw_server *srv = calloc(1, sizeof(*srv));
@@ -293,6 +311,7 @@ int gateway_run(const struct gw_source *src, struct tw_err *err)
     if (srv->gen == NULL)
         goto out;
     log_init(stderr, srv->gen->cfg->global.log_level);
+    raise_fd_limit(srv->gen);
     if (open_access_log(srv, err) != 0 || setup_main(srv, err) != 0)
         goto out;
     if (srv->gen->cfg->global.has_metrics &&
