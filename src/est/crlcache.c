@@ -71,7 +71,28 @@ static int load(struct est_crl_cache *c, const struct stat *st, struct tw_err *e
     c->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
     c->size = (int64_t)st->st_size;
     c->ino = (uint64_t)st->st_ino;
+    STACK_OF(X509_REVOKED) *revoked = X509_CRL_get_REVOKED(crl);
+    c->entries = revoked != NULL ? sk_X509_REVOKED_num(revoked) : 0;
     return 0;
+}
+
+/* Several CA servers on one shared inventory (issue 7), each with its own CA directory: a
+ * revocation made through another host is in the inventory but not in this host's CRL file.
+ * At most once a second, compare the inventory's count of revoked certificates with the CRL's
+ * entries; more in the inventory means a newer CRL is needed. An unreachable inventory means
+ * "keep serving what we have". */
+static int behind_inventory(struct est_crl_cache *c, struct pki_ca *ca, time_t now)
+{
+    if (c->der == NULL || now == c->checked_at)
+        return 0;
+    c->checked_at = now;
+    char issuer[STORE_SUBJECT_MAX];
+    int64_t count = 0;
+    if (pki_name_to_text(X509_get_subject_name(pki_ca_intermediate_cert(ca)), issuer,
+                         sizeof(issuer), NULL) != 0 ||
+        store_revoked_count(pki_ca_store(ca), issuer, &count, NULL) != 0)
+        return 0;
+    return count > c->entries;
 }
 
 static int changed(const struct est_crl_cache *c, const struct stat *st)
@@ -97,7 +118,7 @@ int est_crl_refresh(struct est_crl_cache *c, struct pki_ca *ca, time_t now, stru
     int present = stat(c->path, &st) == 0;
     if (present && changed(c, &st))
         TW_GUARD(load(c, &st, err));
-    if (present && !stale(c, now))
+    if (present && !stale(c, now) && !behind_inventory(c, ca, now))
         return 0;
     /* Missing or near its nextUpdate: publish a fresh one, then serve what was written. */
     TW_GUARD(pki_ca_crl_write(ca, 0, NULL, NULL, NULL, NULL, err));

@@ -55,6 +55,8 @@ struct est_crl_cache {
     int64_t mtime_ns;    /* identity of the file read: mtime, size, inode */
     int64_t size;
     uint64_t ino;
+    int64_t entries;    /* revoked certificates the CRL lists */
+    time_t checked_at;  /* last comparison with the inventory (issue 7) */
 };
 
 /* Make sure the cache holds the current file (re-read when changed; regenerated through ca

@@ -228,3 +228,19 @@ int sq_cert_revoke(struct store *s, const char *serial, int reason, int64_t when
     }
     return store_txn_commit(s, err);
 }
+
+int sq_revoked_count(struct store *s, const char *issuer, int64_t *count, struct tw_err *err)
+{
+    const char *what = "counting revoked certificates";
+    STORE_AUTO_STMT *st = NULL;
+    TW_GUARD(store_prepare(s,
+                           "SELECT COUNT(*) FROM certs "
+                           "WHERE status = 'revoked' AND (?1 IS NULL OR issuer = ?1)",
+                           &st, what, err));
+    store_bind_text(st, 1, issuer, STORE_SUBJECT_MAX);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW)
+        return store_sql_fail(s, rc, what, err);
+    *count = sqlite3_column_int64(st, 0);
+    return 0;
+}

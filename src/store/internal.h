@@ -30,6 +30,8 @@ struct pg_conn; /* PGconn, kept opaque here so only pg_*.c include libpq */
     X(int, revoked_list,                                                                           \
       (struct store * s, const char *issuer, store_cert_fn fn, void *ctx, struct tw_err *err))    \
     X(int, crl_number_next, (struct store * s, int64_t *number, struct tw_err *err))              \
+    X(int, revoked_count,                                                                          \
+      (struct store * s, const char *issuer, int64_t *count, struct tw_err *err))                 \
     X(int, audit_add,                                                                              \
       (struct store * s, const char *action, const char *subject, const char *serial,             \
        const char *result, struct tw_err *err))                                                    \

@@ -160,6 +160,19 @@ int pg_revoked_list(struct store *s, const char *issuer, store_cert_fn fn, void 
                     &p, NULL, fn, ctx, "listing revoked certificates", err);
 }
 
+int pg_revoked_count(struct store *s, const char *issuer, int64_t *count, struct tw_err *err)
+{
+    struct pg_params p = {0};
+    pg_param_text(&p, issuer);
+    PG_AUTO_RESULT *r = NULL;
+    TW_GUARD(pg_query(s,
+                      "SELECT COUNT(*) FROM certs WHERE status = 'revoked' "
+                      "AND ($1::text IS NULL OR issuer = $1)",
+                      &p, &r, "counting revoked certificates", err));
+    *count = pg_int(r, 0, 0);
+    return 0;
+}
+
 int pg_cert_revoke(struct store *s, const char *serial, int reason, int64_t when,
                    struct tw_err *err)
 {

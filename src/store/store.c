@@ -161,6 +161,11 @@ int store_revoked_list(struct store *s, const char *issuer, store_cert_fn fn, vo
     return s->ops->revoked_list(s, issuer, fn, ctx, err);
 }
 
+int store_revoked_count(struct store *s, const char *issuer, int64_t *count, struct tw_err *err)
+{
+    return s->ops->revoked_count(s, issuer, count, err);
+}
+
 int store_crl_number_next(struct store *s, int64_t *number, struct tw_err *err)
 {
     return s->ops->crl_number_next(s, number, err);

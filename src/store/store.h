@@ -98,6 +98,11 @@ int store_cert_revoke(struct store *s, const char *serial, int reason, int64_t w
 int store_revoked_list(struct store *s, const char *issuer, store_cert_fn fn, void *ctx,
                        struct tw_err *err) TW_MUST_CHECK;
 
+/* How many certificates of issuer (NULL: any) are revoked: what store_revoked_list would list.
+ * Cheap enough to ask every second (a CA server compares it with the CRL it serves). */
+int store_revoked_count(struct store *s, const char *issuer, int64_t *count,
+                        struct tw_err *err) TW_MUST_CHECK;
+
 /* Take the next CRL number: strictly greater than every number handed out before, even across
  * processes. Durable on return. */
 int store_crl_number_next(struct store *s, int64_t *number, struct tw_err *err) TW_MUST_CHECK;

@@ -12,6 +12,7 @@ import base64
 import concurrent.futures
 import itertools
 import re
+import time
 import subprocess
 
 import pytest
@@ -188,3 +189,29 @@ def test_migration_round_trip(pg, pki, tmp_path):
     assert a == b
     missing = migrate("sqlite:%s" % (tmp_path / "nope.db"), uri, check=False)
     assert missing.returncode == 1 and "no inventory" in missing.stderr
+
+
+def test_separate_hosts_serve_the_newest_crl(pgpki, tmp_path):
+    """Two CA hosts: each its own copy of the CA directory, one shared database. A revocation
+    made on one host is in the other host's CRL at its next request (and in its OCSP at once)."""
+    import shutil
+    other = tmp_path / "host-b"
+    shutil.copytree(pgpki.dir, other)
+    victim = pgpki.issue_client("victim")
+    with CaServer(pgpki) as a:
+        b_proc = CaServer.__new__(CaServer)
+        b_pki = type("P", (), {})()
+        b_pki.dir, b_pki.chain = other, pgpki.chain
+        CaServer.__init__(b_proc, b_pki)
+        with b_proc as b:
+            before, _ = crl_of(b)
+            pgpki.revoke(victim.serial)  # on host A's directory
+            assert ocsp_status(pgpki, b, victim.cert) == "revoked"
+            deadline = time.monotonic() + 5
+            while True:
+                number, serials = crl_of(b)
+                if victim.serial.upper() in serials or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert victim.serial.upper() in serials
+            assert number > before

@@ -342,6 +342,13 @@ static void revoked_list_by_issuer(void **state)
     memset(&seen, 0, sizeof(seen));
     assert_int_equal(store_revoked_list(s, NULL, collect, &seen, &err), 0);
     assert_int_equal(seen.n, 3);
+    int64_t n = -1;
+    assert_int_equal(store_revoked_count(s, "CN=Test Intermediate", &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(store_revoked_count(s, NULL, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(store_revoked_count(s, "CN=Nobody", &n, &err), 0);
+    assert_int_equal(n, 0);
     store_free(s);
 }
 
