@@ -224,8 +224,15 @@ static void handshake_done(struct gw_conn *c)
         gw_conn_close(c, "peer check failed");
         return;
     }
-    if (gw_ocsp_gate(c) != 0) /* ocsp = on: refused and closed */
+    /* ocsp = on: < 0 refused and closed; > 0 waiting for an answer (gw_ocsp_worker_wake
+     * admits or closes it later). */
+    if (gw_ocsp_gate(c) != 0)
         return;
+    gw_conn_admit(c);
+}
+
+void gw_conn_admit(struct gw_conn *c)
+{
     gw_stat_add(&c->w->stats.handshakes[TLSX_R_OK], 1);
     if (c->resumed)
         gw_stat_add(&c->w->stats.resumed, 1);

@@ -253,6 +253,11 @@ struct gw_conn {
     int64_t awaiting_ms;  /* http: a request went out and no response byte came yet */
     bool backend_replied; /* any byte from the backend */
     int http_status;      /* canned response sent by the gateway, 0 if none */
+    /* ocsp = on (ocsp_check.c): the OCSP cache key of the client certificate, and whether
+     * the connection waits (handshake done, backend not connected yet) for an answer. */
+    unsigned char ocsp_key[32];
+    bool ocsp_keyed;
+    bool ocsp_wait;
 };
 
 /* Accept fd from listener l of worker w. Always consumes fd. */
@@ -260,6 +265,9 @@ void gw_conn_accept(struct gw_worker *w, const struct gw_listen *l, int fd,
                     const struct sockaddr *sa, socklen_t salen);
 /* Close now: log the access line, free everything. Only place a connection is freed. */
 void gw_conn_close(struct gw_conn *c, const char *why);
+/* Every check passed (OCSP may have made the connection wait): count it, connect the
+ * backend. */
+void gw_conn_admit(struct gw_conn *c);
 /* Handshake and peer check passed: connect to the backend. */
 void gw_conn_connect_backend(struct gw_conn *c);
 /* The backend could not be reached or did not answer: a canned HTTP status (502/504) in

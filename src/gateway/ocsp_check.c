@@ -19,6 +19,8 @@
 
 #include "util/log.h"
 
+_Static_assert(sizeof(((struct gw_conn *)0)->ocsp_key) == GW_OCSP_KEY_LEN, "OCSP key size");
+
 static const char *const result_names[GW_OCSP_NRES] = {"good", "revoked", "unknown", "none"};
 
 int gw_ocsp_key(X509 *cert, X509 *issuer, unsigned char key[GW_OCSP_KEY_LEN])
@@ -46,6 +48,14 @@ void gw_ocsp_publish(struct gw_ocsp *o, struct gw_ocsp_snap *snap)
         atomic_fetch_add_explicit(&snap->refs, 1, memory_order_relaxed);
         gw_ocsp_snap_unref(atomic_exchange(&o->slot[i], snap));
     }
+    /* Poke the workers (their notify eventfd) so waiting clients get their verdict now. */
+    uint64_t one = 1;
+    for (size_t i = 0; i < o->srv->nworkers; i++) {
+        atomic_store(&o->wake[i], true);
+        if (o->srv->workers[i].notify_fd >= 0 &&
+            write(o->srv->workers[i].notify_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+            log_warn("ocsp: cannot notify worker %zu", i);
+    }
 }
 
 static void on_wake(evutil_socket_t fd, short what, void *arg)
@@ -64,8 +74,10 @@ struct gw_ocsp *gw_ocsp_new(struct gw_server *srv, struct gw_fetcher *f, struct 
     o->srv = srv;
     o->fetcher = f;
     atomic_init(&o->wants, NULL);
-    for (size_t i = 0; i < GW_MAX_WORKERS; i++)
+    for (size_t i = 0; i < GW_MAX_WORKERS; i++) {
         atomic_init(&o->slot[i], NULL);
+        atomic_init(&o->wake[i], false);
+    }
     for (size_t i = 0; i < GW_OCSP_NRES; i++)
         atomic_init(&o->checks[i], 0);
     o->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -180,6 +192,17 @@ static int refuse(struct gw_conn *c, enum tlsx_reason reason, const char *what, 
     return -1;
 }
 
+/* What a cached answer says now: a revocation stands whatever its age; anything else past its
+ * nextUpdate is no answer. */
+static enum gw_ocsp_result classify(const struct gw_ocsp_ans *a, int64_t now)
+{
+    if (a == NULL)
+        return GW_OCSP_NONE;
+    if (a->status == GW_OCSP_REVOKED)
+        return GW_OCSP_REVOKED;
+    return a->valid_until > now ? a->status : GW_OCSP_NONE;
+}
+
 int gw_ocsp_gate(struct gw_conn *c)
 {
     if (c->svc == NULL || !c->svc->cfg->ocsp || c->ssl == NULL)
@@ -189,37 +212,90 @@ int gw_ocsp_gate(struct gw_conn *c)
     const char *serial = c->id != NULL ? c->id->serial_hex : "?";
     bool closed = c->svc->cfg->ocsp_fail == GW_OCSP_FAIL_CLOSED;
     X509 *issuer = cert != NULL ? find_issuer(c->ssl, cert, c->svc->cas) : NULL;
-    unsigned char key[GW_OCSP_KEY_LEN];
     if (o == NULL)
         return closed ? refuse(c, TLSX_R_CRL_MISSING, "OCSP not set up", serial) : 0;
-    if (issuer == NULL || gw_ocsp_key(cert, issuer, key) != 0) {
+    if (issuer == NULL || gw_ocsp_key(cert, issuer, c->ocsp_key) != 0) {
         ERR_clear_error();
         atomic_fetch_add_explicit(&o->checks[GW_OCSP_NONE], 1, memory_order_relaxed);
+        return closed ? refuse(c, TLSX_R_CRL_MISSING, "issuer not found", serial) : 0;
+    }
+    c->ocsp_keyed = true;
+    const struct gw_ocsp_ans *a = lookup(o, c->w->id, c->ocsp_key);
+    enum gw_ocsp_result r = classify(a, (int64_t)time(NULL));
+    atomic_fetch_add_explicit(&o->checks[r], 1, memory_order_relaxed);
+    switch (r) {
+    case GW_OCSP_GOOD:
+        return 0;
+    case GW_OCSP_REVOKED:
+        return refuse(c, TLSX_R_REVOKED, "revoked", serial);
+    case GW_OCSP_UNKNOWN:
         if (closed)
-            return refuse(c, TLSX_R_CRL_MISSING, "issuer not found", serial);
+            return refuse(c, TLSX_R_CRL_MISSING, "the responder says unknown (ocsp-fail = closed)",
+                          serial);
+        log_warnx("client %s: OCSP says unknown for serial %s; allowed (ocsp-fail = open)",
+                  c->peer_text, serial);
+        return 0;
+    default:
+        break;
+    }
+    want(o, c, cert, issuer, c->ocsp_key);
+    if (!closed) {
+        log_warnx("client %s: OCSP has no answer for serial %s; allowed (ocsp-fail = open)",
+                  c->peer_text, serial);
         return 0;
     }
-    const struct gw_ocsp_ans *a = lookup(o, c->w->id, key);
-    int64_t now = (int64_t)time(NULL);
-    enum gw_ocsp_result r = a == NULL ? GW_OCSP_NONE : a->status;
-    if (r == GW_OCSP_GOOD && a->valid_until <= now)
-        r = GW_OCSP_NONE; /* stale: a revocation may have happened since */
-    atomic_fetch_add_explicit(&o->checks[r], 1, memory_order_relaxed);
-    if (r == GW_OCSP_REVOKED)
-        return refuse(c, TLSX_R_REVOKED, "revoked", serial);
-    if (r == GW_OCSP_GOOD)
-        return 0;
-    if (r == GW_OCSP_NONE || a->valid_until <= now)
-        want(o, c, cert, issuer, key);
-    if (closed)
+    if (a != NULL && a->failed)
         return refuse(c, TLSX_R_CRL_MISSING,
-                      r == GW_OCSP_UNKNOWN ? "the responder says unknown (ocsp-fail = closed)"
-                                           : "no answer yet (ocsp-fail = closed); asked, retry "
-                                             "shortly",
-                      serial);
-    log_warnx("client %s: OCSP %s for serial %s; allowed (ocsp-fail = open)", c->peer_text,
-              r == GW_OCSP_UNKNOWN ? "says unknown" : "has no answer", serial);
-    return 0;
+                      "the responder gave no usable answer (ocsp-fail = closed)", serial);
+    c->ocsp_wait = true; /* until gw_ocsp_worker_wake, or the handshake timeout */
+    log_debug("client %s: waiting for the OCSP answer for serial %s", c->peer_text, serial);
+    return 1;
+}
+
+/* A waiting connection and the newest answer: admit, refuse, or keep waiting. */
+static void resolve_wait(struct gw_conn *c, const struct gw_ocsp_ans *a, enum gw_ocsp_result r)
+{
+    const char *serial = c->id != NULL ? c->id->serial_hex : "?";
+    if (r == GW_OCSP_NONE && (a == NULL || !a->failed))
+        return;
+    c->ocsp_wait = false;
+    if (r == GW_OCSP_GOOD)
+        gw_conn_admit(c);
+    else if (r == GW_OCSP_REVOKED)
+        (void)refuse(c, TLSX_R_REVOKED, "revoked", serial);
+    else if (r == GW_OCSP_UNKNOWN)
+        (void)refuse(c, TLSX_R_CRL_MISSING, "the responder says unknown (ocsp-fail = closed)",
+                     serial);
+    else
+        (void)refuse(c, TLSX_R_CRL_MISSING,
+                     "the responder gave no usable answer (ocsp-fail = closed)", serial);
+}
+
+void gw_ocsp_worker_wake(struct gw_worker *w)
+{
+    struct gw_ocsp *o = gw_revoc_ocsp(w->srv->revoc);
+    if (o == NULL || !atomic_exchange(&o->wake[w->id], false))
+        return;
+    int64_t now = (int64_t)time(NULL);
+    struct gw_conn *next;
+    for (struct gw_conn *c = w->conns; c != NULL; c = next) {
+        next = c->next;
+        if (!c->ocsp_keyed)
+            continue;
+        const struct gw_ocsp_ans *a = lookup(o, w->id, c->ocsp_key);
+        enum gw_ocsp_result r = classify(a, now);
+        if (c->ocsp_wait) {
+            resolve_wait(c, a, r);
+        } else if (r == GW_OCSP_REVOKED && c->state != GW_CONN_HANDSHAKE) {
+            gw_stat_add(&w->stats.revoked_closed, 1);
+            c->reason = TLSX_R_REVOKED;
+            c->verdict = "deny";
+            snprintf(c->detail, sizeof(c->detail), "certificate revoked (OCSP answer)");
+            log_info("client %s: certificate revoked (OCSP answer); closing its connection",
+                     c->peer_text);
+            gw_conn_close(c, "revoked");
+        }
+    }
 }
 
 int gw_ocsp_metrics(struct tw_buf *b, const struct gw_ocsp *o, struct tw_err *err)

@@ -80,7 +80,7 @@ static void republish(struct gw_ocsp *o)
     atomic_init(&s->refs, 1);
     s->n = 0;
     for (const struct gw_ocsp_entry *e = o->entries; e != NULL; e = e->next)
-        if (e->ans.status != GW_OCSP_NONE)
+        if (e->ans.status != GW_OCSP_NONE || e->ans.failed)
             s->v[s->n++] = e->ans;
     qsort(s->v, s->n, sizeof(s->v[0]), cmp_ans);
     gw_ocsp_publish(o, s);
@@ -189,10 +189,13 @@ static void on_fetched(const struct gw_fetch_res *res, void *arg)
                   e->ans.status != GW_OCSP_NONE && e->ans.valid_until > now
                       ? "keeping the last answer until its nextUpdate"
                       : "no usable answer");
+        e->ans.failed = true;
+        republish(o); /* clients waiting for this answer are refused now, not at timeout */
         arm(e, e->refresh < FAIL_RETRY_SECS ? e->refresh : FAIL_RETRY_SECS);
         return;
     }
     o->fetch_ok++;
+    ans.failed = false;
     if (ans.status == GW_OCSP_REVOKED && e->ans.status != GW_OCSP_REVOKED)
         log_info("ocsp %s: a client certificate of service %s is revoked", e->url, e->service);
     e->ans = ans;
@@ -242,6 +245,8 @@ static void entry_fetch(struct gw_ocsp_entry *e)
     if (rc != 0) {
         e->o->fetch_failed++;
         log_warnx("ocsp %s: cannot ask: %s", e->url, err.msg[0] != '\0' ? err.msg : "OpenSSL");
+        e->ans.failed = true;
+        republish(e->o);
         arm(e, FAIL_RETRY_SECS);
         return;
     }
@@ -299,6 +304,7 @@ static struct gw_ocsp_entry *entry_new(struct gw_ocsp *o, struct gw_ocsp_want *w
         entry_free(e);
         return NULL;
     }
+    e->ans.failed = e->url == NULL; /* never answerable: published as failed */
     if (e->url == NULL)
         log_warnx("ocsp: a client certificate of service %s has no OCSP URL (AIA); it can "
                   "never get an OCSP answer",
@@ -313,6 +319,7 @@ void gw_ocsp_take_wants(struct gw_ocsp *o)
 {
     struct gw_ocsp_want *w = atomic_exchange_explicit(&o->wants, NULL, memory_order_acquire);
     int64_t now = now_unix();
+    bool unanswerable = false;
     while (w != NULL) {
         struct gw_ocsp_want *next = w->next;
         struct gw_ocsp_entry *e = o->entries;
@@ -321,7 +328,7 @@ void gw_ocsp_take_wants(struct gw_ocsp *o)
         if (e == NULL) {
             e = entry_new(o, w);
             if (e != NULL)
-                e->last_attempt = 0;
+                unanswerable |= e->url == NULL;
         }
         /* Several handshakes may ask at once: one request per second per certificate. */
         if (e != NULL) {
@@ -334,4 +341,6 @@ void gw_ocsp_take_wants(struct gw_ocsp *o)
         free(w);
         w = next;
     }
+    if (unanswerable)
+        republish(o);
 }

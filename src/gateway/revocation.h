@@ -114,7 +114,8 @@ struct gw_ocsp_ans {
     enum gw_ocsp_result status;
     int64_t valid_until; /* unix seconds: nextUpdate (or fetch + crl-refresh without one) */
     int64_t revoked_at;
-    int reason; /* CRL reason code of a revocation, -1 none */
+    int reason;  /* CRL reason code of a revocation, -1 none */
+    bool failed; /* the last attempt to get an answer failed (or cannot be made) */
 };
 
 /* Immutable once published; sorted by key. Refcounted (main thread and each worker). */
@@ -139,6 +140,7 @@ struct gw_ocsp {
     struct gw_fetcher *fetcher;
     _Atomic(struct gw_ocsp_snap *) slot[GW_MAX_WORKERS]; /* main -> worker i */
     struct gw_ocsp_snap *cur[GW_MAX_WORKERS];            /* worker i's own reference */
+    atomic_bool wake[GW_MAX_WORKERS];                    /* a snapshot to act on */
     _Atomic(struct gw_ocsp_want *) wants;                /* workers -> main */
     int wake_fd;                                         /* eventfd: a want was pushed */
     struct event *wake_ev;
@@ -163,8 +165,14 @@ int gw_ocsp_key(X509 *cert, X509 *issuer, unsigned char key[GW_OCSP_KEY_LEN]);
 
 /* Worker thread, after the peer check passed and before the backend connect: for a service
  * with ocsp = on, the cached OCSP answer for c's client certificate decides. Returns 0 to go
- * on; -1 when c was refused and closed (revoked; or no good answer with ocsp-fail = closed,
- * in which case a fetch is requested so the client's retry finds it). Lock-free. */
+ * on (good; or no answer with ocsp-fail = open); -1 when c was refused and closed (revoked,
+ * unknown, or the responder failed with ocsp-fail = closed); 1 when c now waits for an answer
+ * being fetched (ocsp-fail = closed): gw_ocsp_worker_wake admits or refuses it once the
+ * answer comes, and the handshake timeout bounds the wait. Lock-free. */
 int gw_ocsp_gate(struct gw_conn *c);
+
+/* Worker thread, on its notify event: when new OCSP answers were published, admit or refuse
+ * the connections waiting for one, and close live connections whose answer is now revoked. */
+void gw_ocsp_worker_wake(struct gw_worker *w);
 
 #endif

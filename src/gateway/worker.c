@@ -12,6 +12,7 @@
 
 #include <event2/buffer.h>
 
+#include "gateway/revocation.h"
 #include "util/log.h"
 
 #define ACCEPT_PAUSE_MS 100
@@ -155,6 +156,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
         gw_gen_unref(old);
         sweep(w);
     }
+    gw_ocsp_worker_wake(w); /* new OCSP answers: admit waiting clients, cut revoked ones */
     if (atomic_load(&w->stop) && !w->draining)
         begin_drain(w);
 }
