@@ -15,6 +15,7 @@ static int cli_version(int argc, char **argv)
 }
 
 static const struct cli_command commands[] = {
+    {"bench", cli_bench, "mTLS load generator: handshakes/s, latency, throughput, server cost"},
     {"ca", cli_ca, "certificate authority: init, issue, list, show, revoke, crl, export"},
     {"demo", cli_demo, "the whole two-way SSL story on a throwaway PKI, narrated"},
     {"doctor", cli_doctor, "connect to HOST:PORT, show each handshake step, explain failures"},

@@ -1,0 +1,123 @@
+/* twoway bench: an mTLS load generator. N concurrent connection slots on one libevent loop,
+ * plain SSL over non-blocking sockets, each slot running connections back to back: a full or
+ * resumed mutual handshake, then optionally a request (echoed back), a bulk download or
+ * upload, or holding the connection idle. Measures connections per second, latency
+ * percentiles, throughput and, with a server pid, that process's CPU time and resident memory
+ * per operation (from /proc).
+ *
+ * Every run is bounded: by a connection count, a duration, or both, and always by a hard
+ * time limit; every connection by an inactivity timeout. */
+#ifndef TW_BENCH_H
+#define TW_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "util/err.h"
+
+#define BENCH_MAX_CONNS 10000          /* concurrent slots (--conns) and --hold */
+#define BENCH_MAX_COUNT 10000000       /* --count */
+#define BENCH_MAX_DURATION_S 3600      /* --duration, and the hard limit of any run */
+#define BENCH_MAX_BYTES (1ULL << 40)   /* --request / --download / --upload per connection */
+#define BENCH_MAX_REQUEST (16u << 20)  /* --request: read back in full, so kept small */
+#define BENCH_MAX_SAMPLES (1u << 22)   /* latencies recorded; beyond, the first ones count */
+#define BENCH_ERR_KINDS 24             /* distinct failure reasons tallied */
+
+enum bench_mode {
+    BENCH_MODE_HANDSHAKE = 0, /* handshake (+ request), close_notify, wait for the server's close */
+    BENCH_MODE_DOWNLOAD,      /* handshake, read `download` bytes, close */
+    BENCH_MODE_UPLOAD,        /* handshake, write `upload` bytes, close_notify, wait for close */
+    BENCH_MODE_HOLD,          /* open `hold` connections (+ request), keep them idle, close */
+};
+
+struct bench_opts {
+    const char *host;        /* name or IP literal */
+    const char *port;        /* decimal */
+    const char *server_name; /* checked on the server certificate and sent as SNI; NULL: host */
+    const char *cert_file;   /* client certificate (+ chain) */
+    const char *key_file;    /* its key (0600) */
+    const char *ca_file;     /* CAs for the server certificate; NULL: system store */
+    int conns;               /* concurrent connections, 1..BENCH_MAX_CONNS */
+    int64_t count;           /* connections to complete; 0: until duration */
+    int64_t duration_ms;     /* 0: until count (hard limit BENCH_MAX_DURATION_S) */
+    int64_t timeout_ms;      /* per-connection inactivity timeout; 0: 10 s */
+    int64_t hold_ms;         /* HOLD: how long the connections stay idle; 0: 1 s */
+    bool resume;             /* reuse each slot's session (first handshake per slot is full) */
+    int tls_version;         /* 0: 1.2..1.3; else TLS1_2_VERSION or TLS1_3_VERSION */
+    enum bench_mode mode;
+    uint64_t request;  /* bytes sent after the handshake and read back (echo); 0: none */
+    uint64_t download; /* DOWNLOAD: bytes read per connection */
+    uint64_t upload;   /* UPLOAD: bytes written per connection */
+    int hold;          /* HOLD: connections held open at once */
+    int pid;           /* server process to sample from /proc; 0: none */
+};
+
+/* Defaults: 8 connections, 1000 connections to complete, 10 s timeout. */
+void bench_opts_init(struct bench_opts *o);
+
+/* Resource use of one process, from /proc/PID/stat and /proc/PID/status. */
+struct bench_proc_sample {
+    bool ok;
+    int64_t cpu_us;  /* utime + stime, all threads, in microseconds (tick resolution) */
+    int64_t rss_kb;  /* VmRSS */
+};
+
+/* Read /proc/pid. TW_ERR_IO naming the pid when the process is gone or unreadable. */
+int bench_proc_sample(int pid, struct bench_proc_sample *out, struct tw_err *err) TW_MUST_CHECK;
+
+struct bench_err_count {
+    char code[32]; /* "unknown-ca", "timeout", "connect", "short-read", ... */
+    int64_t n;
+};
+
+struct bench_result {
+    int64_t started, ok, failed;
+    int64_t full, resumed;         /* handshakes among the successful connections */
+    int64_t primed;                /* --resume: the first full handshake per slot, not counted */
+    int64_t held;                  /* HOLD: connections established at once */
+    int64_t elapsed_us;            /* measured phase, wall clock */
+    uint64_t bytes_up, bytes_down; /* application data, successful connections */
+    double rate;                   /* successful connections per second */
+    double mbytes_per_s;           /* bulk: (up + down) MB (10^6) per second */
+    /* Latency of successful connections, connect to done (handshake / answer / transfer). */
+    int64_t lat_p50_us, lat_p90_us, lat_p99_us, lat_max_us, lat_mean_us;
+    int64_t hs_p50_us, hs_p99_us; /* connect to handshake complete */
+    struct bench_err_count errors[BENCH_ERR_KINDS];
+    size_t nerrors;
+    char first_error[200]; /* the first failure in words */
+    bool hit_time_limit;   /* stopped by the duration or hard limit, not the count */
+    bool gave_up;          /* stopped early: every connection (or every warm-up) failed */
+    int64_t client_cpu_us; /* this process (the load generator) during the measured phase */
+    /* With opts.pid: the server before and after the measured phase (HOLD: after is taken
+     * while every connection is held). */
+    int pid;
+    struct bench_proc_sample before, after;
+    int tls_version; /* negotiated on the last successful connection (TLS1_x_VERSION) */
+    char cipher[64];
+};
+
+/* Run the benchmark. Returns 0 when it ran (failures of individual connections are counted
+ * in res, not errors); -1 with err when it could not start: unreadable certificate files
+ * (TW_ERR_IO / TW_ERR_CONFIG), an unresolvable host (TW_ERR_USAGE), a pid with no /proc
+ * entry (TW_ERR_IO). */
+int bench_run(const struct bench_opts *o, struct bench_result *res, struct tw_err *err)
+    TW_MUST_CHECK;
+
+/* Derived figures, for the report and callers: server CPU µs per successful connection,
+ * server CPU seconds per GB (10^9 bytes) moved, server kB per held connection. -1 when not
+ * measured. */
+double bench_server_us_per_conn(const struct bench_result *r);
+double bench_server_s_per_gb(const struct bench_result *r);
+double bench_server_kb_per_held(const struct bench_result *r);
+
+/* The result as a JSON object (new reference), or NULL on allocation failure. */
+json_t *bench_result_json(const struct bench_opts *o, const struct bench_result *r);
+
+/* The result for humans, a few lines. */
+void bench_result_print(FILE *fp, const struct bench_opts *o, const struct bench_result *r);
+
+#endif
