@@ -19,13 +19,13 @@
 
 #include "util/err.h"
 
-#define BENCH_MAX_CONNS 10000          /* concurrent slots (--conns) and --hold */
-#define BENCH_MAX_COUNT 10000000       /* --count */
-#define BENCH_MAX_DURATION_S 3600      /* --duration, and the hard limit of any run */
-#define BENCH_MAX_BYTES (1ULL << 40)   /* --request / --download / --upload per connection */
-#define BENCH_MAX_REQUEST (16u << 20)  /* --request: read back in full, so kept small */
-#define BENCH_MAX_SAMPLES (1u << 22)   /* latencies recorded; beyond, the first ones count */
-#define BENCH_ERR_KINDS 24             /* distinct failure reasons tallied */
+#define BENCH_MAX_CONNS 10000         /* concurrent slots (--conns) and --hold */
+#define BENCH_MAX_COUNT 10000000      /* --count */
+#define BENCH_MAX_DURATION_S 3600     /* --duration, and the hard limit of any run */
+#define BENCH_MAX_BYTES (1ULL << 40)  /* --request / --download / --upload per connection */
+#define BENCH_MAX_REQUEST (16u << 20) /* --request: read back in full, so kept small */
+#define BENCH_MAX_SAMPLES (1u << 22)  /* latencies recorded; beyond, the first ones count */
+#define BENCH_ERR_KINDS 24            /* distinct failure reasons tallied */
 
 enum bench_mode {
     BENCH_MODE_HANDSHAKE = 0, /* handshake (+ request), close_notify, wait for the server's close */
@@ -62,8 +62,8 @@ void bench_opts_init(struct bench_opts *o);
 /* Resource use of one process, from /proc/PID/stat and /proc/PID/status. */
 struct bench_proc_sample {
     bool ok;
-    int64_t cpu_us;  /* utime + stime, all threads, in microseconds (tick resolution) */
-    int64_t rss_kb;  /* VmRSS */
+    int64_t cpu_us; /* utime + stime, all threads, in microseconds (tick resolution) */
+    int64_t rss_kb; /* VmRSS */
 };
 
 /* Read /proc/pid. TW_ERR_IO naming the pid when the process is gone or unreadable. */
@@ -104,8 +104,8 @@ struct bench_result {
  * in res, not errors); -1 with err when it could not start: unreadable certificate files
  * (TW_ERR_IO / TW_ERR_CONFIG), an unresolvable host (TW_ERR_USAGE), a pid with no /proc
  * entry (TW_ERR_IO). */
-int bench_run(const struct bench_opts *o, struct bench_result *res, struct tw_err *err)
-    TW_MUST_CHECK;
+int bench_run(const struct bench_opts *o, struct bench_result *res,
+              struct tw_err *err) TW_MUST_CHECK;
 
 /* Derived figures, for the report and callers: server CPU µs per successful connection,
  * server CPU seconds per GB (10^9 bytes) moved, server kB per held connection. -1 when not

@@ -110,8 +110,8 @@ static void tls_fail(struct slot *s, int sslerr)
     const char *code = tlsx_reason_code(reason);
     if (sslerr == SSL_ERROR_SYSCALL && reason == TLSX_R_OTHER) {
         code = "closed";
-        snprintf(detail, sizeof(detail), "the server closed the connection%s%s",
-                 errno ? ": " : "", errno ? strerror(errno) : "");
+        snprintf(detail, sizeof(detail), "the server closed the connection%s%s", errno ? ": " : "",
+                 errno ? strerror(errno) : "");
     }
     bench_slot_end(s, false, code, detail);
 }
@@ -150,8 +150,7 @@ void bench_slot_launch(struct slot *s)
     s->wpending = 0;
     s->t_hs = s->t_done = 0;
     s->t_start = bench_now_us();
-    s->fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                   ai->ai_protocol);
+    s->fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     s->st = ST_CONNECT;
     b->active++;
     if (s->fd < 0) {

@@ -32,9 +32,9 @@ struct slot {
     SSL_SESSION *sess; /* --resume: the newest resumable session of this slot */
     struct event ev;
     bool ev_added;
-    bool priming; /* the --resume warm-up connection of this slot */
-    bool counted; /* part of the measured phase */
-    bool got_session; /* a new session (TLS 1.3: ticket) arrived on this connection */
+    bool priming;                  /* the --resume warm-up connection of this slot */
+    bool counted;                  /* part of the measured phase */
+    bool got_session;              /* a new session (TLS 1.3: ticket) arrived on this connection */
     int64_t t_start, t_hs, t_done; /* connect, handshake done, data phase done */
     uint64_t wleft, rleft;
     int wpending; /* length of an SSL_write to retry (OpenSSL wants the same arguments) */
@@ -58,7 +58,7 @@ struct bench {
     struct event *stop_ev, *hard_ev;
     bool stopping; /* no new connections */
     bool measuring;
-    int active;    /* connections open (HELD ones included) */
+    int active; /* connections open (HELD ones included) */
     int priming_left;
     int64_t launched; /* measured connections started */
     int64_t t0, t_end;

@@ -8,7 +8,9 @@
 #define RELAUNCH_DELAY_MS 10 /* after a failed connection, so a dead server is not hammered */
 #define HARD_GRACE_MS 5000
 /* Every connection failed so far, this many times: stop. */
-#define GIVE_UP_FAILURES(b) (3 * (int64_t)(b)->nslots + 10)   /* beyond duration + timeout before in-flight work is aborted */
+#define GIVE_UP_FAILURES(b)                                                                        \
+    (3 * (int64_t)(b)->nslots + 10) /* beyond duration + timeout before in-flight work is aborted  \
+                                     */
 
 static struct timeval ms_tv(int64_t ms)
 {

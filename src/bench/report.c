@@ -36,8 +36,8 @@ static json_t *server_json(const struct bench_result *r)
         return NULL;
     bool ok = r->before.ok && r->after.ok;
     json_object_set_new(s, "pid", json_integer(r->pid));
-    json_object_set_new(s, "cpu_us", ok ? json_integer(r->after.cpu_us - r->before.cpu_us)
-                                        : json_null());
+    json_object_set_new(s, "cpu_us",
+                        ok ? json_integer(r->after.cpu_us - r->before.cpu_us) : json_null());
     json_object_set_new(s, "cpu_us_per_conn", num_or_null(bench_server_us_per_conn(r)));
     json_object_set_new(s, "cpu_s_per_gb", num_or_null(bench_server_s_per_gb(r)));
     json_object_set_new(s, "rss_before_kb", ok ? json_integer(r->before.rss_kb) : json_null());
@@ -58,8 +58,7 @@ json_t *bench_result_json(const struct bench_opts *o, const struct bench_result 
         return NULL;
     }
     char target[300];
-    snprintf(target, sizeof(target), strchr(o->host, ':') ? "[%s]:%s" : "%s:%s", o->host,
-             o->port);
+    snprintf(target, sizeof(target), strchr(o->host, ':') ? "[%s]:%s" : "%s:%s", o->host, o->port);
     json_object_set_new(j, "target", json_string(target));
     json_object_set_new(j, "mode", json_string(mode_name(o->mode)));
     json_object_set_new(j, "tls", json_string(version_name(r->tls_version)));
@@ -109,7 +108,9 @@ void bench_result_print(FILE *fp, const struct bench_opts *o, const struct bench
     fprintf(fp, "  connections: %lld ok (%lld full, %lld resumed), %lld failed in %.2f s%s\n",
             (long long)r->ok, (long long)r->full, (long long)r->resumed, (long long)r->failed,
             (double)r->elapsed_us / 1e6,
-            r->gave_up ? " (gave up: nothing succeeded)" : r->hit_time_limit ? " (time limit)" : "");
+            r->gave_up          ? " (gave up: nothing succeeded)"
+            : r->hit_time_limit ? " (time limit)"
+                                : "");
     if (o->mode == BENCH_MODE_HOLD)
         fprintf(fp, "  held: %lld connections at once\n", (long long)r->held);
     else

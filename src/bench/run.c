@@ -27,12 +27,12 @@ static int check_opts(const struct bench_opts *o, struct tw_err *err)
               "--count %lld: give 1 to %d", (long long)o->count, BENCH_MAX_COUNT);
     TW_ENSURE(o->duration_ms >= 0 && o->duration_ms <= BENCH_MAX_DURATION_S * 1000LL, err,
               TW_ERR_USAGE, "--duration: at most %ds", BENCH_MAX_DURATION_S);
-    TW_ENSURE(o->count > 0 || o->duration_ms > 0 || o->mode == BENCH_MODE_HOLD, err,
-              TW_ERR_USAGE, "give --count N or --duration S");
+    TW_ENSURE(o->count > 0 || o->duration_ms > 0 || o->mode == BENCH_MODE_HOLD, err, TW_ERR_USAGE,
+              "give --count N or --duration S");
     TW_ENSURE(o->request <= BENCH_MAX_REQUEST, err, TW_ERR_USAGE, "--request: at most %u bytes",
               BENCH_MAX_REQUEST);
-    TW_ENSURE(o->download <= BENCH_MAX_BYTES && o->upload <= BENCH_MAX_BYTES, err,
-              TW_ERR_USAGE, "--download/--upload: at most 1 TiB per connection");
+    TW_ENSURE(o->download <= BENCH_MAX_BYTES && o->upload <= BENCH_MAX_BYTES, err, TW_ERR_USAGE,
+              "--download/--upload: at most 1 TiB per connection");
     TW_ENSURE(o->mode != BENCH_MODE_HOLD || (o->hold >= 1 && o->hold <= BENCH_MAX_CONNS), err,
               TW_ERR_USAGE, "--hold %d: give 1 to %d", o->hold, BENCH_MAX_CONNS);
     TW_ENSURE(o->cert_file != NULL && o->key_file != NULL, err, TW_ERR_USAGE,

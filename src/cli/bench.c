@@ -212,9 +212,9 @@ static int parse(int argc, char **argv, struct opts *o)
             target = a;
         } else if ((rc = take(argc, argv, &i, &v)) >= 0) {
             return rc;
-        } else if (strcmp(a, "--cert") == 0 || strcmp(a, "--key") == 0 ||
-                   strcmp(a, "--ca") == 0 || strcmp(a, "--server-name") == 0) {
-            const char **dst = a[2] == 'c' ? (a[3] == 'e' ? &o->b.cert_file : &o->b.ca_file)
+        } else if (strcmp(a, "--cert") == 0 || strcmp(a, "--key") == 0 || strcmp(a, "--ca") == 0 ||
+                   strcmp(a, "--server-name") == 0) {
+            const char **dst = a[2] == 'c'   ? (a[3] == 'e' ? &o->b.cert_file : &o->b.ca_file)
                                : a[2] == 'k' ? &o->b.key_file
                                              : &o->b.server_name;
             *dst = v;
