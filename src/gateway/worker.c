@@ -58,8 +58,25 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
     event_add(w->pause_ev, &tv);
 }
 
+/* Whether crls revoke c's certificate or, after a full handshake, one of the CAs its chain
+ * was verified through (the self-signed root excepted). Lookups by issuer + serial of
+ * certificates the session already holds: nothing is decoded again. */
+static bool conn_revoked(const struct gw_conn *c, const struct tlsx_crl_set *crls)
+{
+    if (tlsx_crl_set_is_revoked(crls, X509_get_issuer_name(c->peer_cert),
+                                X509_get0_serialNumber(c->peer_cert)))
+        return true;
+    STACK_OF(X509) *chain = c->ssl != NULL ? SSL_get0_verified_chain(c->ssl) : NULL;
+    for (int i = 1; chain != NULL && i < sk_X509_num(chain) - 1; i++) {
+        X509 *ca = sk_X509_value(chain, i);
+        if (tlsx_crl_set_is_revoked(crls, X509_get_issuer_name(ca), X509_get0_serialNumber(ca)))
+            return true;
+    }
+    return false;
+}
+
 /* After a swap: close live connections whose certificate the new CRLs revoke or the new
- * policy no longer allows. The lookup is by issuer + serial: nothing is decoded again. */
+ * policy no longer allows. */
 static void sweep(struct gw_worker *w)
 {
     struct gw_conn *next;
@@ -70,8 +87,7 @@ static void sweep(struct gw_worker *w)
         const struct gw_svc *s = gw_gen_find_svc(w->gen, c->svc->cfg->name);
         if (s == NULL)
             continue;
-        if (tlsx_crl_set_is_revoked(s->crls, X509_get_issuer_name(c->peer_cert),
-                                    X509_get0_serialNumber(c->peer_cert))) {
+        if (conn_revoked(c, s->crls)) {
             gw_stat_add(&w->stats.revoked_closed, 1);
             c->reason = TLSX_R_REVOKED;
             c->verdict = "deny";

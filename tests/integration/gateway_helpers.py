@@ -44,23 +44,32 @@ class Cert:
 class MiniPki:
     """A root CA issuing leaves directly. Files go under dir/NAME.{crt,key}."""
 
-    def __init__(self, dir, name="Gateway Test CA"):
+    def __init__(self, dir, name="Gateway Test CA", parent=None):
+        """parent: another MiniPki that signs this one as an intermediate CA."""
         self.dir = Path(dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.name = name
+        self.parent = parent
         self.key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        self.cert = (x509.CertificateBuilder()
-                     .subject_name(subject).issuer_name(subject)
-                     .public_key(self.key.public_key())
-                     .serial_number(x509.random_serial_number())
-                     .not_valid_before(NOW - DAY).not_valid_after(NOW + 30 * DAY)
-                     .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-                     .add_extension(x509.KeyUsage(False, False, False, False, False, True, True,
-                                                  False, False), True)
-                     .add_extension(x509.SubjectKeyIdentifier.from_public_key(
-                         self.key.public_key()), False)
-                     .sign(self.key, hashes.SHA256()))
+        issuer = parent.cert.subject if parent else subject
+        signer = parent.key if parent else self.key
+        b = (x509.CertificateBuilder()
+             .subject_name(subject).issuer_name(issuer)
+             .public_key(self.key.public_key())
+             .serial_number(x509.random_serial_number())
+             .not_valid_before(NOW - DAY).not_valid_after(NOW + 30 * DAY)
+             .add_extension(x509.BasicConstraints(ca=True, path_length=0 if parent else None),
+                            True)
+             .add_extension(x509.KeyUsage(False, False, False, False, False, True, True,
+                                          False, False), True)
+             .add_extension(x509.SubjectKeyIdentifier.from_public_key(
+                 self.key.public_key()), False))
+        if parent:
+            b = b.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                parent.key.public_key()), False)
+        self.cert = b.sign(signer, hashes.SHA256())
+        self.serial = self.cert.serial_number
         safe = name.replace(" ", "_")
         self.ca_path = self.dir / f"{safe}.pem"
         self.ca_path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
@@ -97,7 +106,10 @@ class MiniPki:
         cert = b.sign(self.key, hashes.SHA256())
         safe = cn.replace(" ", "_").replace("*", "star")
         cp, kp = self.dir / f"{safe}.crt", self.dir / f"{safe}.key"
-        cp.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        pem = cert.public_bytes(serialization.Encoding.PEM)
+        if self.parent:  # leaf then the intermediate, as a client sends them
+            pem += self.cert.public_bytes(serialization.Encoding.PEM)
+        cp.write_bytes(pem)
         _write_key(kp, key)
         return Cert(cert, key, cp, kp)
 

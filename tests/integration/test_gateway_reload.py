@@ -325,3 +325,32 @@ def test_sighup_reopens_the_access_log_after_rotation(setup):
         assert len(rotated.read_text().splitlines()) == 1
     finally:
         assert gw.stop() == 0, gw.output()
+
+
+def test_crl_revoking_the_intermediate_cuts_its_clients(tmp_path):
+    root = MiniPki(tmp_path / "root", name="Root CA")
+    inter = MiniPki(tmp_path / "inter", name="Issuing CA", parent=root)
+    bundle = tmp_path / "client-ca.pem"
+    bundle.write_bytes(root.ca_path.read_bytes() + inter.ca_path.read_bytes())
+    root_crl, inter_crl = tmp_path / "root.crl", tmp_path / "inter.crl"
+    root.write_crl(root_crl)
+    inter.write_crl(inter_crl)
+    server = root.server()
+    alice = inter.issue("alice")
+    backend = TcpEchoBackend()
+    port = free_port()
+    gw = Gateway(["--listen", f"127.0.0.1:{port}", "--backend", backend.address, "--mode",
+                  "tcp", "--cert", server.cert_path, "--key", server.key_path, "--client-ca",
+                  bundle, "--crl", root_crl, "--crl", inter_crl])
+    try:
+        ctx = client_context(root, alice)
+        live = tls_connect(port, ctx)
+        assert still_open(live)
+        root.write_crl(root_crl, [inter.serial])
+        gw.wait_line(r"reload: generation 2 serving", timeout=5)
+        assert closed_within(live, 3), gw.output()
+        assert refused(port, ctx)
+        live.close()
+    finally:
+        assert gw.stop() == 0, gw.output()
+        backend.close()
