@@ -1,9 +1,11 @@
-/* OCSP checks of client certificates, the worker side. A handshake never waits for the
- * network: the worker looks the certificate up in the newest answer snapshot the main thread
- * published to it (an atomic slot per worker, swapped in lazily here, so no lock is taken),
- * and on a miss pushes a request onto a lock-free stack and pokes the main thread's eventfd.
- * ocsp-fail = closed refuses the connection until a good answer is cached (the client's retry
- * finds it); open lets it through with a warning. A revoked answer always refuses. */
+/* OCSP checks of client certificates, the worker side. A worker never waits on the network:
+ * it looks the certificate up in the newest answer snapshot the main thread published to it
+ * (an atomic slot per worker, swapped in lazily here, so no lock is taken), and on a miss
+ * pushes a request onto a lock-free stack and pokes the main thread's eventfd. With
+ * ocsp-fail = closed the connection then waits, handshake done and backend not connected,
+ * until the main thread publishes the answer and pokes this worker (gw_ocsp_worker_wake), or
+ * until the handshake timeout; open lets it through with a warning. A revoked answer always
+ * refuses, and closes live connections of that certificate. */
 #include "gateway/revocation.h"
 
 #include <errno.h>
