@@ -26,7 +26,7 @@
 
 static const char usage[] =
     "usage: twoway renew --cert C --key K --server URL [--ca F] [--rekey] [--key-type TYPE]\n"
-    "                    [--exec CMD] [--daemon] [--retry-max DURATION]\n"
+    "                    [--exec CMD] [--daemon] [--retry-max DURATION] [--chain F]\n"
     "\n"
     "Re-enroll at the CA (`twoway ca serve` at URL) using the current certificate as the TLS\n"
     "client certificate, and replace C (and K with --rekey) atomically: a crash at any point\n"
@@ -38,6 +38,8 @@ static const char usage[] =
     "  --daemon             keep running: renew at about 2/3 of each certificate's lifetime\n"
     "                       (with jitter), retry with exponential backoff while the CA is down\n"
     "  --retry-max D        longest wait between retries (default 5m)\n"
+    "  --chain F            also rewrite F (certificate then CA certificates); default: the\n"
+    "                       N.chain.pem next to N.crt, when it exists\n"
     "\n"
     "A certificate that has expired, or was revoked, cannot renew itself: it needs a new token\n"
     "(twoway ca token NAME, then twoway enroll).\n"
@@ -57,9 +59,21 @@ struct renew_args {
     enum pki_key_type key_type;
     int64_t retry_max;
     char ca_default[PATH_MAX];
+    char chain[PATH_MAX]; /* N.chain.pem to keep in step with C, or "" */
 };
 
-enum { OPT_REKEY = 256, OPT_DAEMON, OPT_RETRY_MAX, OPT_KEY_TYPE };
+enum { OPT_REKEY = 256, OPT_DAEMON, OPT_RETRY_MAX, OPT_KEY_TYPE, OPT_CHAIN };
+
+/* `twoway enroll` and `ca issue` write N.crt next to N.chain.pem: keep that one current too. */
+static void chain_default(struct renew_args *a)
+{
+    size_t n = strlen(a->cert);
+    if (a->chain[0] != '\0' || n < 4 || strcmp(a->cert + n - 4, ".crt") != 0)
+        return;
+    snprintf(a->chain, sizeof(a->chain), "%.*s.chain.pem", (int)(n - 4), a->cert);
+    if (!fs_exists(a->chain))
+        a->chain[0] = '\0';
+}
 
 static int parse(int argc, char **argv, struct renew_args *a)
 {
@@ -73,6 +87,7 @@ static int parse(int argc, char **argv, struct renew_args *a)
         {"daemon", no_argument, NULL, OPT_DAEMON},
         {"retry-max", required_argument, NULL, OPT_RETRY_MAX},
         {"key-type", required_argument, NULL, OPT_KEY_TYPE},
+        {"chain", required_argument, NULL, OPT_CHAIN},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -108,6 +123,10 @@ static int parse(int argc, char **argv, struct renew_args *a)
             if (clock_duration_parse(optarg, &a->retry_max, &err) != 0 || a->retry_max < 1)
                 return cli_usage_error(cmd, "--retry-max '%s': expected a duration (5m)", optarg);
             break;
+        case OPT_CHAIN:
+            if (snprintf(a->chain, sizeof(a->chain), "%s", optarg) >= (int)sizeof(a->chain))
+                return cli_usage_error(cmd, "--chain: path too long");
+            break;
         case OPT_KEY_TYPE:
             if (pki_key_type_parse(optarg, &a->key_type, &err) != 0)
                 return cli_usage_error(cmd, "%s", err.msg);
@@ -126,6 +145,7 @@ static int parse(int argc, char **argv, struct renew_args *a)
         return cli_usage_error(cmd, "--cert, --key and --server are required");
     if (a->key_type_given && !a->rekey)
         return cli_usage_error(cmd, "--key-type needs --rekey");
+    chain_default(a);
     if (a->ca == NULL) {
         char copy[PATH_MAX];
         snprintf(copy, sizeof(copy), "%s", a->cert);
@@ -224,6 +244,22 @@ static int cert_file(X509 *cert, STACK_OF(X509) * chain, struct tw_buf *out, str
     return 0;
 }
 
+/* The chain file: the new certificate, then the CA certificates it held after the old one.
+ * Derived data, written after the pair: if a crash leaves it stale, the next renewal fixes it. */
+static int update_chain(const char *path, X509 *cert, struct tw_err *err)
+{
+    TW_AUTO(X509) *old = NULL;
+    TW_AUTO(X509_STACK) *rest = NULL;
+    TW_GUARD(tlsx_cert_chain_load(path, &old, &rest, err));
+    struct tw_buf out;
+    tw_buf_init(&out, 1u << 20);
+    int rc = cert_file(cert, rest, &out, err);
+    if (rc == 0)
+        rc = fs_write_atomic(path, out.data, out.len, 0644, err);
+    tw_buf_free(&out);
+    return rc;
+}
+
 static int install(const struct renew_args *a, const struct current *c, X509 *cert,
                    EVP_PKEY *new_key, struct tw_err *err)
 {
@@ -238,7 +274,8 @@ static int install(const struct renew_args *a, const struct current *c, X509 *ce
         rc = renew_swap(a->cert, a->key, (const char *)crt.data, crt.len, kpem, klen, err);
     pki_pem_free(kpem, klen);
     tw_buf_free(&crt);
-    return rc;
+    TW_GUARD(rc);
+    return a->chain[0] != '\0' ? update_chain(a->chain, cert, err) : 0;
 }
 
 /* One re-enrollment with c; installs the result. *new_not_after gets its expiry. */

@@ -54,6 +54,9 @@ def test_renew_keeps_key_and_replaces_certificate(env, tmp_path):
     life = new.not_valid_after - new.not_valid_before
     assert 2 * 3600 <= life.total_seconds() <= 2 * 3600 + 600
     assert not list(got.cert.parent.glob("*.new")) and not list(got.cert.parent.glob("*.old"))
+    # The chain file next to it follows: new certificate, then the intermediate.
+    chain = got.chain.read_bytes()
+    assert chain.startswith(got.cert.read_bytes()) and chain.count(b"BEGIN CERTIFICATE") == 2
     assert "status: valid" in pki.ca("show", f"{old.serial_number:X}", check=True).stdout
 
 
