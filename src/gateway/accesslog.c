@@ -41,7 +41,7 @@ static void set_str(json_t *o, const char *key, const char *value)
 
 static void add_tls(json_t *o, const struct gw_conn *c)
 {
-    if (c->ssl == NULL || !SSL_is_init_finished(c->ssl))
+    if (c->ssl == NULL || c->svc == NULL) /* svc is set once the handshake finished */
         return;
     set_str(o, "tls_version", SSL_get_version(c->ssl));
     set_str(o, "cipher", SSL_get_cipher_name(c->ssl));
