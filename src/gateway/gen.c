@@ -252,8 +252,11 @@ static int build(struct gw_server *srv, struct gw_gen *gen, struct tw_err *err)
         TW_GUARD(build_listen(gen, gen->nlistens, err));
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     gen->workers = cfg->global.workers > 0 ? cfg->global.workers : (int)(cores > 0 ? cores : 1);
-    if (gen->workers > GW_MAX_WORKERS)
+    if (gen->workers > GW_MAX_WORKERS) {
+        log_warnx("workers = %d: using %d, the most this build runs", gen->workers,
+                  GW_MAX_WORKERS);
         gen->workers = GW_MAX_WORKERS;
+    }
     return 0;
 }
 

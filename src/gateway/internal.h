@@ -3,7 +3,8 @@
  * Threads: the main thread owns the server (signals, reloads, file watching, metrics HTTP);
  * each worker thread owns its event_base, its listeners and its connections. The only state
  * they share is the refcounted generation (handed to workers through an atomic slot), the
- * per-worker counters (atomics, written by their worker only) and the log sink. */
+ * per-worker counters (atomics, written by their worker only), the max-connections counts
+ * (atomics) and the log sink. */
 #ifndef TW_GATEWAY_INTERNAL_H
 #define TW_GATEWAY_INTERNAL_H
 
@@ -31,10 +32,9 @@
 #define GW_MAX_SERVICES 64
 #define GW_MAX_LISTENS 64
 #define GW_MAX_WATCH 256
-/* Bytes buffered towards one side before the other side stops being read (backpressure). */
+/* Bytes buffered towards one side before the other side stops being read (backpressure),
+ * when buffer-size is not set; reading resumes below a quarter of it. */
 #define GW_RELAY_HIGH (256u * 1024)
-/* Reading resumes once the output has drained below this. */
-#define GW_RELAY_LOW (64u * 1024)
 
 /* ------------------------------------------------------------------------------------------ */
 /* Generations (gen.c)                                                                        */
