@@ -7,6 +7,7 @@ refused or tolerated per crl-expired; the CA server's certificate must verify.""
 
 import datetime
 import http.server
+import signal
 import ssl
 import threading
 import time
@@ -163,9 +164,15 @@ def expired_crl(pki):
 
 
 class CrlHttpServer:
+    """Serves self.body at /crl over plain http; tests swap the body at will."""
+
     def __init__(self, body):
+        self.body = body
+        outer = self
+
         class H(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
+                body = outer.body
                 self.send_response(200)
                 self.send_header("Content-Type", "application/pkix-crl")
                 self.send_header("Content-Length", str(len(body)))
@@ -204,6 +211,52 @@ def test_expired_crl_policy(tmp_path, policy):
             text = fetch_metrics(mport)
             assert metric(text, "twoway_crl_expired", {"policy": policy}) == 1
             assert "the CRL held EXPIRED" in gw.output()
+            assert gw.stop() == 0
+    finally:
+        http_crl.close()
+        backend.close()
+
+
+def good_crl(pki, revoked=()):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    b = (x509.CertificateRevocationListBuilder().issuer_name(pki.cert.subject)
+         .last_update(now - datetime.timedelta(minutes=5))
+         .next_update(now + datetime.timedelta(days=1))
+         .add_extension(x509.CRLNumber(int(time.time() * 1000)), False))
+    for serial in revoked:
+        b = b.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(serial)
+                                      .revocation_date(now - datetime.timedelta(minutes=1))
+                                      .build())
+    return b.sign(pki.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def test_crl_not_signed_by_client_ca_is_refused_and_last_good_kept(tmp_path):
+    pki, other = MiniPki(tmp_path / "pki"), MiniPki(tmp_path / "other", name="Other CA")
+    server, alice, bob = pki.server(), pki.issue("alice"), pki.issue("bob")
+    http_crl = CrlHttpServer(good_crl(pki, [bob.serial]))
+    backend = TcpEchoBackend()
+    port, mport = free_port(), free_port()
+    try:
+        with Gateway(["--listen", f"127.0.0.1:{port}", "--backend", backend.address, "--mode",
+                      "tcp", "--cert", server.cert_path, "--key", server.key_path,
+                      "--client-ca", pki.ca_path, "--crl", http_crl.url, "--crl-refresh", "1s",
+                      "--metrics", f"127.0.0.1:{mport}"]) as gw:
+            assert refused(port, client_context(pki, bob))
+            # A forged CRL (another CA) that would unrevoke bob and revoke alice: refused.
+            http_crl.body = good_crl(other, [alice.serial])
+            gw.wait_line(r"fetch failed: the CRL was refused: .*keeping the last good CRL", 5)
+            assert echo_roundtrip(port, client_context(pki, alice)) == b"ping\n"
+            assert refused(port, client_context(pki, bob))
+            # A reload (SIGHUP) rebuilds from the last good CRL, not from the forged one.
+            gw.signal(signal.SIGHUP)
+            gw.wait_line(r"reload: generation 2 serving", 5)
+            assert refused(port, client_context(pki, bob))
+            # The real CA revokes alice: applied at the next poll, her new connection refused.
+            http_crl.body = good_crl(pki, [bob.serial, alice.serial])
+            gw.wait_line(r"reload \(crl http://\S+ fetched: a new CRL\)", 5)
+            assert wait_until(lambda: refused(port, client_context(pki, alice)), 3)
+            assert metric(fetch_metrics(mport), "twoway_crl_fetch_total",
+                          {"result": "failed"}) >= 1
             assert gw.stop() == 0
     finally:
         http_crl.close()
