@@ -126,6 +126,12 @@ int est_http_request(SSL_CTX *ctx, const struct est_url *u, int skip_name_check,
                      size_t len, struct est_response *resp, STACK_OF(X509) * *peer_chain,
                      struct tw_err *err) TW_MUST_CHECK;
 
+/* Parse a whole HTTP/1.x response (status line, the headers above, body by Content-Length
+ * or up to the end). origin names the server in errors (TW_ERR_IO). The bytes come from a
+ * server that may not be trusted yet (bootstrap): every read is bounded. */
+int est_http_response_parse(const void *data, size_t len, const char *origin,
+                            struct est_response *r, struct tw_err *err) TW_MUST_CHECK;
+
 /* Trust bootstrap (RFC 7030 §4.1.1) by root fingerprint: fetch /cacerts over a TLS connection
  * that is not yet trusted, accept it only if it holds a self-signed certificate whose SHA-256
  * (hex, any case, colons allowed) is fingerprint, then verify the server's TLS chain and name

@@ -189,37 +189,51 @@ static void header_copy(const char *line, const char *name, char *out, size_t ca
     snprintf(out, cap, "%.*s", (int)len, v);
 }
 
-static int parse_response(const struct tw_buf *in, const struct est_url *u, struct est_response *r,
-                          struct tw_err *err)
+/* The next "\r\n" at or after p and before end (memmem: the bytes may hold NULs). */
+static const char *line_end(const char *p, const char *end)
 {
-    const char *data = (const char *)in->data;
-    const char *end = in->len > 0 ? memmem(data, in->len, "\r\n\r\n", 4) : NULL;
+    return p < end ? memmem(p, (size_t)(end - p), "\r\n", 2) : NULL;
+}
+
+int est_http_response_parse(const void *data_in, size_t len, const char *origin,
+                            struct est_response *r, struct tw_err *err)
+{
+    memset(r, 0, sizeof(*r));
+    r->retry_after = -1;
+    const char *data = data_in;
+    const char *end = len > 0 ? memmem(data, len, "\r\n\r\n", 4) : NULL;
     TW_ENSURE(end != NULL && (size_t)(end - data) < HEAD_MAX, err, TW_ERR_IO,
-              "%s: no HTTP response (connection closed early)", u->origin);
+              "%s: no HTTP response (connection closed early)", origin);
+    const char *eol = line_end(data, end + 2);
+    char status_line[64];
+    snprintf(status_line, sizeof(status_line), "%.*s", (int)(eol - data), data);
     int minor = 0;
-    TW_ENSURE(sscanf(data, "HTTP/1.%d %3d", &minor, &r->status) == 2 && r->status >= 100 &&
-                  r->status <= 599,
-              err, TW_ERR_IO, "%s: malformed HTTP status line", u->origin);
+    char rest = 0;
+    TW_ENSURE(sscanf(status_line, "HTTP/1.%1d %3d%c", &minor, &r->status, &rest) >= 2 &&
+                  (rest == 0 || rest == ' ') && r->status >= 100 && r->status <= 599,
+              err, TW_ERR_IO, "%s: malformed HTTP status line", origin);
     char clen[32] = "", retry[32] = "", te[32] = "";
-    for (const char *line = strstr(data, "\r\n") + 2; line < end; line = strstr(line, "\r\n") + 2) {
-        header_copy(line, "Content-Type", r->content_type, sizeof(r->content_type));
-        header_copy(line, "Content-Transfer-Encoding", r->transfer_encoding,
+    for (const char *line = eol + 2; line < end; line = line_end(line, end + 2) + 2) {
+        char one[1024];
+        snprintf(one, sizeof(one), "%.*s", (int)(line_end(line, end + 2) - line), line);
+        header_copy(one, "Content-Type", r->content_type, sizeof(r->content_type));
+        header_copy(one, "Content-Transfer-Encoding", r->transfer_encoding,
                     sizeof(r->transfer_encoding));
-        header_copy(line, "WWW-Authenticate", r->www_authenticate, sizeof(r->www_authenticate));
-        header_copy(line, "Content-Length", clen, sizeof(clen));
-        header_copy(line, "Retry-After", retry, sizeof(retry));
-        header_copy(line, "Transfer-Encoding", te, sizeof(te));
+        header_copy(one, "WWW-Authenticate", r->www_authenticate, sizeof(r->www_authenticate));
+        header_copy(one, "Content-Length", clen, sizeof(clen));
+        header_copy(one, "Retry-After", retry, sizeof(retry));
+        header_copy(one, "Transfer-Encoding", te, sizeof(te));
     }
     TW_ENSURE(te[0] == '\0' || strcasecmp(te, "identity") == 0, err, TW_ERR_IO,
-              "%s: unsupported Transfer-Encoding '%s'", u->origin, te);
+              "%s: unsupported Transfer-Encoding '%s'", origin, te);
     r->retry_after = retry[0] != '\0' ? strtol(retry, NULL, 10) : -1;
     const char *body = end + 4;
-    size_t have = in->len - (size_t)(body - data);
+    size_t have = len - (size_t)(body - data);
     if (clen[0] != '\0') {
         char *cend = NULL;
         unsigned long long want = strtoull(clen, &cend, 10);
-        TW_ENSURE(cend != NULL && *cend == '\0' && want <= have, err, TW_ERR_IO,
-                  "%s: answer cut short (%zu of %s bytes)", u->origin, have, clen);
+        TW_ENSURE(clen[0] >= '0' && clen[0] <= '9' && cend != NULL && *cend == '\0' && want <= have,
+                  err, TW_ERR_IO, "%s: answer cut short (%zu of %s bytes)", origin, have, clen);
         have = (size_t)want;
     }
     r->body = malloc(have + 1);
@@ -268,7 +282,7 @@ static int exchange(SSL *ssl, const struct est_url *u, const struct tw_buf *req,
     tw_buf_init(&in, EST_RESPONSE_MAX + HEAD_MAX);
     int rc = recv_all(ssl, &in, u, err);
     if (rc == 0)
-        rc = parse_response(&in, u, resp, err);
+        rc = est_http_response_parse(in.data, in.len, u->origin, resp, err);
     tw_buf_free(&in);
     return rc;
 }
