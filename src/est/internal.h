@@ -16,9 +16,9 @@
 #define EST_SERVE_DIR "serve"
 #define EST_SERVE_NAME "twoway-ca-serve" /* inventory name of the server's own certificate */
 #define EST_RATE_SLOTS 1024              /* client addresses tracked by the rate limiter */
-#define EST_CRL_CHECK_SECS 60            /* how often the CRL's age is checked */
-#define EST_ADDR_MAX 64                  /* bytes of a client address as text */
-#define EST_STORE_RETRY_AFTER "5"        /* Retry-After seconds while the inventory is down */
+#define EST_CRL_CHECK_SECS 60     /* how often the CRL and the server certificate are checked */
+#define EST_ADDR_MAX 64           /* bytes of a client address as text */
+#define EST_STORE_RETRY_AFTER "5" /* Retry-After seconds while the inventory is down */
 
 /* ------------------------------------------------------------------ rate limiter (ratelimit.c) */
 
@@ -55,8 +55,8 @@ struct est_crl_cache {
     int64_t mtime_ns;    /* identity of the file read: mtime, size, inode */
     int64_t size;
     uint64_t ino;
-    int64_t entries;    /* revoked certificates the CRL lists */
-    time_t checked_at;  /* last comparison with the inventory (issue 7) */
+    int64_t entries;   /* revoked certificates the CRL lists */
+    time_t checked_at; /* last comparison with the inventory (issue 7) */
 };
 
 /* Make sure the cache holds the current file (re-read when changed; regenerated through ca
