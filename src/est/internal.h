@@ -88,7 +88,7 @@ struct est_server {
 struct est_req {
     struct est_server *srv;
     struct evhttp_request *req;
-    const char *path; /* decoded-free URI path */
+    const char *path; /* the URI path as sent (not percent-decoded) */
     const char *tail; /* path after the route's prefix (GET /ocsp/...) */
     int label;        /* EST profile label (enum pki_profile) or -1 */
     char peer[EST_ADDR_MAX];
