@@ -9,7 +9,8 @@
 
 #include "bench/bench.h"
 
-#define BENCH_IO_BUF (64 * 1024) /* bytes per SSL_read / SSL_write */
+#define BENCH_IO_BUF (64 * 1024)     /* bytes per SSL_read / SSL_write */
+#define BENCH_DRAIN_MAX (256 * 1024) /* read after our close_notify before closing anyway */
 
 enum slot_state {
     ST_IDLE = 0,
@@ -39,6 +40,7 @@ struct slot {
     uint64_t wleft, rleft;
     int wpending; /* length of an SSL_write to retry (OpenSSL wants the same arguments) */
     uint64_t up, down;
+    uint64_t drained; /* bytes read after our close_notify */
 };
 
 /* Latencies (µs) of successful connections. */
