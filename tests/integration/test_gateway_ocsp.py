@@ -152,3 +152,16 @@ def test_responder_down_fail_open(open_env):
     assert allowed(env.port, alice)
     env.gw.wait_line(r"OCSP has no answer for serial \S+; allowed \(ocsp-fail = open\)", 5)
     assert env.metric("twoway_ocsp_checks_total", {"answer": "none"}) >= 1
+
+
+def test_many_clients_wait_for_one_answer(closed_env):
+    # 24 connections of one new client at once: all wait for the same single OCSP request and
+    # all get through; nothing is refused and the cache holds one entry.
+    import concurrent.futures
+    env = closed_env
+    alice = ctx_for(env.pki, env.alice)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=24) as pool:
+        results = list(pool.map(lambda _: allowed(env.port, alice), range(24)))
+    assert all(results), env.gw.output()
+    assert env.metric("twoway_ocsp_cache_entries") == 1
+    assert env.metric("twoway_ocsp_fetch_total", {"result": "ok"}) <= 2
