@@ -192,8 +192,12 @@ static void handshake_failed(struct gw_conn *c, short events)
     c->verdict = is_verdict(r) ? "deny" : "error";
     snprintf(c->detail, sizeof(c->detail), "%s", detail);
     gw_stat_add(&c->w->stats.handshakes[r], 1);
-    log_info("handshake from %s refused: %s%s%s", c->peer_text, tlsx_reason_text(r),
-             detail[0] != '\0' ? " - " : "", detail);
+    /* A bare connect-and-close (TCP health checks, port scans) is only worth a debug line. */
+    if (r == TLSX_R_CLOSED)
+        log_debug("handshake from %s: closed before completing it", c->peer_text);
+    else
+        log_info("handshake from %s refused: %s%s%s", c->peer_text, tlsx_reason_text(r),
+                 detail[0] != '\0' ? " - " : "", detail);
     gw_conn_close(c, "handshake failed");
 }
 
