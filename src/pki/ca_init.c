@@ -212,6 +212,13 @@ static void remove_flat_dir(const char *path)
     rmdir(path);
 }
 
+static int count_one(const struct store_cert *c, void *ctx)
+{
+    (void)c;
+    (*(int *)ctx)++;
+    return 1; /* one is enough */
+}
+
 static int run(struct init *in, struct store **store, struct tw_err *err)
 {
     const char *dir = in->opt->dir;
@@ -228,6 +235,13 @@ static int run(struct init *in, struct store **store, struct tw_err *err)
     }
     /* Opened first so that a failure from here on is recorded in the audit trail. */
     TW_GUARD(store_open(db, store, err));
+    /* A shared store (PostgreSQL) may already hold another CA's inventory: never mix two. */
+    int rows = 0;
+    TW_GUARD(store_cert_list(*store, NULL, count_one, &rows, err));
+    TW_ENSURE(rows == 0, err, TW_ERR_EXISTS,
+              "the inventory %s already holds certificates of a CA; give this CA its own "
+              "(empty) store",
+              store_where(*store));
     TW_ENSURE(snprintf(in->tmp, sizeof(in->tmp), "%s/%sXXXXXX", dir, PKI_DIR_INIT_PREFIX) <
                   (int)sizeof(in->tmp),
               err, TW_ERR_USAGE, "path too long: %s", dir);

@@ -215,3 +215,27 @@ def test_separate_hosts_serve_the_newest_crl(pgpki, tmp_path):
                 time.sleep(0.2)
             assert victim.serial.upper() in serials
             assert number > before
+
+
+def test_init_straight_into_postgres(pg, tmp_path):
+    uri = pg.create_database("init%d" % next(_db_names))
+    d = tmp_path / "data"
+    r = run(["ca", "init", "--dir", d, "--name", "PG CA", "--store", uri], check=True)
+    assert "SHA256" in r.stdout
+    assert not (d / "ca.db").exists()
+    assert "store = %s" % uri in (d / "ca" / "ca.conf").read_text()
+    run(["ca", "issue", "client", "alice", "--dir", d], check=True)
+    listed = run(["ca", "list", "--json", "--dir", d], check=True).stdout
+    assert '"alice"' in listed
+    # A second CA into the same database would mix two inventories: refused.
+    again = run(["ca", "init", "--dir", tmp_path / "other", "--name", "Other",
+                 "--store", uri], check=False)
+    assert again.returncode == 1
+    assert "already holds certificates" in again.stderr
+    # TWOWAY_STORE chooses the store too, and --store wins over it.
+    env_run = run(["ca", "list", "--json", "--dir", d], env={"TWOWAY_STORE": uri}, check=True)
+    assert '"alice"' in env_run.stdout
+    bad = run(["ca", "list", "--dir", d, "--store", "sqlite:%s" % (tmp_path / "x" / "no.db")],
+              env={"TWOWAY_STORE": uri})
+    assert bad.returncode == 1
+    assert run(["ca", "list", "--dir", d, "--store"]).returncode == 2
