@@ -189,7 +189,8 @@ static int refuse(struct gw_conn *c, enum tlsx_reason reason, const char *what, 
     c->verdict = "deny";
     snprintf(c->detail, sizeof(c->detail), "OCSP: serial %s: %s", serial, what);
     gw_stat_add(&c->w->stats.handshakes[reason], 1);
-    log_info("client %s refused: %s - %s", c->peer_text, tlsx_reason_text(reason), c->detail);
+    log_info("client %s refused%s: %s - %s", c->peer_text, c->resumed ? " (resumed)" : "",
+             tlsx_reason_text(reason), c->detail);
     gw_conn_close(c, "ocsp");
     return -1;
 }

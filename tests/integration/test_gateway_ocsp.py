@@ -165,3 +165,21 @@ def test_many_clients_wait_for_one_answer(closed_env):
     assert all(results), env.gw.output()
     assert env.metric("twoway_ocsp_cache_entries") == 1
     assert env.metric("twoway_ocsp_fetch_total", {"result": "ok"}) <= 2
+
+
+def test_resumed_session_checked_too(closed_env):
+    env = closed_env
+    alice = ctx_for(env.pki, env.alice)
+    with tls_connect(env.port, alice) as s:
+        s.sendall(b"ping")
+        assert recv_exact(s, 4) == b"ping"
+        session = s.session
+    with tls_connect(env.port, alice, session=session) as s:
+        s.sendall(b"ping")
+        assert recv_exact(s, 4) == b"ping"
+        assert s.session_reused
+        session = s.session
+    env.pki.revoke("alice")
+    env.gw.wait_line(r"ocsp \S+: a client certificate of service default is revoked", 10)
+    assert refused(env.port, alice, session=session)
+    env.gw.wait_line(r"refused \(resumed\): .*OCSP: serial \S+: revoked", 5)
