@@ -81,8 +81,8 @@ static void report(const char *from, const char *to, const struct store_copy_rep
 {
     printf("copied %s -> %s\n", from, to);
     for (int i = 0; i < STORE_COPY_TABLES; i++)
-        printf("  %-12s %8" PRId64 " rows  sha256 %s\n", rep->tables[i].table,
-               rep->tables[i].rows, rep->tables[i].sha256);
+        printf("  %-12s %8" PRId64 " rows  sha256 %s\n", rep->tables[i].table, rep->tables[i].rows,
+               rep->tables[i].sha256);
     printf("verified: row counts and checksums match on both sides\n");
 }
 

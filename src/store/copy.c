@@ -52,9 +52,21 @@ static int sum_cert(const struct store_cert *c, void *ctx)
     snprintf(ia, sizeof(ia), "%" PRId64, c->issued_at);
     snprintf(ra, sizeof(ra), "%" PRId64, c->revoked_at);
     snprintf(rr, sizeof(rr), "%d", c->revoke_reason);
-    const char *f[] = {c->serial, c->name, c->subject, c->sans, c->profile, c->issuer, c->sha256,
-                       nb, na, ia, c->status == STORE_REVOKED ? "revoked" : "valid", ra, rr,
-                       c->pem != NULL ? "pem" : "no-pem", c->pem != NULL ? c->pem : ""};
+    const char *f[] = {c->serial,
+                       c->name,
+                       c->subject,
+                       c->sans,
+                       c->profile,
+                       c->issuer,
+                       c->sha256,
+                       nb,
+                       na,
+                       ia,
+                       c->status == STORE_REVOKED ? "revoked" : "valid",
+                       ra,
+                       rr,
+                       c->pem != NULL ? "pem" : "no-pem",
+                       c->pem != NULL ? c->pem : ""};
     sum_row(ctx, f, sizeof(f) / sizeof(f[0]));
     return 0;
 }
@@ -119,8 +131,8 @@ static int copy_cert(const struct store_cert *c, void *ctx)
     struct copy *cp = ctx;
     if (cp->dst->ops->cert_put(cp->dst, c, cp->err) != 0 ||
         (c->status == STORE_REVOKED &&
-         cp->dst->ops->cert_revoke(cp->dst, c->serial, c->revoke_reason, c->revoked_at,
-                                   cp->err) != 0))
+         cp->dst->ops->cert_revoke(cp->dst, c->serial, c->revoke_reason, c->revoked_at, cp->err) !=
+             0))
         cp->failed = 1;
     return cp->failed;
 }
@@ -171,11 +183,11 @@ static int copy_all(struct store *dst, void *ctx, struct tw_err *err)
     for (int i = 0; i < STORE_COPY_TABLES; i++) {
         TW_ENSURE(before.tables[i].rows == after.tables[i].rows, err, TW_ERR_STORE,
                   "copy check failed: %s has %" PRId64 " rows in %s but %" PRId64 " in %s",
-                  before.tables[i].table, before.tables[i].rows, src->path,
-                  after.tables[i].rows, dst->path);
-        TW_ENSURE(strcmp(before.tables[i].sha256, after.tables[i].sha256) == 0, err,
-                  TW_ERR_STORE, "copy check failed: the %s checksums of %s and %s differ",
-                  before.tables[i].table, src->path, dst->path);
+                  before.tables[i].table, before.tables[i].rows, src->path, after.tables[i].rows,
+                  dst->path);
+        TW_ENSURE(strcmp(before.tables[i].sha256, after.tables[i].sha256) == 0, err, TW_ERR_STORE,
+                  "copy check failed: the %s checksums of %s and %s differ", before.tables[i].table,
+                  src->path, dst->path);
     }
     *job->rep = after;
     return 0;

@@ -70,8 +70,8 @@ int pg_query(struct store *s, const char *sql, const struct pg_params *p, PGresu
 {
     *res = NULL;
     TW_GUARD(ensure_connected(s, what, err));
-    PGresult *r = PQexecParams(PGC(s), sql, p != NULL ? p->n : 0, NULL,
-                               p != NULL ? p->v : NULL, NULL, NULL, 0);
+    PGresult *r = PQexecParams(PGC(s), sql, p != NULL ? p->n : 0, NULL, p != NULL ? p->v : NULL,
+                               NULL, NULL, 0);
     ExecStatusType st = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (st == PGRES_FATAL_ERROR && PQstatus(PGC(s)) != CONNECTION_OK && s->txn_depth == 0) {
         /* The connection had died since the last call (server restarted, or it ended our
@@ -79,8 +79,8 @@ int pg_query(struct store *s, const char *sql, const struct pg_params *p, PGresu
          * more. */
         PQclear(r);
         PQreset(PGC(s));
-        r = PQexecParams(PGC(s), sql, p != NULL ? p->n : 0, NULL, p != NULL ? p->v : NULL,
-                         NULL, NULL, 0);
+        r = PQexecParams(PGC(s), sql, p != NULL ? p->n : 0, NULL, p != NULL ? p->v : NULL, NULL,
+                         NULL, 0);
         st = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     }
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
@@ -94,8 +94,8 @@ int pg_query(struct store *s, const char *sql, const struct pg_params *p, PGresu
     if (state != NULL && strcmp(state, "23505") == 0)
         rc = tw_err_set(err, TW_ERR_EXISTS, "%s: duplicate (%s)", what, buf);
     else if (PQstatus(PGC(s)) != CONNECTION_OK)
-        rc = tw_err_set(err, TW_ERR_STORE, "%s: lost the connection to PostgreSQL at %s: %s",
-                        what, s->path, buf);
+        rc = tw_err_set(err, TW_ERR_STORE, "%s: lost the connection to PostgreSQL at %s: %s", what,
+                        s->path, buf);
     else
         rc = tw_err_set(err, TW_ERR_STORE, "%s: %s: %s", what, s->path, buf);
     PQclear(r);
@@ -214,8 +214,9 @@ static int migrate_step(struct store *s, int *done, struct tw_err *err)
     pg_param_int(&p, m->version);
     pg_param_text(&p, m->what);
     pg_param_int(&p, (int64_t)time(NULL));
-    return pg_command(s, "INSERT INTO schema_version (version, what, applied_at) "
-                         "VALUES ($1, $2, $3)",
+    return pg_command(s,
+                      "INSERT INTO schema_version (version, what, applied_at) "
+                      "VALUES ($1, $2, $3)",
                       &p, "recording the schema version", err);
 }
 
@@ -303,10 +304,9 @@ int pg_crl_number_next(struct store *s, int64_t *number, struct tw_err *err)
      * servers, one at a time holds it, so numbers are strictly increasing and, inside a CRL
      * build's transaction, exactly one server builds at a time. */
     PG_AUTO_RESULT *r = NULL;
-    TW_GUARD(pg_query(s, "UPDATE crl_counter SET last = last + 1 WHERE id = 1 RETURNING last",
-                      NULL, &r, "taking the next CRL number", err));
-    TW_ENSURE(PQntuples(r) == 1, err, TW_ERR_STORE, "%s: the CRL counter row is missing",
-              s->path);
+    TW_GUARD(pg_query(s, "UPDATE crl_counter SET last = last + 1 WHERE id = 1 RETURNING last", NULL,
+                      &r, "taking the next CRL number", err));
+    TW_ENSURE(PQntuples(r) == 1, err, TW_ERR_STORE, "%s: the CRL counter row is missing", s->path);
     *number = pg_int(r, 0, 0);
     return 0;
 }
@@ -316,8 +316,7 @@ int pg_crl_counter(struct store *s, int64_t *last, struct tw_err *err)
     PG_AUTO_RESULT *r = NULL;
     TW_GUARD(pg_query(s, "SELECT last FROM crl_counter WHERE id = 1", NULL, &r,
                       "reading the CRL counter", err));
-    TW_ENSURE(PQntuples(r) == 1, err, TW_ERR_STORE, "%s: the CRL counter row is missing",
-              s->path);
+    TW_ENSURE(PQntuples(r) == 1, err, TW_ERR_STORE, "%s: the CRL counter row is missing", s->path);
     *last = pg_int(r, 0, 0);
     return 0;
 }
@@ -331,7 +330,4 @@ int pg_crl_counter_set(struct store *s, int64_t last, struct tw_err *err)
 }
 
 #define STORE_OP_INIT_PG(ret, name, args) .name = pg_##name,
-const struct store_ops store_pg_ops = {
-    .name = "postgresql",
-    STORE_OPS_LIST(STORE_OP_INIT_PG)
-};
+const struct store_ops store_pg_ops = {.name = "postgresql", STORE_OPS_LIST(STORE_OP_INIT_PG)};

@@ -9,10 +9,9 @@
 #include <string.h>
 
 #define CERT_COLUMNS                                                                               \
-    "serial, name, subject, sans, profile, issuer, sha256, not_before, not_after, issued_at, "    \
+    "serial, name, subject, sans, profile, issuer, sha256, not_before, not_after, issued_at, "     \
     "status, revoked_at, revoke_reason, pem"
-#define TOKEN_COLUMNS                                                                              \
-    "hash, name, sans, profile, lifetime, created_at, expires_at, used_at, serial"
+#define TOKEN_COLUMNS "hash, name, sans, profile, lifetime, created_at, expires_at, used_at, serial"
 
 static int row_read(struct store *s, const PGresult *r, int i, int64_t now, struct store_cert *c,
                     struct tw_err *err)
@@ -94,8 +93,8 @@ int pg_cert_get(struct store *s, const char *serial, struct store_cert *out, str
 {
     char norm[STORE_SERIAL_MAX];
     char notfound[STORE_SERIAL_MAX + 64];
-    snprintf(notfound, sizeof(notfound), "no certificate with serial %.*s",
-             STORE_SERIAL_MAX - 1, serial != NULL ? serial : "(none)");
+    snprintf(notfound, sizeof(notfound), "no certificate with serial %.*s", STORE_SERIAL_MAX - 1,
+             serial != NULL ? serial : "(none)");
     memset(out, 0, sizeof(*out));
     if (serial == NULL || store_serial_normalise(serial, norm) != 0)
         return tw_err_set(err, TW_ERR_NOTFOUND, "%s", notfound);
@@ -309,8 +308,7 @@ int pg_token_use(struct store *s, const char *hash, int64_t now, struct tw_err *
     return tw_err_set(err, TW_ERR_VERIFY, "the enrollment token for '%s' has expired", t.name);
 }
 
-int pg_token_set_serial(struct store *s, const char *hash, const char *serial,
-                        struct tw_err *err)
+int pg_token_set_serial(struct store *s, const char *hash, const char *serial, struct tw_err *err)
 {
     char norm[STORE_SERIAL_MAX];
     TW_ENSURE(serial != NULL && store_serial_normalise(serial, norm) == 0, err, TW_ERR_INTERNAL,

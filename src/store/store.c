@@ -131,14 +131,12 @@ int store_cert_put(struct store *s, const struct store_cert *c, struct tw_err *e
     return s->ops->cert_put(s, c, err);
 }
 
-int store_cert_get(struct store *s, const char *serial, struct store_cert *out,
-                   struct tw_err *err)
+int store_cert_get(struct store *s, const char *serial, struct store_cert *out, struct tw_err *err)
 {
     return s->ops->cert_get(s, serial, out, err);
 }
 
-int store_cert_newest(struct store *s, const char *name, struct store_cert *out,
-                      struct tw_err *err)
+int store_cert_newest(struct store *s, const char *name, struct store_cert *out, struct tw_err *err)
 {
     return s->ops->cert_newest(s, name, out, err);
 }
@@ -187,8 +185,7 @@ int store_token_put(struct store *s, const struct store_token *t, struct tw_err 
     return s->ops->token_put(s, t, err);
 }
 
-int store_token_get(struct store *s, const char *hash, struct store_token *out,
-                    struct tw_err *err)
+int store_token_get(struct store *s, const char *hash, struct store_token *out, struct tw_err *err)
 {
     return s->ops->token_get(s, hash, out, err);
 }

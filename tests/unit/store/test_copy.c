@@ -15,9 +15,8 @@ static void unreachable_postgres_is_store_error_without_password(void **state)
     assert_int_equal(err.code, TW_ERR_STORE);
     assert_non_null(strstr(err.msg, "127.0.0.1:1/ca"));
     assert_null(strstr(err.msg, "hunter2"));
-    assert_int_equal(store_open("postgres://127.0.0.1:1/ca?password=hunter2&connect_timeout=2",
-                                &s, &err),
-                     -1);
+    assert_int_equal(
+        store_open("postgres://127.0.0.1:1/ca?password=hunter2&connect_timeout=2", &s, &err), -1);
     assert_null(strstr(err.msg, "hunter2"));
     assert_int_equal(store_open("mysql://db/ca", &s, &err), -1);
     assert_int_equal(err.code, TW_ERR_STORE);
