@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-int sq_audit_add(struct store *s, const char *action, const char *subject, const char *serial,
+int store_sq_audit_add(struct store *s, const char *action, const char *subject, const char *serial,
                     const char *result, struct tw_err *err)
 {
     struct store_audit row; /* only for its field sizes: stored text reads back whole */
@@ -30,7 +30,7 @@ int sq_audit_add(struct store *s, const char *action, const char *subject, const
     return 0;
 }
 
-int sq_audit_list(struct store *s, store_audit_fn fn, void *ctx, struct tw_err *err)
+int store_sq_audit_list(struct store *s, store_audit_fn fn, void *ctx, struct tw_err *err)
 {
     const char *what = "reading the audit trail";
     STORE_AUTO_STMT *st = NULL;
@@ -72,7 +72,7 @@ static int crl_bump(struct store *s, int64_t *number, struct tw_err *err)
     return 0;
 }
 
-int sq_crl_number_next(struct store *s, int64_t *number, struct tw_err *err)
+int store_sq_crl_number_next(struct store *s, int64_t *number, struct tw_err *err)
 {
     /* BEGIN IMMEDIATE holds the write lock across read-increment-read, so two processes
      * can never be handed the same number. */
@@ -85,7 +85,7 @@ int sq_crl_number_next(struct store *s, int64_t *number, struct tw_err *err)
 }
 
 
-int sq_crl_counter(struct store *s, int64_t *last, struct tw_err *err)
+int store_sq_crl_counter(struct store *s, int64_t *last, struct tw_err *err)
 {
     const char *what = "reading the CRL counter";
     STORE_AUTO_STMT *st = NULL;
@@ -99,7 +99,7 @@ int sq_crl_counter(struct store *s, int64_t *last, struct tw_err *err)
     return 0;
 }
 
-int sq_crl_counter_set(struct store *s, int64_t last, struct tw_err *err)
+int store_sq_crl_counter_set(struct store *s, int64_t last, struct tw_err *err)
 {
     const char *what = "setting the CRL counter";
     STORE_AUTO_STMT *st = NULL;
@@ -111,7 +111,7 @@ int sq_crl_counter_set(struct store *s, int64_t last, struct tw_err *err)
     return 0;
 }
 
-int sq_audit_import(struct store *s, const struct store_audit *a, struct tw_err *err)
+int store_sq_audit_import(struct store *s, const struct store_audit *a, struct tw_err *err)
 {
     const char *what = "copying the audit trail";
     STORE_AUTO_STMT *st = NULL;

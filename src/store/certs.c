@@ -42,7 +42,7 @@ static int row_read(struct store *s, sqlite3_stmt *st, int64_t now, struct store
     return 0;
 }
 
-int sq_cert_put(struct store *s, const struct store_cert *c, struct tw_err *err)
+int store_sq_cert_put(struct store *s, const struct store_cert *c, struct tw_err *err)
 {
     char serial[STORE_SERIAL_MAX];
     TW_ENSURE(memchr(c->serial, '\0', sizeof(c->serial)) != NULL &&
@@ -92,7 +92,7 @@ static int select_one(struct store *s, sqlite3_stmt *st, const char *what, const
     return 0;
 }
 
-int sq_cert_get(struct store *s, const char *serial, struct store_cert *out,
+int store_sq_cert_get(struct store *s, const char *serial, struct store_cert *out,
                    struct tw_err *err)
 {
     char norm[STORE_SERIAL_MAX];
@@ -109,7 +109,7 @@ int sq_cert_get(struct store *s, const char *serial, struct store_cert *out,
     return select_one(s, st, "looking up a certificate", notfound, out, err);
 }
 
-int sq_cert_newest(struct store *s, const char *name, struct store_cert *out,
+int store_sq_cert_newest(struct store *s, const char *name, struct store_cert *out,
                       struct tw_err *err)
 {
     char notfound[STORE_NAME_MAX + 64];
@@ -150,7 +150,7 @@ static int each_row(struct store *s, sqlite3_stmt *st, const struct store_filter
     }
 }
 
-int sq_cert_list(struct store *s, const struct store_filter *f, store_cert_fn fn, void *ctx,
+int store_sq_cert_list(struct store *s, const struct store_filter *f, store_cert_fn fn, void *ctx,
                     struct tw_err *err)
 {
     STORE_AUTO_STMT *st = NULL;
@@ -163,7 +163,7 @@ int sq_cert_list(struct store *s, const struct store_filter *f, store_cert_fn fn
     return each_row(s, st, f, fn, ctx, "listing certificates", err);
 }
 
-int sq_revoked_list(struct store *s, const char *issuer, store_cert_fn fn, void *ctx,
+int store_sq_revoked_list(struct store *s, const char *issuer, store_cert_fn fn, void *ctx,
                        struct tw_err *err)
 {
     STORE_AUTO_STMT *st = NULL;
@@ -212,7 +212,7 @@ static int revoke_in_txn(struct store *s, const char *serial, int reason, int64_
     return 0;
 }
 
-int sq_cert_revoke(struct store *s, const char *serial, int reason, int64_t when,
+int store_sq_cert_revoke(struct store *s, const char *serial, int reason, int64_t when,
                       struct tw_err *err)
 {
     char norm[STORE_SERIAL_MAX];
@@ -229,7 +229,7 @@ int sq_cert_revoke(struct store *s, const char *serial, int reason, int64_t when
     return store_txn_commit(s, err);
 }
 
-int sq_revoked_count(struct store *s, const char *issuer, int64_t *count, struct tw_err *err)
+int store_sq_revoked_count(struct store *s, const char *issuer, int64_t *count, struct tw_err *err)
 {
     const char *what = "counting revoked certificates";
     STORE_AUTO_STMT *st = NULL;

@@ -92,7 +92,7 @@ int store_serial_normalise(const char *text, char out[STORE_SERIAL_MAX])
     return 0;
 }
 
-int sq_txn_begin(struct store *s, struct tw_err *err)
+int store_sq_txn_begin(struct store *s, struct tw_err *err)
 {
     char sql[48];
     if (s->txn_depth == 0)
@@ -104,7 +104,7 @@ int sq_txn_begin(struct store *s, struct tw_err *err)
     return 0;
 }
 
-int sq_txn_commit(struct store *s, struct tw_err *err)
+int store_sq_txn_commit(struct store *s, struct tw_err *err)
 {
     char sql[48];
     if (s->txn_depth <= 0)
@@ -118,14 +118,14 @@ int sq_txn_commit(struct store *s, struct tw_err *err)
     else
         snprintf(sql, sizeof(sql), "RELEASE tw_%d", s->txn_depth - 1);
     if (store_exec(s, sql, "saving changes", err) != 0) {
-        sq_txn_rollback(s);
+        store_sq_txn_rollback(s);
         return -1;
     }
     s->txn_depth--;
     return 0;
 }
 
-void sq_txn_rollback(struct store *s)
+void store_sq_txn_rollback(struct store *s)
 {
     char sql[64];
     if (s->txn_depth <= 0)
@@ -287,18 +287,18 @@ int store_sqlite_open(const char *path, struct store **out, struct tw_err *err)
     return 0;
 }
 
-void sq_close(struct store *s)
+void store_sq_close(struct store *s)
 {
     sqlite3_close_v2(s->db); /* accepts NULL */
     s->db = NULL;
 }
 
-int sq_schema_version(struct store *s, int *version, struct tw_err *err)
+int store_sq_schema_version(struct store *s, int *version, struct tw_err *err)
 {
     return read_version(s, version, err);
 }
 
-#define STORE_OP_INIT_SQ(ret, name, args) .name = sq_##name,
+#define STORE_OP_INIT_SQ(ret, name, args) .name = store_sq_##name,
 const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
     STORE_OPS_LIST(STORE_OP_INIT_SQ)

@@ -58,9 +58,10 @@ struct store_ops {
     STORE_OPS_LIST(STORE_OP_FIELD)
 };
 
-/* Each back end's functions: sq_<op> (db.c, certs.c, tokens.c, audit.c), pg_<op> (pg_*.c). */
-#define STORE_OP_SQ(ret, name, args) ret sq_##name args;
-#define STORE_OP_PG(ret, name, args) ret pg_##name args;
+/* Each back end's functions: store_sq_<op> (db.c, certs.c, tokens.c, audit.c) and
+ * store_pg_<op> (pg_*.c). */
+#define STORE_OP_SQ(ret, name, args) ret store_sq_##name args;
+#define STORE_OP_PG(ret, name, args) ret store_pg_##name args;
 STORE_OPS_LIST(STORE_OP_SQ)
 STORE_OPS_LIST(STORE_OP_PG)
 

@@ -11,13 +11,13 @@
 #define PGC(s) ((PGconn *)(s)->pg)
 #define PG_MIGRATE_LOCK 0x74776f776179 /* "twoway": one migrator at a time per database */
 
-void pg_param_text(struct pg_params *p, const char *text)
+void store_pg_param_text(struct pg_params *p, const char *text)
 {
     if (p->n < PG_PARAMS_MAX)
         p->v[p->n++] = text;
 }
 
-void pg_param_int(struct pg_params *p, int64_t v)
+void store_pg_param_int(struct pg_params *p, int64_t v)
 {
     if (p->n >= PG_PARAMS_MAX)
         return;
@@ -26,13 +26,13 @@ void pg_param_int(struct pg_params *p, int64_t v)
     p->n++;
 }
 
-void pg_copy(const PGresult *r, int row, int col, char *out, size_t cap)
+void store_pg_copy(const PGresult *r, int row, int col, char *out, size_t cap)
 {
     const char *v = PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col);
     snprintf(out, cap, "%s", v);
 }
 
-int64_t pg_int(const PGresult *r, int row, int col)
+int64_t store_pg_int(const PGresult *r, int row, int col)
 {
     if (PQgetisnull(r, row, col))
         return 0;
@@ -65,8 +65,8 @@ static int ensure_connected(struct store *s, const char *what, struct tw_err *er
                       detail(s, NULL, buf, sizeof(buf)));
 }
 
-int pg_query(struct store *s, const char *sql, const struct pg_params *p, PGresult **res,
-             const char *what, struct tw_err *err)
+int store_pg_query(struct store *s, const char *sql, const struct pg_params *p, PGresult **res,
+                   const char *what, struct tw_err *err)
 {
     *res = NULL;
     TW_GUARD(ensure_connected(s, what, err));
@@ -102,26 +102,26 @@ int pg_query(struct store *s, const char *sql, const struct pg_params *p, PGresu
     return rc;
 }
 
-int pg_command(struct store *s, const char *sql, const struct pg_params *p, const char *what,
-               struct tw_err *err)
+int store_pg_command(struct store *s, const char *sql, const struct pg_params *p, const char *what,
+                     struct tw_err *err)
 {
     PG_AUTO_RESULT *r = NULL;
-    return pg_query(s, sql, p, &r, what, err);
+    return store_pg_query(s, sql, p, &r, what, err);
 }
 
-int pg_txn_begin(struct store *s, struct tw_err *err)
+int store_pg_txn_begin(struct store *s, struct tw_err *err)
 {
     char sql[48];
     if (s->txn_depth == 0)
         snprintf(sql, sizeof(sql), "BEGIN");
     else
         snprintf(sql, sizeof(sql), "SAVEPOINT tw_%d", s->txn_depth);
-    TW_GUARD(pg_command(s, sql, NULL, "starting a transaction", err));
+    TW_GUARD(store_pg_command(s, sql, NULL, "starting a transaction", err));
     s->txn_depth++;
     return 0;
 }
 
-int pg_txn_commit(struct store *s, struct tw_err *err)
+int store_pg_txn_commit(struct store *s, struct tw_err *err)
 {
     char sql[48];
     if (s->txn_depth <= 0)
@@ -131,8 +131,8 @@ int pg_txn_commit(struct store *s, struct tw_err *err)
     else
         snprintf(sql, sizeof(sql), "RELEASE SAVEPOINT tw_%d", s->txn_depth - 1);
     PG_AUTO_RESULT *r = NULL;
-    if (pg_query(s, sql, NULL, &r, "saving changes", err) != 0) {
-        pg_txn_rollback(s);
+    if (store_pg_query(s, sql, NULL, &r, "saving changes", err) != 0) {
+        store_pg_txn_rollback(s);
         return -1;
     }
     /* COMMIT of a transaction that had failed answers ROLLBACK. */
@@ -144,7 +144,7 @@ int pg_txn_commit(struct store *s, struct tw_err *err)
     return 0;
 }
 
-void pg_txn_rollback(struct store *s)
+void store_pg_txn_rollback(struct store *s)
 {
     char sql[80];
     if (s->txn_depth <= 0)
@@ -160,34 +160,34 @@ void pg_txn_rollback(struct store *s)
     PQclear(PQexec(PGC(s), sql)); /* best effort: keep the first error */
 }
 
-void pg_close(struct store *s)
+void store_pg_close(struct store *s)
 {
     PQfinish(PGC(s)); /* accepts NULL */
     s->pg = NULL;
 }
 
-int pg_schema_version(struct store *s, int *version, struct tw_err *err)
+int store_pg_schema_version(struct store *s, int *version, struct tw_err *err)
 {
     PG_AUTO_RESULT *r = NULL;
-    TW_GUARD(pg_query(s, "SELECT COALESCE(MAX(version), 0) FROM schema_version", NULL, &r,
-                      "reading the schema version", err));
-    *version = (int)pg_int(r, 0, 0);
+    TW_GUARD(store_pg_query(s, "SELECT COALESCE(MAX(version), 0) FROM schema_version", NULL, &r,
+                            "reading the schema version", err));
+    *version = (int)store_pg_int(r, 0, 0);
     return 0;
 }
 
 static int migrate_step(struct store *s, int *done, struct tw_err *err)
 {
     struct pg_params lock = {0};
-    pg_param_int(&lock, PG_MIGRATE_LOCK);
-    TW_GUARD(pg_command(s, "SELECT pg_advisory_xact_lock($1::bigint)", &lock,
-                        "waiting for another server's schema upgrade", err));
-    TW_GUARD(pg_command(s,
-                        "CREATE TABLE IF NOT EXISTS schema_version ("
-                        "  version INTEGER PRIMARY KEY, what TEXT NOT NULL,"
-                        "  applied_at BIGINT NOT NULL)",
-                        NULL, "creating the schema table", err));
+    store_pg_param_int(&lock, PG_MIGRATE_LOCK);
+    TW_GUARD(store_pg_command(s, "SELECT pg_advisory_xact_lock($1::bigint)", &lock,
+                              "waiting for another server's schema upgrade", err));
+    TW_GUARD(store_pg_command(s,
+                              "CREATE TABLE IF NOT EXISTS schema_version ("
+                              "  version INTEGER PRIMARY KEY, what TEXT NOT NULL,"
+                              "  applied_at BIGINT NOT NULL)",
+                              NULL, "creating the schema table", err));
     int version = 0;
-    TW_GUARD(pg_schema_version(s, &version, err));
+    TW_GUARD(store_pg_schema_version(s, &version, err));
     int known = (int)store_migration_count;
     if (version > known)
         return tw_err_set(err, TW_ERR_STORE,
@@ -211,25 +211,25 @@ static int migrate_step(struct store *s, int *done, struct tw_err *err)
     if (!ok)
         return -1;
     struct pg_params p = {0};
-    pg_param_int(&p, m->version);
-    pg_param_text(&p, m->what);
-    pg_param_int(&p, (int64_t)time(NULL));
-    return pg_command(s,
-                      "INSERT INTO schema_version (version, what, applied_at) "
-                      "VALUES ($1, $2, $3)",
-                      &p, "recording the schema version", err);
+    store_pg_param_int(&p, m->version);
+    store_pg_param_text(&p, m->what);
+    store_pg_param_int(&p, (int64_t)time(NULL));
+    return store_pg_command(s,
+                            "INSERT INTO schema_version (version, what, applied_at) "
+                            "VALUES ($1, $2, $3)",
+                            &p, "recording the schema version", err);
 }
 
 static int migrate(struct store *s, struct tw_err *err)
 {
     for (;;) {
         int done = 0;
-        TW_GUARD(pg_txn_begin(s, err));
+        TW_GUARD(store_pg_txn_begin(s, err));
         if (migrate_step(s, &done, err) != 0) {
-            pg_txn_rollback(s);
+            store_pg_txn_rollback(s);
             return -1;
         }
-        TW_GUARD(pg_txn_commit(s, err));
+        TW_GUARD(store_pg_txn_commit(s, err));
         if (done)
             return 0;
     }
@@ -276,9 +276,19 @@ int store_pg_open(const char *uri, struct store **out, struct tw_err *err)
     TW_ENSURE(s != NULL, err, TW_ERR_STORE, "out of memory opening a PostgreSQL store");
     s->ops = &store_pg_ops;
     redact(uri, s->path, sizeof(s->path));
-    /* connect_timeout first so the URI may override it; dbname expands the URI. */
-    const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *const vals[] = {"5", "twoway", uri, NULL};
+    /* Defaults first so the URI may override them; dbname expands the URI. A dead server
+     * must not hang `ca serve` (single-threaded): bounded connect, TCP keepalives, and a cap
+     * on unacknowledged sends, so a lost host fails a request in seconds (then 503). */
+    const char *const keys[] = {"connect_timeout",
+                                "application_name",
+                                "keepalives",
+                                "keepalives_idle",
+                                "keepalives_interval",
+                                "keepalives_count",
+                                "tcp_user_timeout",
+                                "dbname",
+                                NULL};
+    const char *const vals[] = {"5", "twoway", "1", "10", "3", "3", "15000", uri, NULL};
     s->pg = (struct pg_conn *)PQconnectdbParams(keys, vals, 1);
     if (PGC(s) == NULL || PQstatus(PGC(s)) != CONNECTION_OK) {
         char buf[256];
@@ -289,7 +299,8 @@ int store_pg_open(const char *uri, struct store **out, struct tw_err *err)
     }
     /* Quiet NOTICEs (CREATE TABLE IF NOT EXISTS ... skipping) instead of stderr noise. */
     PQsetNoticeProcessor(PGC(s), quiet, NULL);
-    if (pg_command(s, "SET client_min_messages = warning", NULL, "opening the store", err) != 0 ||
+    if (store_pg_command(s, "SET client_min_messages = warning", NULL, "opening the store", err) !=
+            0 ||
         migrate(s, err) != 0) {
         store_free(s);
         return -1;
@@ -298,36 +309,36 @@ int store_pg_open(const char *uri, struct store **out, struct tw_err *err)
     return 0;
 }
 
-int pg_crl_number_next(struct store *s, int64_t *number, struct tw_err *err)
+int store_pg_crl_number_next(struct store *s, int64_t *number, struct tw_err *err)
 {
     /* The UPDATE locks the counter row until the surrounding transaction ends: of several
      * servers, one at a time holds it, so numbers are strictly increasing and, inside a CRL
      * build's transaction, exactly one server builds at a time. */
     PG_AUTO_RESULT *r = NULL;
-    TW_GUARD(pg_query(s, "UPDATE crl_counter SET last = last + 1 WHERE id = 1 RETURNING last", NULL,
-                      &r, "taking the next CRL number", err));
+    TW_GUARD(store_pg_query(s, "UPDATE crl_counter SET last = last + 1 WHERE id = 1 RETURNING last",
+                            NULL, &r, "taking the next CRL number", err));
     TW_ENSURE(PQntuples(r) == 1, err, TW_ERR_STORE, "%s: the CRL counter row is missing", s->path);
-    *number = pg_int(r, 0, 0);
+    *number = store_pg_int(r, 0, 0);
     return 0;
 }
 
-int pg_crl_counter(struct store *s, int64_t *last, struct tw_err *err)
+int store_pg_crl_counter(struct store *s, int64_t *last, struct tw_err *err)
 {
     PG_AUTO_RESULT *r = NULL;
-    TW_GUARD(pg_query(s, "SELECT last FROM crl_counter WHERE id = 1", NULL, &r,
-                      "reading the CRL counter", err));
+    TW_GUARD(store_pg_query(s, "SELECT last FROM crl_counter WHERE id = 1", NULL, &r,
+                            "reading the CRL counter", err));
     TW_ENSURE(PQntuples(r) == 1, err, TW_ERR_STORE, "%s: the CRL counter row is missing", s->path);
-    *last = pg_int(r, 0, 0);
+    *last = store_pg_int(r, 0, 0);
     return 0;
 }
 
-int pg_crl_counter_set(struct store *s, int64_t last, struct tw_err *err)
+int store_pg_crl_counter_set(struct store *s, int64_t last, struct tw_err *err)
 {
     struct pg_params p = {0};
-    pg_param_int(&p, last);
-    return pg_command(s, "UPDATE crl_counter SET last = $1 WHERE id = 1", &p,
-                      "setting the CRL counter", err);
+    store_pg_param_int(&p, last);
+    return store_pg_command(s, "UPDATE crl_counter SET last = $1 WHERE id = 1", &p,
+                            "setting the CRL counter", err);
 }
 
-#define STORE_OP_INIT_PG(ret, name, args) .name = pg_##name,
+#define STORE_OP_INIT_PG(ret, name, args) .name = store_pg_##name,
 const struct store_ops store_pg_ops = {.name = "postgresql", STORE_OPS_LIST(STORE_OP_INIT_PG)};

@@ -15,23 +15,23 @@ struct pg_params {
     int n;
 };
 
-void pg_param_text(struct pg_params *p, const char *text);
-void pg_param_int(struct pg_params *p, int64_t v);
+void store_pg_param_text(struct pg_params *p, const char *text);
+void store_pg_param_int(struct pg_params *p, int64_t v);
 
 /* Run one statement; *res (PQclear) gets its result when it succeeded (rows or not).
  * A unique-constraint violation fails with TW_ERR_EXISTS ("duplicate"); everything else
  * with TW_ERR_STORE naming what and the server (the password never shows). Outside a
  * transaction a lost connection is re-established first. */
-int pg_query(struct store *s, const char *sql, const struct pg_params *p, PGresult **res,
+int store_pg_query(struct store *s, const char *sql, const struct pg_params *p, PGresult **res,
              const char *what, struct tw_err *err) TW_MUST_CHECK;
 
 /* pg_query for statements whose result is not needed. */
-int pg_command(struct store *s, const char *sql, const struct pg_params *p, const char *what,
+int store_pg_command(struct store *s, const char *sql, const struct pg_params *p, const char *what,
                struct tw_err *err) TW_MUST_CHECK;
 
 /* Column helpers: "" / 0 for NULL. */
-void pg_copy(const PGresult *r, int row, int col, char *out, size_t cap);
-int64_t pg_int(const PGresult *r, int row, int col);
+void store_pg_copy(const PGresult *r, int row, int col, char *out, size_t cap);
+int64_t store_pg_int(const PGresult *r, int row, int col);
 
 static inline void pg_result_cleanup(PGresult **r)
 {

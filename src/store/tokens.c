@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-int sq_token_put(struct store *s, const struct store_token *t, struct tw_err *err)
+int store_sq_token_put(struct store *s, const struct store_token *t, struct tw_err *err)
 {
     TW_ENSURE(store_token_hash_ok(t->hash), err, TW_ERR_INTERNAL, "store: token hash is not SHA-256 hex");
     const char *what = "saving an enrollment token";
@@ -30,7 +30,7 @@ int sq_token_put(struct store *s, const struct store_token *t, struct tw_err *er
     return 0;
 }
 
-int sq_token_get(struct store *s, const char *hash, struct store_token *out, struct tw_err *err)
+int store_sq_token_get(struct store *s, const char *hash, struct store_token *out, struct tw_err *err)
 {
     memset(out, 0, sizeof(*out));
     const char *what = "reading an enrollment token";
@@ -57,7 +57,7 @@ int sq_token_get(struct store *s, const char *hash, struct store_token *out, str
     return 0;
 }
 
-int sq_token_use(struct store *s, const char *hash, int64_t now, struct tw_err *err)
+int store_sq_token_use(struct store *s, const char *hash, int64_t now, struct tw_err *err)
 {
     const char *what = "using an enrollment token";
     STORE_AUTO_STMT *st = NULL;
@@ -75,14 +75,14 @@ int sq_token_use(struct store *s, const char *hash, int64_t now, struct tw_err *
         return 0;
     /* Nothing changed: say why, from the row as it is now. */
     struct store_token t;
-    TW_GUARD(sq_token_get(s, hash, &t, err));
+    TW_GUARD(store_sq_token_get(s, hash, &t, err));
     if (t.used_at != 0)
         return tw_err_set(err, TW_ERR_EXISTS, "the enrollment token for '%s' was already used",
                           t.name);
     return tw_err_set(err, TW_ERR_VERIFY, "the enrollment token for '%s' has expired", t.name);
 }
 
-int sq_token_set_serial(struct store *s, const char *hash, const char *serial,
+int store_sq_token_set_serial(struct store *s, const char *hash, const char *serial,
                            struct tw_err *err)
 {
     char norm[STORE_SERIAL_MAX];
@@ -114,7 +114,7 @@ static void token_row(sqlite3_stmt *st, struct store_token *out)
     store_column_copy(st, 8, out->serial, sizeof(out->serial));
 }
 
-int sq_token_list(struct store *s, store_token_fn fn, void *ctx, struct tw_err *err)
+int store_sq_token_list(struct store *s, store_token_fn fn, void *ctx, struct tw_err *err)
 {
     const char *what = "listing enrollment tokens";
     STORE_AUTO_STMT *st = NULL;
@@ -135,7 +135,7 @@ int sq_token_list(struct store *s, store_token_fn fn, void *ctx, struct tw_err *
     }
 }
 
-int sq_token_import(struct store *s, const struct store_token *t, struct tw_err *err)
+int store_sq_token_import(struct store *s, const struct store_token *t, struct tw_err *err)
 {
     const char *what = "copying an enrollment token";
     STORE_AUTO_STMT *st = NULL;

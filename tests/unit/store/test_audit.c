@@ -10,7 +10,7 @@
 static int raw_exec(struct store *s, const char *sql, struct tw_err *err)
 {
     if (strcmp(store_backend(s), "postgresql") == 0)
-        return pg_command(s, sql, NULL, "tampering", err);
+        return store_pg_command(s, sql, NULL, "tampering", err);
     return store_exec(s, sql, "tampering", err);
 }
 
