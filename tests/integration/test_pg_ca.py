@@ -224,7 +224,7 @@ def test_init_straight_into_postgres(pg, tmp_path):
     assert "SHA256" in r.stdout
     assert not (d / "ca.db").exists()
     assert "store = %s" % uri in (d / "ca" / "ca.conf").read_text()
-    run(["ca", "issue", "client", "alice", "--dir", d], check=True)
+    run(["ca", "issue", "client", "alice", "--dir", d, "--out", tmp_path / "out"], check=True)
     listed = run(["ca", "list", "--json", "--dir", d], check=True).stdout
     assert '"alice"' in listed
     # A second CA into the same database would mix two inventories: refused.
