@@ -7,7 +7,9 @@ import time
 
 import pytest
 
-from est_helpers import CaServer
+from backends import TcpEchoBackend
+from est_helpers import CaServer, context
+from gateway_helpers import Gateway, echo_roundtrip, free_port, recv_exact, tls_connect
 from twoway_testlib import Pki, output_so_far, run_cmd, stop, twoway_bin, wait_for_line
 from x509_checks import load_cert, openssl_verify
 
@@ -26,9 +28,18 @@ def issue(pki, tmp_path, name, days):
 
 
 def test_daemon_rotates_a_short_lived_certificate(tmp_path):
+    """Two rotations of a 12-second certificate while a gateway (client-ca = the CA chain)
+    keeps accepting the client with each new certificate, and a connection opened with the
+    first one stays up."""
     pki = Pki(tmp_path / "pki")
     got = issue(pki, tmp_path, "alice", "12s")
+    web = pki.issue_server("localhost", san="ip:127.0.0.1", out=tmp_path / "web")
     serials = {load_cert(got.cert).serial_number}
+    backend = TcpEchoBackend()
+    port = free_port()
+    gw = Gateway(["--listen", f"127.0.0.1:{port}", "--backend", backend.address, "--mode", "tcp",
+                  "--cert", web.chain, "--key", web.key, "--client-ca", pki.chain])
+    live = tls_connect(port, context(pki.chain, got.cert, got.key))
     with CaServer(pki) as srv:
         d = start_daemon(got, srv.url, "--rekey", "--exec", f"echo rotated >> {tmp_path}/log")
         try:
@@ -41,8 +52,15 @@ def test_daemon_rotates_a_short_lived_certificate(tmp_path):
                 assert openssl_verify(got.cert, pki.root, pki.intermediate).returncode == 0
                 mod = run_cmd(["openssl", "x509", "-in", got.cert, "-noout", "-pubkey"]).stdout
                 assert mod == run_cmd(["openssl", "pkey", "-in", got.key, "-pubout"]).stdout
+                ctx = context(pki.chain, got.cert, got.key)
+                assert echo_roundtrip(port, ctx, server_hostname="127.0.0.1") == b"ping\n"
+            live.sendall(b"still here\n")
+            assert recv_exact(live, 11) == b"still here\n"
         finally:
             stop(d)
+            live.close()
+            gw.stop()
+            backend.close()
     assert len(serials) == 3, output_so_far(d)
     assert (tmp_path / "log").read_text().count("rotated") >= 2
     assert d.returncode == 0  # SIGTERM: a clean stop
