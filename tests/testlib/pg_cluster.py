@@ -51,8 +51,10 @@ def ensure_user():
     try:
         pwd.getpwnam(PG_USER)
     except KeyError:
+        # Two test modules may race here (ctest -j): whoever loses finds the user made.
         subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
-                        "/usr/sbin/nologin", PG_USER], check=True)
+                        "/usr/sbin/nologin", PG_USER], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
     return pwd.getpwnam(PG_USER)
 
 
