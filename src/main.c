@@ -15,14 +15,15 @@ static int cli_version(int argc, char **argv)
 }
 
 static const struct cli_command commands[] = {
-    {"bench", cli_bench, "mTLS load generator: handshakes/s, latency, throughput, server cost"},
-    {"ca", cli_ca, "certificate authority: init, issue, list, show, revoke, crl, export"},
-    {"demo", cli_demo, "the whole two-way SSL story on a throwaway PKI, narrated"},
-    {"doctor", cli_doctor, "connect to HOST:PORT, show each handshake step, explain failures"},
-    {"gateway", cli_gateway, "mTLS-terminating reverse proxy (TCP or HTTP), config file or flags"},
+    {"ca", cli_ca, "certificate authority: init, issue, list, show, revoke, crl, export, token, "
+                   "serve, migrate"},
     {"enroll", cli_enroll, "get a certificate from 'ca serve' with a one-time token (EST)"},
     {"renew", cli_renew, "re-enroll with the current certificate over mTLS; --daemon"},
+    {"gateway", cli_gateway, "mTLS-terminating reverse proxy (TCP or HTTP), config file or flags"},
     {"tunnel", cli_tunnel, "client side: local plaintext -> remote mTLS with a client certificate"},
+    {"doctor", cli_doctor, "connect to HOST:PORT, show each handshake step, explain failures"},
+    {"bench", cli_bench, "mTLS load generator: handshakes/s, latency, throughput, server cost"},
+    {"demo", cli_demo, "the whole two-way SSL story on a throwaway PKI, narrated"},
     {"version", cli_version, "print the version"},
     {NULL, NULL, NULL},
 };
