@@ -290,9 +290,12 @@ static int make_http(struct gw_conn *c, struct tw_err *err)
         .max_header_bytes = cfg->limits.max_header_bytes,
         .max_headers = cfg->limits.max_headers,
     };
-    /* Host must name the service the SNI chose; without SNI on a one-service listener there
-     * is nothing to compare against (clients connecting to an IP address send none). */
-    if (c->sni[0] != '\0' || c->listen->nsvcs > 1) {
+    /* Where several services share a listener, Host must name the service the SNI chose: a
+     * connection authorised for one service must not be reused for another (421). A service
+     * alone on its listener has nothing to be confused with, and checking there would break
+     * clients that reach it through `twoway tunnel` or an IP address (Host: 127.0.0.1:7000),
+     * as nginx and HAProxy also serve any Host on a single server. */
+    if (c->listen->nsvcs > 1) {
         p.hosts = (const char *const *)cfg->server_name;
         p.n_hosts = cfg->n_server_name;
     }
