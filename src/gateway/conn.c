@@ -272,18 +272,23 @@ static void backend_error_text(struct gw_conn *c, short events, char *out, size_
         }
         unsigned long e = bufferevent_get_openssl_error(c->backend);
         if (e != 0) {
-            const char *why = ERR_reason_error_string(e);
-            snprintf(out, cap, "backend TLS failed: %s", why != NULL ? why : "unknown error");
+            /* A refused or reset connect surfaces as a system error inside OpenSSL's queue. */
+            const char *why = ERR_SYSTEM_ERROR(e) ? strerror(ERR_GET_REASON(e))
+                                                  : ERR_reason_error_string(e);
             while (bufferevent_get_openssl_error(c->backend) != 0)
                 ;
-            return;
+            if (why != NULL) {
+                snprintf(out, cap, "backend %s: TLS failed: %s", c->svc->cfg->backend.text, why);
+                return;
+            }
         }
     }
     int e = EVUTIL_SOCKET_ERROR();
     if ((events & BEV_EVENT_ERROR) && e != 0)
         snprintf(out, cap, "backend %s: %s", c->svc->cfg->backend.text, strerror(e));
     else
-        snprintf(out, cap, "backend %s closed the connection", c->svc->cfg->backend.text);
+        snprintf(out, cap, "backend %s closed the connection%s", c->svc->cfg->backend.text,
+                 bssl != NULL ? " before TLS was set up (is it listening?)" : "");
 }
 
 /* Backend unreachable / timed out: 502 / 504 in HTTP mode, else just close. */
