@@ -150,10 +150,8 @@ static void test_run_refusals(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_percentiles),
-        cmocka_unit_test(test_fail_tally),
-        cmocka_unit_test(test_proc_sample),
-        cmocka_unit_test(test_derived_not_measured),
+        cmocka_unit_test(test_percentiles),  cmocka_unit_test(test_fail_tally),
+        cmocka_unit_test(test_proc_sample),  cmocka_unit_test(test_derived_not_measured),
         cmocka_unit_test(test_run_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
