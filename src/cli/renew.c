@@ -339,7 +339,9 @@ static int renew_and_report(const struct renew_args *a, const struct current *c,
     printf("Renewed %s\nserial: %s\nnot_after: %s\n", a->cert, serial,
            clock_iso8601((time_t)not_after, when, sizeof(when)));
     fflush(stdout);
-    fprintf(stderr, "twoway renew: %s renewed: serial %s, valid until %s\n", a->cert, serial, when);
+    if (a->daemon) /* stdout may not be watched in daemon mode: log it too */
+        fprintf(stderr, "twoway renew: %s renewed: serial %s, valid until %s\n", a->cert, serial,
+                when);
     if (a->exec == NULL || run_exec(a->exec, err) == 0)
         return 0;
     if (!a->daemon)
