@@ -71,7 +71,7 @@ void gw_access_log(const struct gw_conn *c, const char *why)
     set_str(o, "service", c->svc != NULL ? c->svc->cfg->name : c->listen->svcs[0]->cfg->name);
     set_str(o, "listen", c->listen->cfg->addr.text);
     set_str(o, "client", c->peer_text);
-    set_str(o, "sni", c->sni);
+    set_str(o, "sni", gw_conn_sni(c));
     add_tls(o, c);
     add_identity(o, c);
     set_str(o, "verdict", c->verdict);

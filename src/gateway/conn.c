@@ -203,9 +203,6 @@ static void handshake_failed(struct gw_conn *c, short events)
 
 static void handshake_done(struct gw_conn *c)
 {
-    const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
-    if (sni != NULL)
-        snprintf(c->sni, sizeof(c->sni), "%s", sni);
     c->resumed = SSL_session_reused(c->ssl) == 1;
     c->svc = gw_listen_svc_for_ctx(c->listen, SSL_get_SSL_CTX(c->ssl));
     if (c->counted_svc == NULL && take_slot(c, c->svc) != 0) {
@@ -228,11 +225,26 @@ static void handshake_done(struct gw_conn *c)
         gw_conn_close(c, "peer check failed");
         return;
     }
+    /* Memory per idle connection (issue 6): nothing reads the identity's DER copy after the
+     * check (forwarded headers and PROXY v2 encode the peer certificate themselves). */
+    if (c->id != NULL) {
+        OPENSSL_free(c->id->der);
+        c->id->der = NULL;
+        c->id->der_len = 0;
+    }
     /* ocsp = on: < 0 refused and closed; > 0 waiting for an answer (gw_ocsp_worker_wake
      * admits or closes it later). */
     if (gw_ocsp_gate(c) != 0)
         return;
     gw_conn_admit(c);
+}
+
+const char *gw_conn_sni(const struct gw_conn *c)
+{
+    /* svc is set once the handshake finished; the SSL keeps the name until it is freed. */
+    if (c->ssl == NULL || c->svc == NULL)
+        return NULL;
+    return SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
 }
 
 void gw_conn_admit(struct gw_conn *c)

@@ -233,7 +233,6 @@ struct gw_conn {
     struct sockaddr_storage peer;
     socklen_t peer_len;
     char peer_text[64];
-    char sni[256];
     bool resumed;
     struct gw_svc_slot *counted_svc; /* counted against this service's max-connections */
     int reason;                      /* gw / tlsx reason of the outcome */
@@ -263,6 +262,8 @@ struct gw_conn {
 /* Accept fd from listener l of worker w. Always consumes fd. */
 void gw_conn_accept(struct gw_worker *w, const struct gw_listen *l, int fd,
                     const struct sockaddr *sa, socklen_t salen);
+/* The SNI host name of a finished handshake (read from the SSL, not copied), or NULL. */
+const char *gw_conn_sni(const struct gw_conn *c);
 /* Close now: log the access line, free everything. Only place a connection is freed. */
 void gw_conn_close(struct gw_conn *c, const char *why);
 /* Every check passed (OCSP may have made the connection wait): count it, connect the

@@ -263,7 +263,7 @@ static int write_proxy_v2(struct gw_conn *c, struct tw_err *err)
     struct tw_buf buf;
     tw_buf_init(&buf, GW_PP2_MAX_LEN);
     int rc = gw_proxy_v2_build(&buf, (struct sockaddr *)&c->peer, (struct sockaddr *)&local,
-                               c->sni[0] != '\0' ? c->sni : NULL, &pp, err);
+                               gw_conn_sni(c), &pp, err);
     if (rc == 0)
         bufferevent_write(c->backend, buf.data, buf.len);
     tw_buf_free(&buf);
