@@ -468,6 +468,10 @@ void gw_conn_close(struct gw_conn *c, const char *why)
 {
     struct gw_worker *w = c->w;
     send_close_notify(c);
+    /* OpenSSL evicts the session of an SSL freed without a sent close_notify; an admitted
+     * connection's session stays resumable (re-checked at every resumption anyway). */
+    if (c->ssl != NULL && c->peer_cert != NULL && c->reason == TLSX_R_OK)
+        SSL_set_shutdown(c->ssl, SSL_get_shutdown(c->ssl) | SSL_SENT_SHUTDOWN);
     gw_access_log(c, why);
     if (c->prev != NULL)
         c->prev->next = c->next;

@@ -147,7 +147,8 @@ static int session_id_context(SSL_CTX *ctx, const struct tlsx_server_opts *o,
     return 0;
 }
 
-/* Stateless tickets only: no server-side cache to grow or share between workers. */
+/* Resumption: in-memory keys give a bounded session store shared by a process's ctxs
+ * (sesscache.c); keys from a file give stateless tickets. */
 static int sessions(SSL_CTX *ctx, const struct tlsx_server_opts *o, struct tlsx_server_state *st,
                     const char *what, struct tw_err *err)
 {
@@ -163,7 +164,13 @@ static int sessions(SSL_CTX *ctx, const struct tlsx_server_opts *o, struct tlsx_
     TW_ENSURE(o->session_timeout >= 0, err, TW_ERR_CONFIG, "%s: negative session timeout", what);
     tlsx_ticket_keys_up_ref(o->ticket_keys);
     st->tickets = o->ticket_keys;
-    TW_GUARD(tlsx_tickets_install(ctx, err));
+    /* Perf (issue 6): one process (in-memory keys) resumes from a session store, which
+     * needs no session encode/decode per handshake; keys from a file keep stateless tickets
+     * so several instances resume each other's sessions. */
+    if (tlsx_ticket_keys_store(o->ticket_keys) != NULL)
+        TW_GUARD(tlsx_sess_store_install(ctx, err));
+    else
+        TW_GUARD(tlsx_tickets_install(ctx, err));
     /* Perf (issue 6): each TLS 1.3 ticket costs a session encode; one is enough for a client
      * that reconnects serially. */
     SSL_CTX_set_num_tickets(ctx, (size_t)o->num_tickets);

@@ -56,6 +56,18 @@ int tlsx_server_verify_cb(int ok, X509_STORE_CTX *x);
 /* Install session ticket callbacks (tickets.c): key callback + decrypt hook that re-checks
  * a resumed session's peer (verify.c: tlsx_resume_allowed). */
 int tlsx_tickets_install(SSL_CTX *ctx, struct tw_err *err);
+/* Stateful session store (sesscache.c), kept by in-memory ticket keys: one process's ctxs
+ * resume from it across reloads. */
+struct tlsx_sess_store;
+struct tlsx_sess_store *tlsx_sess_store_new(void);
+void tlsx_sess_store_free(struct tlsx_sess_store *s);
+/* The store of in-memory keys; NULL for keys from a file (stateless tickets, shared). */
+struct tlsx_sess_store *tlsx_ticket_keys_store(const struct tlsx_ticket_keys *k);
+/* Rotations of k so far: a stored session lives while the key of its epoch would still
+ * decrypt a ticket (this epoch or the one before). */
+uint64_t tlsx_ticket_keys_epoch(struct tlsx_ticket_keys *k);
+/* Cache mode, SSL_OP_NO_TICKET and the store callbacks on ctx. */
+int tlsx_sess_store_install(SSL_CTX *ctx, struct tw_err *err);
 
 /* Rotation period of random keys (seconds); file keys report the default period. */
 int64_t tlsx_ticket_keys_period(const struct tlsx_ticket_keys *k);

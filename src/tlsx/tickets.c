@@ -33,7 +33,9 @@ struct tlsx_ticket_keys {
     bool from_file;
     int64_t period;
     int64_t rotated_at;
-    size_t n; /* keys[0] encrypts; all decrypt */
+    size_t n;                      /* keys[0] encrypts; all decrypt */
+    struct tlsx_sess_store *store; /* in-memory keys: stateful resumption instead */
+    uint64_t epoch;                /* rotations so far; bounds the store's sessions too */
     struct key keys[MAX_FILE_KEYS];
 };
 
@@ -60,6 +62,12 @@ struct tlsx_ticket_keys *tlsx_ticket_keys_new(int64_t period, struct tw_err *err
     k->period = period > 0 ? period : TLSX_TICKET_PERIOD_DEFAULT;
     k->rotated_at = (int64_t)time(NULL);
     k->n = 1;
+    k->store = tlsx_sess_store_new();
+    if (k->store == NULL) {
+        tlsx_ticket_keys_free(k);
+        tw_err_set(err, TW_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
     if (random_key(&k->keys[0]) != 0) {
         tlsx_ticket_keys_free(k);
         tw_err_ossl(err, TW_ERR_INTERNAL, "cannot generate a ticket key");
@@ -113,6 +121,7 @@ void tlsx_ticket_keys_tick(struct tlsx_ticket_keys *k, int64_t now)
             k->keys[0] = fresh;
             k->n = 2;
             k->rotated_at = now;
+            k->epoch++;
         }
         OPENSSL_cleanse(&fresh, sizeof(fresh));
     }
@@ -122,6 +131,19 @@ void tlsx_ticket_keys_tick(struct tlsx_ticket_keys *k, int64_t now)
 int64_t tlsx_ticket_keys_period(const struct tlsx_ticket_keys *k)
 {
     return k->from_file ? TLSX_TICKET_PERIOD_DEFAULT : k->period;
+}
+
+uint64_t tlsx_ticket_keys_epoch(struct tlsx_ticket_keys *k)
+{
+    pthread_mutex_lock(&k->lock);
+    uint64_t e = k->epoch;
+    pthread_mutex_unlock(&k->lock);
+    return e;
+}
+
+struct tlsx_sess_store *tlsx_ticket_keys_store(const struct tlsx_ticket_keys *k)
+{
+    return k != NULL ? k->store : NULL;
 }
 
 int tlsx_ticket_keys_up_ref(struct tlsx_ticket_keys *k)
@@ -134,6 +156,7 @@ void tlsx_ticket_keys_free(struct tlsx_ticket_keys *k)
 {
     if (k == NULL || atomic_fetch_sub(&k->refs, 1) > 1)
         return;
+    tlsx_sess_store_free(k->store);
     pthread_mutex_destroy(&k->lock);
     OPENSSL_cleanse(k->keys, sizeof(k->keys));
     free(k);

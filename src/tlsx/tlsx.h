@@ -297,9 +297,12 @@ struct tlsx_server_opts {
     const char *ciphersuites; /* TLS 1.3; NULL: OpenSSL's AEAD defaults */
     const char *groups;       /* NULL: X25519:P-256:P-384 */
 
-    /* Resumption. ticket_keys NULL: tickets disabled (full handshakes only). After an SNI
-     * switch the service ctx's keys are used; one key set for every ctx of a process is the
-     * intended use (session id contexts keep services apart). */
+    /* Resumption. ticket_keys NULL: none (full handshakes only). Keys from a file: stateless
+     * tickets (instances sharing the file resume each other's sessions). In-memory keys:
+     * stateful resumption from a bounded session store kept with the keys (SSL_OP_NO_TICKET;
+     * no session encode/decode per handshake; every ctx holding the keys shares it, across
+     * reloads). After an SNI switch the service ctx's keys are used; one key set for every
+     * ctx of a process is the intended use (session id contexts keep services apart). */
     struct tlsx_ticket_keys *ticket_keys;
     int num_tickets; /* TLS 1.3 tickets per handshake; tlsx_server_opts_init sets 1 */
     int64_t session_timeout; /* seconds; 0: the ticket key period */
