@@ -100,13 +100,15 @@ def test_garbage_is_refused_and_gateway_survives(pki, backend):
         for junk in (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"\x16\x03\x01\xff\xff" + b"A" * 300,
                      b"\x00" * 5000, b""):
             s = socket.create_connection(("127.0.0.1", port), timeout=10)
-            s.sendall(junk)
-            s.shutdown(socket.SHUT_WR)
-            s.settimeout(10)
             try:
+                s.sendall(junk)
+                # The gateway may already have refused and reset the connection: then there
+                # is nothing left to half-close or read, which is the behaviour under test.
+                s.shutdown(socket.SHUT_WR)
+                s.settimeout(10)
                 while s.recv(4096):
                     pass
-            except ConnectionError:
+            except OSError:
                 pass
             s.close()
         assert echo_roundtrip(port, client_context(pki["ca"], pki["alice"])) == b"ping\n"
