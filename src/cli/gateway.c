@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/engine_args.h"
 #include "gateway/config.h"
 #include "gateway/gateway.h"
 
@@ -46,57 +47,13 @@ static int check(const char *path, int argc, char **argv)
     return 0;
 }
 
-/* Split our own options (--config, --check, --help) from config flags, which go to rest. */
-struct opts {
-    const char *config;
-    const char *check_path;
-    bool check;
-    int nrest;
-    char **rest;
-};
-
-static int parse(int argc, char **argv, struct opts *o)
-{
-    o->rest[o->nrest++] = argv[0];
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
-            return 0;
-        } else if (strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) {
-            if (i + 1 >= argc)
-                return cli_usage_error("gateway", "--config needs a file");
-            o->config = argv[++i];
-        } else if (strncmp(a, "--config=", 9) == 0) {
-            o->config = a + 9;
-        } else if (strcmp(a, "--check") == 0) {
-            o->check = true;
-            if (i + 1 < argc && argv[i + 1][0] != '-')
-                o->check_path = argv[++i];
-        } else if (strncmp(a, "--check=", 8) == 0) {
-            o->check = true;
-            o->check_path = a + 8;
-        } else {
-            o->rest[o->nrest++] = argv[i];
-        }
-    }
-    if ((o->config != NULL || o->check_path != NULL) && o->nrest > 1)
-        return cli_usage_error("gateway", "use either a config file or flags, not both ('%s')",
-                               o->rest[1]);
-    if (o->config != NULL && o->check_path != NULL)
-        return cli_usage_error("gateway", "--check takes the config file itself");
-    if (o->config == NULL && o->check_path == NULL && o->nrest <= 1)
-        return cli_usage_error("gateway", "give --config FILE or --listen/--backend/... flags");
-    return -1;
-}
-
 int cli_gateway(int argc, char **argv)
 {
-    struct opts o = {0};
+    struct engine_args o = {0};
     o.rest = calloc((size_t)argc + 1, sizeof(char *));
     if (o.rest == NULL)
         return 1;
-    int rc = parse(argc, argv, &o);
+    int rc = engine_args_parse("gateway", "--listen/--backend/...", usage, argc, argv, &o);
     if (rc >= 0) {
         free(o.rest);
         return rc;

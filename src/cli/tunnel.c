@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/engine_args.h"
 #include "gateway/tunnel.h"
 #include "tlsx/tlsx.h"
 #include "util/clock.h"
@@ -29,44 +30,6 @@ static void usage(FILE *out)
             "  --config FILE        INI configuration ([global] + [tunnel NAME] sections)\n"
             "  --check [CONFIG]     validate every value and file, explain, exit\n");
     gw_tunnel_usage(out);
-}
-
-struct opts {
-    const char *config;
-    const char *check_path;
-    bool check;
-    int nrest;
-    char **rest;
-};
-
-static int parse(int argc, char **argv, struct opts *o)
-{
-    o->rest[o->nrest++] = argv[0];
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
-            return 0;
-        } else if (strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) {
-            if (i + 1 >= argc)
-                return cli_usage_error("tunnel", "--config needs a file");
-            o->config = argv[++i];
-        } else if (strncmp(a, "--config=", 9) == 0) {
-            o->config = a + 9;
-        } else if (strcmp(a, "--check") == 0) {
-            o->check = true;
-            if (i + 1 < argc && argv[i + 1][0] != '-')
-                o->check_path = argv[++i];
-        } else {
-            o->rest[o->nrest++] = argv[i];
-        }
-    }
-    if ((o->config != NULL || o->check_path != NULL) && o->nrest > 1)
-        return cli_usage_error("tunnel", "use either a config file or flags, not both ('%s')",
-                               o->rest[1]);
-    if (o->config == NULL && o->check_path == NULL && o->nrest <= 1)
-        return cli_usage_error("tunnel", "give --config FILE or --listen/--target/... flags");
-    return -1;
 }
 
 static int check(const struct gw_source *src)
@@ -110,11 +73,11 @@ static void announce(const struct gw_source *src)
 
 int cli_tunnel(int argc, char **argv)
 {
-    struct opts o = {0};
+    struct engine_args o = {0};
     o.rest = calloc((size_t)argc + 1, sizeof(char *));
     if (o.rest == NULL)
         return 1;
-    int rc = parse(argc, argv, &o);
+    int rc = engine_args_parse("tunnel", "--listen/--target/...", usage, argc, argv, &o);
     if (rc < 0) {
         struct gw_source src = {.config_path = o.check_path != NULL ? o.check_path : o.config,
                                 .argc = o.nrest,
