@@ -169,6 +169,24 @@ int store_crl_number_next(struct store *s, int64_t *number, struct tw_err *err)
     return s->ops->crl_number_next(s, number, err);
 }
 
+/* Through the existing back-end operations: taking a number locks the counter (the UPDATE
+ * holds PostgreSQL's row lock, SQLite's BEGIN IMMEDIATE the write lock) and tells its value;
+ * setting it back to max(taken - 1, at_least) then leaves max(old, at_least). */
+static int crl_raise_txn(struct store *s, void *ctx, struct tw_err *err)
+{
+    int64_t at_least = *(const int64_t *)ctx;
+    int64_t taken = 0;
+    TW_GUARD(s->ops->crl_number_next(s, &taken, err));
+    return s->ops->crl_counter_set(s, taken - 1 > at_least ? taken - 1 : at_least, err);
+}
+
+int store_crl_number_raise(struct store *s, int64_t at_least, struct tw_err *err)
+{
+    TW_ENSURE(at_least >= 0, err, TW_ERR_USAGE, "a CRL number cannot be negative (%lld)",
+              (long long)at_least);
+    return store_transaction(s, crl_raise_txn, &at_least, err);
+}
+
 int store_audit_add(struct store *s, const char *action, const char *subject, const char *serial,
                     const char *result, struct tw_err *err)
 {

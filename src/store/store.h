@@ -107,6 +107,13 @@ int store_revoked_count(struct store *s, const char *issuer, int64_t *count,
  * processes. Durable on return. */
 int store_crl_number_next(struct store *s, int64_t *number, struct tw_err *err) TW_MUST_CHECK;
 
+/* Make every later store_crl_number_next return more than at_least: the counter becomes
+ * max(counter, at_least), in one transaction that holds the counter's lock (so a concurrent
+ * store_crl_number_next is ordered before or after it, never interleaved). For repairs that
+ * find a CRL on disk the counter has not seen. Durable on return (or with the outermost
+ * transaction it runs in). */
+int store_crl_number_raise(struct store *s, int64_t at_least, struct tw_err *err) TW_MUST_CHECK;
+
 /* Append to the audit trail. action e.g. "issue", "revoke"; result "ok" or a short error.
  * Any of subject/serial may be NULL. Rows are never updated or deleted (a trigger enforces it). */
 int store_audit_add(struct store *s, const char *action, const char *subject, const char *serial,
