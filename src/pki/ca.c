@@ -100,9 +100,12 @@ int pki_ca_open(const char *dir, struct pki_ca **out, struct tw_err *err)
     if (snprintf(ca->dir, sizeof(ca->dir), "%s", dir) >= (int)sizeof(ca->dir) ||
         fs_path_join(ca->cadir, sizeof(ca->cadir), dir, PKI_DIR_CA, err) != 0)
         tw_err_set(err, TW_ERR_USAGE, "path too long: %s", dir);
-    else if (check_present(dir, ca->cadir, err) == 0 && ca_path(ca, PKI_FILE_CONF, conf, err) == 0 &&
-             conf_read(conf, &ca->conf, err) == 0 && load_certs(ca, err) == 0)
+    else if (check_present(dir, ca->cadir, err) == 0 &&
+             ca_path(ca, PKI_FILE_CONF, conf, err) == 0 && conf_read(conf, &ca->conf, err) == 0 &&
+             load_certs(ca, err) == 0)
         rc = open_store(ca, err);
+    if (rc == 0)
+        rc = ca_recover_init(ca, err);
     if (rc != 0) {
         pki_ca_free(ca);
         return -1;

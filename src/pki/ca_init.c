@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +139,19 @@ static int build(struct init *in, struct tw_err *err)
     return conf_write(path, &conf, err);
 }
 
+/* Test-only crash injection: TWOWAY_FAULT_INIT=POINT kills the process with SIGKILL at that
+ * point, as a power loss or `kill -9` would (no cleanup, no rollback by this process). The
+ * points are the crash windows docs/internals/ca.md describes: "built" (all files in the temp
+ * dir, no transaction yet), "before-rename" (rows written, not committed), "before-commit" (the
+ * temp dir renamed to D/ca, the transaction not committed), and "recover-before-commit" (the
+ * repair of that last state, rows written, not committed). */
+void ca_fault_point(const char *point)
+{
+    const char *want = getenv("TWOWAY_FAULT_INIT");
+    if (want != NULL && strcmp(want, point) == 0)
+        raise(SIGKILL);
+}
+
 static int rename_noreplace(const char *from, const char *to, struct tw_err *err)
 {
     if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
@@ -154,6 +168,20 @@ static int rename_noreplace(const char *from, const char *to, struct tw_err *err
               "%s already exists; refusing to overwrite an existing CA", to);
     if (rename(from, to) != 0)
         return tw_err_sys(err, TW_ERR_IO, "cannot rename %s to %s", from, to);
+    return 0;
+}
+
+/* Make the rename durable before the commit: were the commit durable and the rename not
+ * (power loss), the inventory would hold a CA whose directory is back to `.ca-init.*`. */
+static int fsync_dir(const char *dir, struct tw_err *err)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return tw_err_sys(err, TW_ERR_IO, "cannot open %s", dir);
+    int rc = fsync(fd);
+    close(fd);
+    if (rc != 0)
+        return tw_err_sys(err, TW_ERR_IO, "cannot sync %s", dir);
     return 0;
 }
 
@@ -190,8 +218,11 @@ static int commit(struct store *s, void *ctx, struct tw_err *err)
         pki_name_to_text(X509_get_subject_name(in->certs[ROOT]), subject, sizeof(subject), err));
     TW_GUARD(pki_cert_serial_hex(in->certs[ROOT], serial, sizeof(serial), err));
     TW_GUARD(store_audit_add(s, "init", subject, serial, "ok", err));
+    ca_fault_point("before-rename");
     TW_GUARD(rename_noreplace(in->tmp, in->final, err));
     in->renamed = 1;
+    TW_GUARD(fsync_dir(in->opt->dir, err));
+    ca_fault_point("before-commit");
     return 0;
 }
 
@@ -250,6 +281,7 @@ static int run(struct init *in, struct store **store, struct tw_err *err)
         return tw_err_sys(err, TW_ERR_IO, "cannot create a directory in %s", dir);
     }
     TW_GUARD(build(in, err));
+    ca_fault_point("built");
     if (store_transaction(*store, commit, in, err) != 0) {
         /* The rows were rolled back: put the directory back out of sight as well. */
         if (in->renamed && rename(in->final, in->tmp) == 0)

@@ -99,4 +99,14 @@ int time_set(ASN1_TIME *target, int64_t when, struct tw_err *err) TW_MUST_CHECK;
 int crl_write_files(const char *cadir, X509_CRL *crl, const char *extra_out,
                     struct tw_err *err) TW_MUST_CHECK;
 
+/* After pki_ca_open found the files and opened the inventory: when the inventory lacks the
+ * root's row, finish the `ca init` that was killed between its rename and its commit (rows,
+ * CRL counter, "init recovered" audit row, one log line), or fail with TW_ERR_PKI saying why
+ * the files cannot be trusted to do so. ca_recover.c. */
+int ca_recover_init(struct pki_ca *ca, struct tw_err *err) TW_MUST_CHECK;
+
+/* Test-only crash injection (ca_init.c): with TWOWAY_FAULT_INIT=point, SIGKILL this process
+ * here. Points are named in docs/internals/ca.md. */
+void ca_fault_point(const char *point);
+
 #endif
