@@ -176,7 +176,7 @@ int ca_recover_init(struct pki_ca *ca, struct tw_err *err)
         return 0;
     }
     log_warnx("%s: finished an interrupted 'ca init': recorded its root, intermediate and OCSP "
-              "signer in %s and moved the CRL counter past %lld",
+              "signer in %s; the next CRL is numbered above %lld",
               ca->dir, store_where(ca->store), (long long)rec.crl_number);
     return 0;
 }
