@@ -7,6 +7,7 @@
 #include <openssl/x509v3.h>
 
 #include "tlsx/internal.h"
+#include "tlsx/verify_cache_internal.h"
 #include "util/cleanup.h"
 
 #define DEFAULT_VERIFY_DEPTH 8
@@ -96,6 +97,8 @@ static int verification(SSL_CTX *ctx, const struct tlsx_server_opts *o,
     if (o->client_auth == TLSX_CLIENT_AUTH_REQUIRE)
         mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
     SSL_CTX_set_verify(ctx, mode, tlsx_server_verify_cb);
+    /* Perf (issue 6): chains verified before skip chain building and signatures. */
+    TW_GUARD(tlsx_vcache_install(ctx, err));
     SSL_CTX_set_verify_depth(ctx, o->verify_depth > 0 ? o->verify_depth : DEFAULT_VERIFY_DEPTH);
     TW_GUARD_OSSL(SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT), err, TW_ERR_INTERNAL,
                   "cannot set purpose sslclient");

@@ -1,7 +1,8 @@
 /* Peer checks at full and resumed handshakes. OpenSSL verifies the chain, validity and CRLs of
- * a full handshake; the callback here adds EKU clientAuth, the expired-CRL policy and the
- * allow-policy. A resumed session never re-runs verification, so its peer is checked here
- * against the CRLs and policy of the ctx it resumes at (the current generation). */
+ * a full handshake (or a chain the ctx verified before comes from verify_cache.c); the callback
+ * here adds EKU clientAuth, the expired-CRL policy and the allow-policy. A resumed session never
+ * re-runs verification, so its peer is checked here against the CRLs and policy of the ctx it
+ * resumes at (the current generation). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <openssl/x509v3.h>
 
 #include "tlsx/internal.h"
+#include "tlsx/verify_cache_internal.h"
 
 #define MAX_CA_DEPTH 8
 
@@ -101,27 +103,10 @@ static int check_policy(X509 *cert, const struct tlsx_policy *policy, struct tls
     return fail(res, TLSX_R_POLICY, "%s matches none of: %s", (*idp)->subject, rules);
 }
 
-/* In-handshake verification callback of server ctxs. */
-int tlsx_server_verify_cb(int ok, X509_STORE_CTX *x)
+/* What the verify callback checks at depth 0 once the chain is fine: EKU clientAuth and the
+ * allow-policy (the identity it builds is kept on ssl for tlsx_peer_check). */
+static int leaf_checks(X509_STORE_CTX *x, SSL *ssl, const struct tlsx_server_state *st, X509 *leaf)
 {
-    SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
-    const struct tlsx_server_state *st = tlsx_server_state_get(SSL_get_SSL_CTX(ssl));
-    if (st == NULL)
-        return ok;
-    if (!ok) {
-        if (X509_STORE_CTX_get_error(x) == X509_V_ERR_CRL_HAS_EXPIRED &&
-            st->crl_expired == TLSX_CRL_EXPIRED_WARN) {
-            struct tlsx_ssl_note *note = tlsx_ssl_note_get(ssl, true);
-            if (note != NULL)
-                note->crl_expired_ignored = true;
-            X509_STORE_CTX_set_error(x, X509_V_OK);
-            return 1;
-        }
-        return 0;
-    }
-    if (X509_STORE_CTX_get_error_depth(x) != 0)
-        return 1;
-    X509 *leaf = X509_STORE_CTX_get_current_cert(x);
     /* Purpose sslclient accepts a certificate without any EKU; twoway requires clientAuth. */
     if (!(X509_get_extension_flags(leaf) & EXFLAG_XKUSAGE) ||
         !(X509_get_extended_key_usage(leaf) & XKU_SSL_CLIENT)) {
@@ -144,6 +129,118 @@ int tlsx_server_verify_cb(int ok, X509_STORE_CTX *x)
         return 0;
     }
     return 1;
+}
+
+/* In-handshake verification callback of server ctxs. */
+int tlsx_server_verify_cb(int ok, X509_STORE_CTX *x)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+    const struct tlsx_server_state *st = tlsx_server_state_get(SSL_get_SSL_CTX(ssl));
+    if (st == NULL)
+        return ok;
+    if (!ok) {
+        if (X509_STORE_CTX_get_error(x) == X509_V_ERR_CRL_HAS_EXPIRED &&
+            st->crl_expired == TLSX_CRL_EXPIRED_WARN) {
+            struct tlsx_ssl_note *note = tlsx_ssl_note_get(ssl, true);
+            if (note != NULL)
+                note->crl_expired_ignored = true;
+            X509_STORE_CTX_set_error(x, X509_V_OK);
+            return 1;
+        }
+        return 0;
+    }
+    if (X509_STORE_CTX_get_error_depth(x) != 0)
+        return 1;
+    return leaf_checks(x, ssl, st, X509_STORE_CTX_get_current_cert(x));
+}
+
+/* For a cached chain: what X509_verify_cert would find about revocation with the ctx's CRLs,
+ * by serial lookups of the certificates it checks (the leaf; every one with CRL_CHECK_ALL).
+ * 1: nothing revoked and the CRLs usable; 0: let X509_verify_cert decide and report. */
+static int cached_revocation_ok(X509_STORE_CTX *x, SSL *ssl, const struct tlsx_server_state *st,
+                                STACK_OF(X509) *chain, int64_t now)
+{
+    unsigned long flags = X509_VERIFY_PARAM_get_flags(X509_STORE_CTX_get0_param(x));
+    if (!(flags & X509_V_FLAG_CRL_CHECK))
+        return 1;
+    int last = (flags & X509_V_FLAG_CRL_CHECK_ALL) ? sk_X509_num(chain) - 1 : 0;
+    for (int i = 0; i <= last; i++) {
+        X509 *cert = sk_X509_value(chain, i);
+        const X509_NAME *issuer = X509_get_issuer_name(cert);
+        if (!tlsx_crl_set_has_issuer(st->crls, issuer) ||
+            tlsx_crl_set_cert_is_revoked(st->crls, cert))
+            return 0;
+        if (tlsx_crl_set_issuer_expired(st->crls, issuer, now)) {
+            if (st->crl_expired != TLSX_CRL_EXPIRED_WARN)
+                return 0;
+            struct tlsx_ssl_note *note = tlsx_ssl_note_get(ssl, true);
+            if (note != NULL)
+                note->crl_expired_ignored = true;
+        }
+    }
+    return 1;
+}
+
+/* A hit: the chain as X509_verify_cert built it before, the per-connection checks, and the
+ * state OpenSSL leaves behind (error, verified chain) so SSL_get_verify_result and
+ * SSL_get0_verified_chain read the same as after a full verification. 1 verified, 0 refused,
+ * -1 not cached (or no longer usable): verify in full. */
+static int verify_cached(X509_STORE_CTX *x, SSL *ssl, const struct tlsx_server_state *st,
+                         struct tlsx_vcache *cache, const unsigned char *key,
+                         STACK_OF(X509) *presented)
+{
+    X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(x);
+    int64_t now = (X509_VERIFY_PARAM_get_flags(param) & X509_V_FLAG_USE_CHECK_TIME)
+                      ? (int64_t)X509_VERIFY_PARAM_get_time(param)
+                      : (int64_t)time(NULL);
+    STACK_OF(X509) *chain = NULL;
+    if (!tlsx_vcache_get(cache, key, presented, now, &chain))
+        return -1;
+    if (!cached_revocation_ok(x, ssl, st, chain, now)) {
+        sk_X509_pop_free(chain, X509_free);
+        return -1;
+    }
+    X509_STORE_CTX_set0_verified_chain(x, chain); /* owned by x from here */
+    X509_STORE_CTX_set_error(x, X509_V_OK);
+    X509_STORE_CTX_set_error_depth(x, 0);
+    X509_STORE_CTX_set_current_cert(x, sk_X509_value(chain, 0));
+    /* The verify callback's depth-0 call (EKU, allow-policy); twoway's acts at no other. */
+    X509_STORE_CTX_verify_cb cb = X509_STORE_CTX_get_verify_cb(x);
+    return cb == NULL || cb(1, x) ? 1 : 0;
+}
+
+/* Certificate-verify callback of server ctxs (issue 6): a chain this ctx verified before is
+ * not built and signature-checked again; see verify_cache.c for what is and is not skipped.
+ * Only a successful X509_verify_cert is stored. */
+int tlsx_server_cert_verify(X509_STORE_CTX *x, void *arg)
+{
+    struct tlsx_vcache *cache = arg;
+    SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+    const struct tlsx_server_state *st = tlsx_server_state_get(SSL_get_SSL_CTX(ssl));
+    STACK_OF(X509) *presented = X509_STORE_CTX_get0_untrusted(x);
+    unsigned char key[TLSX_VCACHE_KEY_LEN];
+    bool keyed = false;
+    if (cache != NULL && st != NULL && presented != NULL &&
+        sk_X509_value(presented, 0) == X509_STORE_CTX_get0_cert(x)) {
+        X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(x);
+        struct tlsx_vcache_gen gen = {
+            .store = X509_STORE_CTX_get0_store(x),
+            .crls = st->crls,
+            .client_cas = st->client_cas,
+            .flags = X509_VERIFY_PARAM_get_flags(param),
+            .depth = X509_VERIFY_PARAM_get_depth(param),
+        };
+        keyed = tlsx_vcache_key(cache, &gen, presented, key) == 0;
+    }
+    if (keyed) {
+        int rc = verify_cached(x, ssl, st, cache, key, presented);
+        if (rc >= 0)
+            return rc;
+    }
+    int ok = X509_verify_cert(x) > 0;
+    if (ok && keyed && X509_STORE_CTX_get_error(x) == X509_V_OK)
+        (void)tlsx_vcache_put(cache, key, presented, X509_STORE_CTX_get0_chain(x));
+    return ok;
 }
 
 int tlsx_resume_allowed(SSL *ssl, const SSL_SESSION *sess)
