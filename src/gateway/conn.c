@@ -121,15 +121,15 @@ void gw_conn_accept(struct gw_worker *w, const struct gw_listen *l, int fd,
         gw_conn_close(c, "SSL_new failed");
         return;
     }
-    c->client = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                               BEV_OPT_CLOSE_ON_FREE);
+    /* The connection owns the SSL and the socket, not the bufferevent: the fast relay
+     * (relay_fast.c) frees the bufferevent after the handshake and keeps both. */
+    c->ssl = ssl;
+    c->client =
+        bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, 0);
     if (c->client == NULL) {
-        SSL_free(ssl);
         gw_conn_close(c, "bufferevent failed");
         return;
     }
-    c->fd = -1; /* owned by the bufferevent now */
-    c->ssl = ssl;
     /* Idle connections keep no TLS record buffers (memory per idle connection). */
     SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
     bufferevent_openssl_set_allow_dirty_shutdown(c->client, 1);
@@ -372,6 +372,11 @@ void gw_conn_connect_backend(struct gw_conn *c)
     gw_conn_arm_timer(c);
     struct tw_err err;
     tw_err_clear(&err);
+    if (gw_fast_eligible(c)) {
+        if (gw_fast_connect(c, &err) != 0)
+            gw_conn_backend_failed(c, 502, err.msg);
+        return;
+    }
     c->backend = backend_bev(c, &err);
     if (c->backend == NULL) {
         ERR_clear_error();
@@ -400,6 +405,9 @@ void gw_conn_arm_timer(struct gw_conn *c)
             at = c->started_ms + c->svc->lifetime_ms;
         if (c->awaiting_ms > 0 && c->awaiting_ms + c->svc->backend_ms < at)
             at = c->awaiting_ms + c->svc->backend_ms;
+        int64_t quiet = gw_fast_quiet_at(c);
+        if (quiet < at)
+            at = quiet;
     }
     int64_t left = at > now ? at - now : 0;
     struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000 + 1000};
@@ -435,6 +443,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     case GW_CONN_RELAY:
         break;
     }
+    gw_fast_tick(c, now);
     if (c->svc->lifetime_ms > 0 && now >= c->started_ms + c->svc->lifetime_ms) {
         gw_conn_close(c, "max lifetime");
         return;
@@ -457,7 +466,8 @@ static void send_close_notify(struct gw_conn *c)
 {
     if (c->ssl == NULL || c->state < GW_CONN_RELAY || !SSL_is_init_finished(c->ssl))
         return;
-    if (evbuffer_get_length(bufferevent_get_output(c->client)) != 0)
+    if (c->client != NULL ? evbuffer_get_length(bufferevent_get_output(c->client)) != 0
+                          : gw_fast_client_pending(c))
         return;
     if (!(SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN))
         (void)SSL_shutdown(c->ssl);
@@ -488,11 +498,13 @@ void gw_conn_close(struct gw_conn *c, const char *why)
         atomic_fetch_sub_explicit(&c->counted_svc->active, 1, memory_order_relaxed);
     if (c->timer != NULL)
         event_free(c->timer);
+    gw_fast_free(c);
     if (c->backend != NULL)
         bufferevent_free(c->backend);
     if (c->client != NULL)
-        bufferevent_free(c->client);
-    else if (c->fd >= 0)
+        bufferevent_free(c->client); /* TLS: neither the SSL nor the socket (not CLOSE_ON_FREE) */
+    SSL_free(c->ssl);
+    if (c->fd >= 0)
         close(c->fd);
     ERR_clear_error();
     gw_http_free(c->http);

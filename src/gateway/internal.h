@@ -35,6 +35,8 @@
 /* Bytes buffered towards one side before the other side stops being read (backpressure),
  * when buffer-size is not set; reading resumes below a quarter of it. */
 #define GW_RELAY_HIGH (256u * 1024)
+/* How long a closing connection may take to write out what is buffered for the other side. */
+#define GW_FLUSH_LIMIT_MS 5000
 
 /* ------------------------------------------------------------------------------------------ */
 /* Generations (gen.c)                                                                        */
@@ -164,6 +166,8 @@ void gw_metrics_stop(struct gw_server *srv);
 /* ------------------------------------------------------------------------------------------ */
 
 struct gw_conn;
+struct gw_fast;
+struct tw_buf;
 
 struct gw_worker {
     struct gw_server *srv;
@@ -223,10 +227,11 @@ struct gw_conn {
     const struct gw_listen *listen;
     struct gw_svc *svc; /* set after the handshake */
     enum gw_conn_state state;
-    int fd;
-    struct bufferevent *client;
-    struct bufferevent *backend;
-    SSL *ssl;
+    int fd;                      /* TLS clients: the socket, owned here (not by the bufferevent) */
+    struct bufferevent *client;  /* until the fast relay takes over, or for the whole life */
+    struct bufferevent *backend; /* bufferevent relay only */
+    struct gw_fast *fast;        /* fast relay (relay_fast.c): plaintext TCP backends */
+    SSL *ssl;                    /* owned here */
     struct bufferevent *flush_target; /* FLUSH: the side whose output is being written out */
     struct event *timer;
     int64_t started_ms, last_io_ms, deadline_ms;
@@ -280,6 +285,24 @@ void gw_conn_send_status(struct gw_conn *c, int status);
 void gw_relay_attach_client(struct gw_conn *c);
 /* Backend connected: start relaying (writes the PROXY v2 header first when asked). */
 int gw_relay_start(struct gw_conn *c, struct tw_err *err) TW_MUST_CHECK;
+/* The PROXY v2 header for c into out (forward = proxy-v2). */
+int gw_relay_proxy_v2(struct gw_conn *c, struct tw_buf *out, struct tw_err *err) TW_MUST_CHECK;
+
+/* Fast relay (relay_fast.c). Taken by `mode = tcp` services with a TLS client and a
+ * plaintext (host:port or unix:) backend; TLS backends, the tunnel's plaintext listener and
+ * HTTP mode keep the bufferevent relay. */
+bool gw_fast_eligible(const struct gw_conn *c);
+/* Connect the backend without a bufferevent; relaying starts once it is connected (the
+ * handshake bufferevent is then freed). -1 with err when the connect could not start. */
+int gw_fast_connect(struct gw_conn *c, struct tw_err *err) TW_MUST_CHECK;
+/* Whether bytes for the client are still waiting for SSL_write. */
+bool gw_fast_client_pending(const struct gw_conn *c);
+/* When the timer must look at the connection to release its TLS record buffers (INT64_MAX:
+ * never), and the look itself. */
+int64_t gw_fast_quiet_at(const struct gw_conn *c);
+void gw_fast_tick(struct gw_conn *c, int64_t now);
+/* Close the backend socket, free the buffers and events (from gw_conn_close only). */
+void gw_fast_free(struct gw_conn *c);
 /* Reschedule the connection's single timer for its current state. */
 void gw_conn_arm_timer(struct gw_conn *c);
 int64_t gw_now_ms(void);

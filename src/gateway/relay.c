@@ -17,8 +17,6 @@
 #include "util/buf.h"
 #include "util/log.h"
 
-#define FLUSH_LIMIT_MS 5000
-
 static void half_close_backend(struct gw_conn *c);
 
 static void enter_flush(struct gw_conn *c, struct bufferevent *target, const char *why)
@@ -35,7 +33,7 @@ static void enter_flush(struct gw_conn *c, struct bufferevent *target, const cha
     }
     bufferevent_setwatermark(target, EV_WRITE, 0, 0);
     bufferevent_enable(target, EV_WRITE);
-    c->deadline_ms = gw_now_ms() + FLUSH_LIMIT_MS;
+    c->deadline_ms = gw_now_ms() + GW_FLUSH_LIMIT_MS;
     gw_conn_arm_timer(c);
 }
 
@@ -249,7 +247,7 @@ void gw_relay_attach_client(struct gw_conn *c)
     bufferevent_setwatermark(c->client, EV_WRITE, c->svc->buffer_low, 0);
 }
 
-static int write_proxy_v2(struct gw_conn *c, struct tw_err *err)
+int gw_relay_proxy_v2(struct gw_conn *c, struct tw_buf *out, struct tw_err *err)
 {
     struct gw_pp2_ssl pp;
     struct gw_pp2_strings strs;
@@ -258,16 +256,23 @@ static int write_proxy_v2(struct gw_conn *c, struct tw_err *err)
     struct sockaddr_storage local;
     socklen_t llen = sizeof(local);
     memset(&local, 0, sizeof(local));
-    if (getsockname(bufferevent_getfd(c->client), (struct sockaddr *)&local, &llen) != 0)
+    int fd = c->fd >= 0 ? c->fd : bufferevent_getfd(c->client);
+    if (getsockname(fd, (struct sockaddr *)&local, &llen) != 0)
         local.ss_family = AF_UNSPEC;
+    int rc = gw_proxy_v2_build(out, (struct sockaddr *)&c->peer, (struct sockaddr *)&local,
+                               gw_conn_sni(c), &pp, err);
+    OPENSSL_free(strs.der);
+    return rc;
+}
+
+static int write_proxy_v2(struct gw_conn *c, struct tw_err *err)
+{
     struct tw_buf buf;
     tw_buf_init(&buf, GW_PP2_MAX_LEN);
-    int rc = gw_proxy_v2_build(&buf, (struct sockaddr *)&c->peer, (struct sockaddr *)&local,
-                               gw_conn_sni(c), &pp, err);
+    int rc = gw_relay_proxy_v2(c, &buf, err);
     if (rc == 0)
         bufferevent_write(c->backend, buf.data, buf.len);
     tw_buf_free(&buf);
-    OPENSSL_free(strs.der);
     return rc;
 }
 
