@@ -19,6 +19,7 @@
 #define EST_CRL_CHECK_SECS 60     /* how often the CRL and the server certificate are checked */
 #define EST_ADDR_MAX 64           /* bytes of a client address as text */
 #define EST_STORE_RETRY_AFTER "5" /* Retry-After seconds while the inventory is down */
+#define EST_COALESCE_MAX 16384    /* answers up to one TLS record are sent as one write */
 
 /* ------------------------------------------------------------------ rate limiter (ratelimit.c) */
 

@@ -16,6 +16,8 @@
 
 #define OCSP_SEEN_SLOTS 4096
 
+TW_DEFINE_CLEANUP(OCSP_SINGLERESP, OCSP_SINGLERESP_free)
+
 struct seen {
     char serial[STORE_SERIAL_MAX]; /* "" when the slot is free */
     int status;                    /* V_OCSP_CERTSTATUS_GOOD / _REVOKED */
@@ -60,13 +62,74 @@ static int64_t unix_of(const ASN1_GENERALIZEDTIME *t)
     return v;
 }
 
+/* A span of DER being walked. */
+struct der {
+    const unsigned char *p, *end;
+};
+
+/* Read one element of d (OpenSSL's ASN1_get_object checks its length against what is left):
+ * *inner spans its contents, d moves past it. Indefinite lengths are not DER: refused. */
+static int next(struct der *d, int *tag, int *cls, struct der *inner)
+{
+    long len = 0;
+    const unsigned char *q = d->p;
+    if (q >= d->end)
+        return -1;
+    int ret = ASN1_get_object(&q, &len, tag, cls, d->end - q);
+    if ((ret & 0x80) != 0 || ret == (V_ASN1_CONSTRUCTED | 1))
+        return -1;
+    inner->p = q;
+    inner->end = q + len;
+    d->p = inner->end;
+    return 0;
+}
+
+static int expect(struct der *d, int tag, int cls, struct der *inner)
+{
+    int t = 0, c = 0;
+    return next(d, &t, &c, inner) == 0 && t == tag && c == cls ? 0 : -1;
+}
+
+/* The `responses` of a successful OCSPResponse (RFC 6960 §4.2.1), found without decoding the
+ * whole BasicOCSPResponse: that decodes the signer's certificate, and OpenSSL 3 decoding its
+ * public key cost twice as much as signing the answer did. */
+static int responses_of(const unsigned char *der, size_t len, struct der *out)
+{
+    struct der d = {der, der + len}, resp, y, rb, basic, tbs;
+    const ASN1_OBJECT *want = OBJ_nid2obj(NID_id_pkix_OCSP_basic);
+    int tag = 0, cls = 0;
+    if (expect(&d, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, &resp) != 0 ||
+        expect(&resp, V_ASN1_ENUMERATED, V_ASN1_UNIVERSAL, &y) != 0 ||
+        expect(&resp, 0, V_ASN1_CONTEXT_SPECIFIC, &y) != 0 || /* responseBytes [0] EXPLICIT */
+        expect(&y, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, &rb) != 0 ||
+        expect(&rb, V_ASN1_OBJECT, V_ASN1_UNIVERSAL, &y) != 0 || want == NULL ||
+        (size_t)(y.end - y.p) != OBJ_length(want) ||
+        memcmp(y.p, OBJ_get0_data(want), (size_t)OBJ_length(want)) != 0 ||
+        expect(&rb, V_ASN1_OCTET_STRING, V_ASN1_UNIVERSAL, &y) != 0 ||
+        expect(&y, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, &basic) != 0 ||
+        expect(&basic, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, &tbs) != 0 ||
+        next(&tbs, &tag, &cls, &y) != 0) /* version [0] (optional) or responderID */
+        return -1;
+    if (tag == 0 && cls == V_ASN1_CONTEXT_SPECIFIC && next(&tbs, &tag, &cls, &y) != 0)
+        return -1;
+    if (expect(&tbs, V_ASN1_GENERALIZEDTIME, V_ASN1_UNIVERSAL, &y) != 0) /* producedAt */
+        return -1;
+    return expect(&tbs, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, out);
+}
+
 void est_ocsp_remember(const unsigned char *der, size_t len)
 {
-    const unsigned char *p = der;
-    TW_AUTO(OCSP_RESPONSE) *resp = d2i_OCSP_RESPONSE(NULL, &p, (long)len);
-    TW_AUTO(OCSP_BASICRESP) *bs = resp != NULL ? OCSP_response_get1_basic(resp) : NULL;
-    for (int i = 0; bs != NULL && i < OCSP_resp_count(bs); i++) {
-        OCSP_SINGLERESP *one = OCSP_resp_get0(bs, i);
+    struct der list;
+    if (responses_of(der, len, &list) != 0) {
+        ERR_clear_error();
+        return;
+    }
+    while (list.p < list.end) {
+        const unsigned char *q = list.p;
+        TW_AUTO(OCSP_SINGLERESP) *one = d2i_OCSP_SINGLERESP(NULL, &q, list.end - list.p);
+        if (one == NULL)
+            break;
+        list.p = q;
         int reason = -1;
         ASN1_GENERALIZEDTIME *rev = NULL, *thisupd = NULL, *nextupd = NULL;
         int status = OCSP_single_get0_status(one, &reason, &rev, &thisupd, &nextupd);

@@ -102,9 +102,10 @@ int store_sq_cert_get(struct store *s, const char *serial, struct store_cert *ou
     memset(out, 0, sizeof(*out));
     if (serial == NULL || store_serial_normalise(serial, norm) != 0)
         return tw_err_set(err, TW_ERR_NOTFOUND, "%s", notfound);
-    STORE_AUTO_STMT *st = NULL;
-    TW_GUARD(store_prepare(s, "SELECT " CERT_COLUMNS " FROM certs WHERE serial = ?", &st,
-                           "looking up a certificate", err));
+    if (s->cert_get == NULL)
+        TW_GUARD(store_prepare(s, "SELECT " CERT_COLUMNS " FROM certs WHERE serial = ?",
+                               &s->cert_get, "looking up a certificate", err));
+    STORE_REUSED_STMT *st = s->cert_get;
     sqlite3_bind_text(st, 1, norm, -1, SQLITE_TRANSIENT);
     return select_one(s, st, "looking up a certificate", notfound, out, err);
 }

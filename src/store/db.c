@@ -289,6 +289,8 @@ int store_sqlite_open(const char *path, struct store **out, struct tw_err *err)
 
 void store_sq_close(struct store *s)
 {
+    sqlite3_finalize(s->cert_get); /* accepts NULL */
+    s->cert_get = NULL;
     sqlite3_close_v2(s->db); /* accepts NULL */
     s->db = NULL;
 }

@@ -73,6 +73,8 @@ struct store {
     sqlite3 *db;        /* SQLite back end */
     struct pg_conn *pg; /* PostgreSQL back end */
     int txn_depth;      /* 0: autocommit; 1: BEGIN (IMMEDIATE); >1: nested SAVEPOINTs */
+    sqlite3_stmt *cert_get; /* SQLite: the lookup by serial, prepared once (OCSP runs it for
+                             * every answer); reset after each use, finalized by close */
     char path[PATH_MAX]; /* for messages: the file, or the URI without its password */
 };
 
@@ -132,5 +134,16 @@ static inline void store_stmt_cleanup(sqlite3_stmt **st)
     sqlite3_finalize(*st); /* accepts NULL */
 }
 #define STORE_AUTO_STMT __attribute__((cleanup(store_stmt_cleanup))) sqlite3_stmt
+
+/* A statement kept across calls: reset (which ends its read transaction, so the next use sees
+ * the database as it is then) and unbound when the variable leaves scope. */
+static inline void store_stmt_reset(sqlite3_stmt **st)
+{
+    if (*st != NULL) {
+        sqlite3_reset(*st);
+        sqlite3_clear_bindings(*st);
+    }
+}
+#define STORE_REUSED_STMT __attribute__((cleanup(store_stmt_reset))) sqlite3_stmt
 
 #endif

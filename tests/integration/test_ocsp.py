@@ -1,16 +1,21 @@
 """The OCSP responder (RFC 6960) of `twoway ca serve`, checked with `openssl ocsp` as the
 client: signature verified against the CA chain, good / revoked (time, reason) / unknown,
 nonce echoed, thisUpdate/nextUpdate, unauthorized for another issuer, malformed requests, GET,
-and revocations from the CLI visible in the very next answer."""
+and revocations from the CLI visible in the very next answer, also on a kept-alive connection,
+whose answers are not held back by Nagle's algorithm."""
 
 import base64
+import http.client
 import re
+import statistics
 import subprocess
+import time
 import urllib.parse
 
 import pytest
+from cryptography.x509 import ocsp as x509_ocsp
 
-from est_helpers import CaServer, https
+from est_helpers import CaServer, context, https
 from twoway_testlib import Pki, run_cmd
 
 
@@ -116,3 +121,74 @@ def test_plain_http_client_is_refused_and_server_survives(env):
                        capture_output=True, text=True)
     assert r.returncode != 0
     assert https(srv, "GET", "/healthz")[0] == 200
+
+
+def request_der(pki, cert, tmp_path, name):
+    req = tmp_path / f"{name}.req"
+    run_cmd(["openssl", "ocsp", "-issuer", pki.intermediate, "-cert", cert, "-reqout", req],
+            check=True)
+    return req.read_bytes()
+
+
+def post(conn, body):
+    """One OCSP POST on a kept-alive connection: (parsed response, seconds it took)."""
+    t0 = time.monotonic()
+    conn.request("POST", "/ocsp", body=body, headers={"Content-Type": "application/ocsp-request"})
+    r = conn.getresponse()
+    data = r.read()
+    took = time.monotonic() - t0
+    assert r.status == 200 and not r.will_close, (r.status, r.getheaders())
+    resp = x509_ocsp.load_der_ocsp_response(data)
+    assert resp.response_status == x509_ocsp.OCSPResponseStatus.SUCCESSFUL
+    return resp, took
+
+
+@pytest.fixture
+def fast(tmp_path_factory):
+    """A server with the rate limit lifted, for many requests in a row."""
+    pki = Pki(tmp_path_factory.mktemp("ocsp-fast"))
+    with CaServer(pki, "--rate", "100000", "--burst", "100000", "--access-log", "off") as srv:
+        yield pki, srv
+
+
+def test_keep_alive_answers_are_not_held_back(fast, tmp_path):
+    """Each answer on a kept-alive connection arrives at once. Sent as two TCP segments without
+    TCP_NODELAY, the second waited for the client's delayed ACK: about 40 ms per answer."""
+    pki, srv = fast
+    got = pki.issue_client("kim", out=tmp_path)
+    body = request_der(pki, got.cert, tmp_path, "kim")
+    conn = http.client.HTTPSConnection(srv.host, srv.port, context=context(pki.chain),
+                                       timeout=20)
+    try:
+        post(conn, body)  # the handshake is not part of the measure
+        sock = conn.sock
+        times = []
+        for _ in range(25):
+            resp, took = post(conn, body)
+            assert resp.certificate_status == x509_ocsp.OCSPCertStatus.GOOD
+            times.append(took)
+        assert conn.sock is sock  # one connection throughout
+    finally:
+        conn.close()
+    assert statistics.median(times) < 0.025, [round(t * 1000, 1) for t in times]
+
+
+def test_revocation_shows_in_the_next_answer_on_the_same_connection(fast, tmp_path):
+    pki, srv = fast
+    got = pki.issue_client("lee", out=tmp_path)
+    other = pki.issue_client("max", out=tmp_path)
+    body = request_der(pki, got.cert, tmp_path, "lee")
+    other_body = request_der(pki, other.cert, tmp_path, "max")
+    conn = http.client.HTTPSConnection(srv.host, srv.port, context=context(pki.chain),
+                                       timeout=20)
+    try:
+        for _ in range(3):
+            assert post(conn, body)[0].certificate_status == x509_ocsp.OCSPCertStatus.GOOD
+        pki.revoke("lee", reason="keyCompromise")
+        resp = post(conn, body)[0]
+        assert resp.certificate_status == x509_ocsp.OCSPCertStatus.REVOKED
+        assert resp.revocation_reason.name == "key_compromise"
+        assert post(conn, other_body)[0].certificate_status == x509_ocsp.OCSPCertStatus.GOOD
+        assert post(conn, body)[0].certificate_status == x509_ocsp.OCSPCertStatus.REVOKED
+    finally:
+        conn.close()
