@@ -120,7 +120,8 @@ static int files_complete(const struct recovery *rec, struct tw_err *err)
         int match = key != NULL && X509_check_private_key(rec->certs[i], key) == 1;
         ERR_clear_error();
         if (!match)
-            return refuse(rec, "a CA key file does not match its certificate", err);
+            return refuse(rec, "a CA key file is unreadable or does not match its certificate",
+                          err);
     }
     return 0;
 }
