@@ -9,6 +9,7 @@ with `openssl crl -crlnumber`). Killed before the rename, nothing is a CA yet: c
 half-written CA and `ca init` runs again."""
 import itertools
 import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -16,7 +17,7 @@ import subprocess
 import pytest
 
 from pg_cluster import PgCluster, missing_reason
-from twoway_testlib import run
+from twoway_testlib import run, twoway_bin
 from x509_checks import openssl_verify
 
 RECOVERED = "finished an interrupted 'ca init'"
@@ -148,6 +149,24 @@ def test_killed_while_recovering_is_recovered_later(backend, tmp_path):
     assert crl_number(data / "ca" / "crl.pem") == 2
     assert len(listed(data)) == 3
     assert [a for a in backend.audit() if a[0] == "init"][0][2] == "recovered"
+
+
+def test_concurrent_commands_recover_once(backend, tmp_path):
+    data = tmp_path / "data"
+    killed_init(data, "before-commit", backend)
+    env = dict(os.environ)
+    env.pop("TWOWAY_STORE", None)
+    env.pop("TWOWAY_FAULT_INIT", None)
+    procs = [subprocess.Popen([twoway_bin(), "ca", "list", "--dir", str(data)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for _ in range(4)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert sum(err.count(RECOVERED) for _, err in outs) == 1, outs
+    assert len(listed(data)) == 3
+    assert [a[2] for a in backend.audit() if a[0] == "init"] == ["recovered"]
+    ca(data, "crl", check=True)
+    assert crl_number(data / "ca" / "crl.pem") == 2
 
 
 @pytest.mark.parametrize("point", ["built", "before-rename"])
