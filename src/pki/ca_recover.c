@@ -56,11 +56,13 @@ static int root_recorded(struct store *s, const char *serial, int *found, struct
     return 0;
 }
 
+/* The reason first: paths may be long and the message is cut at TW_ERR_MSG_MAX. */
 static int refuse(const struct recovery *rec, const char *why, struct tw_err *err)
 {
     return tw_err_set(err, TW_ERR_PKI,
-                      "%s has none of the CA in %s (root %s) and it cannot be recovered: %s",
-                      store_where(rec->ca->store), rec->ca->cadir, rec->root_serial, why);
+                      "%s cannot be recovered as an interrupted 'ca init': %s (the inventory %s "
+                      "has no row for its root %s)",
+                      rec->ca->cadir, why, store_where(rec->ca->store), rec->root_serial);
 }
 
 /* The inventory in use must be the one init used: rows of a CA are never written into a
