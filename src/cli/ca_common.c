@@ -147,12 +147,21 @@ void ca_row_print(const struct store_cert *c)
     }
 }
 
-int ca_bad_option(const char *cmd, int opt, int optopt_value, char **argv, int optind_value)
+int ca_flag_key(void *key_flag, const char *value, struct tw_err *err)
 {
-    const char *arg = optind_value > 0 ? argv[optind_value - 1] : "?";
-    if (opt == ':')
-        return cli_usage_error(cmd, "option %s needs a value", arg);
-    if (optopt_value != 0)
-        return cli_usage_error(cmd, "unknown option -%c", optopt_value);
-    return cli_usage_error(cmd, "unknown option %s", arg);
+    struct ca_key_flag *k = key_flag;
+    TW_GUARD(pki_key_type_parse(value, &k->type, err));
+    k->given = true;
+    return 0;
+}
+
+/* --san is repeatable: each occurrence adds to the list. */
+int ca_flag_sans(void *sans, const char *value, struct tw_err *err)
+{
+    return pki_sans_parse(sans, value, err);
+}
+
+int ca_flag_validity(void *seconds, const char *value, struct tw_err *err)
+{
+    return ca_parse_validity(value, seconds, err);
 }

@@ -2,6 +2,7 @@
 #ifndef TW_CLI_CA_COMMON_H
 #define TW_CLI_CA_COMMON_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -45,7 +46,15 @@ json_t *ca_row_json(const struct store_cert *c);
 /* Print a row as "key: value" lines (ca show). */
 void ca_row_print(const struct store_cert *c);
 
-/* Report an option parsing problem: unknown option or missing argument. Returns 2. */
-int ca_bad_option(const char *cmd, int opt, int optopt_value, char **argv, int optind_value);
+/* --key TYPE / --key-type TYPE: the key type, and whether the flag was given. */
+struct ca_key_flag {
+    enum pki_key_type type;
+    bool given;
+};
+
+/* FLAG_CALL parsers (flags.h) for values several commands take. */
+int ca_flag_key(void *key_flag, const char *value, struct tw_err *err) TW_MUST_CHECK;
+int ca_flag_sans(void *sans, const char *value, struct tw_err *err) TW_MUST_CHECK;
+int ca_flag_validity(void *seconds, const char *value, struct tw_err *err) TW_MUST_CHECK;
 
 #endif

@@ -1,13 +1,14 @@
 /* `twoway ca export`: a PEM bundle or PKCS#12 of an issued certificate, for browsers, Java,
  * Windows, macOS and phones. The CA keeps no end-entity keys; the key comes from --key. */
-#include <getopt.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/ca_common.h"
 #include "cli/cli.h"
+#include "cli/flags.h"
 #include "util/buf.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
@@ -34,76 +35,45 @@ static const char usage[] =
 static const char cmd[] = "ca export";
 
 struct export_args {
-    const char *dir, *key, *out, *p12_pass_file, *what;
-    int pem, p12, legacy, force;
+    struct flags_p12 p12;
+    const char *dir, *key, *out, *what;
+    bool pem, force;
 };
 
-enum { OPT_LEGACY = 256, OPT_PASS, OPT_FORCE };
+#define AT(field) offsetof(struct export_args, field)
+
+static const struct flag flags[] = {
+    {.kind = FLAG_GROUP, .off = AT(p12), .group = flags_p12_group},
+    {.name = "dir", .kind = FLAG_STRING, .off = AT(dir)},
+    {.name = "key", .kind = FLAG_STRING, .off = AT(key)},
+    {.name = "out", .kind = FLAG_STRING, .off = AT(out)},
+    {.name = "pem", .kind = FLAG_BOOL, .off = AT(pem)},
+    {.name = "force", .kind = FLAG_BOOL, .off = AT(force)},
+    {.kind = FLAG_END},
+};
+
+static const struct flag_set flag_set = {.cmd = cmd,
+                                         .usage = usage,
+                                         .flags = flags,
+                                         .nargs = 1,
+                                         .nargs_error = "expected one SERIAL or NAME"};
 
 static int parse(int argc, char **argv, struct export_args *a)
 {
-    static const struct option opts[] = {
-        {"dir", required_argument, NULL, 'd'},
-        {"key", required_argument, NULL, 'k'},
-        {"out", required_argument, NULL, 'o'},
-        {"pem", no_argument, NULL, 'P'},
-        {"p12", no_argument, NULL, 'x'},
-        {"p12-legacy", no_argument, NULL, OPT_LEGACY},
-        {"p12-pass-file", required_argument, NULL, OPT_PASS},
-        {"force", no_argument, NULL, OPT_FORCE},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            a->dir = optarg;
-            break;
-        case 'k':
-            a->key = optarg;
-            break;
-        case 'o':
-            a->out = optarg;
-            break;
-        case 'P':
-            a->pem = 1;
-            break;
-        case 'x':
-            a->p12 = 1;
-            break;
-        case OPT_LEGACY:
-            a->legacy = 1;
-            break;
-        case OPT_PASS:
-            a->p12_pass_file = optarg;
-            break;
-        case OPT_FORCE:
-            a->force = 1;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return -1;
-        default:
-            return ca_bad_option(cmd, c, optopt, argv, optind);
-        }
-    }
-    if (argc - optind != 1)
-        return cli_usage_error(cmd, "expected one SERIAL or NAME");
-    a->what = argv[optind];
-    if (a->pem == a->p12)
+    int nargs = 0;
+    int rc = flags_parse(&flag_set, a, argc, argv, &nargs);
+    if (rc != FLAGS_GO_ON)
+        return rc;
+    a->what = argv[1];
+    if (a->pem == a->p12.p12)
         return cli_usage_error(cmd, "choose one of --pem or --p12");
-    if (a->pem && (a->legacy || a->p12_pass_file != NULL))
+    if (a->pem && (a->p12.legacy || a->p12.pass_file != NULL))
         return cli_usage_error(cmd, "--p12-legacy and --p12-pass-file go with --p12");
-    const char *env = getenv("TWOWAY_P12_PASS_FILE");
-    if (a->p12 && a->p12_pass_file == NULL && (env == NULL || env[0] == '\0'))
-        return cli_usage_error(cmd, "--p12 needs a password: --p12-pass-file F or "
-                                    "TWOWAY_P12_PASS_FILE");
-    if (a->p12 && a->out != NULL && strcmp(a->out, "-") == 0)
+    if ((rc = flags_p12_check(cmd, &a->p12)) != FLAGS_GO_ON)
+        return rc;
+    if (a->p12.p12 && a->out != NULL && strcmp(a->out, "-") == 0)
         return cli_usage_error(cmd, "a PKCS#12 file is binary; give --out FILE");
-    return 0;
+    return FLAGS_GO_ON;
 }
 
 static EVP_PKEY *load_key(const char *path, X509 *cert, const char *serial, struct tw_err *err)
@@ -144,12 +114,13 @@ static int make_p12(struct pki_ca *ca, const struct export_args *a, EVP_PKEY *ke
                     const char *name, struct tw_buf *b, struct tw_err *err)
 {
     struct pki_secret pass;
-    TW_GUARD(ca_p12_password(a->p12_pass_file, &pass, err));
+    TW_GUARD(ca_p12_password(a->p12.pass_file, &pass, err));
     TW_AUTO(X509_STACK) *chain = pki_ca_chain(ca, err);
     unsigned char *der = NULL;
     size_t len = 0;
-    int rc = chain != NULL ? pki_p12_make(key, cert, chain, name, &pass, a->legacy, &der, &len, err)
-                           : -1;
+    int rc = chain != NULL
+                 ? pki_p12_make(key, cert, chain, name, &pass, a->p12.legacy, &der, &len, err)
+                 : -1;
     pki_secret_wipe(&pass);
     if (rc == 0)
         rc = tw_buf_append(b, der, len, err);
@@ -166,7 +137,7 @@ static int export(struct pki_ca *ca, const struct export_args *a, const struct s
         return -1;
     char keypath[PATH_MAX];
     const char *kp = a->key;
-    if (kp == NULL && a->p12) {
+    if (kp == NULL && a->p12.p12) {
         snprintf(keypath, sizeof(keypath), "%s.key", row->name);
         kp = keypath;
     }
@@ -194,8 +165,8 @@ int cli_ca_export(int argc, char **argv)
     struct export_args a;
     memset(&a, 0, sizeof(a));
     int rc = parse(argc, argv, &a);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
+    if (rc != FLAGS_GO_ON)
+        return rc;
     struct tw_err err;
     tw_err_clear(&err);
     struct pki_ca *ca = NULL;
@@ -209,9 +180,9 @@ int cli_ca_export(int argc, char **argv)
         rc = export(ca, &a, &row, out, &err);
     char result[TW_ERR_MSG_MAX];
     snprintf(result, sizeof(result), "ok: %s %.200s",
-             a.pem      ? "pem"
-             : a.legacy ? "p12-legacy"
-                        : "p12",
+             a.pem          ? "pem"
+             : a.p12.legacy ? "p12-legacy"
+                            : "p12",
              out);
     struct tw_err aerr;
     if (store_audit_add(pki_ca_store(ca), "export", row.subject[0] ? row.subject : NULL,

@@ -1,10 +1,11 @@
 /* `twoway ca init`: create the CA (root, intermediate, OCSP signer) and its inventory. */
-#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/ca_common.h"
 #include "cli/cli.h"
+#include "cli/flags.h"
 #include "pki/pki.h"
 
 static const char usage[] =
@@ -50,73 +51,48 @@ static int finish(const struct pki_ca_options *opt, const struct pki_ca_created 
     return 0;
 }
 
+struct init_args {
+    struct flags_ca ca;
+    struct pki_ca_options opt;
+    struct ca_key_flag key;
+};
+
+#define AT(field) offsetof(struct init_args, field)
+
+static const struct flag flags[] = {
+    {.kind = FLAG_GROUP, .off = AT(ca), .group = flags_ca_group},
+    {.name = "name", .kind = FLAG_STRING, .off = AT(opt.name)},
+    {.name = "key", .kind = FLAG_CALL, .off = AT(key), .call = ca_flag_key},
+    {.name = "root-days", .kind = FLAG_INT, .off = AT(opt.root_days), .min = 1, .max = 36500},
+    {.name = "int-days", .kind = FLAG_INT, .off = AT(opt.int_days), .min = 1, .max = 36500},
+    {.name = "base-url", .kind = FLAG_STRING, .off = AT(opt.base_url)},
+    {.kind = FLAG_END},
+};
+
+static const struct flag_set flag_set = {.cmd = cmd, .usage = usage, .flags = flags};
+
 int cli_ca_init(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"dir", required_argument, NULL, 'd'},
-        {"name", required_argument, NULL, 'n'},
-        {"key", required_argument, NULL, 'k'},
-        {"root-days", required_argument, NULL, 'R'},
-        {"int-days", required_argument, NULL, 'I'},
-        {"base-url", required_argument, NULL, 'u'},
-        {"passphrase-file", required_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    struct pki_ca_options opt = {.key_type = PKI_KEY_EC_P256};
-    const char *dir = NULL, *passfile = NULL;
+    struct init_args a = {.key = {.type = PKI_KEY_EC_P256}};
+    int nargs = 0;
+    int rc = flags_parse(&flag_set, &a, argc, argv, &nargs);
+    if (rc != FLAGS_GO_ON)
+        return rc;
+    a.opt.key_type = a.key.type;
+    a.opt.dir = cli_data_dir(a.ca.dir);
     struct tw_err err;
     tw_err_clear(&err);
-    long days;
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            dir = optarg;
-            break;
-        case 'n':
-            opt.name = optarg;
-            break;
-        case 'k':
-            if (pki_key_type_parse(optarg, &opt.key_type, &err) != 0)
-                return cli_usage_error(cmd, "%s", err.msg);
-            break;
-        case 'R':
-        case 'I':
-            if (ca_parse_int(c == 'R' ? "--root-days" : "--int-days", optarg, 1, 36500, &days,
-                             &err) != 0)
-                return cli_usage_error(cmd, "%s", err.msg);
-            *(c == 'R' ? &opt.root_days : &opt.int_days) = (int)days;
-            break;
-        case 'u':
-            opt.base_url = optarg;
-            break;
-        case 'p':
-            passfile = optarg;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return 0;
-        default:
-            return ca_bad_option(cmd, c, optopt, argv, optind);
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    opt.dir = cli_data_dir(dir);
 
     struct pki_secret pass;
     int have = 0;
     struct pki_ca_created made;
-    int rc = ca_passphrase(passfile, &pass, &have, &err);
+    rc = ca_passphrase(a.ca.passfile, &pass, &have, &err);
     if (rc == 0) {
-        opt.passphrase = have ? &pass : NULL;
-        rc = pki_ca_init(&opt, &made, &err);
+        a.opt.passphrase = have ? &pass : NULL;
+        rc = pki_ca_init(&a.opt, &made, &err);
     }
     pki_secret_wipe(&pass);
     if (rc != 0)
         return cli_fail(&err);
-    return finish(&opt, &made);
+    return finish(&a.opt, &made);
 }

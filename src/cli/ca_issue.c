@@ -1,14 +1,15 @@
 /* `twoway ca issue`: issue a client or server certificate. Everything is checked first; the
  * inventory row is committed before any file is written or anything printed. */
 #include <arpa/inet.h>
-#include <getopt.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/ca_common.h"
 #include "cli/cli.h"
+#include "cli/flags.h"
 #include "pki/pki.h"
 #include "util/cleanup.h"
 #include "util/clock.h"
@@ -45,107 +46,61 @@ static const char usage[] =
 static const char cmd[] = "ca issue";
 
 struct issue_args {
-    const char *dir, *csr, *out, *p12_pass_file, *passfile;
+    struct flags_ca ca;
+    struct flags_p12 p12;
+    const char *csr, *out;
     enum pki_profile profile;
     const char *name;
-    enum pki_key_type key_type;
-    int key_given, force, p12, p12_legacy;
+    struct ca_key_flag key;
+    bool force;
     int64_t lifetime;
     struct pki_sans extra; /* --san, before NAME is merged in */
 };
 
-enum { OPT_P12 = 256, OPT_P12_LEGACY, OPT_P12_PASS, OPT_PASS, OPT_FORCE };
+#define AT(field) offsetof(struct issue_args, field)
+
+static const struct flag flags[] = {
+    {.kind = FLAG_GROUP, .off = AT(ca), .group = flags_ca_group},
+    {.kind = FLAG_GROUP, .off = AT(p12), .group = flags_p12_group},
+    {.name = "san", .kind = FLAG_CALL, .off = AT(extra), .call = ca_flag_sans},
+    {.name = "days", .kind = FLAG_CALL, .off = AT(lifetime), .call = ca_flag_validity},
+    {.name = "key", .kind = FLAG_CALL, .off = AT(key), .call = ca_flag_key},
+    {.name = "csr", .kind = FLAG_STRING, .off = AT(csr)},
+    {.name = "out", .kind = FLAG_STRING, .off = AT(out)},
+    {.name = "force", .kind = FLAG_BOOL, .off = AT(force)},
+    {.kind = FLAG_END},
+};
+
+static const struct flag_set flag_set = {.cmd = cmd,
+                                         .usage = usage,
+                                         .flags = flags,
+                                         .nargs = 2,
+                                         .nargs_error = "expected 'client NAME' or 'server NAME'"};
 
 static int parse(int argc, char **argv, struct issue_args *a)
 {
-    static const struct option opts[] = {
-        {"dir", required_argument, NULL, 'd'},
-        {"san", required_argument, NULL, 's'},
-        {"days", required_argument, NULL, 'D'},
-        {"key", required_argument, NULL, 'k'},
-        {"csr", required_argument, NULL, 'c'},
-        {"out", required_argument, NULL, 'o'},
-        {"force", no_argument, NULL, OPT_FORCE},
-        {"p12", no_argument, NULL, OPT_P12},
-        {"p12-legacy", no_argument, NULL, OPT_P12_LEGACY},
-        {"p12-pass-file", required_argument, NULL, OPT_P12_PASS},
-        {"passphrase-file", required_argument, NULL, OPT_PASS},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    struct tw_err err;
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            a->dir = optarg;
-            break;
-        case 'c':
-            a->csr = optarg;
-            break;
-        case 'o':
-            a->out = optarg;
-            break;
-        case OPT_FORCE:
-            a->force = 1;
-            break;
-        case OPT_P12:
-            a->p12 = 1;
-            break;
-        case OPT_P12_LEGACY:
-            a->p12_legacy = 1;
-            break;
-        case OPT_P12_PASS:
-            a->p12_pass_file = optarg;
-            break;
-        case OPT_PASS:
-            a->passfile = optarg;
-            break;
-        case 's':
-            if (pki_sans_parse(&a->extra, optarg, &err) != 0)
-                return cli_usage_error(cmd, "%s", err.msg);
-            break;
-        case 'D':
-            if (ca_parse_validity(optarg, &a->lifetime, &err) != 0)
-                return cli_usage_error(cmd, "%s", err.msg);
-            break;
-        case 'k':
-            if (pki_key_type_parse(optarg, &a->key_type, &err) != 0)
-                return cli_usage_error(cmd, "%s", err.msg);
-            a->key_given = 1;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return -1;
-        default:
-            return ca_bad_option(cmd, c, optopt, argv, optind);
-        }
-    }
-    if (argc - optind != 2)
-        return cli_usage_error(cmd, "expected 'client NAME' or 'server NAME'");
-    const char *kind = argv[optind];
+    int nargs = 0;
+    int rc = flags_parse(&flag_set, a, argc, argv, &nargs);
+    if (rc != FLAGS_GO_ON)
+        return rc;
+    const char *kind = argv[1];
     if (strcmp(kind, "client") != 0 && strcmp(kind, "server") != 0)
         return cli_usage_error(cmd, "unknown profile '%s' (use client or server)", kind);
     a->profile = strcmp(kind, "client") == 0 ? PKI_PROFILE_CLIENT : PKI_PROFILE_SERVER;
-    a->name = argv[optind + 1];
+    a->name = argv[2];
+    struct tw_err err;
     if (pki_name_check(a->name, &err) != 0)
         return cli_usage_error(cmd, "%s", err.msg);
-    if (a->key_given && a->csr != NULL)
+    if (a->key.given && a->csr != NULL)
         return cli_usage_error(cmd, "--key and --csr exclude each other");
-    if (a->p12 && a->csr != NULL)
+    if (a->p12.p12 && a->csr != NULL)
         return cli_usage_error(cmd, "--p12 needs the private key, which stays with the owner of "
                                     "--csr");
-    if ((a->p12_legacy || a->p12_pass_file != NULL) && !a->p12)
-        return cli_usage_error(cmd, "--p12-legacy and --p12-pass-file need --p12");
-    const char *env = getenv("TWOWAY_P12_PASS_FILE");
-    if (a->p12 && a->p12_pass_file == NULL && (env == NULL || env[0] == '\0'))
-        return cli_usage_error(cmd, "--p12 needs a password: --p12-pass-file F or "
-                                    "TWOWAY_P12_PASS_FILE");
+    if ((rc = flags_p12_check(cmd, &a->p12)) != FLAGS_GO_ON)
+        return rc;
     if (a->lifetime == 0)
         a->lifetime = (int64_t)pki_profile_default_days(a->profile) * 86400;
-    return 0;
+    return FLAGS_GO_ON;
 }
 
 /* Server: NAME first, as an IP SAN when it is an address, else a DNS SAN. */
@@ -198,7 +153,7 @@ static int plan_outputs(const struct issue_args *a, struct outputs *o, struct tw
     } files[] = {{o->key, ".key", a->csr == NULL},
                  {o->crt, ".crt", 1},
                  {o->chain, ".chain.pem", 1},
-                 {o->p12, ".p12", a->p12}};
+                 {o->p12, ".p12", a->p12.p12}};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         files[i].path[0] = '\0';
         if (!files[i].wanted)
@@ -239,13 +194,13 @@ static int write_outputs(struct pki_ca *ca, const struct issue_args *a, const st
     memcpy(chain, cert, clen);
     memcpy(chain + clen, inter, ilen);
     TW_GUARD(ca_write_output(o->chain, chain, clen + ilen, 0644, a->force, err));
-    if (!a->p12)
+    if (!a->p12.p12)
         return 0;
     TW_AUTO(X509_STACK) *ca_certs = pki_ca_chain(ca, err);
     TW_ENSURE(ca_certs != NULL, err, TW_ERR_INTERNAL, "out of memory");
     unsigned char *der = NULL;
     size_t dlen = 0;
-    TW_GUARD(pki_p12_make(m->key, m->cert, ca_certs, a->name, &m->p12_pass, a->p12_legacy, &der,
+    TW_GUARD(pki_p12_make(m->key, m->cert, ca_certs, a->name, &m->p12_pass, a->p12.legacy, &der,
                           &dlen, err));
     int rc = ca_write_output(o->p12, der, dlen, 0600, a->force, err);
     OPENSSL_clear_free(der, dlen);
@@ -276,8 +231,8 @@ static void print_result(const struct issue_args *a, const struct outputs *o, X5
 static int prepare(const struct issue_args *a, struct pki_csr **csr, struct pki_sans *sans,
                    struct outputs *o, struct material *m, struct tw_err *err)
 {
-    if (a->p12) {
-        int rc = ca_p12_password(a->p12_pass_file, &m->p12_pass, err);
+    if (a->p12.p12) {
+        int rc = ca_p12_password(a->p12.pass_file, &m->p12_pass, err);
         if (rc == 1)
             return tw_err_set(err, TW_ERR_USAGE,
                               "--p12 needs a password: --p12-pass-file F or "
@@ -288,7 +243,7 @@ static int prepare(const struct issue_args *a, struct pki_csr **csr, struct pki_
         return -1;
     TW_GUARD(build_sans(a, *csr, sans, err));
     TW_GUARD(plan_outputs(a, o, err));
-    if (*csr == NULL && (m->key = pki_key_generate(a->key_type, err)) == NULL)
+    if (*csr == NULL && (m->key = pki_key_generate(a->key.type, err)) == NULL)
         return -1;
     return 0;
 }
@@ -296,7 +251,7 @@ static int prepare(const struct issue_args *a, struct pki_csr **csr, struct pki_
 static int run(const struct issue_args *a, struct material *m, struct tw_err *err)
 {
     struct pki_ca *ca = NULL;
-    TW_GUARD(ca_open(cli_data_dir(a->dir), a->passfile, "issue", 1, &ca, err));
+    TW_GUARD(ca_open(cli_data_dir(a->ca.dir), a->ca.passfile, "issue", 1, &ca, err));
     struct pki_csr *csr = NULL;
     struct pki_sans sans;
     struct outputs o;
@@ -343,10 +298,10 @@ int cli_ca_issue(int argc, char **argv)
 {
     struct issue_args a;
     memset(&a, 0, sizeof(a));
-    a.key_type = PKI_KEY_EC_P256;
+    a.key.type = PKI_KEY_EC_P256;
     int rc = parse(argc, argv, &a);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
+    if (rc != FLAGS_GO_ON)
+        return rc;
     struct material m;
     memset(&m, 0, sizeof(m));
     struct tw_err err;

@@ -1,10 +1,11 @@
 /* `twoway ca list`: the inventory, filtered by status, expiry, name and profile. */
-#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/ca_common.h"
 #include "cli/cli.h"
+#include "cli/flags.h"
 #include "util/clock.h"
 
 static const char usage[] =
@@ -44,76 +45,64 @@ static int print_row(const struct store_cert *c, void *ctx)
     return 0;
 }
 
-static int parse_status(const char *text, int *out)
+struct list_args {
+    const char *dir;
+    struct store_filter f;
+    bool json;
+};
+
+static const struct flag_choice statuses[] = {
+    {"valid", STORE_VALID},
+    {"revoked", STORE_REVOKED},
+    {"expired", STORE_EXPIRED},
+    {NULL, 0},
+};
+
+/* The filter keeps the name; the check makes an unknown profile a usage error. */
+static int profile_flag(void *profile, const char *value, struct tw_err *err)
 {
-    static const char *const names[] = {"valid", "revoked", "expired"};
-    static const int values[] = {STORE_VALID, STORE_REVOKED, STORE_EXPIRED};
-    for (size_t i = 0; i < 3; i++)
-        if (strcmp(text, names[i]) == 0)
-            return (*out = values[i], 0);
-    return -1;
+    enum pki_profile p;
+    TW_GUARD(pki_profile_parse(value, &p, err));
+    *(const char **)profile = value;
+    return 0;
 }
+
+#define AT(field) offsetof(struct list_args, field)
+
+static const struct flag flags[] = {
+    {.name = "dir", .kind = FLAG_STRING, .off = AT(dir)},
+    {.name = "status", .kind = FLAG_CHOICE, .off = AT(f.status), .choices = statuses},
+    {.name = "expiring",
+     .kind = FLAG_DURATION,
+     .off = AT(f.expiring_within),
+     .min = 1,
+     .bad = "expected a duration like 30d"},
+    {.name = "name", .kind = FLAG_STRING, .off = AT(f.name_glob)},
+    {.name = "profile", .kind = FLAG_CALL, .off = AT(f.profile), .call = profile_flag},
+    {.name = "json", .kind = FLAG_BOOL, .off = AT(json)},
+    {.kind = FLAG_END},
+};
+
+static const struct flag_set flag_set = {.cmd = cmd, .usage = usage, .flags = flags};
 
 int cli_ca_list(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"dir", required_argument, NULL, 'd'},      {"status", required_argument, NULL, 's'},
-        {"expiring", required_argument, NULL, 'e'}, {"name", required_argument, NULL, 'n'},
-        {"profile", required_argument, NULL, 'p'},  {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
-    };
-    struct store_filter f = {.status = -1};
-    const char *dir = NULL;
-    int json = 0, c;
+    struct list_args a = {.f = {.status = -1}};
+    int nargs = 0;
+    int rc = flags_parse(&flag_set, &a, argc, argv, &nargs);
+    if (rc != FLAGS_GO_ON)
+        return rc;
     struct tw_err err;
     tw_err_clear(&err);
-    enum pki_profile profile;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            dir = optarg;
-            break;
-        case 'n':
-            f.name_glob = optarg;
-            break;
-        case 'j':
-            json = 1;
-            break;
-        case 's':
-            if (parse_status(optarg, &f.status) != 0)
-                return cli_usage_error(cmd, "--status '%s': use valid, revoked or expired", optarg);
-            break;
-        case 'e':
-            if (clock_duration_parse(optarg, &f.expiring_within, &err) != 0 ||
-                f.expiring_within <= 0)
-                return cli_usage_error(cmd, "--expiring '%s': expected a duration like 30d",
-                                       optarg);
-            break;
-        case 'p':
-            if (pki_profile_parse(optarg, &profile, &err) != 0)
-                return cli_usage_error(cmd, "%s", err.msg);
-            f.profile = optarg;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return 0;
-        default:
-            return ca_bad_option(cmd, c, optopt, argv, optind);
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     struct pki_ca *ca = NULL;
-    if (ca_open(cli_data_dir(dir), NULL, "list", 0, &ca, &err) != 0)
+    if (ca_open(cli_data_dir(a.dir), NULL, "list", 0, &ca, &err) != 0)
         return cli_fail(&err);
-    struct list_out out = {json ? json_array() : NULL, 0};
-    if (!json)
+    struct list_out out = {a.json ? json_array() : NULL, 0};
+    if (!a.json)
         printf("%-34s %-8s %-13s %-21s %s\n", "SERIAL", "STATUS", "PROFILE", "NOT_AFTER", "NAME");
-    int rc = store_cert_list(pki_ca_store(ca), &f, print_row, &out, &err);
+    rc = store_cert_list(pki_ca_store(ca), &a.f, print_row, &out, &err);
     pki_ca_free(ca);
-    if (rc == 0 && json) {
+    if (rc == 0 && a.json) {
         rc = json_dumpf(out.array, stdout, JSON_INDENT(2)) == 0 ? 0 : -1;
         printf("\n");
     }

@@ -1,13 +1,14 @@
 /* `twoway ca migrate`: copy an inventory into another store (SQLite to PostgreSQL, or back),
  * losslessly, reporting success only once counts and checksums of both sides agree. */
-#include <getopt.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli/ca_common.h"
 #include "cli/cli.h"
+#include "cli/flags.h"
 
 static const char usage[] =
     "usage: twoway ca migrate --from URI --to URI\n"
@@ -42,39 +43,31 @@ static int source_exists(const char *uri)
     return access(path, F_OK) == 0;
 }
 
-static int parse(int argc, char **argv, const char **from, const char **to)
+struct migrate_args {
+    const char *from, *to;
+};
+
+#define AT(field) offsetof(struct migrate_args, field)
+
+static const struct flag flags[] = {
+    {.name = "from", .kind = FLAG_STRING, .off = AT(from)},
+    {.name = "to", .kind = FLAG_STRING, .off = AT(to)},
+    {.kind = FLAG_END},
+};
+
+static const struct flag_set flag_set = {.cmd = cmd, .usage = usage, .flags = flags};
+
+static int parse(int argc, char **argv, struct migrate_args *a)
 {
-    static const struct option opts[] = {
-        {"from", required_argument, NULL, 'f'},
-        {"to", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'f':
-            *from = optarg;
-            break;
-        case 't':
-            *to = optarg;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return -1;
-        default:
-            return ca_bad_option(cmd, c, optopt, argv, optind);
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (*from == NULL || *to == NULL)
+    int nargs = 0;
+    int rc = flags_parse(&flag_set, a, argc, argv, &nargs);
+    if (rc != FLAGS_GO_ON)
+        return rc;
+    if (a->from == NULL || a->to == NULL)
         return cli_usage_error(cmd, "both --from URI and --to URI are needed");
-    if (strcmp(*from, *to) == 0)
+    if (strcmp(a->from, a->to) == 0)
         return cli_usage_error(cmd, "--from and --to are the same store");
-    return 0;
+    return FLAGS_GO_ON;
 }
 
 static void report(const char *from, const char *to, const struct store_copy_report *rep)
@@ -88,10 +81,11 @@ static void report(const char *from, const char *to, const struct store_copy_rep
 
 int cli_ca_migrate(int argc, char **argv)
 {
-    const char *from = NULL, *to = NULL;
-    int rc = parse(argc, argv, &from, &to);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
+    struct migrate_args a = {0};
+    int rc = parse(argc, argv, &a);
+    if (rc != FLAGS_GO_ON)
+        return rc;
+    const char *from = a.from, *to = a.to;
     struct tw_err err;
     if (!source_exists(from)) {
         tw_err_set(&err, TW_ERR_NOTFOUND, "ca migrate: no inventory at %s", from);

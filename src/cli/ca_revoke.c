@@ -1,11 +1,12 @@
 /* `twoway ca revoke`: record a revocation, then regenerate the CRL. */
-#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli/ca_common.h"
 #include "cli/cli.h"
+#include "cli/flags.h"
 
 static const char usage[] =
     "usage: twoway ca revoke SERIAL|NAME [--dir D] [--reason R] [--passphrase-file F]\n"
@@ -25,56 +26,53 @@ static const char usage[] =
 
 static const char cmd[] = "ca revoke";
 
+struct revoke_args {
+    struct flags_ca ca;
+    int reason; /* RFC 5280 CRLReason */
+};
+
+static int reason_flag(void *reason, const char *value, struct tw_err *err)
+{
+    return pki_reason_parse(value, reason, err);
+}
+
+#define AT(field) offsetof(struct revoke_args, field)
+
+static const struct flag flags[] = {
+    {.kind = FLAG_GROUP, .off = AT(ca), .group = flags_ca_group},
+    {.name = "reason", .kind = FLAG_CALL, .off = AT(reason), .call = reason_flag},
+    {.kind = FLAG_END},
+};
+
+static const struct flag_set flag_set = {.cmd = cmd,
+                                         .usage = usage,
+                                         .flags = flags,
+                                         .nargs = 1,
+                                         .nargs_error = "expected one SERIAL or NAME"};
+
 int cli_ca_revoke(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"dir", required_argument, NULL, 'd'},
-        {"reason", required_argument, NULL, 'r'},
-        {"passphrase-file", required_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *dir = NULL, *passfile = NULL;
-    int reason = 0, c;
+    struct revoke_args a = {0};
+    int nargs = 0;
+    int rc = flags_parse(&flag_set, &a, argc, argv, &nargs);
+    if (rc != FLAGS_GO_ON)
+        return rc;
+    const char *what = argv[1];
     struct tw_err err;
     tw_err_clear(&err);
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            dir = optarg;
-            break;
-        case 'p':
-            passfile = optarg;
-            break;
-        case 'r':
-            if (pki_reason_parse(optarg, &reason, &err) != 0)
-                return cli_usage_error(cmd, "%s", err.msg);
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return 0;
-        default:
-            return ca_bad_option(cmd, c, optopt, argv, optind);
-        }
-    }
-    if (argc - optind != 1)
-        return cli_usage_error(cmd, "expected one SERIAL or NAME");
-    const char *what = argv[optind];
     struct pki_ca *ca = NULL;
-    if (ca_open(cli_data_dir(dir), passfile, "revoke", 1, &ca, &err) != 0)
+    if (ca_open(cli_data_dir(a.ca.dir), a.ca.passfile, "revoke", 1, &ca, &err) != 0)
         return cli_fail(&err);
     struct store_cert row;
     memset(&row, 0, sizeof(row));
-    int rc = pki_ca_find(ca, what, &row, &err);
+    rc = pki_ca_find(ca, what, &row, &err);
     if (rc != 0) {
         struct tw_err ignored;
         if (pki_ca_audit(ca, "revoke", NULL, what, &err, &ignored) != 0)
             tw_err_clear(&ignored);
     }
     if (rc == 0)
-        rc = pki_ca_revoke(ca, row.serial, reason, (int64_t)time(NULL), &err);
+        rc = pki_ca_revoke(ca, row.serial, a.reason, (int64_t)time(NULL), &err);
     int64_t number = 0;
     if (rc == 0 && pki_ca_crl_write(ca, 0, NULL, &number, NULL, NULL, &err) != 0) {
         /* The revocation is recorded; only the published list lags behind. */
@@ -85,7 +83,7 @@ int cli_ca_revoke(int argc, char **argv)
                    row.serial, msg);
         rc = -1;
     } else if (rc == 0) {
-        printf("Revoked %s (%s): %s\n", row.serial, row.name, pki_reason_name(reason));
+        printf("Revoked %s (%s): %s\n", row.serial, row.name, pki_reason_name(a.reason));
         printf("crl: %s/ca/crl.pem (number %lld)\n", pki_ca_dir(ca), (long long)number);
     }
     store_cert_clear(&row);

@@ -1,12 +1,13 @@
 /* `twoway ca serve`: the CA as an HTTPS service (EST enrollment and re-enrollment, CRL
  * distribution, OCSP responder). */
-#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/ca_common.h"
 #include "cli/cli.h"
+#include "cli/flags.h"
 #include "est/est.h"
 #include "util/clock.h"
 
@@ -39,94 +40,73 @@ static const char usage[] =
 static const char cmd[] = "ca serve";
 
 struct serve_args {
-    const char *dir, *listen, *passfile, *access_log;
+    struct flags_ca ca;
+    const char *listen, *access_log;
     struct pki_sans sans;
     double rate, burst;
     int64_t ocsp_validity;
 };
 
-static int parse_number(const char *flag, const char *text, double *out)
+static int number_flag(const char *flag, const char *text, double *out, struct tw_err *err)
 {
     char *end = NULL;
     double v = strtod(text, &end);
-    if (end == NULL || *end != '\0' || !(v > 0) || v > 1e6)
-        return cli_usage_error(cmd, "%s '%s': expected a positive number", flag, text);
+    TW_ENSURE(end != NULL && *end == '\0' && v > 0 && v <= 1e6, err, TW_ERR_USAGE,
+              "%s '%s': expected a positive number", flag, text);
     *out = v;
     return 0;
 }
 
+static int rate_flag(void *rate, const char *value, struct tw_err *err)
+{
+    return number_flag("--rate", value, rate, err);
+}
+
+static int burst_flag(void *burst, const char *value, struct tw_err *err)
+{
+    return number_flag("--burst", value, burst, err);
+}
+
+#define AT(field) offsetof(struct serve_args, field)
+
+static const struct flag flags[] = {
+    {.kind = FLAG_GROUP, .off = AT(ca), .group = flags_ca_group},
+    {.name = "listen", .kind = FLAG_STRING, .off = AT(listen)},
+    {.name = "san", .kind = FLAG_CALL, .off = AT(sans), .call = ca_flag_sans},
+    {.name = "rate", .kind = FLAG_CALL, .off = AT(rate), .call = rate_flag},
+    {.name = "burst", .kind = FLAG_CALL, .off = AT(burst), .call = burst_flag},
+    {.name = "access-log", .kind = FLAG_STRING, .off = AT(access_log)},
+    {.name = "ocsp-validity",
+     .kind = FLAG_DURATION,
+     .off = AT(ocsp_validity),
+     .min = 1,
+     .bad = "expected a duration (1h)"},
+    {.kind = FLAG_END},
+};
+
+static const struct flag_set flag_set = {.cmd = cmd, .usage = usage, .flags = flags};
+
 static int parse(int argc, char **argv, struct serve_args *a)
 {
-    static const struct option opts[] = {
-        {"dir", required_argument, NULL, 'd'},
-        {"listen", required_argument, NULL, 'l'},
-        {"san", required_argument, NULL, 's'},
-        {"passphrase-file", required_argument, NULL, 'p'},
-        {"rate", required_argument, NULL, 'r'},
-        {"burst", required_argument, NULL, 'b'},
-        {"access-log", required_argument, NULL, 'a'},
-        {"ocsp-validity", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    int nargs = 0;
+    int rc = flags_parse(&flag_set, a, argc, argv, &nargs);
+    if (rc != FLAGS_GO_ON)
+        return rc;
     struct tw_err err;
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            a->dir = optarg;
-            break;
-        case 'l':
-            a->listen = optarg;
-            break;
-        case 'p':
-            a->passfile = optarg;
-            break;
-        case 'a':
-            a->access_log = optarg;
-            break;
-        case 's':
-            if (pki_sans_parse(&a->sans, optarg, &err) != 0)
-                return cli_usage_error(cmd, "%s", err.msg);
-            break;
-        case 'r':
-            if (parse_number("--rate", optarg, &a->rate) != 0)
-                return 2;
-            break;
-        case 'b':
-            if (parse_number("--burst", optarg, &a->burst) != 0)
-                return 2;
-            break;
-        case 'o':
-            if (clock_duration_parse(optarg, &a->ocsp_validity, &err) != 0 || a->ocsp_validity < 1)
-                return cli_usage_error(cmd, "--ocsp-validity '%s': expected a duration (1h)",
-                                       optarg);
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return -1;
-        default:
-            return ca_bad_option(cmd, c, optopt, argv, optind);
-        }
-    }
-    if (optind != argc)
-        return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (a->listen != NULL && est_listen_check(a->listen, &err) != 0)
         return cli_usage_error(cmd, "%s", err.msg);
-    return 0;
+    return FLAGS_GO_ON;
 }
 
 static int run(const struct serve_args *a, FILE *log, struct tw_err *err)
 {
     struct pki_ca *ca = NULL;
-    TW_GUARD(pki_ca_open(cli_data_dir(a->dir), &ca, err));
+    TW_GUARD(pki_ca_open(cli_data_dir(a->ca.dir), &ca, err));
     struct pki_secret pass;
     memset(&pass, 0, sizeof(pass));
     int have = 0;
     struct pki_signer *ocsp = NULL;
-    int rc = ca_passphrase(a->passfile, &pass, &have, err);
+    int rc = ca_passphrase(a->ca.passfile, &pass, &have, err);
     if (rc == 0)
         rc = pki_ca_unlock(ca, have ? &pass : NULL, err);
     if (rc == 0 && (ocsp = pki_ca_ocsp_signer(ca, have ? &pass : NULL, err)) == NULL)
@@ -153,8 +133,8 @@ int cli_ca_serve(int argc, char **argv)
     struct serve_args a;
     memset(&a, 0, sizeof(a));
     int rc = parse(argc, argv, &a);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
+    if (rc != FLAGS_GO_ON)
+        return rc;
     FILE *log = stderr;
     if (a.access_log != NULL && strcmp(a.access_log, "off") == 0)
         log = NULL;

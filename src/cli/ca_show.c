@@ -1,10 +1,11 @@
 /* `twoway ca show`: one certificate from the inventory, by serial or newest by name. */
-#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/ca_common.h"
 #include "cli/cli.h"
+#include "cli/flags.h"
 
 static const char usage[] =
     "usage: twoway ca show SERIAL|NAME [--dir D] [--pem | --json]\n"
@@ -21,55 +22,49 @@ static const char usage[] =
 
 static const char cmd[] = "ca show";
 
+struct show_args {
+    const char *dir;
+    bool pem, json;
+};
+
+#define AT(field) offsetof(struct show_args, field)
+
+static const struct flag flags[] = {
+    {.name = "dir", .kind = FLAG_STRING, .off = AT(dir)},
+    {.name = "pem", .kind = FLAG_BOOL, .off = AT(pem)},
+    {.name = "json", .kind = FLAG_BOOL, .off = AT(json)},
+    {.kind = FLAG_END},
+};
+
+static const struct flag_set flag_set = {.cmd = cmd,
+                                         .usage = usage,
+                                         .flags = flags,
+                                         .nargs = 1,
+                                         .nargs_error = "expected one SERIAL or NAME"};
+
 int cli_ca_show(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"dir", required_argument, NULL, 'd'},
-        {"pem", no_argument, NULL, 'p'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *dir = NULL;
-    int pem = 0, json = 0, c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            dir = optarg;
-            break;
-        case 'p':
-            pem = 1;
-            break;
-        case 'j':
-            json = 1;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return 0;
-        default:
-            return ca_bad_option(cmd, c, optopt, argv, optind);
-        }
-    }
-    if (argc - optind != 1)
-        return cli_usage_error(cmd, "expected one SERIAL or NAME");
-    if (pem && json)
+    struct show_args a = {0};
+    int nargs = 0;
+    int rc = flags_parse(&flag_set, &a, argc, argv, &nargs);
+    if (rc != FLAGS_GO_ON)
+        return rc;
+    if (a.pem && a.json)
         return cli_usage_error(cmd, "--pem and --json exclude each other");
     struct tw_err err;
     tw_err_clear(&err);
     struct pki_ca *ca = NULL;
-    if (ca_open(cli_data_dir(dir), NULL, "show", 0, &ca, &err) != 0)
+    if (ca_open(cli_data_dir(a.dir), NULL, "show", 0, &ca, &err) != 0)
         return cli_fail(&err);
     struct store_cert row;
     memset(&row, 0, sizeof(row));
-    int rc = pki_ca_find(ca, argv[optind], &row, &err);
+    rc = pki_ca_find(ca, argv[1], &row, &err);
     pki_ca_free(ca);
     if (rc != 0)
         return cli_fail(&err);
-    if (pem) {
+    if (a.pem) {
         fputs(row.pem != NULL ? row.pem : "", stdout);
-    } else if (json) {
+    } else if (a.json) {
         json_t *obj = ca_row_json(&row);
         json_dumpf(obj, stdout, JSON_INDENT(2));
         printf("\n");

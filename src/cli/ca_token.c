@@ -1,10 +1,11 @@
 /* `twoway ca token`: a one-time enrollment token for `twoway enroll`. */
-#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/ca_common.h"
 #include "cli/cli.h"
+#include "cli/flags.h"
 #include "util/clock.h"
 
 static const char usage[] =
@@ -33,63 +34,49 @@ struct token_args {
     const char *dir, *url;
     struct pki_token_spec spec;
     struct pki_sans sans;
+    int profile; /* --profile, an enum pki_profile */
 };
+
+static const struct flag_choice profiles[] = {
+    {"client", PKI_PROFILE_CLIENT},
+    {"server", PKI_PROFILE_SERVER},
+    {NULL, 0},
+};
+
+#define AT(field) offsetof(struct token_args, field)
+
+static const struct flag flags[] = {
+    {.name = "dir", .kind = FLAG_STRING, .off = AT(dir)},
+    {.name = "ttl",
+     .kind = FLAG_DURATION,
+     .off = AT(spec.ttl),
+     .min = 1,
+     .bad = "expected a duration (90s, 15m, 24h, 7d)"},
+    {.name = "san", .kind = FLAG_CALL, .off = AT(sans), .call = ca_flag_sans},
+    {.name = "profile", .kind = FLAG_CHOICE, .off = AT(profile), .choices = profiles},
+    {.name = "days", .kind = FLAG_CALL, .off = AT(spec.lifetime), .call = ca_flag_validity},
+    {.name = "url", .kind = FLAG_STRING, .off = AT(url)},
+    {.kind = FLAG_END},
+};
+
+static const struct flag_set flag_set = {
+    .cmd = cmd, .usage = usage, .flags = flags, .nargs = 1, .nargs_error = "expected one NAME"};
 
 static int parse(int argc, char **argv, struct token_args *a)
 {
-    static const struct option opts[] = {
-        {"dir", required_argument, NULL, 'd'},  {"ttl", required_argument, NULL, 't'},
-        {"san", required_argument, NULL, 's'},  {"profile", required_argument, NULL, 'P'},
-        {"days", required_argument, NULL, 'D'}, {"url", required_argument, NULL, 'u'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
-    };
-    struct tw_err err;
-    int c;
-    optind = 0;
-    opterr = 0;
-    a->spec.profile = PKI_PROFILE_CLIENT;
+    a->profile = PKI_PROFILE_CLIENT;
     a->spec.ttl = 86400;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            a->dir = optarg;
-            break;
-        case 'u':
-            a->url = optarg;
-            break;
-        case 's':
-            if (pki_sans_parse(&a->sans, optarg, &err) != 0)
-                return cli_usage_error(cmd, "%s", err.msg);
-            break;
-        case 't':
-            if (clock_duration_parse(optarg, &a->spec.ttl, &err) != 0 || a->spec.ttl < 1)
-                return cli_usage_error(cmd, "--ttl '%s': expected a duration (90s, 15m, 24h, 7d)",
-                                       optarg);
-            break;
-        case 'D':
-            if (ca_parse_validity(optarg, &a->spec.lifetime, &err) != 0)
-                return cli_usage_error(cmd, "%s", err.msg);
-            break;
-        case 'P':
-            if (strcmp(optarg, "client") != 0 && strcmp(optarg, "server") != 0)
-                return cli_usage_error(cmd, "--profile '%s': use client or server", optarg);
-            a->spec.profile =
-                strcmp(optarg, "client") == 0 ? PKI_PROFILE_CLIENT : PKI_PROFILE_SERVER;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return -1;
-        default:
-            return ca_bad_option(cmd, c, optopt, argv, optind);
-        }
-    }
-    if (argc - optind != 1)
-        return cli_usage_error(cmd, "expected one NAME");
-    a->spec.name = argv[optind];
+    int nargs = 0;
+    int rc = flags_parse(&flag_set, a, argc, argv, &nargs);
+    if (rc != FLAGS_GO_ON)
+        return rc;
+    a->spec.name = argv[1];
+    struct tw_err err;
     if (pki_name_check(a->spec.name, &err) != 0)
         return cli_usage_error(cmd, "%s", err.msg);
+    a->spec.profile = (enum pki_profile)a->profile;
     a->spec.sans = &a->sans;
-    return 0;
+    return FLAGS_GO_ON;
 }
 
 int cli_ca_token(int argc, char **argv)
@@ -97,8 +84,8 @@ int cli_ca_token(int argc, char **argv)
     struct token_args a;
     memset(&a, 0, sizeof(a));
     int rc = parse(argc, argv, &a);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
+    if (rc != FLAGS_GO_ON)
+        return rc;
     struct tw_err err;
     tw_err_clear(&err);
     struct pki_ca *ca = NULL;

@@ -1,8 +1,8 @@
 /* `twoway enroll`: first enrollment over EST with a one-time token. The key pair is made here
  * and never leaves this machine; only a CSR (public key + proof of possession) is sent. Trust
  * in the CA starts from the root fingerprint `ca init` / `ca token` printed (or --ca FILE). */
-#include <getopt.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +11,7 @@
 
 #include "cli/ca_common.h"
 #include "cli/cli.h"
+#include "cli/flags.h"
 #include "est/est.h"
 #include "tlsx/tlsx.h"
 #include "util/buf.h"
@@ -47,89 +48,47 @@ static const char usage[] =
 
 static const char cmd[] = "enroll";
 
-enum { OPT_P12 = 256, OPT_P12_LEGACY, OPT_P12_PASS, OPT_FORCE, OPT_TOKEN_FILE, OPT_FP };
-
 struct enroll_args {
-    const char *url, *name, *token, *token_file, *fingerprint, *ca_file, *out, *p12_pass_file;
-    enum pki_key_type key_type;
+    struct flags_p12 p12;
+    const char *url, *name, *token, *token_file, *fingerprint, *ca_file, *out;
+    struct ca_key_flag key;
     struct pki_sans sans;
-    int force, p12, p12_legacy;
+    bool force;
 };
+
+#define AT(field) offsetof(struct enroll_args, field)
+
+static const struct flag flags[] = {
+    {.kind = FLAG_GROUP, .off = AT(p12), .group = flags_p12_group},
+    {.name = "token", .kind = FLAG_STRING, .off = AT(token)},
+    {.name = "token-file", .kind = FLAG_STRING, .off = AT(token_file)},
+    {.name = "name", .kind = FLAG_STRING, .off = AT(name)},
+    {.name = "key", .kind = FLAG_CALL, .off = AT(key), .call = ca_flag_key},
+    {.name = "out", .kind = FLAG_STRING, .off = AT(out)},
+    {.name = "ca-fingerprint", .kind = FLAG_STRING, .off = AT(fingerprint)},
+    {.name = "ca", .kind = FLAG_STRING, .off = AT(ca_file)},
+    {.name = "san", .kind = FLAG_CALL, .off = AT(sans), .call = ca_flag_sans},
+    {.name = "force", .kind = FLAG_BOOL, .off = AT(force)},
+    {.kind = FLAG_END},
+};
+
+static const struct flag_set flag_set = {.cmd = cmd,
+                                         .usage = usage,
+                                         .flags = flags,
+                                         .nargs = 1,
+                                         .nargs_error =
+                                             "expected the CA server URL (https://HOST:PORT)"};
 
 static int parse(int argc, char **argv, struct enroll_args *a)
 {
-    static const struct option opts[] = {
-        {"token", required_argument, NULL, 't'},
-        {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
-        {"name", required_argument, NULL, 'n'},
-        {"key", required_argument, NULL, 'k'},
-        {"out", required_argument, NULL, 'o'},
-        {"ca-fingerprint", required_argument, NULL, OPT_FP},
-        {"ca", required_argument, NULL, 'c'},
-        {"san", required_argument, NULL, 's'},
-        {"force", no_argument, NULL, OPT_FORCE},
-        {"p12", no_argument, NULL, OPT_P12},
-        {"p12-legacy", no_argument, NULL, OPT_P12_LEGACY},
-        {"p12-pass-file", required_argument, NULL, OPT_P12_PASS},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    struct tw_err err;
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 't':
-            a->token = optarg;
-            break;
-        case OPT_TOKEN_FILE:
-            a->token_file = optarg;
-            break;
-        case 'n':
-            a->name = optarg;
-            break;
-        case 'o':
-            a->out = optarg;
-            break;
-        case OPT_FP:
-            a->fingerprint = optarg;
-            break;
-        case 'c':
-            a->ca_file = optarg;
-            break;
-        case OPT_FORCE:
-            a->force = 1;
-            break;
-        case OPT_P12:
-            a->p12 = 1;
-            break;
-        case OPT_P12_LEGACY:
-            a->p12_legacy = 1;
-            break;
-        case OPT_P12_PASS:
-            a->p12_pass_file = optarg;
-            break;
-        case 's':
-            if (pki_sans_parse(&a->sans, optarg, &err) != 0)
-                return cli_usage_error(cmd, "%s", err.msg);
-            break;
-        case 'k':
-            if (pki_key_type_parse(optarg, &a->key_type, &err) != 0)
-                return cli_usage_error(cmd, "%s", err.msg);
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return -1;
-        default:
-            return ca_bad_option(cmd, c, optopt, argv, optind);
-        }
-    }
-    if (argc - optind != 1)
-        return cli_usage_error(cmd, "expected the CA server URL (https://HOST:PORT)");
-    a->url = argv[optind];
+    int nargs = 0;
+    int rc = flags_parse(&flag_set, a, argc, argv, &nargs);
+    if (rc != FLAGS_GO_ON)
+        return rc;
+    a->url = argv[1];
     if (a->name == NULL)
         return cli_usage_error(cmd, "--name N is required");
+    struct tw_err err;
     if (pki_name_check(a->name, &err) != 0)
         return cli_usage_error(cmd, "%s", err.msg);
     if ((a->token == NULL) == (a->token_file == NULL))
@@ -139,13 +98,7 @@ static int parse(int argc, char **argv, struct enroll_args *a)
     if ((a->fingerprint == NULL) == (a->ca_file == NULL))
         return cli_usage_error(cmd, "trust the CA with --ca-fingerprint SHA256 (printed by 'ca "
                                     "init' and 'ca token') or --ca FILE");
-    if ((a->p12_legacy || a->p12_pass_file != NULL) && !a->p12)
-        return cli_usage_error(cmd, "--p12-legacy and --p12-pass-file need --p12");
-    const char *env = getenv("TWOWAY_P12_PASS_FILE");
-    if (a->p12 && a->p12_pass_file == NULL && (env == NULL || env[0] == '\0'))
-        return cli_usage_error(cmd, "--p12 needs a password: --p12-pass-file F or "
-                                    "TWOWAY_P12_PASS_FILE");
-    return 0;
+    return flags_p12_check(cmd, &a->p12);
 }
 
 struct paths {
@@ -165,7 +118,7 @@ static int plan(const struct enroll_args *a, struct paths *p, struct tw_err *err
                  {p->crt, a->name, ".crt", 1},
                  {p->chain, a->name, ".chain.pem", 1},
                  {p->root, "ca", ".pem", 1},
-                 {p->p12, a->name, ".p12", a->p12}};
+                 {p->p12, a->name, ".p12", a->p12.p12}};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         files[i].path[0] = '\0';
         if (!files[i].wanted)
@@ -264,13 +217,13 @@ static int write_outputs(const struct enroll_args *a, const struct paths *p, EVP
         rc = ca_write_output(p->chain, chain.data, chain.len, 0644, a->force, err);
     tw_buf_free(&chain);
     TW_GUARD(rc);
-    if (!a->p12)
+    if (!a->p12.p12)
         return 0;
     struct pki_secret pass;
-    TW_GUARD(ca_p12_password(a->p12_pass_file, &pass, err));
+    TW_GUARD(ca_p12_password(a->p12.pass_file, &pass, err));
     unsigned char *der = NULL;
     size_t dlen = 0;
-    rc = pki_p12_make(key, cert, cacerts, a->name, &pass, a->p12_legacy, &der, &dlen, err);
+    rc = pki_p12_make(key, cert, cacerts, a->name, &pass, a->p12.legacy, &der, &dlen, err);
     pki_secret_wipe(&pass);
     if (rc == 0)
         rc = ca_write_output(p->p12, der, dlen, 0600, a->force, err);
@@ -329,7 +282,7 @@ static int enroll(const struct enroll_args *a, const char *token, struct tw_err 
     struct paths p;
     TW_GUARD(est_url_parse(a->url, &u, err));
     TW_GUARD(plan(a, &p, err));
-    TW_AUTO(EVP_PKEY) *key = pki_key_generate(a->key_type, err);
+    TW_AUTO(EVP_PKEY) *key = pki_key_generate(a->key.type, err);
     if (key == NULL)
         return -1;
     unsigned char *csr = NULL;
@@ -360,10 +313,10 @@ int cli_enroll(int argc, char **argv)
 {
     struct enroll_args a;
     memset(&a, 0, sizeof(a));
-    a.key_type = PKI_KEY_EC_P256;
+    a.key.type = PKI_KEY_EC_P256;
     int rc = parse(argc, argv, &a);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
+    if (rc != FLAGS_GO_ON)
+        return rc;
     struct tw_err err;
     tw_err_clear(&err);
     struct pki_secret token;

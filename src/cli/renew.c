@@ -1,10 +1,10 @@
 /* `twoway renew`: re-enroll with the current certificate over mTLS (RFC 7030 §4.2.2) and
  * replace the files without ever leaving an unusable pair; --daemon does it at about two
  * thirds of each certificate's life, retrying with backoff while the CA is unreachable. */
-#include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +16,7 @@
 
 #include "cli/ca_common.h"
 #include "cli/cli.h"
+#include "cli/flags.h"
 #include "cli/renew_swap.h"
 #include "est/est.h"
 #include "tlsx/tlsx.h"
@@ -54,108 +55,75 @@ static const char cmd[] = "renew";
 static volatile sig_atomic_t stop_requested;
 
 struct renew_args {
-    const char *cert, *key, *server, *ca, *exec;
-    int rekey, daemon, key_type_given;
-    enum pki_key_type key_type;
+    struct flags_tls tls; /* --cert, --key (the current pair), --ca */
+    const char *server, *exec;
+    bool rekey, daemon;
+    struct ca_key_flag key_type;
     int64_t retry_max;
     char ca_default[PATH_MAX];
     char chain[PATH_MAX]; /* N.chain.pem to keep in step with C, or "" */
 };
 
-enum { OPT_REKEY = 256, OPT_DAEMON, OPT_RETRY_MAX, OPT_KEY_TYPE, OPT_CHAIN };
-
 /* `twoway enroll` and `ca issue` write N.crt next to N.chain.pem: keep that one current too. */
 static void chain_default(struct renew_args *a)
 {
-    size_t n = strlen(a->cert);
-    if (a->chain[0] != '\0' || n < 4 || strcmp(a->cert + n - 4, ".crt") != 0)
+    size_t n = strlen(a->tls.cert);
+    if (a->chain[0] != '\0' || n < 4 || strcmp(a->tls.cert + n - 4, ".crt") != 0)
         return;
-    snprintf(a->chain, sizeof(a->chain), "%.*s.chain.pem", (int)(n - 4), a->cert);
+    snprintf(a->chain, sizeof(a->chain), "%.*s.chain.pem", (int)(n - 4), a->tls.cert);
     if (!fs_exists(a->chain))
         a->chain[0] = '\0';
 }
 
+static int chain_flag(void *chain, const char *value, struct tw_err *err)
+{
+    TW_ENSURE(snprintf(chain, PATH_MAX, "%s", value) < PATH_MAX, err, TW_ERR_USAGE,
+              "--chain: path too long");
+    return 0;
+}
+
+#define AT(field) offsetof(struct renew_args, field)
+
+static const struct flag flags[] = {
+    {.kind = FLAG_GROUP, .off = AT(tls), .group = flags_tls_group},
+    {.name = "server", .kind = FLAG_STRING, .off = AT(server)},
+    {.name = "exec", .kind = FLAG_STRING, .off = AT(exec)},
+    {.name = "rekey", .kind = FLAG_BOOL, .off = AT(rekey)},
+    {.name = "daemon", .kind = FLAG_BOOL, .off = AT(daemon)},
+    {.name = "retry-max",
+     .kind = FLAG_DURATION,
+     .off = AT(retry_max),
+     .min = 1,
+     .bad = "expected a duration (5m)"},
+    {.name = "key-type", .kind = FLAG_CALL, .off = AT(key_type), .call = ca_flag_key},
+    {.name = "chain", .kind = FLAG_CALL, .off = AT(chain), .call = chain_flag},
+    {.kind = FLAG_END},
+};
+
+static const struct flag_set flag_set = {.cmd = cmd, .usage = usage, .flags = flags};
+
 static int parse(int argc, char **argv, struct renew_args *a)
 {
-    static const struct option opts[] = {
-        {"cert", required_argument, NULL, 'c'},
-        {"key", required_argument, NULL, 'k'},
-        {"server", required_argument, NULL, 's'},
-        {"ca", required_argument, NULL, 'a'},
-        {"exec", required_argument, NULL, 'e'},
-        {"rekey", no_argument, NULL, OPT_REKEY},
-        {"daemon", no_argument, NULL, OPT_DAEMON},
-        {"retry-max", required_argument, NULL, OPT_RETRY_MAX},
-        {"key-type", required_argument, NULL, OPT_KEY_TYPE},
-        {"chain", required_argument, NULL, OPT_CHAIN},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    struct tw_err err;
-    int c;
-    optind = 0;
-    opterr = 0;
     a->retry_max = 300;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            a->cert = optarg;
-            break;
-        case 'k':
-            a->key = optarg;
-            break;
-        case 's':
-            a->server = optarg;
-            break;
-        case 'a':
-            a->ca = optarg;
-            break;
-        case 'e':
-            a->exec = optarg;
-            break;
-        case OPT_REKEY:
-            a->rekey = 1;
-            break;
-        case OPT_DAEMON:
-            a->daemon = 1;
-            break;
-        case OPT_RETRY_MAX:
-            if (clock_duration_parse(optarg, &a->retry_max, &err) != 0 || a->retry_max < 1)
-                return cli_usage_error(cmd, "--retry-max '%s': expected a duration (5m)", optarg);
-            break;
-        case OPT_CHAIN:
-            if (snprintf(a->chain, sizeof(a->chain), "%s", optarg) >= (int)sizeof(a->chain))
-                return cli_usage_error(cmd, "--chain: path too long");
-            break;
-        case OPT_KEY_TYPE:
-            if (pki_key_type_parse(optarg, &a->key_type, &err) != 0)
-                return cli_usage_error(cmd, "%s", err.msg);
-            a->key_type_given = 1;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return -1;
-        default:
-            return ca_bad_option(cmd, c, optopt, argv, optind);
-        }
-    }
-    if (optind != argc)
-        return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (a->cert == NULL || a->key == NULL || a->server == NULL)
+    int nargs = 0;
+    int rc = flags_parse(&flag_set, a, argc, argv, &nargs);
+    if (rc != FLAGS_GO_ON)
+        return rc;
+    if (a->tls.cert == NULL || a->tls.key == NULL || a->server == NULL)
         return cli_usage_error(cmd, "--cert, --key and --server are required");
-    if (a->key_type_given && !a->rekey)
+    if (a->key_type.given && !a->rekey)
         return cli_usage_error(cmd, "--key-type needs --rekey");
     chain_default(a);
-    if (a->ca == NULL) {
+    if (a->tls.ca == NULL) {
         char copy[PATH_MAX];
-        snprintf(copy, sizeof(copy), "%s", a->cert);
+        snprintf(copy, sizeof(copy), "%s", a->tls.cert);
         snprintf(a->ca_default, sizeof(a->ca_default), "%s/ca.pem", dirname(copy));
         if (!fs_exists(a->ca_default))
             return cli_usage_error(cmd, "--ca F is needed (no %s next to the certificate)",
                                    a->ca_default);
-        a->ca = a->ca_default;
+        a->tls.ca = a->ca_default;
     }
-    return 0;
+    return FLAGS_GO_ON;
 }
 
 /* The key type of an existing key, for --rekey without --key-type. */
@@ -190,18 +158,18 @@ static int load_current(const struct renew_args *a, struct current *c, struct tw
 {
     memset(c, 0, sizeof(*c));
     const char *note = "";
-    TW_GUARD(renew_swap_recover(a->cert, a->key, &note, err));
+    TW_GUARD(renew_swap_recover(a->tls.cert, a->tls.key, &note, err));
     if (note[0] != '\0')
-        fprintf(stderr, "twoway renew: %s: %s\n", a->cert, note);
-    TW_GUARD(tlsx_cert_chain_load(a->cert, &c->cert, &c->chain, err));
-    if ((c->key = pki_key_load(a->key, NULL, err)) == NULL)
+        fprintf(stderr, "twoway renew: %s: %s\n", a->tls.cert, note);
+    TW_GUARD(tlsx_cert_chain_load(a->tls.cert, &c->cert, &c->chain, err));
+    if ((c->key = pki_key_load(a->tls.key, NULL, err)) == NULL)
         return -1;
     TW_ENSURE(pki_key_matches_cert(c->key, c->cert), err, TW_ERR_PKI, "%s does not belong to %s",
-              a->key, a->cert);
+              a->tls.key, a->tls.cert);
     TW_GUARD(pki_time_to_unix(X509_get0_notBefore(c->cert), &c->not_before, err));
     TW_GUARD(pki_time_to_unix(X509_get0_notAfter(c->cert), &c->not_after, err));
     struct stat st;
-    c->written = stat(a->cert, &st) == 0 ? (int64_t)st.st_mtime : c->not_before;
+    c->written = stat(a->tls.cert, &st) == 0 ? (int64_t)st.st_mtime : c->not_before;
     return 0;
 }
 
@@ -214,15 +182,15 @@ static int expired_error(const struct renew_args *a, const struct current *c, st
                       "%s expired at %s and cannot renew itself; it needs a new token: run "
                       "'twoway ca token %s' on the CA, then 'twoway enroll %s --name %s --token "
                       "TOKEN --ca %s'",
-                      a->cert, clock_iso8601((time_t)c->not_after, when, sizeof(when)), name,
-                      a->server, name, a->ca);
+                      a->tls.cert, clock_iso8601((time_t)c->not_after, when, sizeof(when)), name,
+                      a->server, name, a->tls.ca);
 }
 
 static SSL_CTX *client_ctx(const struct renew_args *a, const struct current *c, struct tw_err *err)
 {
     struct tlsx_client_opts o;
     tlsx_client_opts_init(&o);
-    o.ca_file = a->ca;
+    o.ca_file = a->tls.ca;
     o.cert = c->cert;
     o.chain = c->chain;
     o.key = c->key;
@@ -271,7 +239,7 @@ static int install(const struct renew_args *a, const struct current *c, X509 *ce
     if (rc == 0 && new_key != NULL)
         rc = pki_key_to_pem(new_key, NULL, &kpem, &klen, err);
     if (rc == 0)
-        rc = renew_swap(a->cert, a->key, (const char *)crt.data, crt.len, kpem, klen, err);
+        rc = renew_swap(a->tls.cert, a->tls.key, (const char *)crt.data, crt.len, kpem, klen, err);
     pki_pem_free(kpem, klen);
     tw_buf_free(&crt);
     TW_GUARD(rc);
@@ -288,7 +256,7 @@ static int renew_once(const struct renew_args *a, const struct current *c, char 
         return expired_error(a, c, err);
     TW_AUTO(EVP_PKEY) *new_key = NULL;
     if (a->rekey && (new_key = pki_key_generate(
-                         a->key_type_given ? a->key_type : key_type_of(c->key), err)) == NULL)
+                         a->key_type.given ? a->key_type.type : key_type_of(c->key), err)) == NULL)
         return -1;
     EVP_PKEY *key = new_key != NULL ? new_key : c->key;
     unsigned char *csr = NULL;
@@ -336,12 +304,12 @@ static int renew_and_report(const struct renew_args *a, const struct current *c,
     char serial[STORE_SERIAL_MAX] = "?", when[32];
     int64_t not_after = 0;
     TW_GUARD(renew_once(a, c, serial, &not_after, err));
-    printf("Renewed %s\nserial: %s\nnot_after: %s\n", a->cert, serial,
+    printf("Renewed %s\nserial: %s\nnot_after: %s\n", a->tls.cert, serial,
            clock_iso8601((time_t)not_after, when, sizeof(when)));
     fflush(stdout);
     if (a->daemon) /* stdout may not be watched in daemon mode: log it too */
-        fprintf(stderr, "twoway renew: %s renewed: serial %s, valid until %s\n", a->cert, serial,
-                when);
+        fprintf(stderr, "twoway renew: %s renewed: serial %s, valid until %s\n", a->tls.cert,
+                serial, when);
     if (a->exec == NULL || run_exec(a->exec, err) == 0)
         return 0;
     if (!a->daemon)
@@ -404,7 +372,7 @@ static int daemon_loop(const struct renew_args *a, struct tw_err *err)
             rc = expired_error(a, &c, err);
         } else if (at > now) {
             char when[32];
-            fprintf(stderr, "twoway renew: %s: next renewal at %s (in %lld s)\n", a->cert,
+            fprintf(stderr, "twoway renew: %s: next renewal at %s (in %lld s)\n", a->tls.cert,
                     clock_iso8601((time_t)at, when, sizeof(when)), (long long)(at - now));
             nap(at - now);
         } else if (renew_and_report(a, &c, err) == 0) {
@@ -432,8 +400,8 @@ int cli_renew(int argc, char **argv)
     struct renew_args a;
     memset(&a, 0, sizeof(a));
     int rc = parse(argc, argv, &a);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
+    if (rc != FLAGS_GO_ON)
+        return rc;
     struct tw_err err;
     tw_err_clear(&err);
     signal(SIGPIPE, SIG_IGN);
