@@ -3,12 +3,13 @@
  * it behaved as narrated; the demo exits 0 only when every step did. */
 #include "cli/cli.h"
 #include "cli/demo.h"
+#include "cli/flags.h"
 
 #include <arpa/inet.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,28 +328,28 @@ static const char usage[] =
     "  --serve   then keep everything running and print commands to try by hand, until Ctrl-C\n"
     "  --keep    keep the temp dir (its path is printed)\n";
 
+struct demo_args {
+    bool serve, keep;
+};
+
+static const struct flag flags[] = {
+    {.name = "serve", .kind = FLAG_BOOL, .off = offsetof(struct demo_args, serve)},
+    {.name = "keep", .kind = FLAG_BOOL, .off = offsetof(struct demo_args, keep)},
+    {.kind = FLAG_END},
+};
+
+static const struct flag_set flag_set = {.cmd = "demo", .usage = usage, .flags = flags};
+
 int cli_demo(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "backend") == 0)
         return demo_backend_main(argc - 1, argv + 1);
-    static const struct option opts[] = {{"serve", no_argument, NULL, 's'},
-                                         {"keep", no_argument, NULL, 'k'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int serve = 0, keep = 0, c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(usage, stdout);
-            return 0;
-        }
-        if (c != 's' && c != 'k')
-            return cli_usage_error("demo", "unknown option");
-        serve |= c == 's';
-        keep |= c == 'k' || c == 's';
-    }
-    if (optind != argc)
-        return cli_usage_error("demo", "unexpected argument '%s'", argv[optind]);
+    struct demo_args a = {false, false};
+    int nargs = 0;
+    int rc = flags_parse(&flag_set, &a, argc, argv, &nargs);
+    if (rc != FLAGS_GO_ON)
+        return rc;
+    bool serve = a.serve, keep = a.keep || a.serve;
 
     struct demo d;
     memset(&d, 0, sizeof(d));

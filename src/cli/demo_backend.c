@@ -1,8 +1,8 @@
 /* The demo's backend: a plain HTTP service that knows nothing about TLS. It trusts the gateway
  * in front of it and greets the client named in the RFC 9440 Client-Cert header. */
 #include "cli/demo.h"
+#include "cli/flags.h"
 
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,18 +78,24 @@ static void on_signal(evutil_socket_t fd, short what, void *arg)
     event_base_loopexit(arg, NULL);
 }
 
+static const char usage[] = "usage: twoway demo backend --listen 127.0.0.1:PORT\n"
+                            "\n"
+                            "The demo's plain HTTP backend: greets the client the gateway names.\n";
+
+static const struct flag flags[] = {
+    {.name = "listen", .kind = FLAG_STRING, .off = 0},
+    {.kind = FLAG_END},
+};
+
+static const struct flag_set flag_set = {.cmd = "demo backend", .usage = usage, .flags = flags};
+
 int demo_backend_main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
-                                         {NULL, 0, NULL, 0}};
     const char *listen = NULL;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c != 'l')
-            return cli_usage_error("demo backend", "unknown option");
-        listen = optarg;
-    }
+    int nargs = 0;
+    int rc = flags_parse(&flag_set, &listen, argc, argv, &nargs);
+    if (rc != FLAGS_GO_ON)
+        return rc;
     const char *colon = listen != NULL ? strrchr(listen, ':') : NULL;
     if (colon == NULL)
         return cli_usage_error("demo backend", "--listen 127.0.0.1:PORT is required");
