@@ -1,49 +1,13 @@
 /* Fuzz the gateway configuration: arbitrary bytes as an INI file (the same reader path as
  * gw_config_load_file), and the same bytes split at newlines as command-line flags. Neither
  * may crash or leak; an accepted config must also survive explain. */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "gateway/config.h"
-
-#define MAX_ARGS 64
-
-static void use(struct gw_config *cfg)
-{
-    static FILE *sink;
-    if (cfg == NULL)
-        return;
-    if (sink == NULL)
-        sink = fopen("/dev/null", "w");
-    if (sink != NULL)
-        gw_config_explain(cfg, sink);
-    gw_config_free(cfg);
-}
+#include "config_fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct tw_err err;
-    use(gw_config_load_buffer("fuzz.conf", data, size, &err));
-
-    char *copy = malloc(size + 1);
-    if (copy == NULL)
-        return 0;
-    memcpy(copy, data, size);
-    copy[size] = '\0';
-    char *argv[MAX_ARGS + 1] = {"gateway"};
-    int argc = 1;
-    for (char *p = copy; p != NULL && argc < MAX_ARGS;) {
-        char *nl = strchr(p, '\n');
-        if (nl != NULL)
-            *nl = '\0';
-        argv[argc++] = p;
-        p = nl != NULL ? nl + 1 : NULL;
-    }
-    use(gw_config_from_args(argc, argv, &err));
-    free(copy);
-    return 0;
+    static const struct config_fuzz_reader gateway = {"gateway", gw_config_load_buffer,
+                                                      gw_config_from_args, gw_config_explain};
+    return config_fuzz_run(&gateway, data, size);
 }
