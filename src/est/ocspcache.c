@@ -99,7 +99,8 @@ static int responses_of(const unsigned char *der, size_t len, struct der *out)
     const ASN1_OBJECT *want = OBJ_nid2obj(NID_id_pkix_OCSP_basic);
     int tag = 0, cls = 0;
     if (expect(&d, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, &resp) != 0 ||
-        expect(&resp, V_ASN1_ENUMERATED, V_ASN1_UNIVERSAL, &y) != 0 ||
+        expect(&resp, V_ASN1_ENUMERATED, V_ASN1_UNIVERSAL, &y) != 0 || y.end - y.p != 1 ||
+        y.p[0] != OCSP_RESPONSE_STATUS_SUCCESSFUL ||
         expect(&resp, 0, V_ASN1_CONTEXT_SPECIFIC, &y) != 0 || /* responseBytes [0] EXPLICIT */
         expect(&y, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, &rb) != 0 ||
         expect(&rb, V_ASN1_OBJECT, V_ASN1_UNIVERSAL, &y) != 0 || want == NULL ||

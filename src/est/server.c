@@ -171,6 +171,21 @@ static void teardown(struct est_server *srv, struct event **evs, size_t n)
     free(srv->rl);
 }
 
+/* evhttp stops reading while it answers and starts again after, and writes in between: with
+ * a changelist, epoll hears only the net change per loop turn (one call per answer instead of
+ * four). The changelist's known limit, file descriptors shared through dup(), does not apply:
+ * every socket here is accepted by evhttp and owned by one bufferevent. */
+static struct event_base *new_base(void)
+{
+    struct event_config *cfg = event_config_new();
+    if (cfg == NULL)
+        return NULL;
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    struct event_base *base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    return base;
+}
+
 static int serve(struct est_server *srv, const struct listen_addr *la, struct event **evs,
                  struct tw_err *err)
 {
@@ -182,7 +197,7 @@ static int serve(struct est_server *srv, const struct listen_addr *la, struct ev
         return -1;
     TW_GUARD(est_cacerts_build(srv, err));
     TW_GUARD(est_crl_refresh(&srv->crl, srv->opts->ca, time(NULL), err));
-    srv->base = event_base_new();
+    srv->base = new_base();
     TW_ENSURE(srv->base != NULL, err, TW_ERR_INTERNAL, "event_base_new failed");
     unsigned port = 0;
     TW_GUARD(setup_http(srv, la, &port, err));
