@@ -13,20 +13,26 @@ void est_ratelimit_init(struct est_ratelimit *rl, double rate, double burst)
     rl->burst = burst >= 1 ? burst : (rate > 0 && rate * 2 >= 1 ? rate * 2 : EST_BURST_DEFAULT);
 }
 
+/* Slots are taken first to last and never emptied, so the used ones are a prefix of the table:
+ * the first free slot ends the search (one address is found at once, not after 1024). */
 static struct est_bucket *find(struct est_ratelimit *rl, const char *addr, double now)
 {
-    struct est_bucket *oldest = &rl->slots[0];
+    struct est_bucket *victim = NULL;
     for (size_t i = 0; i < EST_RATE_SLOTS; i++) {
         struct est_bucket *b = &rl->slots[i];
-        if (b->addr[0] != '\0' && strcmp(b->addr, addr) == 0)
+        if (b->addr[0] == '\0') {
+            victim = b;
+            break;
+        }
+        if (strcmp(b->addr, addr) == 0)
             return b;
-        if (b->addr[0] == '\0' || b->last < oldest->last)
-            oldest = b;
+        if (victim == NULL || b->last < victim->last)
+            victim = b;
     }
-    snprintf(oldest->addr, sizeof(oldest->addr), "%s", addr);
-    oldest->tokens = rl->burst;
-    oldest->last = now;
-    return oldest;
+    snprintf(victim->addr, sizeof(victim->addr), "%s", addr);
+    victim->tokens = rl->burst;
+    victim->last = now;
+    return victim;
 }
 
 int est_ratelimit_take(struct est_ratelimit *rl, const char *addr, double now, long *retry_after)

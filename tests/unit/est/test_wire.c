@@ -181,6 +181,29 @@ static void rate_limit_buckets(void **state)
     free(rl);
 }
 
+static void rate_limit_forgets_the_least_recently_seen(void **state)
+{
+    (void)state;
+    struct est_ratelimit *rl = malloc(sizeof(*rl));
+    assert_non_null(rl);
+    est_ratelimit_init(rl, 0.0001, 1); /* one request, then practically no refill */
+    long retry = 0;
+    char addr[32];
+    for (int i = 0; i < EST_RATE_SLOTS; i++) { /* a full table, every bucket empty */
+        snprintf(addr, sizeof(addr), "198.51.100.%d", i);
+        assert_int_equal(est_ratelimit_take(rl, addr, 1000.0 + i, &retry), 1);
+    }
+    /* Seen again: still tracked (refused), and now the most recently seen. */
+    assert_int_equal(est_ratelimit_take(rl, "198.51.100.0", 3000.0, &retry), 0);
+    /* A new address takes the slot of the least recently seen one: .1, not .0. */
+    assert_int_equal(est_ratelimit_take(rl, "203.0.113.1", 3001.0, &retry), 1);
+    assert_int_equal(est_ratelimit_take(rl, "198.51.100.0", 3002.0, &retry), 0);
+    assert_int_equal(est_ratelimit_take(rl, "198.51.100.1", 3003.0, &retry), 1); /* forgotten */
+    assert_int_equal(est_ratelimit_take(rl, "198.51.100.3", 3004.0, &retry), 0); /* kept */
+    assert_int_equal(est_ratelimit_take(rl, "203.0.113.1", 3005.0, &retry), 0);
+    free(rl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -193,6 +216,7 @@ int main(void)
         cmocka_unit_test(url_parse),
         cmocka_unit_test(http_dates),
         cmocka_unit_test(rate_limit_buckets),
+        cmocka_unit_test(rate_limit_forgets_the_least_recently_seen),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
