@@ -216,7 +216,8 @@ int tlsx_server_cert_verify(X509_STORE_CTX *x, void *arg)
 {
     struct tlsx_vcache *cache = arg;
     SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
-    const struct tlsx_server_state *st = tlsx_server_state_get(SSL_get_SSL_CTX(ssl));
+    const struct tlsx_server_state *st =
+        ssl != NULL ? tlsx_server_state_get(SSL_get_SSL_CTX(ssl)) : NULL;
     STACK_OF(X509) *presented = X509_STORE_CTX_get0_untrusted(x);
     unsigned char key[TLSX_VCACHE_KEY_LEN];
     bool keyed = false;
