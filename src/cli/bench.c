@@ -191,29 +191,6 @@ static const struct flag flags[] = {
 static const struct flag_set flag_set = {
     .cmd = "bench", .usage = usage, .flags = flags, .nargs = FLAGS_ANY_ARGS};
 
-static int split_target(struct opts *o, const char *t)
-{
-    const char *colon = strrchr(t, ':');
-    if (colon == NULL || colon == t || colon[1] == '\0')
-        return cli_usage_error("bench", "'%s': give HOST:PORT", t);
-    size_t hlen = (size_t)(colon - t);
-    const char *h = t;
-    if (h[0] == '[' && hlen >= 2 && h[hlen - 1] == ']')
-        h++, hlen -= 2;
-    char *end = NULL;
-    long long port = strtoll(colon + 1, &end, 10);
-    if (end == colon + 1 || *end != '\0' || port < 1 || port > 65535)
-        return cli_usage_error("bench", "port '%s': give 1 to 65535", colon + 1);
-    if (hlen == 0 || hlen >= sizeof(o->host))
-        return cli_usage_error("bench", "'%s': host is empty or too long", t);
-    memcpy(o->host, h, hlen);
-    o->host[hlen] = '\0';
-    snprintf(o->port, sizeof(o->port), "%lld", port);
-    o->b.host = o->host;
-    o->b.port = o->port;
-    return FLAGS_GO_ON;
-}
-
 static int parse(int argc, char **argv, struct opts *o)
 {
     int nargs = 0;
@@ -241,7 +218,9 @@ static int parse(int argc, char **argv, struct opts *o)
         o->b.hold_ms = o->hold_s * 1000;
     if (o->b.mode == BENCH_MODE_HOLD && o->b.resume)
         return cli_usage_error("bench", "--hold and --resume do not go together");
-    return split_target(o, argv[1]);
+    o->b.host = o->host;
+    o->b.port = o->port;
+    return flags_host_port("bench", argv[1], o->host, sizeof(o->host), o->port, sizeof(o->port));
 }
 
 int cli_bench(int argc, char **argv)

@@ -147,6 +147,8 @@ void ca_row_print(const struct store_cert *c)
     }
 }
 
+const char ca_one_cert_error[] = "expected one SERIAL or NAME";
+
 int ca_flag_key(void *key_flag, const char *value, struct tw_err *err)
 {
     struct ca_key_flag *k = key_flag;

@@ -52,6 +52,9 @@ struct ca_key_flag {
     bool given;
 };
 
+/* The usage error of the commands that take one certificate: "expected one SERIAL or NAME". */
+extern const char ca_one_cert_error[];
+
 /* FLAG_CALL parsers (flags.h) for values several commands take. */
 int ca_flag_key(void *key_flag, const char *value, struct tw_err *err) TW_MUST_CHECK;
 int ca_flag_sans(void *sans, const char *value, struct tw_err *err) TW_MUST_CHECK;

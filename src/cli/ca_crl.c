@@ -44,8 +44,7 @@ static const struct flag_set flag_set = {.cmd = cmd, .usage = usage, .flags = fl
 int cli_ca_crl(int argc, char **argv)
 {
     struct crl_args a = {0};
-    int nargs = 0;
-    int rc = flags_parse(&flag_set, &a, argc, argv, &nargs);
+    int rc = flags_parse(&flag_set, &a, argc, argv, NULL);
     if (rc != FLAGS_GO_ON)
         return rc;
     struct tw_err err;

@@ -52,16 +52,12 @@ static const struct flag flags[] = {
     {.kind = FLAG_END},
 };
 
-static const struct flag_set flag_set = {.cmd = cmd,
-                                         .usage = usage,
-                                         .flags = flags,
-                                         .nargs = 1,
-                                         .nargs_error = "expected one SERIAL or NAME"};
+static const struct flag_set flag_set = {
+    .cmd = cmd, .usage = usage, .flags = flags, .nargs = 1, .nargs_error = ca_one_cert_error};
 
 static int parse(int argc, char **argv, struct export_args *a)
 {
-    int nargs = 0;
-    int rc = flags_parse(&flag_set, a, argc, argv, &nargs);
+    int rc = flags_parse(&flag_set, a, argc, argv, NULL);
     if (rc != FLAGS_GO_ON)
         return rc;
     a->what = argv[1];

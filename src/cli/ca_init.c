@@ -74,8 +74,7 @@ static const struct flag_set flag_set = {.cmd = cmd, .usage = usage, .flags = fl
 int cli_ca_init(int argc, char **argv)
 {
     struct init_args a = {.key = {.type = PKI_KEY_EC_P256}};
-    int nargs = 0;
-    int rc = flags_parse(&flag_set, &a, argc, argv, &nargs);
+    int rc = flags_parse(&flag_set, &a, argc, argv, NULL);
     if (rc != FLAGS_GO_ON)
         return rc;
     a.opt.key_type = a.key.type;

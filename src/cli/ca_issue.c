@@ -79,8 +79,7 @@ static const struct flag_set flag_set = {.cmd = cmd,
 
 static int parse(int argc, char **argv, struct issue_args *a)
 {
-    int nargs = 0;
-    int rc = flags_parse(&flag_set, a, argc, argv, &nargs);
+    int rc = flags_parse(&flag_set, a, argc, argv, NULL);
     if (rc != FLAGS_GO_ON)
         return rc;
     const char *kind = argv[1];

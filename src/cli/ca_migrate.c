@@ -59,8 +59,7 @@ static const struct flag_set flag_set = {.cmd = cmd, .usage = usage, .flags = fl
 
 static int parse(int argc, char **argv, struct migrate_args *a)
 {
-    int nargs = 0;
-    int rc = flags_parse(&flag_set, a, argc, argv, &nargs);
+    int rc = flags_parse(&flag_set, a, argc, argv, NULL);
     if (rc != FLAGS_GO_ON)
         return rc;
     if (a->from == NULL || a->to == NULL)

@@ -88,8 +88,7 @@ static const struct flag_set flag_set = {.cmd = cmd, .usage = usage, .flags = fl
 
 static int parse(int argc, char **argv, struct serve_args *a)
 {
-    int nargs = 0;
-    int rc = flags_parse(&flag_set, a, argc, argv, &nargs);
+    int rc = flags_parse(&flag_set, a, argc, argv, NULL);
     if (rc != FLAGS_GO_ON)
         return rc;
     struct tw_err err;

@@ -66,8 +66,7 @@ static int parse(int argc, char **argv, struct token_args *a)
 {
     a->profile = PKI_PROFILE_CLIENT;
     a->spec.ttl = 86400;
-    int nargs = 0;
-    int rc = flags_parse(&flag_set, a, argc, argv, &nargs);
+    int rc = flags_parse(&flag_set, a, argc, argv, NULL);
     if (rc != FLAGS_GO_ON)
         return rc;
     a->spec.name = argv[1];

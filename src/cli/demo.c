@@ -345,8 +345,7 @@ int cli_demo(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "backend") == 0)
         return demo_backend_main(argc - 1, argv + 1);
     struct demo_args a = {false, false};
-    int nargs = 0;
-    int rc = flags_parse(&flag_set, &a, argc, argv, &nargs);
+    int rc = flags_parse(&flag_set, &a, argc, argv, NULL);
     if (rc != FLAGS_GO_ON)
         return rc;
     bool serve = a.serve, keep = a.keep || a.serve;

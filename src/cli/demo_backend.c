@@ -92,8 +92,7 @@ static const struct flag_set flag_set = {.cmd = "demo backend", .usage = usage, 
 int demo_backend_main(int argc, char **argv)
 {
     const char *listen = NULL;
-    int nargs = 0;
-    int rc = flags_parse(&flag_set, &listen, argc, argv, &nargs);
+    int rc = flags_parse(&flag_set, &listen, argc, argv, NULL);
     if (rc != FLAGS_GO_ON)
         return rc;
     const char *colon = listen != NULL ? strrchr(listen, ':') : NULL;

@@ -93,8 +93,7 @@ int demo_spawn(struct demo_proc *p, char *const args[], const char *log, const c
         int status;
         if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
             p->pid = 0;
-            return tw_err_set(err, TW_ERR_INTERNAL, "twoway %s exited early; see %s", args[0],
-                              log);
+            return tw_err_set(err, TW_ERR_INTERNAL, "twoway %s exited early; see %s", args[0], log);
         }
         poll(NULL, 0, 20);
     }

@@ -55,28 +55,6 @@ struct opts {
     bool json;
 };
 
-/* "host:port", "[v6]:port". */
-static int split_target(struct opts *o)
-{
-    const char *t = o->target;
-    const char *colon = strrchr(t, ':');
-    if (colon == NULL || colon == t || colon[1] == '\0')
-        return cli_usage_error("doctor", "'%s': give HOST:PORT", t);
-    size_t hlen = (size_t)(colon - t);
-    if (t[0] == '[' && hlen >= 2 && t[hlen - 1] == ']')
-        t++, hlen -= 2;
-    char *end = NULL;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || port < 1 || port > 65535)
-        return cli_usage_error("doctor", "'%s': port must be 1-65535", o->target);
-    if (hlen == 0 || hlen >= sizeof(o->host))
-        return cli_usage_error("doctor", "'%s': host is empty or too long", o->target);
-    memcpy(o->host, t, hlen);
-    o->host[hlen] = '\0';
-    snprintf(o->port, sizeof(o->port), "%ld", port);
-    return -1;
-}
-
 static const struct flag_choice versions[] = {
     {"1.2", TLS1_2_VERSION},
     {"1.3", TLS1_3_VERSION},
@@ -128,8 +106,9 @@ static int parse(int argc, char **argv, struct opts *o)
     if (o->target == NULL && o->tls.key != NULL && o->tls.cert == NULL)
         return cli_usage_error("doctor", "--key needs --cert");
     if (o->target != NULL)
-        return split_target(o);
-    return -1;
+        return flags_host_port("doctor", o->target, o->host, sizeof(o->host), o->port,
+                               sizeof(o->port));
+    return FLAGS_GO_ON;
 }
 
 struct step_ctx {

@@ -216,8 +216,32 @@ int flags_parse(const struct flag_set *set, void *target, int argc, char **argv,
             return cli_usage_error(set->cmd, "%s", set->nargs_error);
         if (n > set->nargs)
             return cli_usage_error(set->cmd, "unexpected argument '%s'", argv[1 + set->nargs]);
-        return cli_usage_error(set->cmd, "expected %d arguments", set->nargs);
+        return cli_usage_error(set->cmd, "expected %d argument%s", set->nargs,
+                               set->nargs == 1 ? "" : "s");
     }
-    *nargs = n;
+    if (nargs != NULL)
+        *nargs = n;
+    return FLAGS_GO_ON;
+}
+
+int flags_host_port(const char *cmd, const char *text, char *host, size_t host_cap, char *port,
+                    size_t port_cap)
+{
+    const char *colon = strrchr(text, ':');
+    if (colon == NULL || colon == text || colon[1] == '\0')
+        return cli_usage_error(cmd, "'%s': give HOST:PORT", text);
+    const char *h = text;
+    size_t hlen = (size_t)(colon - text);
+    if (h[0] == '[' && hlen >= 2 && h[hlen - 1] == ']')
+        h++, hlen -= 2;
+    char *end = NULL;
+    long n = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || n < 1 || n > 65535)
+        return cli_usage_error(cmd, "'%s': port must be 1-65535", text);
+    if (hlen == 0 || hlen >= host_cap)
+        return cli_usage_error(cmd, "'%s': host is empty or too long", text);
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    snprintf(port, port_cap, "%ld", n);
     return FLAGS_GO_ON;
 }

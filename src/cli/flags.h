@@ -66,9 +66,15 @@ struct flag_set {
 #define FLAGS_GO_ON (-1)
 
 /* Parse argv[1..argc) against set into the struct at target. Positional arguments are moved,
- * in order, to argv[1..*nargs]. Returns FLAGS_GO_ON, or the exit code: 0 after printing the
- * usage for --help, 2 after a usage error. */
+ * in order, to argv[1..*nargs] (nargs may be NULL when set->nargs fixes the count). Returns
+ * FLAGS_GO_ON, or the exit code: 0 after printing the usage for --help, 2 after a usage
+ * error. */
 int flags_parse(const struct flag_set *set, void *target, int argc, char **argv, int *nargs);
+
+/* Split a "HOST:PORT" or "[V6]:PORT" argument (port 1-65535) into host and port.
+ * FLAGS_GO_ON, or 2 after the usage error naming text. */
+int flags_host_port(const char *cmd, const char *text, char *host, size_t host_cap, char *port,
+                    size_t port_cap);
 
 /* Shared groups, written once for the commands that take them (FLAG_GROUP rows). */
 

@@ -105,8 +105,7 @@ static const struct flag_set flag_set = {.cmd = cmd, .usage = usage, .flags = fl
 static int parse(int argc, char **argv, struct renew_args *a)
 {
     a->retry_max = 300;
-    int nargs = 0;
-    int rc = flags_parse(&flag_set, a, argc, argv, &nargs);
+    int rc = flags_parse(&flag_set, a, argc, argv, NULL);
     if (rc != FLAGS_GO_ON)
         return rc;
     if (a->tls.cert == NULL || a->tls.key == NULL || a->server == NULL)

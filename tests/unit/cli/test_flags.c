@@ -62,12 +62,32 @@ struct result {
     char out[512], err[512];
 };
 
-static void slurp(FILE *fp, char *buf, size_t cap)
+/* Everything written to fd (1 or 2) between capture_start and capture_end. */
+struct capture {
+    int fd, saved;
+    FILE *fp;
+};
+
+static struct capture capture_start(int fd)
 {
-    rewind(fp);
-    size_t n = fread(buf, 1, cap - 1, fp);
+    struct capture c = {fd, dup(fd), tmpfile()};
+    assert_non_null(c.fp);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(fileno(c.fp), fd);
+    return c;
+}
+
+static void capture_end(struct capture *c, char *buf, size_t cap)
+{
+    fflush(stdout);
+    fflush(stderr);
+    dup2(c->saved, c->fd);
+    close(c->saved);
+    rewind(c->fp);
+    size_t n = fread(buf, 1, cap - 1, c->fp);
     buf[n] = '\0';
-    fclose(fp);
+    fclose(c->fp);
 }
 
 /* Parse argv (NULL-terminated) with stdout and stderr captured. */
@@ -78,23 +98,10 @@ static struct result run(const struct flag_set *set, void *target, char **argv)
         argc++;
     struct result r = {0};
     r.nargs = -1;
-    FILE *out = tmpfile(), *err = tmpfile();
-    assert_non_null(out);
-    assert_non_null(err);
-    fflush(stdout);
-    fflush(stderr);
-    int saved_out = dup(1), saved_err = dup(2);
-    dup2(fileno(out), 1);
-    dup2(fileno(err), 2);
+    struct capture out = capture_start(1), err = capture_start(2);
     r.rc = flags_parse(set, target, argc, argv, &r.nargs);
-    fflush(stdout);
-    fflush(stderr);
-    dup2(saved_out, 1);
-    dup2(saved_err, 2);
-    close(saved_out);
-    close(saved_err);
-    slurp(out, r.out, sizeof(r.out));
-    slurp(err, r.err, sizeof(r.err));
+    capture_end(&err, r.err, sizeof(r.err));
+    capture_end(&out, r.out, sizeof(r.out));
     return r;
 }
 
@@ -105,6 +112,16 @@ static struct result parse_with(int nargs, struct target *t, char **argv)
 }
 
 #define PARSE(t, ...) parse_with(FLAGS_ANY_ARGS, t, (char *[]){"test", __VA_ARGS__, NULL})
+
+/* A usage error: exit code 2, msg on stderr after "twoway test: ", nothing on stdout. */
+static void refused(struct result r, const char *msg)
+{
+    char want[512];
+    snprintf(want, sizeof(want), "twoway test: %s" HINT, msg);
+    assert_int_equal(r.rc, 2);
+    assert_string_equal(r.err, want);
+    assert_string_equal(r.out, "");
+}
 
 static void every_kind_with_a_separate_value(void **state)
 {
@@ -219,9 +236,7 @@ static void unique_prefix(void **state)
     assert_string_equal(t.name, "x");
     assert_int_equal(t.count, 2);
     /* --c: --count, --color, --cert, --ca */
-    r = PARSE(&t, "--c", "1");
-    assert_int_equal(r.rc, 2);
-    assert_string_equal(r.err, "twoway test: unknown option --c" HINT);
+    refused(PARSE(&t, "--c", "1"), "unknown option --c");
     /* an exact name wins over the longer names it prefixes */
     struct flag_set one = {
         .cmd = "test", .usage = usage, .flags = flags_p12_group, .nargs = FLAGS_ANY_ARGS};
@@ -237,33 +252,19 @@ static void unknown_flags(void **state)
 {
     (void)state;
     struct target t = {0};
-    struct result r = PARSE(&t, "--bogus");
-    assert_int_equal(r.rc, 2);
-    assert_string_equal(r.err, "twoway test: unknown option --bogus" HINT);
-    r = PARSE(&t, "--bogus=1");
-    assert_int_equal(r.rc, 2);
-    assert_string_equal(r.err, "twoway test: unknown option --bogus=1" HINT);
-    r = PARSE(&t, "-vx");
-    assert_int_equal(r.rc, 2);
-    assert_string_equal(r.err, "twoway test: unknown option -x" HINT);
-    r = PARSE(&t, "--=x");
-    assert_int_equal(r.rc, 2);
-    assert_string_equal(r.err, "twoway test: unknown option --=x" HINT);
+    refused(PARSE(&t, "--bogus"), "unknown option --bogus");
+    refused(PARSE(&t, "--bogus=1"), "unknown option --bogus=1");
+    refused(PARSE(&t, "-vx"), "unknown option -x");
+    refused(PARSE(&t, "--=x"), "unknown option --=x");
 }
 
 static void missing_values(void **state)
 {
     (void)state;
     struct target t = {0};
-    struct result r = PARSE(&t, "pos", "--name");
-    assert_int_equal(r.rc, 2);
-    assert_string_equal(r.err, "twoway test: option --name needs a value" HINT);
-    r = PARSE(&t, "-n");
-    assert_int_equal(r.rc, 2);
-    assert_string_equal(r.err, "twoway test: option -n needs a value" HINT);
-    r = PARSE(&t, "--verbose=yes");
-    assert_int_equal(r.rc, 2);
-    assert_string_equal(r.err, "twoway test: option --verbose takes no value" HINT);
+    refused(PARSE(&t, "pos", "--name"), "option --name needs a value");
+    refused(PARSE(&t, "-n"), "option -n needs a value");
+    refused(PARSE(&t, "--verbose=yes"), "option --verbose takes no value");
 }
 
 static void bad_numbers(void **state)
@@ -272,12 +273,9 @@ static void bad_numbers(void **state)
     static const char *const bad[] = {"x", "", "0", "11", "5x", "99999999999999999999"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct target t = {0};
-        struct result r = PARSE(&t, "--count", (char *)bad[i]);
         char want[128];
-        snprintf(want, sizeof(want),
-                 "twoway test: --count '%s': expected a whole number from 1 to 10" HINT, bad[i]);
-        assert_int_equal(r.rc, 2);
-        assert_string_equal(r.err, want);
+        snprintf(want, sizeof(want), "--count '%s': expected a whole number from 1 to 10", bad[i]);
+        refused(PARSE(&t, "--count", (char *)bad[i]), want);
         assert_int_equal(t.count, 0); /* untouched */
     }
 }
@@ -286,20 +284,12 @@ static void bad_durations_choices_and_calls(void **state)
 {
     (void)state;
     struct target t = {0};
-    struct result r = PARSE(&t, "--wait", "soon");
-    assert_int_equal(r.rc, 2);
-    assert_string_equal(r.err,
-                        "twoway test: --wait 'soon': expected a duration (90s, 15m, 12h, 7d)" HINT);
-    r = PARSE(&t, "--wait", "2h"); /* over max */
-    assert_int_equal(r.rc, 2);
-    r = PARSE(&t, "--wait", "0"); /* under min */
-    assert_int_equal(r.rc, 2);
-    r = PARSE(&t, "--color", "pink");
-    assert_int_equal(r.rc, 2);
-    assert_string_equal(r.err, "twoway test: --color 'pink': use red, green or blue" HINT);
-    r = PARSE(&t, "--item", "ok", "--item", "bad");
-    assert_int_equal(r.rc, 2);
-    assert_string_equal(r.err, "twoway test: --item 'bad': not allowed" HINT);
+    refused(PARSE(&t, "--wait", "soon"), "--wait 'soon': expected a duration (90s, 15m, 12h, 7d)");
+    refused(PARSE(&t, "--wait", "2h"), "--wait '2h': expected a duration (90s, 15m, 12h, 7d)");
+    refused(PARSE(&t, "--wait", "0"), "--wait '0': expected a duration (90s, 15m, 12h, 7d)");
+    assert_int_equal(t.wait, 0); /* untouched */
+    refused(PARSE(&t, "--color", "pink"), "--color 'pink': use red, green or blue");
+    refused(PARSE(&t, "--item", "ok", "--item", "bad"), "--item 'bad': not allowed");
 }
 
 struct two {
@@ -326,17 +316,11 @@ static void custom_bad_text(void **state)
     };
     const struct flag_set set = {.cmd = "test", .usage = usage, .flags = custom};
     struct two v = {0, 0};
-    FILE *err = tmpfile();
-    int saved = dup(2), nargs = 0;
-    fflush(stderr);
-    dup2(fileno(err), 2);
-    int rc1 = flags_parse(&set, &v, 3, (char *[]){"test", "--n", "9", NULL}, &nargs);
-    int rc2 = flags_parse(&set, &v, 3, (char *[]){"test", "--d", "x", NULL}, &nargs);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
+    struct capture err = capture_start(2);
+    int rc1 = flags_parse(&set, &v, 3, (char *[]){"test", "--n", "9", NULL}, NULL);
+    int rc2 = flags_parse(&set, &v, 3, (char *[]){"test", "--d", "x", NULL}, NULL);
     char text[512];
-    slurp(err, text, sizeof(text));
+    capture_end(&err, text, sizeof(text));
     assert_int_equal(rc1, 2);
     assert_int_equal(rc2, 2);
     assert_string_equal(text, "twoway test: --n '9': give 1 to 5" HINT
@@ -347,9 +331,8 @@ static void arguments_refused_when_not_taken(void **state)
 {
     (void)state;
     struct target t = {0};
-    struct result r = parse_with(0, &t, (char *[]){"test", "--verbose", "stray", NULL});
-    assert_int_equal(r.rc, 2);
-    assert_string_equal(r.err, "twoway test: unexpected argument 'stray'" HINT);
+    refused(parse_with(0, &t, (char *[]){"test", "--verbose", "stray", NULL}),
+            "unexpected argument 'stray'");
 }
 
 static void argument_count(void **state)
@@ -365,19 +348,11 @@ static void argument_count(void **state)
     struct result r = run(&set, &t, two);
     assert_int_equal(r.rc, FLAGS_GO_ON);
     assert_int_equal(r.nargs, 2);
-    r = run(&set, &t, (char *[]){"test", "a", NULL});
-    assert_int_equal(r.rc, 2);
-    assert_string_equal(r.err, "twoway test: expected FROM and TO" HINT);
-    r = run(&set, &t, (char *[]){"test", "a", "b", "c", NULL});
-    assert_int_equal(r.rc, 2);
-    assert_string_equal(r.err, "twoway test: expected FROM and TO" HINT);
+    refused(run(&set, &t, (char *[]){"test", "a", NULL}), "expected FROM and TO");
+    refused(run(&set, &t, (char *[]){"test", "a", "b", "c", NULL}), "expected FROM and TO");
     const struct flag_set bare = {.cmd = "test", .usage = usage, .flags = flags, .nargs = 1};
-    r = run(&bare, &t, (char *[]){"test", "a", "b", NULL});
-    assert_int_equal(r.rc, 2);
-    assert_string_equal(r.err, "twoway test: unexpected argument 'b'" HINT);
-    r = run(&bare, &t, (char *[]){"test", NULL});
-    assert_int_equal(r.rc, 2);
-    assert_string_equal(r.err, "twoway test: expected 1 arguments" HINT);
+    refused(run(&bare, &t, (char *[]){"test", "a", "b", NULL}), "unexpected argument 'b'");
+    refused(run(&bare, &t, (char *[]){"test", NULL}), "expected 1 argument");
 }
 
 static void help(void **state)
@@ -391,9 +366,7 @@ static void help(void **state)
     r = PARSE(&t, "-h");
     assert_int_equal(r.rc, 0);
     assert_string_equal(r.out, usage);
-    r = PARSE(&t, "--bogus", "--help"); /* flags are read in order */
-    assert_int_equal(r.rc, 2);
-    assert_string_equal(r.out, "");
+    refused(PARSE(&t, "--bogus", "--help"), "unknown option --bogus"); /* read in order */
 }
 
 static void p12_rules(void **state)
@@ -402,20 +375,14 @@ static void p12_rules(void **state)
     unsetenv("TWOWAY_P12_PASS_FILE");
     struct flags_p12 none = {0}, legacy = {.legacy = true}, bare = {.p12 = true};
     struct flags_p12 full = {.p12 = true, .pass_file = "pass.txt"};
-    FILE *err = tmpfile();
-    int saved = dup(2);
-    fflush(stderr);
-    dup2(fileno(err), 2);
+    struct capture err = capture_start(2);
     int rcs[] = {flags_p12_check("test", &none), flags_p12_check("test", &legacy),
                  flags_p12_check("test", &bare), flags_p12_check("test", &full)};
     setenv("TWOWAY_P12_PASS_FILE", "env.txt", 1);
     int rc_env = flags_p12_check("test", &bare);
     unsetenv("TWOWAY_P12_PASS_FILE");
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
     char text[512];
-    slurp(err, text, sizeof(text));
+    capture_end(&err, text, sizeof(text));
     assert_int_equal(rcs[0], FLAGS_GO_ON);
     assert_int_equal(rcs[1], 2);
     assert_int_equal(rcs[2], 2);
@@ -424,6 +391,40 @@ static void p12_rules(void **state)
     assert_string_equal(text, "twoway test: --p12-legacy and --p12-pass-file need --p12" HINT
                               "twoway test: --p12 needs a password: --p12-pass-file F or "
                               "TWOWAY_P12_PASS_FILE" HINT);
+}
+
+static void host_port(void **state)
+{
+    (void)state;
+    char host[16], port[8];
+    assert_int_equal(
+        flags_host_port("test", "example.com:8443", host, sizeof(host), port, sizeof(port)),
+        FLAGS_GO_ON);
+    assert_string_equal(host, "example.com");
+    assert_string_equal(port, "8443");
+    assert_int_equal(flags_host_port("test", "[::1]:1", host, sizeof(host), port, sizeof(port)),
+                     FLAGS_GO_ON);
+    assert_string_equal(host, "::1");
+    assert_string_equal(port, "1");
+    static const char *const bad[][2] = {
+        {"nohostport", "'nohostport': give HOST:PORT"},
+        {"h:", "'h:': give HOST:PORT"},
+        {":443", "':443': give HOST:PORT"},
+        {"h:0", "'h:0': port must be 1-65535"},
+        {"h:65536", "'h:65536': port must be 1-65535"},
+        {"h:44x", "'h:44x': port must be 1-65535"},
+        {"[]:443", "'[]:443': host is empty or too long"},
+        {"a-name-longer-than-16:443", "'a-name-longer-than-16:443': host is empty or too long"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct capture err = capture_start(2);
+        int rc = flags_host_port("test", bad[i][0], host, sizeof(host), port, sizeof(port));
+        char text[256], want[256];
+        capture_end(&err, text, sizeof(text));
+        snprintf(want, sizeof(want), "twoway test: %s" HINT, bad[i][1]);
+        assert_int_equal(rc, 2);
+        assert_string_equal(text, want);
+    }
 }
 
 int main(void)
@@ -446,6 +447,7 @@ int main(void)
         cmocka_unit_test(argument_count),
         cmocka_unit_test(help),
         cmocka_unit_test(p12_rules),
+        cmocka_unit_test(host_port),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
