@@ -438,7 +438,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     case GW_CONN_FLUSH:
-        gw_conn_close(c, c->close_reason[0] != '\0' ? c->close_reason : "flush timeout");
+        gw_conn_close(c, c->close_reason != NULL ? c->close_reason : "flush timeout");
         return;
     case GW_CONN_RELAY:
         break;

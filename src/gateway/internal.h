@@ -243,7 +243,7 @@ struct gw_conn {
     int reason;                      /* gw / tlsx reason of the outcome */
     const char *verdict;             /* "allow", "deny", "error" */
     char detail[192];
-    char close_reason[64];
+    const char *close_reason; /* FLUSH: why, a static string */
     struct tlsx_identity *id;
     X509 *peer_cert; /* the verified client certificate, owned by the SSL session */
     uint64_t bytes_in, bytes_out;

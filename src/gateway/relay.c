@@ -23,7 +23,7 @@ static void enter_flush(struct gw_conn *c, struct bufferevent *target, const cha
 {
     c->state = GW_CONN_FLUSH;
     c->flush_target = target;
-    snprintf(c->close_reason, sizeof(c->close_reason), "%s", why);
+    c->close_reason = why;
     bufferevent_disable(c->client, EV_READ);
     if (c->backend != NULL)
         bufferevent_disable(c->backend, EV_READ);
@@ -37,6 +37,21 @@ static void enter_flush(struct gw_conn *c, struct bufferevent *target, const cha
     gw_conn_arm_timer(c);
 }
 
+/* The access log's close reason for a canned response (a static string: the connection keeps
+ * only a pointer). */
+static const char *http_close_reason(int status)
+{
+    static const struct {
+        int status;
+        const char *why;
+    } reasons[] = {{400, "http 400"}, {403, "http 403"}, {421, "http 421"}, {431, "http 431"},
+                   {500, "http 500"}, {502, "http 502"}, {503, "http 503"}, {504, "http 504"}};
+    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+        if (reasons[i].status == status)
+            return reasons[i].why;
+    return "http error";
+}
+
 void gw_conn_send_status(struct gw_conn *c, int status)
 {
     size_t len;
@@ -47,9 +62,7 @@ void gw_conn_send_status(struct gw_conn *c, int status)
         c->backend = NULL;
     }
     bufferevent_write(c->client, resp, len);
-    char why[32];
-    snprintf(why, sizeof(why), "http %d", status);
-    enter_flush(c, c->client, why);
+    enter_flush(c, c->client, http_close_reason(status));
 }
 
 /* Backpressure: stop reading src while dst's output is over the limit. */

@@ -43,6 +43,7 @@
 /* A streaming connection keeps its TLS record buffers; after this long without a byte read
  * they are released again (SSL_MODE_RELEASE_BUFFERS for idle connections). */
 #define FAST_QUIET_MS 1000
+#define FAST_READ_BUF (FAST_CHUNK + 4 * (SSL3_RT_HEADER_LENGTH + 256))
 
 struct gw_fbuf {
     size_t off, len, cap;
@@ -118,6 +119,10 @@ static void moved(struct gw_conn *c, bool bulk)
         return;
     f->streaming = true;
     SSL_clear_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
+    /* One recv for several records instead of two (header, body) per record. Bytes OpenSSL
+     * read ahead are not reported by epoll: pump_up reads until WANT_READ or re-arms itself,
+     * and resumes by hand after the backend drained (SSL_has_pending). */
+    SSL_set_read_ahead(c->ssl, 1);
     gw_conn_arm_timer(c);
 }
 
@@ -139,6 +144,7 @@ void gw_fast_tick(struct gw_conn *c, int64_t now)
     if (SSL_free_buffers(c->ssl) != 1)
         return;
     SSL_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
+    SSL_set_read_ahead(c->ssl, 0);
     f->streaming = false;
 }
 
@@ -153,7 +159,7 @@ static int enter_flush(struct gw_conn *c, bool to_client, const char *why)
 {
     struct gw_fast *f = c->fast;
     c->state = GW_CONN_FLUSH;
-    snprintf(c->close_reason, sizeof(c->close_reason), "%s", why);
+    c->close_reason = why;
     f->flush_client = to_client;
     pause_read(c, &f->cl_rd, &c->paused_client);
     pause_read(c, &f->be_rd, &c->paused_backend);
@@ -522,6 +528,9 @@ static int fast_start(struct gw_conn *c, struct tw_err *err)
     bufferevent_free(c->client);
     c->client = NULL;
     SSL_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* Room for a chunk of records when reading ahead (streaming); with
+     * SSL_MODE_RELEASE_BUFFERS an idle connection holds none. */
+    SSL_set_default_read_buffer_len(c->ssl, FAST_READ_BUF);
     event_add(&f->be_rd, NULL);
     event_add(&f->cl_rd, NULL);
     gw_conn_arm_timer(c);
