@@ -31,6 +31,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event_struct.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 
 #include "gateway/proxy_v2.h"
@@ -138,10 +139,12 @@ void gw_fast_tick(struct gw_conn *c, int64_t now)
     struct gw_fast *f = c->fast;
     if (f == NULL || !f->streaming || now < c->last_io_ms + FAST_QUIET_MS)
         return;
-    if (f->up != NULL || f->down != NULL)
+    if (f->up != NULL || f->down != NULL || SSL_has_pending(c->ssl))
         return; /* still waiting for a side to take its bytes */
-    /* Fails (keeps them) when OpenSSL still holds unread or unsent bytes; then retry later. */
-    if (SSL_free_buffers(c->ssl) != 1)
+    /* SSL_free_buffers keeps them (fails) while OpenSSL holds unread or unsent bytes: retried
+     * on the next tick. Before 3.0.14 it could free a partly read record (CVE-2024-4741):
+     * there the buffers go with the next record instead (SSL_MODE_RELEASE_BUFFERS). */
+    if (OpenSSL_version_num() >= 0x300000e0L && SSL_free_buffers(c->ssl) != 1)
         return;
     SSL_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
     SSL_set_read_ahead(c->ssl, 0);

@@ -299,3 +299,38 @@ def test_half_close_both_ways(pki):
     finally:
         assert gw.stop() == 0, gw.output()
         backend.close()
+
+
+def test_bulk_then_quiet_then_bulk_again(pki):
+    """A bulk burst makes the connection keep its TLS record buffers and read ahead; a quiet
+    second releases them again. Bursts on both sides of that stay intact."""
+    def echo(conn):
+        while True:
+            chunk = conn.recv(1 << 20)
+            if not chunk:
+                return
+            conn.sendall(chunk)
+
+    backend = Backend(echo)
+    gw, port, _ = start_gateway(pki, backend)
+    try:
+        raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+        s = client_context(pki["ca"], pki["alice"]).wrap_socket(raw, server_hostname="localhost")
+        for i in range(3):
+            data = payload(4 << 20, seed=b"burst%d" % i)
+            sender = threading.Thread(target=s.sendall, args=(data,), daemon=True)
+            sender.start()
+            got = bytearray()
+            while len(got) < len(data):
+                chunk = s.recv(1 << 20)
+                assert chunk, "connection closed mid-burst"
+                got += chunk
+            sender.join(30)
+            assert bytes(got) == data
+            time.sleep(1.3)  # quiet: the gateway releases the buffers
+            s.sendall(b"small")  # a small exchange on released buffers
+            assert s.recv(16) == b"small"
+        s.close()
+    finally:
+        assert gw.stop() == 0, gw.output()
+        backend.close()
