@@ -35,7 +35,8 @@ struct flag_choice {
     int value;
 };
 
-/* Fills err with the whole message, printed as is ("--rate 'x': expected a positive number"). */
+/* 0, or -1 with err holding the whole message, printed as is ("--rate 'x': expected a
+ * positive number"). */
 typedef int (*flag_call_fn)(void *field, const char *value, struct tw_err *err);
 
 struct flag {
