@@ -107,8 +107,8 @@ int tlsx_vcache_key(struct tlsx_vcache *c, const struct tlsx_vcache_gen *gen,
     int n = sk_X509_num(presented);
     if (n <= 0 || n > TLSX_VCACHE_MAX_CHAIN)
         return -1;
-    /* SHA-256 over the generation, then over each presented certificate's SHA-256 (itself
-     * over its DER): the same as hashing the DER in order, with fixed-size parts. */
+    /* SHA-256 over the generation and each presented certificate's SHA-256 (over its DER),
+     * in order: as binding as hashing the DER itself, and every part has a fixed size. */
     unsigned char buf[sizeof(*gen) + TLSX_VCACHE_MAX_CHAIN * TLSX_VCACHE_KEY_LEN];
     size_t at = 0;
     put_bytes(buf, &at, &gen->store, sizeof(gen->store));
