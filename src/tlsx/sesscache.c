@@ -4,9 +4,10 @@
  * encode or decode (a ticket re-decodes the client certificate every time). OpenSSL's own
  * cache is off; sessions pass through the callbacks below. The store keeps its own copies
  * (SSL_SESSION_dup: references to the decoded certificates, nothing decoded again): OpenSSL
- * marks the live session of a connection that ends without close_notify unresumable, which a
- * ticket does not care about either. A resumed session's peer is re-checked by the lookup
- * (tlsx_resume_allowed) before OpenSSL accepts it, exactly as with tickets. */
+ * marks the live session of a connection that ends without close_notify unresumable, and a
+ * server then refuses to resume it, which a ticket does not care about either. A resumed
+ * session's peer is re-checked by the lookup (tlsx_resume_allowed) before OpenSSL accepts it,
+ * exactly as with tickets. */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,9 +15,11 @@
 #include <time.h>
 
 #include "tlsx/internal.h"
+#include "tlsx/sesscache_internal.h"
 
 /* Direct-mapped: a new session replaces whatever shared its slot. Each entry holds a decoded
- * client certificate and chain (~10 kB), so the store stays under ~40 MB. */
+ * client certificate (~4 kB; the intermediate is shared, tlsx_sess_share_cas), so the store
+ * stays under ~20 MB. */
 #define SLOTS 4096u
 
 struct entry {
@@ -55,6 +58,28 @@ void tlsx_sess_store_free(struct tlsx_sess_store *s)
     free(s);
 }
 
+void tlsx_sess_share_cas(SSL *ssl)
+{
+    const struct tlsx_server_state *st = tlsx_server_state_get(SSL_get_SSL_CTX(ssl));
+    /* Server side: the certificates the client sent after its leaf. */
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+    if (st == NULL || chain == NULL)
+        return;
+    for (int i = 0; i < sk_X509_num(chain); i++) {
+        X509 *sent = sk_X509_value(chain, i);
+        for (int j = 0; j < sk_X509_num(st->client_cas); j++) {
+            X509 *ca = sk_X509_value(st->client_cas, j);
+            if (ca == sent)
+                break;
+            if (X509_cmp(ca, sent) == 0 && X509_up_ref(ca) == 1) {
+                sk_X509_set(chain, i, ca);
+                X509_free(sent);
+                break;
+            }
+        }
+    }
+}
+
 static struct tlsx_ticket_keys *keys_of(const SSL_CTX *ctx)
 {
     const struct tlsx_server_state *st = tlsx_server_state_get(ctx);
@@ -67,9 +92,13 @@ static int new_cb(SSL *ssl, SSL_SESSION *sess)
     struct tlsx_sess_store *s = tlsx_ticket_keys_store(k);
     unsigned int len = 0;
     const unsigned char *id = SSL_SESSION_get_id(sess, &len);
-    SSL_SESSION *copy = s != NULL && len > 0 ? SSL_SESSION_dup(sess) : NULL;
-    if (copy == NULL)
+    if (s == NULL || len == 0)
         return 0; /* OpenSSL keeps its reference */
+    if (SSL_get_session(ssl) == sess)
+        tlsx_sess_share_cas(ssl); /* before the copy, so that both share the CAs */
+    SSL_SESSION *copy = SSL_SESSION_dup(sess);
+    if (copy == NULL)
+        return 0;
     tlsx_ticket_keys_tick(k, (int64_t)time(NULL));
     uint64_t epoch = tlsx_ticket_keys_epoch(k);
     size_t i = slot_of(id, len);

@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "tlsx/internal.h"
+#include "tlsx/sesscache_internal.h"
 #include "util/fs.h"
 
 #define NAME_LEN 16
@@ -218,9 +219,11 @@ static int key_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHE
     return rc;
 }
 
+/* Runs before a ticket is encrypted, after the client's chain was verified. */
 static int gen_cb(SSL *ssl, void *arg)
 {
-    (void)ssl, (void)arg;
+    (void)arg;
+    tlsx_sess_share_cas(ssl);
     return 1;
 }
 

@@ -1,0 +1,289 @@
+/* The session store (sesscache.c) and what sessions keep (issue 6): resumption many times in a
+ * row at both versions, the peer re-checked at each one, and one decoded intermediate shared
+ * by every connection instead of a copy each. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "tlsx/testpki.h"
+
+#define ROUNDS 5
+
+static struct tp_cert root, inter, server, alice, bob;
+static const char *client_ca_path, *server_cert_path, *server_key_path, *root_path;
+
+static int setup(void **state)
+{
+    (void)state;
+    tp_dir_init();
+    struct tp_opts ca = {.ca = 1, .to = 86400 * 10};
+    root = tp_make("S Root", NULL, &ca);
+    inter = tp_make("S Issuing CA", &root, &ca);
+    server = tp_make("server", &root, &(struct tp_opts){.eku = "serverAuth"});
+    alice = tp_make("alice", &inter, &(struct tp_opts){.eku = "clientAuth"});
+    bob = tp_make("bob", &inter, &(struct tp_opts){.eku = "clientAuth"});
+    X509 *cas[] = {root.cert, inter.cert, NULL};
+    client_ca_path = tp_write_certs("client-ca.pem", cas);
+    server_cert_path = tp_write_cert("server.pem", server.cert);
+    server_key_path = tp_write_key("server.key", server.key, 0600);
+    root_path = tp_write_cert("root.pem", root.cert);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tp_free(&root);
+    tp_free(&inter);
+    tp_free(&server);
+    tp_free(&alice);
+    tp_free(&bob);
+    tp_dir_cleanup();
+    return 0;
+}
+
+static SSL_CTX *server_ctx(struct tlsx_ticket_keys *keys, struct tlsx_crl_set *crls)
+{
+    struct tlsx_server_opts o;
+    tlsx_server_opts_init(&o);
+    o.name = "store";
+    o.cert_file = server_cert_path;
+    o.key_file = server_key_path;
+    o.client_ca_file = client_ca_path;
+    o.ticket_keys = keys;
+    o.crls = crls;
+    struct tw_err err = {0};
+    SSL_CTX *ctx = tlsx_server_ctx_new(&o, &err);
+    if (ctx == NULL)
+        fail_msg("server ctx: %s", err.msg);
+    return ctx;
+}
+
+/* A client presenting c with the intermediate as its chain. */
+static SSL_CTX *client_ctx(const struct tp_cert *c, int max_version)
+{
+    struct tlsx_client_opts o;
+    tlsx_client_opts_init(&o);
+    o.ca_file = root_path;
+    o.max_version = max_version;
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    sk_X509_push(chain, inter.cert);
+    o.cert = c->cert;
+    o.key = c->key;
+    o.chain = chain;
+    struct tw_err err = {0};
+    SSL_CTX *ctx = tlsx_client_ctx_new(&o, &err);
+    sk_X509_free(chain);
+    if (ctx == NULL)
+        fail_msg("client ctx: %s", err.msg);
+    return ctx;
+}
+
+static struct tlsx_crl_set *crls_revoking(const long *serials, size_t n)
+{
+    struct tw_err err;
+    struct tlsx_crl_set *set = tlsx_crl_set_new(&err);
+    X509_CRL *crl = tp_crl(&inter, serials, n, 3600);
+    unsigned char *der = NULL;
+    int len = i2d_X509_CRL(crl, &der);
+    assert_int_equal(tlsx_crl_set_add_mem(set, der, (size_t)len, "test", &err), 0);
+    OPENSSL_free(der);
+    X509_CRL_free(crl);
+    return set;
+}
+
+/* The intermediate the server's session keeps for the client of s. */
+static X509 *kept_intermediate(SSL *s)
+{
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(s);
+    assert_non_null(chain);
+    assert_int_equal(sk_X509_num(chain), 1);
+    X509 *x = sk_X509_value(chain, 0);
+    assert_int_equal(X509_cmp(x, inter.cert), 0); /* what the client sent, byte for byte */
+    return x;
+}
+
+/* Full handshakes of two clients share one intermediate object (the ctx's client-ca copy);
+ * resumed ones too. */
+static void sessions_share_the_intermediate(void **state)
+{
+    (void)state;
+    int versions[] = {TLS1_2_VERSION, TLS1_3_VERSION};
+    for (int v = 0; v < 2; v++) {
+        struct tw_err err;
+        struct tlsx_ticket_keys *keys = tlsx_ticket_keys_new(0, &err);
+        SSL_CTX *sctx = server_ctx(keys, NULL);
+        SSL_CTX *ca = client_ctx(&alice, versions[v]), *cb = client_ctx(&bob, versions[v]);
+        SSL *sa = NULL, *sb = NULL, *ca_ssl = NULL, *sr = NULL;
+        assert_int_equal(tp_handshake(sctx, ca, NULL, NULL, &sa, &ca_ssl), 1);
+        assert_int_equal(tp_handshake(sctx, cb, NULL, NULL, &sb, NULL), 1);
+        X509 *shared = kept_intermediate(sa);
+        assert_ptr_equal(kept_intermediate(sb), shared);
+        assert_ptr_not_equal(shared, inter.cert); /* the server's own decoded copy */
+
+        /* Resumed: the same object, and the peer check still sees a full chain. */
+        SSL_SESSION *sess = SSL_get1_session(ca_ssl);
+        assert_int_equal(tp_handshake(sctx, ca, sess, NULL, &sr, NULL), 1);
+        assert_int_equal(SSL_session_reused(sr), 1);
+        assert_ptr_equal(kept_intermediate(sr), shared);
+        struct tlsx_peer_rules rules = {0};
+        struct tlsx_peer_result res;
+        struct tlsx_identity *id = NULL;
+        assert_int_equal(tlsx_peer_check(sr, &rules, &res, &id, &err), 0);
+        assert_string_equal(id->cn, "alice");
+        tlsx_identity_free(id);
+
+        SSL_SESSION_free(sess);
+        SSL_free(sa);
+        SSL_free(sb);
+        SSL_free(sr);
+        SSL_free(ca_ssl);
+        SSL_CTX_free(ca);
+        SSL_CTX_free(cb);
+        SSL_CTX_free(sctx);
+        tlsx_ticket_keys_free(keys);
+    }
+}
+
+/* Resume ROUNDS times from the first session, then ROUNDS times from the newest one (a
+ * client that keeps the latest ticket); every one resumes. (An OpenSSL client offers a TLS 1.3
+ * session object once: each connection gets a copy, as twoway bench does.) */
+static void resumes_many_times_in_a_row(void **state)
+{
+    (void)state;
+    int versions[] = {TLS1_2_VERSION, TLS1_3_VERSION};
+    for (int v = 0; v < 2; v++) {
+        struct tw_err err;
+        struct tlsx_ticket_keys *keys = tlsx_ticket_keys_new(0, &err);
+        SSL_CTX *sctx = server_ctx(keys, NULL);
+        SSL_CTX *cctx = client_ctx(&alice, versions[v]);
+        SSL *c = NULL;
+        assert_int_equal(tp_handshake(sctx, cctx, NULL, NULL, NULL, &c), 1);
+        SSL_SESSION *first = SSL_get1_session(c);
+        SSL_free(c);
+        for (int i = 0; i < ROUNDS; i++) {
+            SSL *s = NULL;
+            SSL_SESSION *copy = SSL_SESSION_dup(first);
+            assert_int_equal(tp_handshake(sctx, cctx, copy, NULL, &s, NULL), 1);
+            SSL_SESSION_free(copy);
+            assert_int_equal(SSL_session_reused(s), 1);
+            SSL_free(s);
+        }
+        SSL_SESSION *latest = SSL_SESSION_dup(first);
+        for (int i = 0; i < ROUNDS; i++) {
+            SSL *s = NULL;
+            c = NULL;
+            assert_int_equal(tp_handshake(sctx, cctx, latest, NULL, &s, &c), 1);
+            assert_int_equal(SSL_session_reused(s), 1);
+            SSL_SESSION_free(latest);
+            latest = SSL_get1_session(c);
+            assert_int_equal(SSL_SESSION_is_resumable(latest), 1);
+            SSL_free(s);
+            SSL_free(c);
+        }
+        SSL_SESSION_free(latest);
+        SSL_SESSION_free(first);
+        SSL_CTX_free(cctx);
+        SSL_CTX_free(sctx);
+        tlsx_ticket_keys_free(keys);
+    }
+}
+
+/* After several resumptions, a reload whose CRL revokes the client: the stored session is
+ * refused (full handshake, which fails as revoked), at both versions; another client of the
+ * same CA still resumes. */
+static void resumed_session_refused_after_revocation(void **state)
+{
+    (void)state;
+    int versions[] = {TLS1_2_VERSION, TLS1_3_VERSION};
+    for (int v = 0; v < 2; v++) {
+        struct tw_err err;
+        struct tlsx_ticket_keys *keys = tlsx_ticket_keys_new(0, &err);
+        struct tlsx_crl_set *none = crls_revoking(NULL, 0);
+        long serial = tp_serial(&alice);
+        struct tlsx_crl_set *revoking = crls_revoking(&serial, 1);
+        SSL_CTX *gen1 = server_ctx(keys, none);
+        SSL_CTX *ca = client_ctx(&alice, versions[v]), *cb = client_ctx(&bob, versions[v]);
+        SSL *c = NULL;
+        assert_int_equal(tp_handshake(gen1, ca, NULL, NULL, NULL, &c), 1);
+        SSL_SESSION *sa = SSL_get1_session(c);
+        SSL_free(c);
+        c = NULL;
+        assert_int_equal(tp_handshake(gen1, cb, NULL, NULL, NULL, &c), 1);
+        SSL_SESSION *sb = SSL_get1_session(c);
+        SSL_free(c);
+        for (int i = 0; i < ROUNDS; i++) {
+            SSL *s = NULL;
+            SSL_SESSION *copy = SSL_SESSION_dup(sa);
+            assert_int_equal(tp_handshake(gen1, ca, copy, NULL, &s, NULL), 1);
+            SSL_SESSION_free(copy);
+            assert_int_equal(SSL_session_reused(s), 1);
+            SSL_free(s);
+        }
+
+        SSL_CTX *gen2 = server_ctx(keys, revoking); /* same keys: the store survives */
+        for (int i = 0; i < 2; i++) {
+            SSL *s = NULL;
+            SSL_SESSION *copy = SSL_SESSION_dup(sa);
+            assert_int_equal(tp_handshake(gen2, ca, copy, NULL, &s, NULL), 0);
+            SSL_SESSION_free(copy);
+            assert_int_equal(SSL_session_reused(s), 0);
+            assert_int_equal(tp_server_reason, TLSX_R_REVOKED);
+            SSL_free(s);
+        }
+        SSL *s = NULL;
+        assert_int_equal(tp_handshake(gen2, cb, sb, NULL, &s, NULL), 1);
+        assert_int_equal(SSL_session_reused(s), 1);
+        SSL_free(s);
+
+        SSL_SESSION_free(sa);
+        SSL_SESSION_free(sb);
+        SSL_CTX_free(gen1);
+        SSL_CTX_free(gen2);
+        SSL_CTX_free(ca);
+        SSL_CTX_free(cb);
+        tlsx_crl_set_free(none);
+        tlsx_crl_set_free(revoking);
+        tlsx_ticket_keys_free(keys);
+    }
+}
+
+/* Keys from a file (stateless tickets): the live session shares the intermediate too. */
+static void tickets_share_the_intermediate(void **state)
+{
+    (void)state;
+    struct tw_err err;
+    const char *path = tp_path("tickets.key");
+    assert_int_equal(tlsx_ticket_key_file_write(path, &err), 0);
+    struct tlsx_ticket_keys *keys = tlsx_ticket_keys_new_file(path, &err);
+    assert_non_null(keys);
+    SSL_CTX *sctx = server_ctx(keys, NULL);
+    int versions[] = {TLS1_2_VERSION, TLS1_3_VERSION};
+    X509 *seen = NULL;
+    for (int v = 0; v < 2; v++) {
+        SSL_CTX *cctx = client_ctx(&alice, versions[v]);
+        SSL *s = NULL;
+        assert_int_equal(tp_handshake(sctx, cctx, NULL, NULL, &s, NULL), 1);
+        X509 *x = kept_intermediate(s);
+        if (seen != NULL)
+            assert_ptr_equal(x, seen);
+        seen = x;
+        SSL_free(s);
+        SSL_CTX_free(cctx);
+    }
+    SSL_CTX_free(sctx);
+    tlsx_ticket_keys_free(keys);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(sessions_share_the_intermediate),
+        cmocka_unit_test(resumes_many_times_in_a_row),
+        cmocka_unit_test(resumed_session_refused_after_revocation),
+        cmocka_unit_test(tickets_share_the_intermediate),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
