@@ -303,6 +303,11 @@ int64_t gw_fast_quiet_at(const struct gw_conn *c);
 void gw_fast_tick(struct gw_conn *c, int64_t now);
 /* Close the backend socket, free the buffers and events (from gw_conn_close only). */
 void gw_fast_free(struct gw_conn *c);
+/* The fast relay's TLS write BIO on socket fd (relay_bio.c): records collect and leave in one
+ * send per chunk. gw_outbio_send: 1 all sent, 0 the socket is full, -1 failed (errno). */
+BIO *gw_outbio_new(int fd);
+int gw_outbio_send(BIO *b);
+bool gw_outbio_pending(BIO *b);
 /* Reschedule the connection's single timer for its current state. */
 void gw_conn_arm_timer(struct gw_conn *c);
 int64_t gw_now_ms(void);

@@ -45,8 +45,6 @@
  * they are released again (SSL_MODE_RELEASE_BUFFERS for idle connections). */
 #define FAST_QUIET_MS 1000
 #define FAST_READ_BUF (FAST_CHUNK + 4 * (SSL3_RT_HEADER_LENGTH + 256))
-/* Records SSL_write made, sent together: a chunk's four records in one send. */
-#define FAST_OUT_BUF FAST_READ_BUF
 
 struct gw_fbuf {
     size_t off, len, cap;
@@ -64,7 +62,7 @@ struct gw_fast {
     bool streaming;        /* record buffers kept: SSL_MODE_RELEASE_BUFFERS is off */
     struct gw_fbuf *up;    /* client -> backend, not yet written */
     struct gw_fbuf *down;  /* backend -> client, not yet sent (taken by SSL_write or not) */
-    struct gw_fbuf *out;   /* records SSL_write made, not yet sent (the out BIO) */
+    BIO *out;              /* the SSL's write BIO once relaying (relay_bio.c; the SSL owns it) */
 };
 
 static struct gw_fbuf *fbuf_new(size_t cap)
@@ -75,98 +73,6 @@ static struct gw_fbuf *fbuf_new(size_t cap)
         b->cap = cap;
     }
     return b;
-}
-
-/* The SSL's write BIO in the fast relay: records collect in f->out and leave in one send per
- * chunk instead of one per record (fewer syscalls and packets). OpenSSL flushes it where it
- * writes on its own (alerts, KeyUpdate); the relay flushes after its SSL_writes. */
-static BIO_METHOD *out_method;
-static int out_type;
-static pthread_once_t out_once = PTHREAD_ONCE_INIT;
-
-/* Send f->out. 1: all sent (freed); 0: the socket is full; -1: failed (errno). */
-static int out_send(struct gw_conn *c)
-{
-    struct gw_fast *f = c->fast;
-    struct gw_fbuf *o = f->out;
-    while (o != NULL && o->off < o->len) {
-        ssize_t n = send(c->fd, o->data + o->off, o->len - o->off, MSG_NOSIGNAL);
-        if (n > 0) {
-            o->off += (size_t)n;
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            return 0;
-        } else {
-            if (n == 0)
-                errno = EPIPE;
-            return -1;
-        }
-    }
-    free(o);
-    f->out = NULL;
-    return 1;
-}
-
-static int out_write(BIO *b, const char *data, int len)
-{
-    struct gw_conn *c = BIO_get_data(b);
-    BIO_clear_retry_flags(b);
-    if (c == NULL || c->fast == NULL || len < 0)
-        return -1;
-    struct gw_fast *f = c->fast;
-    if (f->out != NULL && f->out->cap - f->out->len < (size_t)len) {
-        int r = out_send(c);
-        if (r < 0)
-            return -1;
-        if (r == 0) {
-            BIO_set_retry_write(b);
-            return -1;
-        }
-    }
-    if (f->out == NULL) {
-        f->out = fbuf_new((size_t)len > FAST_OUT_BUF ? (size_t)len : FAST_OUT_BUF);
-        if (f->out == NULL)
-            return -1;
-    }
-    memcpy(f->out->data + f->out->len, data, (size_t)len);
-    f->out->len += (size_t)len;
-    return len;
-}
-
-static long out_ctrl(BIO *b, int cmd, long num, void *ptr)
-{
-    (void)num;
-    (void)ptr;
-    struct gw_conn *c = BIO_get_data(b);
-    struct gw_fbuf *o = c != NULL && c->fast != NULL ? c->fast->out : NULL;
-    switch (cmd) {
-    case BIO_CTRL_FLUSH: {
-        BIO_clear_retry_flags(b);
-        int r = o != NULL ? out_send(c) : 1;
-        if (r == 0)
-            BIO_set_retry_write(b);
-        return r;
-    }
-    case BIO_CTRL_WPENDING:
-        return o != NULL ? (long)(o->len - o->off) : 0;
-    case BIO_CTRL_DUP:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-static void out_method_init(void)
-{
-    out_type = BIO_get_new_index() | BIO_TYPE_SOURCE_SINK;
-    BIO_METHOD *m = BIO_meth_new(out_type, "twoway relay out");
-    if (m != NULL && (BIO_meth_set_write(m, out_write) != 1 ||
-                      BIO_meth_set_ctrl(m, out_ctrl) != 1)) {
-        BIO_meth_free(m);
-        m = NULL;
-    }
-    out_method = m;
 }
 
 bool gw_fast_eligible(const struct gw_conn *c)
@@ -248,7 +154,7 @@ void gw_fast_tick(struct gw_conn *c, int64_t now)
 
 bool gw_fast_client_pending(const struct gw_conn *c)
 {
-    return c->fast != NULL && (c->fast->down != NULL || c->fast->out != NULL);
+    return c->fast != NULL && (c->fast->down != NULL || gw_outbio_pending(c->fast->out));
 }
 
 /* One side is gone: stop reading, write out what is buffered for the other side (client:
@@ -352,7 +258,7 @@ static int flush_down(struct gw_conn *c)
     }
     /* Everything taken: send the records (the buffer stays until they left). */
     if (e == SSL_ERROR_NONE) {
-        int r = out_send(c);
+        int r = gw_outbio_send(f->out);
         e = r > 0 ? SSL_ERROR_NONE : r == 0 ? SSL_ERROR_WANT_WRITE : SSL_ERROR_SYSCALL;
     }
     if (e == SSL_ERROR_WANT_WRITE) {
@@ -504,8 +410,9 @@ static void on_client_write(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct gw_conn *c = arg;
     struct gw_fast *f = c->fast;
-    if (f->down == NULL && f->out != NULL) { /* an alert or KeyUpdate OpenSSL wrote */
-        int r = out_send(c);
+    if (f->down == NULL && gw_outbio_pending(f->out)) {
+        /* a KeyUpdate answer OpenSSL wrote while reading */
+        int r = gw_outbio_send(f->out);
         if (r == 0)
             return;
         if (r < 0) {
@@ -641,13 +548,11 @@ static int fast_start(struct gw_conn *c, struct tw_err *err)
         c->bytes_in += held;
     }
     tw_buf_free(&hdr);
-    pthread_once(&out_once, out_method_init);
-    BIO *out = out_method != NULL ? BIO_new(out_method) : NULL;
+    BIO *out = gw_outbio_new(c->fd);
     if (out == NULL)
         return tw_err_set(err, TW_ERR_INTERNAL, "cannot set up the relay's TLS output");
-    BIO_set_data(out, c);
-    BIO_set_init(out, 1);
     SSL_set0_wbio(c->ssl, out); /* the socket BIO stays the read BIO */
+    f->out = out;
     bufferevent_free(c->client);
     c->client = NULL;
     SSL_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
@@ -680,12 +585,8 @@ void gw_fast_free(struct gw_conn *c)
     }
     if (f->bfd >= 0)
         close(f->bfd);
-    BIO *out = c->ssl != NULL ? SSL_get_wbio(c->ssl) : NULL;
-    if (out != NULL && out_method != NULL && BIO_method_type(out) == out_type)
-        BIO_set_data(out, NULL); /* nothing more to send once the relay is gone */
     free(f->up);
     free(f->down);
-    free(f->out);
     free(f);
     c->fast = NULL;
 }

@@ -304,32 +304,40 @@ def test_half_close_both_ways(pki):
 def test_bulk_then_quiet_then_bulk_again(pki):
     """A bulk burst makes the connection keep its TLS record buffers and read ahead; a quiet
     second releases them again. Bursts on both sides of that stay intact."""
-    def echo(conn):
+    def echo_whole(conn):  # 8-byte length, the bytes; then all of them back
         while True:
-            chunk = conn.recv(1 << 20)
-            if not chunk:
-                return
-            conn.sendall(chunk)
+            head = b""
+            while len(head) < 8:
+                chunk = conn.recv(8 - len(head))
+                if not chunk:
+                    return
+                head += chunk
+            n = int.from_bytes(head, "big")
+            body = bytearray()
+            while len(body) < n:
+                chunk = conn.recv(min(1 << 20, n - len(body)))
+                if not chunk:
+                    return
+                body += chunk
+            conn.sendall(body)
 
-    backend = Backend(echo)
+    backend = Backend(echo_whole)
     gw, port, _ = start_gateway(pki, backend)
     try:
         raw = socket.create_connection(("127.0.0.1", port), timeout=30)
         s = client_context(pki["ca"], pki["alice"]).wrap_socket(raw, server_hostname="localhost")
         for i in range(3):
-            data = payload(4 << 20, seed=b"burst%d" % i)
-            sender = threading.Thread(target=s.sendall, args=(data,), daemon=True)
-            sender.start()
-            got = bytearray()
-            while len(got) < len(data):
-                chunk = s.recv(1 << 20)
-                assert chunk, "connection closed mid-burst"
-                got += chunk
-            sender.join(30)
-            assert bytes(got) == data
-            time.sleep(1.3)  # quiet: the gateway releases the buffers
-            s.sendall(b"small")  # a small exchange on released buffers
-            assert s.recv(16) == b"small"
+            for size in (4 << 20, 5):  # a bulk burst both ways, then a small exchange
+                data = payload(size, seed=b"burst%d" % i)
+                s.sendall(len(data).to_bytes(8, "big") + data)
+                got = bytearray()
+                while len(got) < len(data):
+                    chunk = s.recv(1 << 20)
+                    assert chunk, "connection closed mid-burst"
+                    got += chunk
+                assert bytes(got) == data
+                if size > 5:
+                    time.sleep(1.3)  # quiet: the gateway releases the buffers
         s.close()
     finally:
         assert gw.stop() == 0, gw.output()
