@@ -15,11 +15,18 @@
  * listener and HTTP mode stay on the bufferevent relay (relay.c).
  *
  * Handover: the handshake stays on bufferevent_openssl (created without BEV_OPT_CLOSE_ON_FREE,
- * so the connection owns the SSL and the socket). Once the backend is connected, whatever the
+ * so the connection owns the SSL and the socket): it is a few packets, and conn.c's handshake
+ * error reporting and timeouts stay as they are. Once the backend is connected, whatever the
  * bufferevent already decrypted (client bytes sent with or right after Finished) goes to the
- * backend first, after the PROXY v2 header; then the bufferevent is freed, the SSL keeps its
- * socket BIO and this file takes over. Bytes OpenSSL buffered but not yet returned are not
- * reported by epoll, so the first client read is triggered by hand. */
+ * backend first, after the PROXY v2 header; then the bufferevent is freed (its finalizer runs
+ * later but touches neither the SSL nor the socket), the SSL keeps its socket BIO for reading
+ * and writes through relay_bio.c's BIO, which sends a chunk's records in one send. Bytes
+ * OpenSSL buffered but not yet returned are not reported by epoll, so the first client read is
+ * triggered by hand.
+ *
+ * Memory: a bulk stream (a full chunk at once) keeps the TLS record buffers and reads ahead
+ * (one recv for several records); a quiet second gives them back (SSL_free_buffers) and
+ * SSL_MODE_RELEASE_BUFFERS applies again, so idle connections hold none. */
 #include "gateway/internal.h"
 
 #include <errno.h>

@@ -153,7 +153,8 @@ def start_gateway(pki, backend, extra=()):
     return gw, port, log
 
 
-def test_large_download_and_upload_intact(pki):
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2])
+def test_large_download_and_upload_intact(pki, version):
     data = payload(BIG)
     digest = hashlib.sha256(data).hexdigest()
 
@@ -167,7 +168,7 @@ def test_large_download_and_upload_intact(pki):
 
     backend = Backend(handler)
     gw, port, log = start_gateway(pki, backend)
-    ctx = client_context(pki["ca"], pki["alice"])
+    ctx = client_context(pki["ca"], pki["alice"], version=version)
     try:
         c = BioClient(port, ctx, first=b"down")
         h, n = hashlib.sha256(), 0
