@@ -58,6 +58,24 @@ void tlsx_sess_store_free(struct tlsx_sess_store *s)
     free(s);
 }
 
+/* 1 when a and b have the same encoding. Two different certificates differ in their
+ * signatures, which compare without decoding anything (X509_cmp would first cache the
+ * extensions of the presented copy); equal ones are confirmed byte for byte. */
+static int same_cert(X509 *a, X509 *b)
+{
+    const ASN1_BIT_STRING *sa = NULL, *sb = NULL;
+    X509_get0_signature(&sa, NULL, a);
+    X509_get0_signature(&sb, NULL, b);
+    if (sa == NULL || sb == NULL || ASN1_STRING_cmp(sa, sb) != 0)
+        return 0;
+    unsigned char *da = NULL, *db = NULL;
+    int la = i2d_X509(a, &da), lb = i2d_X509(b, &db);
+    int same = la > 0 && la == lb && memcmp(da, db, (size_t)la) == 0;
+    OPENSSL_free(da);
+    OPENSSL_free(db);
+    return same;
+}
+
 void tlsx_sess_share_cas(SSL *ssl)
 {
     const struct tlsx_server_state *st = tlsx_server_state_get(SSL_get_SSL_CTX(ssl));
@@ -71,7 +89,7 @@ void tlsx_sess_share_cas(SSL *ssl)
             X509 *ca = sk_X509_value(st->client_cas, j);
             if (ca == sent)
                 break;
-            if (X509_cmp(ca, sent) == 0 && X509_up_ref(ca) == 1) {
+            if (same_cert(ca, sent) && X509_up_ref(ca) == 1) {
                 sk_X509_set(chain, i, ca);
                 X509_free(sent);
                 break;

@@ -6,7 +6,7 @@
 #include <openssl/ssl.h>
 
 /* Memory per connection (issue 6): swap every certificate of the verified peer chain of ssl's
- * session that is also a CA of ssl's ctx (same encoding, X509_cmp) for the ctx's own object,
+ * session that is also a CA of ssl's ctx (same encoding) for the ctx's own object,
  * so sessions share one decoded intermediate instead of each keeping a copy. Call only after
  * the chain was verified and before the session is shared (the new-session and ticket
  * callbacks). */
