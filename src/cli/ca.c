@@ -13,6 +13,9 @@ static const struct cli_command ca_commands[] = {
     {"export", cli_ca_export, "export a certificate as PEM bundle or PKCS#12"},
     {"token", cli_ca_token, "one-time enrollment token for a name (for twoway enroll)"},
     {"serve", cli_ca_serve, "HTTPS: EST enrollment, CRL distribution, OCSP responder"},
+    {"pending", cli_ca_pending, "list enrollment requests waiting for approval"},
+    {"approve", cli_ca_approve, "approve a waiting enrollment request"},
+    {"reject", cli_ca_reject, "reject a waiting enrollment request"},
     {"migrate", cli_ca_migrate, "copy an inventory to another store (e.g. SQLite to PostgreSQL)"},
     {NULL, NULL, NULL},
 };

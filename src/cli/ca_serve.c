@@ -14,7 +14,8 @@
 static const char usage[] =
     "usage: twoway ca serve [--dir D] [--listen ADDR:PORT] [--san LIST] [--passphrase-file F]\n"
     "                       [--rate N] [--burst N] [--access-log FILE|-|off]\n"
-    "                       [--ocsp-validity DURATION]\n"
+    "                       [--ocsp-validity DURATION] [--approval token|manual]\n"
+    "                       [--retry-after DURATION] [--max-pending N]\n"
     "\n"
     "Serve the CA over HTTPS until SIGINT/SIGTERM:\n"
     "  /.well-known/est/{cacerts,simpleenroll,simplereenroll,csrattrs}   EST (RFC 7030),\n"
@@ -32,6 +33,10 @@ static const char usage[] =
     "  --access-log FILE    JSON lines, one per request (default - : stderr; off: none)\n"
     "  --ocsp-validity D    OCSP nextUpdate - thisUpdate (default 1h)\n"
     "  --passphrase-file F  the CA passphrase, if the CA keys are encrypted\n"
+    "  --approval MODE      token (default): simpleenroll needs a `ca token`; manual: without\n"
+    "                       one the request waits for `twoway ca approve` (202 Accepted)\n"
+    "  --retry-after D      Retry-After of a 202 (default 60s)\n"
+    "  --max-pending N      requests that may wait for approval at once (default 1000)\n"
     "\n"
     "Examples:\n"
     "  twoway ca serve --listen 0.0.0.0:8443 --san dns:ca.example.com\n"
@@ -45,6 +50,15 @@ struct serve_args {
     struct pki_sans sans;
     double rate, burst;
     int64_t ocsp_validity;
+    int approval; /* 1: manual */
+    int64_t retry_after;
+    int max_pending;
+};
+
+static const struct flag_choice approvals[] = {
+    {"token", 0},
+    {"manual", 1},
+    {NULL, 0},
 };
 
 static int number_flag(const char *flag, const char *text, double *out, struct tw_err *err)
@@ -81,6 +95,14 @@ static const struct flag flags[] = {
      .off = AT(ocsp_validity),
      .min = 1,
      .bad = "expected a duration (1h)"},
+    {.name = "approval", .kind = FLAG_CHOICE, .off = AT(approval), .choices = approvals},
+    {.name = "retry-after",
+     .kind = FLAG_DURATION,
+     .off = AT(retry_after),
+     .min = 1,
+     .max = 86400,
+     .bad = "expected a duration from 1s to 1d (60s, 5m)"},
+    {.name = "max-pending", .kind = FLAG_INT, .off = AT(max_pending), .min = 1, .max = 1000000},
     {.kind = FLAG_END},
 };
 
@@ -119,7 +141,10 @@ static int run(const struct serve_args *a, FILE *log, struct tw_err *err)
                                     .rate = a->rate,
                                     .burst = a->burst,
                                     .access_log = log,
-                                    .ocsp_validity = a->ocsp_validity};
+                                    .ocsp_validity = a->ocsp_validity,
+                                    .approval_manual = a->approval,
+                                    .retry_after = (long)a->retry_after,
+                                    .max_pending = a->max_pending};
         rc = est_server_run(&o, err);
     }
     pki_signer_free(ocsp);

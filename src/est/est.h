@@ -27,6 +27,8 @@
 #define EST_RESPONSE_MAX (4u * 1024 * 1024) /* bytes of a response the client accepts */
 #define EST_RATE_DEFAULT 20.0               /* requests per second per client address */
 #define EST_BURST_DEFAULT 40.0              /* requests a client may send at once */
+#define EST_RETRY_AFTER_DEFAULT 60          /* seconds a client waits before asking again */
+#define EST_PENDING_MAX_DEFAULT 1000        /* enrollment requests waiting for approval */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Server                                                                                     */
@@ -42,6 +44,10 @@ struct est_server_opts {
     double burst;                      /* <= 0: default */
     FILE *access_log;                  /* one JSON line per request; NULL: none */
     int64_t ocsp_validity;             /* seconds thisUpdate..nextUpdate; <= 0: PKI_OCSP_VALIDITY */
+    int approval_manual; /* 1: a simpleenroll without credentials waits for `ca approve`
+                          * (202 + Retry-After, RFC 7030 §4.2.3); 0: a token is required */
+    long retry_after;    /* Retry-After seconds of a 202; <= 0: EST_RETRY_AFTER_DEFAULT */
+    long max_pending;    /* requests that may wait at once; <= 0: EST_PENDING_MAX_DEFAULT */
 };
 
 /* Make sure the server's own TLS certificate exists in DIR/serve/ (server.crt with the

@@ -68,7 +68,7 @@ static int status_for(const struct tw_err *err, int auth_status)
     }
 }
 
-static void fail(struct est_req *r, const struct tw_err *err, int auth_status)
+void est_fail(struct est_req *r, const struct tw_err *err, int auth_status)
 {
     int status = status_for(err, auth_status);
     snprintf(r->detail, sizeof(r->detail), "%s", err->msg);
@@ -90,7 +90,7 @@ static void fail(struct est_req *r, const struct tw_err *err, int auth_status)
     est_reply_text(r, status, err->msg);
 }
 
-static void send_cert(struct est_req *r, X509 *cert)
+void est_send_cert(struct est_req *r, X509 *cert)
 {
     struct tw_err err;
     TW_AUTO(X509_STACK) *one = sk_X509_new_null();
@@ -98,12 +98,12 @@ static void send_cert(struct est_req *r, X509 *cert)
     size_t len = 0;
     if (one == NULL || sk_X509_push(one, cert) <= 0) {
         tw_err_set(&err, TW_ERR_INTERNAL, "out of memory");
-        fail(r, &err, 401);
+        est_fail(r, &err, 401);
         return;
     }
     X509_up_ref(cert);
     if (certs_b64(one, &b64, &len, &err) != 0) {
-        fail(r, &err, 401);
+        est_fail(r, &err, 401);
         return;
     }
     char serial[STORE_SERIAL_MAX] = "?";
@@ -135,7 +135,7 @@ static struct pki_csr *read_csr(struct est_req *r, X509_NAME **subject)
     }
     free(der);
     if (csr == NULL)
-        fail(r, &err, 400);
+        est_fail(r, &err, 400);
     return csr;
 }
 
@@ -145,17 +145,23 @@ void est_h_simpleenroll(struct est_req *r)
     char user[PKI_NAME_MAX + 1], token[PKI_TOKEN_TEXT_MAX];
     const char *auth =
         evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
+    /* With --approval manual a request without credentials waits for an operator (RFC 7030
+     * §4.2.3); one with credentials is still a token enrollment, refused when they are bad. */
+    if (auth == NULL && r->srv->opts->approval_manual) {
+        est_approval_enroll(r);
+        return;
+    }
     if (est_basic_auth_parse(auth, user, sizeof(user), token, sizeof(token), &err) != 0) {
-        fail(r, &err, 401);
+        est_fail(r, &err, 401);
         return;
     }
     struct pki_csr *csr = read_csr(r, NULL);
     if (csr != NULL) {
         X509 *cert = NULL;
         if (pki_ca_enroll_token(r->srv->opts->ca, user, token, csr, r->label, &cert, &err) == 0)
-            send_cert(r, cert);
+            est_send_cert(r, cert);
         else
-            fail(r, &err, 401);
+            est_fail(r, &err, 401);
         X509_free(cert);
         pki_csr_free(csr);
     }
@@ -171,13 +177,13 @@ void est_h_simplereenroll(struct est_req *r)
         tw_err_set(&err, TW_ERR_POLICY,
                    "re-enrollment needs the current certificate as the TLS "
                    "client certificate (RFC 7030 3.3.2)");
-        fail(r, &err, 403);
+        est_fail(r, &err, 403);
         return;
     }
     if (verr != X509_V_OK) {
         tw_err_set(&err, TW_ERR_POLICY, "client certificate refused: %s",
                    X509_verify_cert_error_string(verr));
-        fail(r, &err, 403);
+        est_fail(r, &err, 403);
         return;
     }
     X509_NAME *subject = NULL;
@@ -186,9 +192,9 @@ void est_h_simplereenroll(struct est_req *r)
         return;
     X509 *cert = NULL;
     if (pki_ca_reenroll(r->srv->opts->ca, peer, csr, subject, r->label, &cert, &err) == 0)
-        send_cert(r, cert);
+        est_send_cert(r, cert);
     else
-        fail(r, &err, 403);
+        est_fail(r, &err, 403);
     X509_free(cert);
     X509_NAME_free(subject);
     pki_csr_free(csr);

@@ -128,6 +128,17 @@ unsigned char *est_body(struct est_req *r, size_t *len);
 /* Handlers (h_est.c, h_status.c). */
 void est_h_cacerts(struct est_req *r);
 void est_h_simpleenroll(struct est_req *r);
+
+/* Answer a failure: the status for err->code (auth_status for TW_ERR_VERIFY), the reason in
+ * the body; 503 with Retry-After when the inventory is down, 500 without details. */
+void est_fail(struct est_req *r, const struct tw_err *err, int auth_status);
+
+/* Answer 200 with cert as a base64 certs-only PKCS#7. */
+void est_send_cert(struct est_req *r, X509 *cert);
+
+/* simpleenroll without credentials under --approval manual (approval.c): 202 + Retry-After
+ * while the request waits, the certificate once approved, 403 once rejected. */
+void est_approval_enroll(struct est_req *r);
 void est_h_simplereenroll(struct est_req *r);
 void est_h_csrattrs(struct est_req *r);
 void est_h_crl(struct est_req *r);

@@ -1,7 +1,8 @@
 /* The schema, as a list of steps. A database records every step applied in schema_version;
  * opening it applies the missing ones, each in its own transaction, and refuses a database
  * that has steps this build does not know (it was written by a newer twoway).
- * Never edit a released step: add a new one. Issue 4 adds enrollment tokens as step 2.
+ * Never edit a released step: add a new one. Issue 4 adds enrollment tokens as step 2,
+ * manual EST approval the pending requests as step 3.
  * Each step is written twice, once per SQL dialect, here and nowhere else: the same tables,
  * columns, constraints and rules. PostgreSQL differences: BIGINT for times and numbers, a
  * BIGSERIAL for audit ids, a seq column on certs standing in for SQLite's rowid (insertion
@@ -123,6 +124,49 @@ const struct store_migration store_migrations[] = {
         "  serial TEXT"
         ");"
         "CREATE INDEX tokens_name ON tokens (name, created_at);",
+    },
+    {
+        3,
+        "pending enrollment requests (manual approval)",
+        /* EST with manual approval (RFC 7030 §4.2.3). id is the SHA-256 hex of the CSR's DER,
+         * csr the DER as lower-case hex (text in both dialects). state moves once, from
+         * 'pending' to 'approved' or 'rejected', by a conditional UPDATE; serial is set once,
+         * after approval, when the certificate is made. */
+        "CREATE TABLE pending_requests ("
+        "  id TEXT PRIMARY KEY NOT NULL,"
+        "  csr TEXT NOT NULL,"
+        "  name TEXT NOT NULL,"
+        "  subject TEXT NOT NULL,"
+        "  sans TEXT NOT NULL DEFAULT '',"
+        "  profile TEXT NOT NULL,"
+        "  peer TEXT NOT NULL DEFAULT '',"
+        "  created_at INTEGER NOT NULL,"
+        "  state TEXT NOT NULL DEFAULT 'pending'"
+        "    CHECK (state IN ('pending', 'approved', 'rejected')),"
+        "  decided_at INTEGER,"
+        "  lifetime INTEGER NOT NULL DEFAULT 0,"
+        "  reason TEXT NOT NULL DEFAULT '',"
+        "  serial TEXT"
+        ");"
+        "CREATE INDEX pending_state ON pending_requests (state, created_at);",
+        /* PostgreSQL dialect of step 3. */
+        "CREATE TABLE pending_requests ("
+        "  id TEXT PRIMARY KEY NOT NULL,"
+        "  csr TEXT NOT NULL,"
+        "  name TEXT NOT NULL,"
+        "  subject TEXT NOT NULL,"
+        "  sans TEXT NOT NULL DEFAULT '',"
+        "  profile TEXT NOT NULL,"
+        "  peer TEXT NOT NULL DEFAULT '',"
+        "  created_at BIGINT NOT NULL,"
+        "  state TEXT NOT NULL DEFAULT 'pending'"
+        "    CHECK (state IN ('pending', 'approved', 'rejected')),"
+        "  decided_at BIGINT,"
+        "  lifetime BIGINT NOT NULL DEFAULT 0,"
+        "  reason TEXT NOT NULL DEFAULT '',"
+        "  serial TEXT"
+        ");"
+        "CREATE INDEX pending_state ON pending_requests (state, created_at);",
     },
 };
 

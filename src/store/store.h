@@ -212,4 +212,67 @@ int store_checksum(struct store *s, struct store_copy_report *out, struct tw_err
 int store_copy(struct store *src, struct store *dst, struct store_copy_report *rep,
                struct tw_err *err) TW_MUST_CHECK;
 
+/* ---------------------------------------------------------------- pending enrollments */
+
+/* EST enrollment with manual approval (RFC 7030 §4.2.3): a CSR sent without credentials waits
+ * in pending_requests until an operator approves or rejects it. The id is the SHA-256 of the
+ * CSR's DER, so the same CSR sent again is the same request. */
+#define STORE_PENDING_ID_MAX 65            /* SHA-256 hex of the CSR DER */
+#define STORE_PENDING_CSR_MAX (32u * 1024) /* bytes of a stored CSR (DER) */
+#define STORE_PEER_MAX 64                  /* client address as text */
+#define STORE_REASON_MAX 256               /* why a request was rejected */
+
+/* "pending" (waiting), "approved" (serial "" until the certificate is made), "rejected". */
+struct store_pending {
+    char id[STORE_PENDING_ID_MAX];
+    char name[STORE_NAME_MAX];       /* the CSR's CN: the certificate's NAME */
+    char subject[STORE_SUBJECT_MAX]; /* the CSR's subject as sent */
+    char sans[STORE_SANS_MAX];       /* the CSR's SANs as sent */
+    char profile[STORE_PROFILE_MAX]; /* "client" or "server" */
+    char peer[STORE_PEER_MAX];       /* the client address that sent it */
+    int64_t created_at;              /* 0 on add: now */
+    char state[16];
+    int64_t decided_at;            /* 0 while pending */
+    int64_t lifetime;              /* validity chosen at approval (seconds); 0: the profile's */
+    char reason[STORE_REASON_MAX]; /* rejection reason */
+    char serial[STORE_SERIAL_MAX]; /* the certificate made after approval; "" before */
+    unsigned char *csr;            /* DER (store_pending_get only; store_pending_clear frees) */
+    size_t csr_len;
+};
+
+/* Free what a row owns and zero it. Accepts a zeroed row. */
+void store_pending_clear(struct store_pending *p);
+
+/* Add a pending request (state pending; csr/csr_len required). TW_ERR_EXISTS when the id is
+ * already there (any state), TW_ERR_POLICY when max_pending requests (> 0) already wait,
+ * TW_ERR_USAGE for an id that is not SHA-256 hex or a CSR over STORE_PENDING_CSR_MAX. */
+int store_pending_add(struct store *s, const struct store_pending *p, int64_t max_pending,
+                      struct tw_err *err) TW_MUST_CHECK;
+
+/* Fetch by whole id, CSR included. TW_ERR_NOTFOUND if none. */
+int store_pending_get(struct store *s, const char *id, struct store_pending *out,
+                      struct tw_err *err) TW_MUST_CHECK;
+
+/* Fetch by a unique id prefix (hex, any case; the CSR not included). TW_ERR_NOTFOUND when no
+ * id starts with it, TW_ERR_USAGE when it is not hex or when several do (ambiguous). */
+int store_pending_find(struct store *s, const char *prefix, struct store_pending *out,
+                       struct tw_err *err) TW_MUST_CHECK;
+
+/* Every request in state (NULL: any), oldest first, without CSRs. */
+typedef int (*store_pending_fn)(const struct store_pending *p, void *ctx);
+int store_pending_list(struct store *s, const char *state, store_pending_fn fn, void *ctx,
+                       struct tw_err *err) TW_MUST_CHECK;
+
+/* Decide a pending request at now: approve (lifetime seconds, 0: profile default) or reject
+ * (reason). One conditional UPDATE, so of two operators exactly one decides. TW_ERR_NOTFOUND
+ * for an unknown id, TW_ERR_EXISTS when it was already decided. */
+int store_pending_decide(struct store *s, const char *id, int approve, int64_t lifetime,
+                         const char *reason, int64_t now, struct tw_err *err) TW_MUST_CHECK;
+
+/* Record the certificate made for an approved request, once: TW_ERR_EXISTS when it already has
+ * one or is not approved. Run it in store_transaction with the issuance, so a request gets
+ * exactly one certificate even with several servers. */
+int store_pending_set_serial(struct store *s, const char *id, const char *serial,
+                             struct tw_err *err) TW_MUST_CHECK;
+
 #endif
