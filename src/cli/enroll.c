@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 
@@ -20,7 +21,7 @@
 #include "util/fs.h"
 
 static const char usage[] =
-    "usage: twoway enroll URL --name N (--token T | --token-file F)\n"
+    "usage: twoway enroll URL --name N (--token T | --token-file F | --wait DURATION)\n"
     "                     (--ca-fingerprint SHA256 | --ca FILE) [--key TYPE] [--san LIST]\n"
     "                     [--out DIR] [--force] [--p12 [--p12-legacy] [--p12-pass-file F]]\n"
     "\n"
@@ -31,6 +32,9 @@ static const char usage[] =
     "\n"
     "  --token T            the one-time token from `twoway ca token N` (last line)\n"
     "  --token-file F       read the token from F's first line instead (keeps it out of ps)\n"
+    "  --wait DURATION      wait up to DURATION for an operator to approve the request\n"
+    "                       (`ca serve --approval manual`, `ca approve`), asking again when\n"
+    "                       the server's Retry-After says; no token needed then\n"
     "  --ca-fingerprint FP  SHA-256 of the CA root, as `ca init`/`ca token` print it: the CA\n"
     "                       certificates are fetched and accepted only if the root matches\n"
     "  --ca FILE            trust the CA certificates in FILE instead\n"
@@ -54,6 +58,7 @@ struct enroll_args {
     struct ca_key_flag key;
     struct pki_sans sans;
     bool force;
+    int64_t wait; /* --wait: seconds to wait for approval; 0: do not wait */
 };
 
 #define AT(field) offsetof(struct enroll_args, field)
@@ -69,6 +74,12 @@ static const struct flag flags[] = {
     {.name = "ca", .kind = FLAG_STRING, .off = AT(ca_file)},
     {.name = "san", .kind = FLAG_CALL, .off = AT(sans), .call = ca_flag_sans},
     {.name = "force", .kind = FLAG_BOOL, .off = AT(force)},
+    {.name = "wait",
+     .kind = FLAG_DURATION,
+     .off = AT(wait),
+     .min = 1,
+     .max = 30 * 86400,
+     .bad = "expected a duration up to 30d (90s, 15m, 12h)"},
     {.kind = FLAG_END},
 };
 
@@ -90,8 +101,11 @@ static int parse(int argc, char **argv, struct enroll_args *a)
     struct tw_err err;
     if (pki_name_check(a->name, &err) != 0)
         return cli_usage_error(cmd, "%s", err.msg);
-    if ((a->token == NULL) == (a->token_file == NULL))
-        return cli_usage_error(cmd, "give the token with --token T or --token-file F");
+    if (a->token != NULL && a->token_file != NULL)
+        return cli_usage_error(cmd, "give the token with --token T or --token-file F, not both");
+    if (a->token == NULL && a->token_file == NULL && a->wait == 0)
+        return cli_usage_error(cmd, "give the token with --token T or --token-file F (or --wait "
+                                    "DURATION for a CA that approves requests by hand)");
     if (a->token != NULL && a->token[0] == '\0')
         return cli_usage_error(cmd, "--token is empty");
     if ((a->fingerprint == NULL) == (a->ca_file == NULL))
@@ -275,6 +289,41 @@ static void print_result(const struct paths *p, X509 *cert, const char *name)
         printf("p12: %s\n", p->p12);
 }
 
+/* Send the CSR; with --wait, send the very same CSR again (the server knows it by its hash)
+ * when the server says when (Retry-After on 202 "waiting for approval", 503, 429) until it
+ * answers with a certificate or a refusal, or --wait is used up (RFC 7030 §4.2.3). */
+static int post_until_done(const struct enroll_args *a, SSL_CTX *ctx, const struct est_url *u,
+                           const char *token, const unsigned char *csr, size_t csr_len,
+                           X509 **cert, struct tw_err *err)
+{
+    const char *user = token != NULL ? a->name : NULL;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        long retry = -1;
+        if (est_client_enroll(ctx, u, 0, user, token, csr, csr_len, cert, &retry, err) == 0)
+            return 0;
+        if (a->wait == 0 || retry < 0)
+            return -1;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t left = a->wait - (int64_t)(now.tv_sec - start.tv_sec);
+        if (left <= 0) {
+            char last[TW_ERR_MSG_MAX];
+            snprintf(last, sizeof(last), "%s", err->msg);
+            return tw_err_set(err, TW_ERR_IO, "no decision within --wait %llds (%s)",
+                              (long long)a->wait, last);
+        }
+        int64_t delay = retry < 1 ? 1 : retry;
+        if (delay > left)
+            delay = left;
+        fprintf(stderr, "twoway enroll: %s; asking again in %lld s\n", err->msg,
+                (long long)delay);
+        struct timespec step = {(time_t)delay, 0};
+        while (nanosleep(&step, &step) != 0)
+            ;
+    }
+}
+
 static int enroll(const struct enroll_args *a, const char *token, struct tw_err *err)
 {
     struct est_url u;
@@ -292,7 +341,7 @@ static int enroll(const struct enroll_args *a, const char *token, struct tw_err 
     X509 *cert = NULL;
     int rc = ctx != NULL ? 0 : -1;
     if (rc == 0)
-        rc = est_client_enroll(ctx, &u, 0, a->name, token, csr, csr_len, &cert, NULL, err);
+        rc = post_until_done(a, ctx, &u, token, csr, csr_len, &cert, err);
     if (rc == 0 && !pki_key_matches_cert(key, cert))
         rc = tw_err_set(err, TW_ERR_PKI, "%s returned a certificate for another key", u.origin);
     if (rc == 0)
@@ -320,12 +369,13 @@ int cli_enroll(int argc, char **argv)
     tw_err_clear(&err);
     struct pki_secret token;
     memset(&token, 0, sizeof(token));
+    rc = 0;
     if (a.token_file != NULL)
         rc = pki_secret_read_file(a.token_file, &token, &err);
-    else
+    else if (a.token != NULL)
         rc = pki_secret_set(&token, a.token, &err);
     if (rc == 0)
-        rc = enroll(&a, token.data, &err);
+        rc = enroll(&a, a.token != NULL || a.token_file != NULL ? token.data : NULL, &err);
     pki_secret_wipe(&token);
     if (rc != 0)
         return err.code == TW_ERR_USAGE ? cli_usage_error(cmd, "%s", err.msg) : cli_fail(&err);

@@ -140,7 +140,8 @@ static int issue_txn(struct store *s, void *ctx, struct tw_err *err)
     struct pki_sans sans;
     memset(&sans, 0, sizeof(sans));
     TW_GUARD(pki_profile_parse(c->p->profile, &profile, err));
-    TW_GUARD(pki_sans_parse(&sans, c->p->sans, err));
+    if (c->p->sans[0] != '\0')
+        TW_GUARD(pki_sans_parse(&sans, c->p->sans, err));
     int64_t lifetime = c->p->lifetime > 0 ? c->p->lifetime
                                           : (int64_t)pki_profile_default_days(profile) * 86400;
     struct pki_cert_request req = {.profile = profile,

@@ -227,9 +227,13 @@ int est_client_enroll(SSL_CTX *ctx, const struct est_url *u, int reenroll, const
     if (retry_after != NULL)
         *retry_after = r.retry_after;
     rc = -1;
-    if (r.status == 202)
-        tw_err_set(err, TW_ERR_IO, "%s %s: the CA holds the request for approval; retry in %ld s",
-                   u->origin, op, r.retry_after > 0 ? r.retry_after : 60);
+    if (r.status == 202) {
+        /* RFC 7030 §4.2.3: accepted, waiting for approval; the body names the request. */
+        char reason[200];
+        reason_of(&r, reason, sizeof(reason));
+        tw_err_set(err, TW_ERR_IO, "%s %s: HTTP 202 Accepted (held for approval): %s",
+                   u->origin, op, reason);
+    }
     else if (r.status != 200)
         status_error(u, op, &r, err);
     else {
