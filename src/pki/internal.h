@@ -109,4 +109,9 @@ int ca_recover_init(struct pki_ca *ca, struct tw_err *err) TW_MUST_CHECK;
  * here. Points are named in docs/internals/ca.md. */
 void ca_fault_point(const char *point);
 
+/* 1 when cid's issuerNameHash and issuerKeyHash (under digest md_nid) are those of issuer.
+ * The hashes are computed once per digest and kept in the signer (signer.c), which answers
+ * for one issuer: the intermediate. */
+int signer_ocsp_issued_by(struct pki_signer *s, X509 *issuer, const OCSP_CERTID *cid, int md_nid);
+
 #endif

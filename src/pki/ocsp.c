@@ -1,6 +1,8 @@
 /* The OCSP responder's core (RFC 6960): parse a request with limits, look each certificate up
  * in the inventory as it is right now, and sign a BasicOCSPResponse with the OCSP signing
- * certificate. No caching: a revocation is visible in the very next answer. */
+ * certificate. No caching of answers: a revocation is visible in the very next one. What does
+ * not depend on the request (the intermediate's CertID hashes, the signing context) is
+ * prepared once in the signer (signer.c). */
 #include <string.h>
 
 #include <openssl/err.h>
@@ -75,18 +77,6 @@ int pki_ocsp_request_parse(const void *der, size_t len, struct pki_ocsp_query *o
     return query_from(req, out, err);
 }
 
-/* 1 when cid names a certificate issued by issuer (name and key hash under cid's digest). */
-static int issued_by(OCSP_CERTID *cid, int md_nid, X509 *issuer)
-{
-    const EVP_MD *md = EVP_get_digestbynid(md_nid);
-    if (md == NULL)
-        return 0;
-    TW_AUTO(OCSP_CERTID) *want = OCSP_cert_to_id(md, NULL, issuer);
-    int ok = want != NULL && OCSP_id_issuer_cmp(want, cid) == 0;
-    ERR_clear_error();
-    return ok;
-}
-
 static int add_status(struct pki_ca *ca, OCSP_BASICRESP *bs, OCSP_CERTID *cid, const char *serial,
                       ASN1_TIME *this_upd, ASN1_TIME *next_upd, struct tw_err *err)
 {
@@ -123,7 +113,7 @@ static OCSP_BASICRESP *answer(struct pki_ca *ca, struct pki_signer *signer, OCSP
 {
     for (size_t i = 0; i < q->count; i++) {
         OCSP_CERTID *cid = OCSP_onereq_get0_id(OCSP_request_onereq_get0(req, (int)i));
-        if (!issued_by(cid, q->ids[i].md_nid, ca->intermediate)) {
+        if (!signer_ocsp_issued_by(signer, ca->intermediate, cid, q->ids[i].md_nid)) {
             *unauthorized = 1;
             return NULL;
         }
