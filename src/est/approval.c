@@ -175,6 +175,13 @@ static void answer_known(struct est_req *r, const struct incoming *in, struct st
 {
     struct tw_err err;
     struct store *s = pki_ca_store(r->srv->opts->ca);
+    /* RFC 7030 §3.2.2: a profile named in the URL must be the one the request was made for. */
+    if (r->label >= 0 && strcmp(p->profile, pki_profile_name((enum pki_profile)r->label)) != 0) {
+        tw_err_set(&err, TW_ERR_POLICY, "enrollment request %.16s is for a %s certificate, not %s",
+                   p->id, p->profile, pki_profile_name((enum pki_profile)r->label));
+        est_fail(r, &err, 403);
+        return;
+    }
     if (strcmp(p->state, "pending") == 0) {
         reply_pending(r, p->id);
         return;

@@ -106,6 +106,10 @@ def test_reject_gives_403_with_the_reason(pki):
     with CaServer(pki, "--approval", "manual") as srv:
         status, hdrs, _ = post(srv, der)
         assert status == 202 and hdrs["retry-after"] == "60"
+        # The same CSR under another profile label is refused, not re-queued.
+        status, _, body = https(srv, "POST", "/.well-known/est/server/simpleenroll",
+                                body=b64_lines(der), headers=CT)
+        assert status == 403 and b"client certificate" in body
         r = pki.ca("reject", rid[:10], "--reason", "unknown device", check=True)
         assert "Rejected" in r.stdout
         status, _, body = post(srv, der)
