@@ -1,11 +1,12 @@
 /* The signer: the only code that uses a CA private key. Keeps the key next to the certificate
  * it belongs to and picks the digest the key type calls for.
  *
- * OCSP signs one response per request, so the signer prepares what does not change between
- * them once: a signing context set up for the key (copied per
- * signature instead of set up again) and, for the responder, the CertID hashes of the issuer
- * it answers for. The prepared context is never written to after pki_signer_new, and the
- * CertID table is filled under a lock, so one signer may still be shared by threads. */
+ * OCSP signs one response per request, so the signer prepares once what does not change
+ * between them: a signing context set up for the key (copied per signature instead of set up
+ * again) and, for the responder, the CertID hashes of the issuer it answers for. The prepared
+ * context is only read after pki_signer_new (each signature works on its own copy) and the
+ * CertID table is filled under a lock, so sharing a signer between threads is no less safe
+ * than before. `ca serve` is single-threaded anyway. */
 #include <openssl/err.h>
 
 #include "pki/internal.h"
