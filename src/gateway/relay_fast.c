@@ -116,6 +116,15 @@ static void resume_read(struct gw_conn *c, struct event *ev, bool *paused)
     (void)c;
 }
 
+/* SSL_free_buffers keeps the buffers (fails) while OpenSSL holds unread or unsent bytes.
+ * Before 3.0.14 it could free a partly read record (CVE-2024-4741): not called there, the
+ * buffers then go with the next record (SSL_MODE_RELEASE_BUFFERS). */
+static bool free_buffers(SSL *ssl)
+{
+    return OpenSSL_version_num() >= 0x300000e0L && !SSL_has_pending(ssl) &&
+           SSL_free_buffers(ssl) == 1;
+}
+
 /* Bytes moved. A full chunk at once means a bulk stream: keep the TLS record buffers until
  * the connection is quiet again instead of freeing and allocating them per record. Small
  * exchanges keep SSL_MODE_RELEASE_BUFFERS (held for a second by every connection, the
@@ -130,8 +139,12 @@ static void moved(struct gw_conn *c, bool bulk)
     SSL_clear_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
     /* One recv for several records instead of two (header, body) per record. Bytes OpenSSL
      * read ahead are not reported by epoll: pump_up reads until WANT_READ or re-arms itself,
-     * and resumes by hand after the backend drained (SSL_has_pending). */
+     * and resumes by hand after the backend drained (SSL_has_pending). The read buffer gets
+     * room for a chunk of records: the record buffers OpenSSL holds now (sized for one
+     * record) go, when nothing is in them, so that the next read allocates the larger one. */
     SSL_set_read_ahead(c->ssl, 1);
+    SSL_set_default_read_buffer_len(c->ssl, FAST_READ_BUF);
+    (void)free_buffers(c->ssl);
     gw_conn_arm_timer(c);
 }
 
@@ -148,14 +161,12 @@ void gw_fast_tick(struct gw_conn *c, int64_t now)
     if (f == NULL || !f->streaming || now < c->last_io_ms + FAST_QUIET_MS)
         return;
     if (f->up != NULL || f->down != NULL || SSL_has_pending(c->ssl))
-        return; /* still waiting for a side to take its bytes */
-    /* SSL_free_buffers keeps them (fails) while OpenSSL holds unread or unsent bytes: retried
-     * on the next tick. Before 3.0.14 it could free a partly read record (CVE-2024-4741):
-     * there the buffers go with the next record instead (SSL_MODE_RELEASE_BUFFERS). */
-    if (OpenSSL_version_num() >= 0x300000e0L && SSL_free_buffers(c->ssl) != 1)
+        return; /* still waiting for a side to take its bytes: retried on the next tick */
+    if (!free_buffers(c->ssl) && OpenSSL_version_num() >= 0x300000e0L)
         return;
     SSL_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
     SSL_set_read_ahead(c->ssl, 0);
+    SSL_set_default_read_buffer_len(c->ssl, 0); /* one record's worth again */
     f->streaming = false;
 }
 
@@ -563,9 +574,6 @@ static int fast_start(struct gw_conn *c, struct tw_err *err)
     bufferevent_free(c->client);
     c->client = NULL;
     SSL_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    /* Room for a chunk of records when reading ahead (streaming); with
-     * SSL_MODE_RELEASE_BUFFERS an idle connection holds none. */
-    SSL_set_default_read_buffer_len(c->ssl, FAST_READ_BUF);
     event_add(&f->be_rd, NULL);
     event_add(&f->cl_rd, NULL);
     gw_conn_arm_timer(c);
