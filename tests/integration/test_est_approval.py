@@ -175,6 +175,29 @@ def test_bounded_queue_and_bad_csrs(pki):
     assert len(pending(pki)) == 2
 
 
+def test_one_certificate_per_approval_across_two_servers(pki):
+    """Two servers on one inventory, many clients re-sending the approved CSR at once: one
+    certificate is issued, and every answer is that certificate."""
+    import concurrent.futures
+    der = make_csr_der(make_key(), "shared", ["dns:shared.example"])
+    rid = hashlib.sha256(der).hexdigest()
+    with CaServer(pki, "--approval", "manual", "--rate", "1000", "--burst", "1000") as a, \
+            CaServer(pki, "--approval", "manual", "--rate", "1000", "--burst", "1000") as b:
+        assert post(a, der)[0] == 202
+        assert post(b, der)[0] == 202
+        pki.ca("approve", rid[:12], check=True)
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda i: post((a, b)[i % 2], der), range(16)))
+    assert [st for st, _, _ in answers] == [200] * 16
+    certs = {p7_certs(body)[0].serial_number for _, _, body in answers}
+    assert len(certs) == 1
+    serial = format(certs.pop(), "X")
+    issued = [s for act, _, s, res in audit_rows(pki) if act == "issue" and res == "ok"]
+    assert issued.count(serial) == 1
+    assert sum(1 for act, subj, _, _ in audit_rows(pki)
+               if act == "issue" and subj == "CN=shared") == 1
+
+
 def test_enroll_waits_for_approval(pki, tmp_path):
     with CaServer(pki, "--approval", "manual", "--retry-after", "1s") as srv:
         r = run(["enroll", srv.url, "--name", "waiter", "--ca-fingerprint", pki.root_sha256,
