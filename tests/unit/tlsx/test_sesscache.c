@@ -250,6 +250,77 @@ static void resumed_session_refused_after_revocation(void **state)
     }
 }
 
+/* Drive both ends of a handshake over a BIO pair until the server finished; the client then
+ * reads the server's first byte (and a TLS 1.3 ticket with it). 1 on success. */
+static int handshake_pair(SSL *s, SSL *c)
+{
+    int sdone = 0, cdone = 0;
+    for (int i = 0; i < 100 && !sdone; i++) {
+        if (!cdone) {
+            int r = SSL_do_handshake(c);
+            if (r == 1)
+                cdone = 1;
+            else if (SSL_get_error(c, r) != SSL_ERROR_WANT_READ)
+                return 0;
+        }
+        int r = SSL_do_handshake(s);
+        if (r == 1)
+            sdone = 1;
+        else if (SSL_get_error(s, r) != SSL_ERROR_WANT_READ)
+            return 0;
+    }
+    char byte = 's', got = 0;
+    return sdone && SSL_write(s, &byte, 1) == 1 && SSL_read(c, &got, 1) == 1 && got == 's';
+}
+
+/* A record the server cannot decrypt ends the connection with a fatal alert, and OpenSSL marks
+ * that connection's session unresumable. The store keeps its own copy: the client resumes. */
+static void session_survives_a_fatal_alert_on_its_connection(void **state)
+{
+    (void)state;
+    int versions[] = {TLS1_2_VERSION, TLS1_3_VERSION};
+    for (int v = 0; v < 2; v++) {
+        struct tw_err err;
+        struct tlsx_ticket_keys *keys = tlsx_ticket_keys_new(0, &err);
+        SSL_CTX *sctx = server_ctx(keys, NULL);
+        SSL_CTX *cctx = client_ctx(&alice, versions[v]);
+        SSL *s = SSL_new(sctx), *c = SSL_new(cctx);
+        BIO *sb = NULL, *cb = NULL;
+        assert_int_equal(BIO_new_bio_pair(&sb, 0, &cb, 0), 1);
+        SSL_set_bio(s, sb, sb);
+        SSL_set_bio(c, cb, cb);
+        SSL_set_accept_state(s);
+        SSL_set_connect_state(c);
+        assert_int_equal(handshake_pair(s, c), 1);
+        /* A copy: the client's own session object is marked when c is freed below. */
+        SSL_SESSION *sess = SSL_SESSION_dup(SSL_get0_session(c));
+        assert_int_equal(SSL_SESSION_is_resumable(sess), 1);
+
+        static const unsigned char garbage[] = {
+            0x17, 0x03, 0x03, 0x00, 0x20, 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
+            'x',  'x',  'x',  'x',  'x',  'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
+            'x',  'x',  'x',  'x',  'x',  'x', 'x', 'x', 'x', 'x', 'x'};
+        assert_int_equal(BIO_write(cb, garbage, (int)sizeof(garbage)), (int)sizeof(garbage));
+        char buf[8];
+        int r = SSL_read(s, buf, sizeof(buf));
+        assert_true(r <= 0);
+        assert_int_equal(SSL_get_error(s, r), SSL_ERROR_SSL);
+        assert_int_equal(SSL_SESSION_is_resumable(SSL_get_session(s)), 0);
+        ERR_clear_error();
+        SSL_free(s);
+        SSL_free(c);
+
+        SSL *s2 = NULL;
+        assert_int_equal(tp_handshake(sctx, cctx, sess, NULL, &s2, NULL), 1);
+        assert_int_equal(SSL_session_reused(s2), 1);
+        SSL_free(s2);
+        SSL_SESSION_free(sess);
+        SSL_CTX_free(cctx);
+        SSL_CTX_free(sctx);
+        tlsx_ticket_keys_free(keys);
+    }
+}
+
 /* Keys from a file (stateless tickets): the live session shares the intermediate too. */
 static void tickets_share_the_intermediate(void **state)
 {
@@ -283,6 +354,7 @@ int main(void)
         cmocka_unit_test(sessions_share_the_intermediate),
         cmocka_unit_test(resumes_many_times_in_a_row),
         cmocka_unit_test(resumed_session_refused_after_revocation),
+        cmocka_unit_test(session_survives_a_fatal_alert_on_its_connection),
         cmocka_unit_test(tickets_share_the_intermediate),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
