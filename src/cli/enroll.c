@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 
@@ -116,6 +117,8 @@ static int parse(int argc, char **argv, struct enroll_args *a)
 
 struct paths {
     char key[PATH_MAX], crt[PATH_MAX], chain[PATH_MAX], root[PATH_MAX], p12[PATH_MAX];
+    /* Without a token: the request waiting for approval, kept until it is decided. */
+    char pending_key[PATH_MAX], pending_csr[PATH_MAX];
 };
 
 static int plan(const struct enroll_args *a, struct paths *p, struct tw_err *err)
@@ -132,6 +135,12 @@ static int plan(const struct enroll_args *a, struct paths *p, struct tw_err *err
                  {p->chain, a->name, ".chain.pem", 1},
                  {p->root, "ca", ".pem", 1},
                  {p->p12, a->name, ".p12", a->p12.p12}};
+    p->pending_key[0] = p->pending_csr[0] = '\0';
+    int manual = a->token == NULL && a->token_file == NULL;
+    if (manual &&
+        (snprintf(p->pending_key, PATH_MAX, "%s/%s.pending.key", dir, a->name) >= PATH_MAX ||
+         snprintf(p->pending_csr, PATH_MAX, "%s/%s.pending.csr", dir, a->name) >= PATH_MAX))
+        return tw_err_set(err, TW_ERR_USAGE, "path too long: %s", dir);
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         files[i].path[0] = '\0';
         if (!files[i].wanted)
@@ -324,18 +333,59 @@ static int post_until_done(const struct enroll_args *a, SSL_CTX *ctx, const stru
     }
 }
 
+/* The key and CSR to send. Without a token they are kept in DIR/N.pending.key (0600) and
+ * DIR/N.pending.csr until the request is decided: the CA knows a request by its CSR's hash,
+ * so a later run (after --wait ran out, after a reboot) asks about the same request instead
+ * of queueing a new one. */
+static int request_make(const struct enroll_args *a, const struct paths *p, EVP_PKEY **key,
+                        unsigned char **csr, size_t *csr_len, struct tw_err *err)
+{
+    if (p->pending_key[0] != '\0' && fs_exists(p->pending_key) && fs_exists(p->pending_csr)) {
+        if ((*key = pki_key_load(p->pending_key, NULL, err)) == NULL)
+            return -1;
+        TW_AUTO(charp) *data = NULL;
+        size_t len = 0;
+        TW_GUARD(fs_read_file(p->pending_csr, PKI_CSR_MAX, &data, &len, err));
+        struct pki_csr *parsed = pki_csr_parse(data, len, p->pending_csr, err);
+        if (parsed == NULL)
+            return -1;
+        int same = EVP_PKEY_eq(pki_csr_pubkey(parsed), *key) == 1;
+        pki_csr_free(parsed);
+        TW_ENSURE(same, err, TW_ERR_PKI, "%s is not for the key in %s (remove both to start over)",
+                  p->pending_csr, p->pending_key);
+        TW_ENSURE((*csr = OPENSSL_memdup(data, len)) != NULL, err, TW_ERR_INTERNAL,
+                  "out of memory");
+        *csr_len = len;
+        fprintf(stderr, "twoway enroll: asking again about the request in %s\n", p->pending_csr);
+        return 0;
+    }
+    if ((*key = pki_key_generate(a->key.type, err)) == NULL)
+        return -1;
+    TW_GUARD(pki_csr_make(*key, a->name, &a->sans, NULL, csr, csr_len, err));
+    if (p->pending_key[0] == '\0')
+        return 0;
+    char *kpem = NULL;
+    size_t klen = 0;
+    TW_GUARD(pki_key_to_pem(*key, NULL, &kpem, &klen, err));
+    int rc = fs_write_atomic(p->pending_key, kpem, klen, 0600, err);
+    pki_pem_free(kpem, klen);
+    TW_GUARD(rc);
+    return fs_write_atomic(p->pending_csr, *csr, *csr_len, 0644, err);
+}
+
 static int enroll(const struct enroll_args *a, const char *token, struct tw_err *err)
 {
     struct est_url u;
     struct paths p;
     TW_GUARD(est_url_parse(a->url, &u, err));
     TW_GUARD(plan(a, &p, err));
-    TW_AUTO(EVP_PKEY) *key = pki_key_generate(a->key.type, err);
-    if (key == NULL)
-        return -1;
+    TW_AUTO(EVP_PKEY) *key = NULL;
     unsigned char *csr = NULL;
     size_t csr_len = 0;
-    TW_GUARD(pki_csr_make(key, a->name, &a->sans, NULL, &csr, &csr_len, err));
+    if (request_make(a, &p, &key, &csr, &csr_len, err) != 0) {
+        OPENSSL_free(csr);
+        return -1;
+    }
     STACK_OF(X509) *cacerts = NULL;
     SSL_CTX *ctx = trust(a, &u, &p, &cacerts, err);
     X509 *cert = NULL;
@@ -350,6 +400,11 @@ static int enroll(const struct enroll_args *a, const char *token, struct tw_err 
         rc = write_outputs(a, &p, key, cert, cacerts, err);
     if (rc == 0)
         print_result(&p, cert, a->name);
+    /* Decided (issued, or refused with 403): a new run starts a new request. */
+    if (p.pending_key[0] != '\0' && (rc == 0 || err->code == TW_ERR_POLICY)) {
+        (void)unlink(p.pending_key);
+        (void)unlink(p.pending_csr);
+    }
     X509_free(cert);
     sk_X509_pop_free(cacerts, X509_free);
     SSL_CTX_free(ctx);

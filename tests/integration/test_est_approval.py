@@ -198,37 +198,55 @@ def test_one_certificate_per_approval_across_two_servers(pki):
                if act == "issue" and subj == "CN=shared") == 1
 
 
-def test_enroll_waits_for_approval(pki, tmp_path):
+def test_enroll_waits_for_approval_and_resumes_its_request(pki, tmp_path):
+    import os
+    import stat
     with CaServer(pki, "--approval", "manual", "--retry-after", "1s") as srv:
-        r = run(["enroll", srv.url, "--name", "waiter", "--ca-fingerprint", pki.root_sha256,
+        fp = pki.root_sha256
+        r = run(["enroll", srv.url, "--name", "waiter", "--ca-fingerprint", fp,
                  "--out", tmp_path / "none"])
         assert r.returncode == 2 and "--wait" in r.stderr
-        r = run(["enroll", srv.url, "--name", "impatient", "--ca-fingerprint", pki.root_sha256,
-                 "--wait", "2s", "--out", tmp_path / "imp"])
-        assert r.returncode == 1 and "no decision within" in r.stderr, r.stderr
-        assert "HTTP 202" in r.stderr
         out = tmp_path / "out"
+        r = run(["enroll", srv.url, "--name", "waiter", "--ca-fingerprint", fp, "--wait", "2s",
+                 "--out", out])
+        assert r.returncode == 1 and "no decision within" in r.stderr, r.stderr
+        assert "HTTP 202" in r.stderr and "asking again in 1 s" in r.stderr
+        # The request is kept, so a later run asks about the same one.
+        pkey, pcsr = out / "waiter.pending.key", out / "waiter.pending.csr"
+        assert stat.S_IMODE(os.stat(pkey).st_mode) == 0o600
+        rid = hashlib.sha256(pcsr.read_bytes()).hexdigest()
+        assert [x["id"] for x in pending(pki) if x["name"] == "waiter"] == [rid]
         p = subprocess.Popen([twoway_bin(), "enroll", srv.url, "--name", "waiter",
-                              "--ca-fingerprint", pki.root_sha256, "--wait", "60s",
-                              "--out", str(out)],
+                              "--ca-fingerprint", fp, "--wait", "60s", "--out", str(out)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 20
-            rows = []
-            while time.monotonic() < deadline:
-                rows = [x for x in pending(pki) if x["name"] == "waiter"]
-                if rows:
-                    break
+            while time.monotonic() < deadline and not any(
+                    a == "request" for a, _, _, _ in audit_rows(pki)):
                 time.sleep(0.2)
-            assert len(rows) == 1
-            pki.ca("approve", rows[0]["id"][:12], check=True)
+            pki.ca("approve", rid[:12], check=True)
             so, se = p.communicate(timeout=30)
         finally:
             stop(p)
         assert p.returncode == 0, se
-        assert "Enrolled waiter" in so and "asking again" in se
+        assert "Enrolled waiter" in so and "asking again about the request" in se
         assert openssl_verify(out / "waiter.crt", pki.root, pki.intermediate,
                               purpose="sslclient").returncode == 0
+        assert not pkey.exists() and not pcsr.exists()
+        assert len([x for x in pending(pki, "--all") if x["name"] == "waiter"]) == 1
+
+        # Rejected: reported, and the kept request is dropped so a new run starts afresh.
+        rout = tmp_path / "rej"
+        r = run(["enroll", srv.url, "--name", "rej", "--ca-fingerprint", fp, "--wait", "1s",
+                 "--out", rout])
+        assert r.returncode == 1
+        rid = hashlib.sha256((rout / "rej.pending.csr").read_bytes()).hexdigest()
+        pki.ca("reject", rid, "--reason", "not ours", check=True)
+        r = run(["enroll", srv.url, "--name", "rej", "--ca-fingerprint", fp, "--wait", "30s",
+                 "--out", rout])
+        assert r.returncode == 1 and "rejected: not ours" in r.stderr, r.stderr
+        assert not (rout / "rej.pending.key").exists()
+        assert not (rout / "rej.crt").exists()
 
 
 # ------------------------------------------------------------------------- PostgreSQL
