@@ -16,21 +16,12 @@ import subprocess
 
 import pytest
 
-from pg_cluster import PgCluster, missing_reason
+from pg_fixture import pg  # noqa: F401  (the fixture, found by name)
 from twoway_testlib import run, twoway_bin
 from x509_checks import openssl_verify
 
 RECOVERED = "finished an interrupted 'ca init'"
 _db_names = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def pg():
-    reason = missing_reason()
-    if reason:
-        pytest.skip(reason)
-    with PgCluster() as cluster:
-        yield cluster
 
 
 class Sqlite:

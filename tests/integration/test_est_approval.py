@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 
 from est_helpers import CaServer, audit_rows, b64_lines, https, make_csr_der, make_key, p7_certs
 from est_helpers import token as make_token
-from pg_cluster import PgCluster, missing_reason
+from pg_fixture import pg  # noqa: F401  (the fixture, found by name)
 from twoway_testlib import run, run_cmd, stop, twoway_bin
 from x509_checks import openssl_verify
 
@@ -252,15 +252,6 @@ def test_enroll_waits_for_approval_and_resumes_its_request(pki, tmp_path):
 # ------------------------------------------------------------------------- PostgreSQL
 
 _db_names = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def pg():
-    reason = missing_reason()
-    if reason:
-        pytest.skip(reason)
-    with PgCluster() as cluster:
-        yield cluster
 
 
 def test_manual_approval_on_postgresql(pg, pki):

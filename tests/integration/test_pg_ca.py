@@ -19,19 +19,10 @@ import pytest
 from cryptography import x509
 
 from est_helpers import CaServer, b64_lines, https, make_csr_der, make_key, token
-from pg_cluster import PgCluster, missing_reason
+from pg_fixture import pg  # noqa: F401  (the fixture, found by name)
 from twoway_testlib import run, twoway_bin
 
 _db_names = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def pg():
-    reason = missing_reason()
-    if reason:
-        pytest.skip(reason)
-    with PgCluster() as cluster:
-        yield cluster
 
 
 def migrate(src, dst, check=True):

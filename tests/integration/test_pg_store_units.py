@@ -7,17 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pg_cluster import PgCluster, missing_reason
+from pg_fixture import pg  # noqa: F401  (the fixture, found by name)
 from twoway_testlib import twoway_bin
-
-
-@pytest.fixture(scope="module")
-def pg():
-    reason = missing_reason()
-    if reason:
-        pytest.skip(reason)
-    with PgCluster() as cluster:
-        yield cluster
 
 
 # test_open is about the SQLite file itself (mode 0600, WAL, corruption, disk full);
