@@ -124,8 +124,7 @@ void gw_conn_accept(struct gw_worker *w, const struct gw_listen *l, int fd,
     /* The connection owns the SSL and the socket, not the bufferevent: the fast relay
      * (relay_fast.c) frees the bufferevent after the handshake and keeps both. */
     c->ssl = ssl;
-    c->client =
-        bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, 0);
+    c->client = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, 0);
     if (c->client == NULL) {
         gw_conn_close(c, "bufferevent failed");
         return;
@@ -285,10 +284,18 @@ static void backend_error_text(struct gw_conn *c, short events, char *out, size_
         unsigned long e = bufferevent_get_openssl_error(c->backend);
         if (e != 0) {
             /* A refused or reset connect surfaces as a system error inside OpenSSL's queue. */
-            const char *why = ERR_SYSTEM_ERROR(e) ? strerror(ERR_GET_REASON(e))
-                                                  : ERR_reason_error_string(e);
+            const char *why =
+                ERR_SYSTEM_ERROR(e) ? strerror(ERR_GET_REASON(e)) : ERR_reason_error_string(e);
             while (bufferevent_get_openssl_error(c->backend) != 0)
                 ;
+            if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+                ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+                snprintf(out, cap,
+                         "backend %s closed the connection during the TLS handshake "
+                         "(is it a TLS server?)",
+                         c->svc->cfg->backend.text);
+                return;
+            }
             if (why != NULL) {
                 snprintf(out, cap, "backend %s: TLS failed: %s", c->svc->cfg->backend.text, why);
                 return;
@@ -320,9 +327,10 @@ void gw_conn_backend_failed(struct gw_conn *c, int status, const char *why)
 
 static void on_backend_connect_event(struct bufferevent *bev, short events, void *arg)
 {
-    (void)bev;
     struct gw_conn *c = arg;
     if (events & BEV_EVENT_CONNECTED) {
+        if (c->svc->backend_ctx != NULL)
+            bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
         struct tw_err err;
         if (gw_relay_start(c, &err) != 0) {
             snprintf(c->detail, sizeof(c->detail), "%.180s", err.msg);
@@ -359,7 +367,8 @@ static struct bufferevent *backend_bev(struct gw_conn *c, struct tw_err *err)
         tw_err_set(err, TW_ERR_INTERNAL, "backend bufferevent failed");
         return NULL;
     }
-    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    /* Dirty shutdowns are allowed once connected (on_backend_connect_event): before that,
+     * libevent would report a refused connect as a plain EOF and its errno would be lost. */
     return bev;
 }
 

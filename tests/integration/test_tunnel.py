@@ -182,6 +182,17 @@ def test_wrong_server_name_refused(env):
         assert g.stop() == 0, g.output()
 
 
+def test_target_not_listening_is_named(env):
+    """A target that refuses the TCP connect is reported with the system's reason, not as a
+    connection the target closed."""
+    dead = free_port()  # nothing listens there
+    listen, args = tunnel_flags(env, dead, extra=["--server-name", "localhost"])
+    with Tunnel(args) as t:
+        assert refused_through(listen)
+        line = t.wait_line(rf"backend tls://127\.0\.0\.1:{dead}: Connection refused")
+        assert "before TLS was set up" not in line
+
+
 def server_cert_ip_only(pki, out):
     """CN=localhost, but the only SAN is ip:127.0.0.1 (signed by the CA's intermediate)."""
     import datetime
