@@ -16,7 +16,8 @@
 
 static const char usage[] =
     "usage: twoway doctor HOST:PORT [--cert F --key F] [--ca F] [--server-name N]\n"
-    "                     [--timeout D] [--tls-min V] [--tls-max V] [--ciphers L] "
+    "                     [--timeout D] [--verdict-wait D] [--tls-min V] [--tls-max V]\n"
+    "                     [--ciphers L] "
     "[--json]\n"
     "       twoway doctor --cert F [--key F] [--ca F] [--crl F] [--role R] [--json]\n\n"
     "Runs one two-way TLS handshake against HOST:PORT and prints each step: ClientHello,\n"
@@ -34,6 +35,8 @@ static const char usage[] =
     "                      offline: the CAs the certificate must chain to\n"
     "  --server-name NAME  name the server's certificate must hold (default: HOST)\n"
     "  --timeout D         connect and read timeout (default 10s)\n"
+    "  --verdict-wait D    how long to wait after the handshake for a refusal\n"
+    "                      (default 1s; longer for servers that check OCSP first)\n"
     "  --tls-min V, --tls-max V   1.2 or 1.3 (default 1.2 .. 1.3)\n"
     "  --ciphers LIST      TLS 1.2 cipher list (default: ECDHE with AEAD)\n"
     "  --crl FILE          offline: also check revocation against this CRL\n"
@@ -50,6 +53,7 @@ struct opts {
     const char *target, *crl, *server_name, *ciphers;
     char host[256], port[8];
     int64_t timeout_s;
+    int64_t verdict_s;
     int tls_min, tls_max;
     int role; /* enum tlsx_cert_role */
     bool json;
@@ -81,6 +85,12 @@ static const struct flag flags[] = {
      .min = 1,
      .max = 3600,
      .bad = "give 1s to 1h"},
+    {.name = "verdict-wait",
+     .kind = FLAG_DURATION,
+     .off = AT(verdict_s),
+     .min = 1,
+     .max = 60,
+     .bad = "give 1s to 1m"},
     {.name = "tls-min", .kind = FLAG_CHOICE, .off = AT(tls_min), .choices = versions},
     {.name = "tls-max", .kind = FLAG_CHOICE, .off = AT(tls_max), .choices = versions},
     {.name = "role", .kind = FLAG_CHOICE, .off = AT(role), .choices = roles},
@@ -195,6 +205,7 @@ static int run(const struct opts *o)
                                      .max_version = o->tls_max,
                                      .ciphers = o->ciphers,
                                      .timeout_ms = o->timeout_s * 1000,
+                                     .verdict_ms = o->verdict_s * 1000,
                                      .on_step = on_step,
                                      .arg = &sc};
         facts.probe = probe;

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import threading
+import time
 
 import pytest
 from cryptography import x509
@@ -151,6 +152,20 @@ def test_no_client_certificate(env, gw, version):
                     "fix: pass --cert FILE --key FILE", "CN=Test CA Root"])
     if version == "1.3":
         assert "certificate required (after the handshake)" in r.stdout
+
+
+def test_verdict_wait_flag(env, gw):
+    """--verdict-wait sets how long doctor reads for a TLS 1.3 refusal after the handshake:
+    the refusal is still caught, and an accepted handshake takes about that long."""
+    r = doctor(f"127.0.0.1:{gw.port}", "--ca", env["pki"].chain, "--tls-min", "1.3",
+               "--verdict-wait", "3s")
+    assert_finding(r, "no-client-cert",
+                   ["the server asks for a client certificate and none was sent"])
+    started = time.monotonic()
+    r = doctor(f"127.0.0.1:{gw.port}", *client_args(env["alice"]), "--ca", env["pki"].chain,
+               "--tls-min", "1.3", "--verdict-wait", "2s")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert time.monotonic() - started >= 1.9
 
 
 def test_client_ca_not_listed(env, gw):
@@ -391,6 +406,9 @@ def test_usage_errors(env):
     assert doctor("127.0.0.1:99999").returncode == 2
     assert doctor("127.0.0.1:1", "--cert", env["alice"].cert).returncode == 2
     assert doctor("127.0.0.1:1", "--tls-max", "1.1").returncode == 2
+    for bad in ("0", "2m", "soon"):
+        r = doctor("127.0.0.1:1", "--verdict-wait", bad)
+        assert r.returncode == 2 and "--verdict-wait" in r.stderr
     r = doctor("127.0.0.1:1", "--cert", "/nonexistent.pem", "--key", env["alice"].key)
     assert r.returncode == 1 and "/nonexistent.pem" in r.stderr
 
