@@ -13,10 +13,11 @@
 static const char usage[] =
     "usage: twoway ca migrate --from URI --to URI\n"
     "\n"
-    "Copy every certificate, enrollment token, audit row and the CRL counter from one store to\n"
-    "another, in one transaction on the target that commits only when the row counts and a\n"
-    "SHA-256 per table agree on both sides. The target must be empty (a new database); the\n"
-    "source is only read. Stop `ca serve` and other writers first.\n"
+    "Copy every certificate, enrollment token, audit row, enrollment request (waiting or\n"
+    "decided) and the CRL counter from one store to another, in one transaction on the target\n"
+    "that commits only when the row counts and a SHA-256 per table agree on both sides. The\n"
+    "target must be empty (a new database); the source is only read. Stop `ca serve` and other\n"
+    "writers first.\n"
     "\n"
     "  --from URI   sqlite:PATH or a path (e.g. DIR/ca.db), or postgres://...\n"
     "  --to URI     postgres://USER@HOST:PORT/DB (or postgresql://), or sqlite:PATH\n"
@@ -73,7 +74,7 @@ static void report(const char *from, const char *to, const struct store_copy_rep
 {
     printf("copied %s -> %s\n", from, to);
     for (int i = 0; i < STORE_COPY_TABLES; i++)
-        printf("  %-12s %8" PRId64 " rows  sha256 %s\n", rep->tables[i].table, rep->tables[i].rows,
+        printf("  %-16s %8" PRId64 " rows  sha256 %s\n", rep->tables[i].table, rep->tables[i].rows,
                rep->tables[i].sha256);
     printf("verified: row counts and checksums match on both sides\n");
 }

@@ -6,13 +6,14 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
 
-enum { T_CERTS, T_TOKENS, T_AUDIT, T_CRL };
+enum { T_CERTS, T_TOKENS, T_AUDIT, T_PENDING, T_CRL };
 static const char *const table_names[STORE_COPY_TABLES] = {"certs", "tokens", "audit",
-                                                           "crl_counter"};
+                                                           "pending_requests", "crl_counter"};
 
 struct sum {
     unsigned char acc[32];
@@ -93,6 +94,29 @@ static int sum_audit(const struct store_audit *a, void *ctx)
     return 0;
 }
 
+/* Every column; the CSR as the lower-case hex it is stored as. */
+static int sum_pending(const struct store_pending *p, void *ctx)
+{
+    struct sum *sm = ctx;
+    char *csr = malloc(2 * p->csr_len + 1);
+    if (csr == NULL) {
+        sm->failed = 1;
+        return 1;
+    }
+    csr[0] = '\0';
+    for (size_t i = 0; i < p->csr_len; i++)
+        snprintf(csr + 2 * i, 3, "%02x", p->csr[i]);
+    char ca[24], da[24], lt[24];
+    snprintf(ca, sizeof(ca), "%" PRId64, p->created_at);
+    snprintf(da, sizeof(da), "%" PRId64, p->decided_at);
+    snprintf(lt, sizeof(lt), "%" PRId64, p->lifetime);
+    const char *f[] = {p->id, csr,      p->name, p->subject, p->sans,   p->profile, p->peer,
+                       ca,    p->state, da,      lt,         p->reason, p->serial};
+    sum_row(sm, f, sizeof(f) / sizeof(f[0]));
+    free(csr);
+    return 0;
+}
+
 int store_checksum(struct store *s, struct store_copy_report *out, struct tw_err *err)
 {
     struct sum sums[STORE_COPY_TABLES];
@@ -101,6 +125,7 @@ int store_checksum(struct store *s, struct store_copy_report *out, struct tw_err
     TW_GUARD(s->ops->cert_list(s, &all, sum_cert, &sums[T_CERTS], err));
     TW_GUARD(s->ops->token_list(s, sum_token, &sums[T_TOKENS], err));
     TW_GUARD(s->ops->audit_list(s, sum_audit, &sums[T_AUDIT], err));
+    TW_GUARD(store_pending_export(s, sum_pending, &sums[T_PENDING], err));
     int64_t last = 0;
     TW_GUARD(s->ops->crl_counter(s, &last, err));
     char num[24];
@@ -153,6 +178,14 @@ static int copy_audit(const struct store_audit *a, void *ctx)
     return cp->failed;
 }
 
+static int copy_pending(const struct store_pending *p, void *ctx)
+{
+    struct copy *cp = ctx;
+    if (store_pending_import(cp->dst, p, cp->err) != 0)
+        cp->failed = 1;
+    return cp->failed;
+}
+
 struct copy_job {
     struct store *src;
     struct store_copy_report *rep;
@@ -173,6 +206,7 @@ static int copy_all(struct store *dst, void *ctx, struct tw_err *err)
     TW_GUARD(src->ops->cert_list(src, &all, copy_cert, &cp, err));
     TW_GUARD(cp.failed ? -1 : src->ops->token_list(src, copy_token, &cp, err));
     TW_GUARD(cp.failed ? -1 : src->ops->audit_list(src, copy_audit, &cp, err));
+    TW_GUARD(cp.failed ? -1 : store_pending_export(src, copy_pending, &cp, err));
     TW_GUARD(cp.failed ? -1 : 0);
     int64_t last = 0;
     TW_GUARD(src->ops->crl_counter(src, &last, err));

@@ -129,6 +129,14 @@ int64_t store_now_or(int64_t now);
 int store_filter_matches(const struct store_filter *f, const struct store_cert *c, int64_t now);
 int store_token_hash_ok(const char *hash);
 
+/* For store_copy (pending.c, one SQL for both back ends): every pending_requests row with its
+ * CSR, ordered by id (the row and its CSR valid only during fn); and inserting one row as it
+ * was read, state, decision and serial kept. TW_ERR_EXISTS when the id is taken. */
+int store_pending_export(struct store *s, store_pending_fn fn, void *ctx,
+                         struct tw_err *err) TW_MUST_CHECK;
+int store_pending_import(struct store *s, const struct store_pending *p,
+                         struct tw_err *err) TW_MUST_CHECK;
+
 static inline void store_stmt_cleanup(sqlite3_stmt **st)
 {
     sqlite3_finalize(*st); /* accepts NULL */

@@ -340,3 +340,67 @@ int store_pending_set_serial(struct store *s, const char *id, const char *serial
               id != NULL ? id : "");
     return 0;
 }
+
+/* ------------------------------------------------------------------ store_copy */
+
+struct each_full {
+    store_pending_fn fn;
+    void *ctx;
+};
+
+static int each_full_row(const struct prow *w, void *ctx, struct tw_err *err)
+{
+    struct each_full *e = ctx;
+    struct store_pending p;
+    row_read(w, &p);
+    TW_GUARD(csr_read(w, 12, &p, err));
+    int stop = e->fn(&p, e->ctx);
+    store_pending_clear(&p);
+    return stop != 0 ? 1 : 0;
+}
+
+int store_pending_export(struct store *s, store_pending_fn fn, void *ctx, struct tw_err *err)
+{
+    struct each_full e = {fn, ctx};
+    return run(s, "SELECT " COLUMNS ", csr FROM pending_requests ORDER BY id", NULL,
+               each_full_row, &e, NULL, "listing pending requests", err);
+}
+
+int store_pending_import(struct store *s, const struct store_pending *p, struct tw_err *err)
+{
+    TW_ENSURE(hex_ok(p->id, 64, 64), err, TW_ERR_USAGE, "pending request id is not SHA-256 hex");
+    TW_ENSURE(p->csr != NULL && p->csr_len > 0 && p->csr_len <= STORE_PENDING_CSR_MAX, err,
+              TW_ERR_USAGE, "pending request %.16s: CSR missing or larger than %u bytes", p->id,
+              STORE_PENDING_CSR_MAX);
+    char *hex = malloc(2 * p->csr_len + 1);
+    TW_ENSURE(hex != NULL, err, TW_ERR_STORE, "out of memory copying a pending request");
+    for (size_t i = 0; i < p->csr_len; i++)
+        snprintf(hex + 2 * i, 3, "%02x", p->csr[i]);
+    /* As read back: decided_at 0 and serial "" are the SQL NULLs they came from. */
+    struct pg_params q = {0};
+    store_pg_param_text(&q, p->id);
+    store_pg_param_text(&q, hex);
+    store_pg_param_text(&q, p->name);
+    store_pg_param_text(&q, p->subject);
+    store_pg_param_text(&q, p->sans);
+    store_pg_param_text(&q, p->profile);
+    store_pg_param_text(&q, p->peer);
+    store_pg_param_int(&q, p->created_at);
+    store_pg_param_text(&q, p->state);
+    if (p->decided_at != 0)
+        store_pg_param_int(&q, p->decided_at);
+    else
+        store_pg_param_text(&q, NULL);
+    store_pg_param_int(&q, p->lifetime);
+    store_pg_param_text(&q, p->reason);
+    store_pg_param_text(&q, p->serial[0] != '\0' ? p->serial : NULL);
+    int rc = run(s,
+                 "INSERT INTO pending_requests (id, csr, name, subject, sans, profile, peer, "
+                 "created_at, state, decided_at, lifetime, reason, serial) "
+                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                 &q, NULL, NULL, NULL, "copying a pending request", err);
+    free(hex);
+    if (rc != 0 && err != NULL && err->code == TW_ERR_EXISTS)
+        tw_err_set(err, TW_ERR_EXISTS, "pending request %.16s exists", p->id);
+    return rc;
+}

@@ -193,7 +193,7 @@ int store_token_list(struct store *s, store_token_fn fn, void *ctx,
 
 /* What store_copy moved: per table, the rows and a SHA-256 over them (order-independent, the
  * same on both back ends for the same content). */
-#define STORE_COPY_TABLES 4 /* certs, tokens, audit, crl_counter */
+#define STORE_COPY_TABLES 5 /* certs, tokens, audit, pending_requests, crl_counter */
 struct store_copy_report {
     struct {
         const char *table;
@@ -205,10 +205,11 @@ struct store_copy_report {
 /* Summarise a store as store_copy verifies it. */
 int store_checksum(struct store *s, struct store_copy_report *out, struct tw_err *err) TW_MUST_CHECK;
 
-/* Copy every certificate, token, audit row and the CRL counter from src into dst, losslessly
- * (audit ids and times, token use kept), in one transaction on dst that commits only when the
- * row counts and checksums of both sides agree. TW_ERR_EXISTS when dst already holds a
- * certificate, token or audit row (nothing is written). rep gets dst's summary. */
+/* Copy every certificate, token, audit row, pending enrollment request and the CRL counter
+ * from src into dst, losslessly (audit ids and times, token use, request decisions and serials
+ * kept), in one transaction on dst that commits only when the row counts and checksums of both
+ * sides agree. TW_ERR_EXISTS when dst already holds a certificate, token, audit row or pending
+ * request (nothing is written). rep gets dst's summary. */
 int store_copy(struct store *src, struct store *dst, struct store_copy_report *rep,
                struct tw_err *err) TW_MUST_CHECK;
 

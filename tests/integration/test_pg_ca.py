@@ -10,7 +10,9 @@ migration round trip back to SQLite with the same checksums.
 """
 import base64
 import concurrent.futures
+import hashlib
 import itertools
+import json
 import re
 import time
 import subprocess
@@ -158,18 +160,51 @@ def test_database_restart(pg, pgpki):
         assert enroll_raw(srv, "after", t3)[0] == 200
 
 
+def make_requests(pki):
+    """Enrollment requests in every state: waiting, approved with its certificate made (and a
+    lifetime), rejected with a reason."""
+    ders = {n: make_csr_der(make_key(), n, ["dns:%s.example" % n]) for n in ("wait", "ok", "no")}
+    ids = {n: hashlib.sha256(d).hexdigest() for n, d in ders.items()}
+    post = lambda srv, der: https(srv, "POST", "/.well-known/est/simpleenroll",
+                                  body=b64_lines(der), headers={"Content-Type": "application/pkcs10"})
+    with CaServer(pki, "--approval", "manual") as srv:
+        for der in ders.values():
+            assert post(srv, der)[0] == 202
+        pki.ca("approve", ids["ok"][:12], "--days", "5", check=True)
+        pki.ca("reject", ids["no"][:12], "--reason", "not ours", check=True)
+        assert post(srv, ders["ok"])[0] == 200
+    return ids
+
+
+def pending_all(pki, store=None):
+    env = {"TWOWAY_STORE": store} if store else None
+    return json.loads(pki.ca("pending", "--all", "--json", env=env, check=True).stdout)
+
+
 def test_migration_round_trip(pg, pki, tmp_path):
     pki.issue_client("alice")
     bob = pki.issue_client("bob")
     pki.revoke(bob.serial)
     token(pki, "carol")
+    ids = make_requests(pki)
     uri = pg.create_database("round%d" % next(_db_names))
     there = migrate("sqlite:%s" % pki.db, uri).stdout
     back_db = tmp_path / "back.db"
     back = migrate(uri, "sqlite:%s" % back_db).stdout
     sums = lambda text: re.findall(r"^\s+(\w+)\s+(\d+) rows\s+sha256 ([0-9a-f]{64})$", text, re.M)
     assert sums(there) and sums(there) == sums(back)
+    assert [t for t, _, _ in sums(there)] == ["certs", "tokens", "audit", "pending_requests",
+                                               "crl_counter"]
+    assert ("pending_requests", "3") in [(t, n) for t, n, _ in sums(there)]
     assert "verified" in back
+    # Every request, in every state, the same in all three stores.
+    before = pending_all(pki)
+    assert {r["state"] for r in before} == {"pending", "approved", "rejected"}
+    by_id = {r["id"]: r for r in before}
+    assert by_id[ids["ok"]]["serial"] and by_id[ids["no"]]["reason"] == "not ours"
+    assert "decided_at" not in by_id[ids["wait"]]
+    assert pending_all(pki, uri) == before
+    assert pending_all(pki, "sqlite:%s" % back_db) == before
     # Into a non-empty target: refused, nothing changed.
     again = migrate("sqlite:%s" % pki.db, uri, check=False)
     assert again.returncode == 1

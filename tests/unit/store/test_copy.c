@@ -32,8 +32,56 @@ static void backend_is_named(void **state)
     store_free(s);
 }
 
+static const unsigned char csr_bytes[] = {0x30, 0x82, 0x00, 0x00, 0x7f};
+
+/* Enrollment requests: waiting, approved with its certificate, rejected with a reason. */
+static void fill_pending(struct store *s)
+{
+    struct tw_err err;
+    const char *names[] = {"waiting", "approved", "rejected"};
+    for (int i = 0; i < 3; i++) {
+        struct store_pending p;
+        memset(&p, 0, sizeof(p));
+        snprintf(p.id, sizeof(p.id), "%c%063d", 'a' + i, 0);
+        snprintf(p.name, sizeof(p.name), "%s", names[i]);
+        snprintf(p.subject, sizeof(p.subject), "CN=%s", names[i]);
+        snprintf(p.sans, sizeof(p.sans), "dns:%s.example", names[i]);
+        snprintf(p.profile, sizeof(p.profile), "client");
+        snprintf(p.peer, sizeof(p.peer), "::1");
+        p.created_at = 1700000000 + i;
+        p.csr = (unsigned char *)csr_bytes;
+        p.csr_len = sizeof(csr_bytes);
+        assert_int_equal(store_pending_add(s, &p, 0, &err), 0);
+    }
+    char id[65];
+    snprintf(id, sizeof(id), "b%063d", 0);
+    assert_int_equal(store_pending_decide(s, id, 1, 3600, NULL, 1700000050, &err), 0);
+    assert_int_equal(store_pending_set_serial(s, id, "1A", &err), 0);
+    snprintf(id, sizeof(id), "c%063d", 0);
+    assert_int_equal(store_pending_decide(s, id, 0, 0, "not ours", 1700000060, &err), 0);
+}
+
+static void same_pending(struct store *a, struct store *b)
+{
+    struct tw_err err;
+    for (int i = 0; i < 3; i++) {
+        char id[65];
+        snprintf(id, sizeof(id), "%c%063d", 'a' + i, 0);
+        struct store_pending x, y;
+        assert_int_equal(store_pending_get(a, id, &x, &err), 0);
+        assert_int_equal(store_pending_get(b, id, &y, &err), 0);
+        assert_int_equal(x.csr_len, y.csr_len);
+        assert_memory_equal(x.csr, y.csr, x.csr_len);
+        unsigned char *xc = x.csr, *yc = y.csr;
+        x.csr = y.csr = NULL;
+        assert_memory_equal(&x, &y, sizeof(x)); /* every column, byte for byte */
+        free(xc);
+        free(yc);
+    }
+}
+
 /* Fill a store with a bit of everything: valid and revoked certificates, used and unused
- * tokens, audit rows, CRL numbers. */
+ * tokens, audit rows, enrollment requests, CRL numbers. */
 static void fill(struct store *s)
 {
     struct tw_err err;
@@ -67,6 +115,7 @@ static void fill(struct store *s)
     int64_t n;
     for (int i = 0; i < 3; i++)
         assert_int_equal(store_crl_number_next(s, &n, &err), 0);
+    fill_pending(s);
 }
 
 static void copy_and_compare(struct store *from, struct store *to)
@@ -78,7 +127,7 @@ static void copy_and_compare(struct store *from, struct store *to)
         fprintf(stderr, "store_copy: %s\n", err.msg);
     assert_int_equal(rc, 0);
     assert_int_equal(store_checksum(from, &src, &err), 0);
-    int64_t want[] = {4, 3, 2, 1};
+    int64_t want[] = {4, 3, 2, 3, 1};
     for (int i = 0; i < STORE_COPY_TABLES; i++) {
         assert_int_equal(rep.tables[i].rows, want[i]);
         assert_string_equal(rep.tables[i].sha256, src.tables[i].sha256);
@@ -97,6 +146,14 @@ static void copy_and_compare(struct store *from, struct store *to)
     assert_int_equal(c.revoked_at, 1700000100);
     store_cert_clear(&c);
     assert_int_equal(store_audit_add(to, "after", NULL, NULL, "ok", &err), 0);
+    /* Requests keep their state: the waiting one can be decided, the others not again. */
+    same_pending(from, to);
+    char id[65];
+    snprintf(id, sizeof(id), "b%063d", 0);
+    assert_int_equal(store_pending_set_serial(to, id, "2B", &err), -1);
+    assert_int_equal(err.code, TW_ERR_EXISTS);
+    snprintf(id, sizeof(id), "a%063d", 0);
+    assert_int_equal(store_pending_decide(to, id, 1, 0, NULL, 0, &err), 0);
 }
 
 /* SQLite file -> the store under test (SQLite or PostgreSQL) -> another SQLite file. */
@@ -120,6 +177,9 @@ static void copy_round_trip(void **state)
     assert_int_equal(store_checksum(mid, &r2, &err), 0);
     for (int i = 0; i < STORE_COPY_TABLES; i++)
         assert_string_equal(r1.tables[i].sha256, r2.tables[i].sha256);
+    assert_string_equal(r1.tables[3].table, "pending_requests");
+    assert_int_equal(r1.tables[3].rows, 3);
+    same_pending(mid, sb);
     store_free(mid);
     store_free(sa);
     store_free(sb);

@@ -2,6 +2,8 @@
  * once, serial once; every failure path's error code. Runs on SQLite, then PostgreSQL. */
 #include "testutil.h"
 
+#include "store/internal.h"
+
 static const unsigned char csr_bytes[] = {0x30, 0x82, 0x00, 0x01, 0xff, 0x00, 0x7f};
 
 static void make_pending(struct store_pending *p, const char *id, const char *name)
@@ -241,6 +243,83 @@ static void add_inside_a_failed_transaction_leaves_nothing(void **state)
     store_free(s);
 }
 
+/* store_copy's pair: a row imported as it was read comes back with every column, decision
+ * and serial included; the imported rows behave as decided (or waiting) ones. */
+static void import_keeps_every_column(void **state)
+{
+    (void)state;
+    struct store *s = open_ok();
+    struct tw_err err;
+    char id[65];
+    struct store_pending rows[3];
+    make_pending(&rows[0], id_of("a1", id), "waiting");
+    rows[0].created_at = 1700000001;
+    snprintf(rows[0].state, sizeof(rows[0].state), "pending");
+    make_pending(&rows[1], id_of("b2", id), "approved");
+    rows[1].created_at = 1700000002;
+    snprintf(rows[1].state, sizeof(rows[1].state), "approved");
+    rows[1].decided_at = 1700000100;
+    rows[1].lifetime = 86400;
+    snprintf(rows[1].serial, sizeof(rows[1].serial), "1A2B");
+    snprintf(rows[1].peer, sizeof(rows[1].peer), "::1");
+    make_pending(&rows[2], id_of("c3", id), "rejected");
+    rows[2].created_at = 1700000003;
+    snprintf(rows[2].state, sizeof(rows[2].state), "rejected");
+    rows[2].decided_at = 1700000200;
+    snprintf(rows[2].reason, sizeof(rows[2].reason), "not ours");
+    for (int i = 0; i < 3; i++) {
+        int rc = store_pending_import(s, &rows[i], &err);
+        if (rc != 0)
+            fprintf(stderr, "store_pending_import: %s\n", err.msg);
+        assert_int_equal(rc, 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        struct store_pending got;
+        assert_int_equal(store_pending_get(s, rows[i].id, &got, &err), 0);
+        assert_string_equal(got.id, rows[i].id);
+        assert_string_equal(got.name, rows[i].name);
+        assert_string_equal(got.subject, rows[i].subject);
+        assert_string_equal(got.sans, rows[i].sans);
+        assert_string_equal(got.profile, rows[i].profile);
+        assert_string_equal(got.peer, rows[i].peer);
+        assert_int_equal(got.created_at, rows[i].created_at);
+        assert_string_equal(got.state, rows[i].state);
+        assert_int_equal(got.decided_at, rows[i].decided_at);
+        assert_int_equal(got.lifetime, rows[i].lifetime);
+        assert_string_equal(got.reason, rows[i].reason);
+        assert_string_equal(got.serial, rows[i].serial);
+        assert_int_equal(got.csr_len, sizeof(csr_bytes));
+        assert_memory_equal(got.csr, csr_bytes, sizeof(csr_bytes));
+        store_pending_clear(&got);
+    }
+    /* Decisions and serials carried over: decided once, one certificate. */
+    assert_int_equal(store_pending_set_serial(s, rows[1].id, "33", &err), -1);
+    assert_int_equal(err.code, TW_ERR_EXISTS);
+    assert_int_equal(store_pending_decide(s, rows[2].id, 1, 0, NULL, 0, &err), -1);
+    assert_int_equal(err.code, TW_ERR_EXISTS);
+    assert_int_equal(store_pending_decide(s, rows[0].id, 0, 0, "late", 0, &err), 0);
+    /* Failures: a taken id, a bad id, no CSR, a state the schema does not know. */
+    assert_int_equal(store_pending_import(s, &rows[1], &err), -1);
+    assert_int_equal(err.code, TW_ERR_EXISTS);
+    struct store_pending bad;
+    make_pending(&bad, "zz", "bad");
+    snprintf(bad.state, sizeof(bad.state), "pending");
+    assert_int_equal(store_pending_import(s, &bad, &err), -1);
+    assert_int_equal(err.code, TW_ERR_USAGE);
+    make_pending(&bad, id_of("d4", id), "bad");
+    snprintf(bad.state, sizeof(bad.state), "pending");
+    bad.csr = NULL;
+    assert_int_equal(store_pending_import(s, &bad, &err), -1);
+    assert_int_equal(err.code, TW_ERR_USAGE);
+    make_pending(&bad, id_of("d4", id), "bad");
+    snprintf(bad.state, sizeof(bad.state), "lost");
+    assert_int_equal(store_pending_import(s, &bad, &err), -1);
+    struct seen all = {0};
+    assert_int_equal(store_pending_list(s, NULL, collect, &all, &err), 0);
+    assert_int_equal(all.n, 3);
+    store_free(s);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, tmp_setup, tmp_teardown)
 
 int main(void)
@@ -252,6 +331,7 @@ int main(void)
         T(list_filters_by_state),
         T(decide_once_then_serial_once),
         T(add_inside_a_failed_transaction_leaves_nothing),
+        T(import_keeps_every_column),
     };
     return RUN_BOTH(tests);
 }
