@@ -62,7 +62,7 @@ struct gw_fast {
     int bfd; /* the backend socket */
     size_t chunk;
     struct event cl_rd, cl_wr, be_rd, be_wr;
-    bool cl_wr_on, be_wr_on, assigned;
+    bool cl_wr_on, be_wr_on;
     bool connected;
     bool flush_client;     /* FLUSH: the client's buffer is written out (else the backend's) */
     bool read_wants_write; /* SSL_read needs the client writable (a TLS 1.3 KeyUpdate answer) */
@@ -525,7 +525,6 @@ int gw_fast_connect(struct gw_conn *c, struct tw_err *err)
     event_assign(&f->cl_wr, base, c->fd, EV_WRITE | EV_PERSIST, on_client_write, c);
     event_assign(&f->be_rd, base, f->bfd, EV_READ | EV_PERSIST, on_backend_read, c);
     event_assign(&f->be_wr, base, f->bfd, EV_WRITE | EV_PERSIST, on_backend_write, c);
-    f->assigned = true;
     if (connect(f->bfd, (const struct sockaddr *)&s->backend_addr, s->backend_len) != 0 &&
         errno != EINPROGRESS)
         return tw_err_sys(err, TW_ERR_IO, "backend %s", s->cfg->backend.text);
@@ -592,14 +591,13 @@ void gw_fast_free(struct gw_conn *c)
     struct gw_fast *f = c->fast;
     if (f == NULL)
         return;
-    if (f->assigned) {
+    if (f->bfd >= 0) { /* the events are assigned once the socket exists */
         event_del(&f->cl_rd);
         event_del(&f->cl_wr);
         event_del(&f->be_rd);
         event_del(&f->be_wr);
-    }
-    if (f->bfd >= 0)
         close(f->bfd);
+    }
     free(f->up);
     free(f->down);
     free(f);
