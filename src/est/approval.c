@@ -65,12 +65,20 @@ static int csr_name(const X509_NAME *subject, char *out, size_t cap, struct tw_e
     X509_NAME_ENTRY *e = idx >= 0 ? X509_NAME_get_entry(subject, idx) : NULL;
     unsigned char *utf8 = NULL;
     int n = e != NULL ? ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e)) : -1;
-    TW_ENSURE(n > 0, err, TW_ERR_PKI, "CSR: the subject needs a CN (the certificate's name)");
+    if (n <= 0) {
+        OPENSSL_free(utf8); /* an empty CN still allocates */
+        return tw_err_set(err, TW_ERR_PKI, "CSR: the subject needs a CN (the certificate's name)");
+    }
+    /* A NUL inside the CN, or one longer than out, would be cut by snprintf and checked short. */
+    int whole = memchr(utf8, '\0', (size_t)n) == NULL && (size_t)n < cap;
     snprintf(out, cap, "%.*s", n, (const char *)utf8);
     OPENSSL_free(utf8);
+    TW_ENSURE(whole, err, TW_ERR_PKI,
+              "CSR: subject CN: a NUL byte or more than %d characters (not a certificate NAME)",
+              PKI_NAME_MAX);
     struct tw_err why;
-    TW_ENSURE(pki_name_check(out, &why) == 0 && strlen(out) == (size_t)n, err, TW_ERR_PKI,
-              "CSR: subject CN: %s", why.msg);
+    tw_err_clear(&why);
+    TW_ENSURE(pki_name_check(out, &why) == 0, err, TW_ERR_PKI, "CSR: subject CN: %s", why.msg);
     return 0;
 }
 

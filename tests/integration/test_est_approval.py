@@ -172,6 +172,9 @@ def test_bounded_queue_and_bad_csrs(pki):
         assert status == 400
         status, _, body = post(srv, make_csr_der(make_key(), "bad/name"))
         assert status == 400 and b"CN" in body
+        # A NUL inside the CN is refused with its reason, not cut short and queued.
+        status, _, body = post(srv, make_csr_der(make_key(), "dev1\x00evil"))
+        assert status == 400 and b"NUL" in body
     assert len(pending(pki)) == 2
 
 
