@@ -355,11 +355,9 @@ static void pump_up(struct gw_conn *c)
             c->client_eof = true;
             pause_read(c, &f->cl_rd, &c->paused_client);
         } else if (st == FILL_ERROR) {
-            if (f->up->len == 0) {
+            if (f->up->len == 0) { /* nothing to flush: enter_flush closes */
                 free(f->up);
                 f->up = NULL;
-                (void)enter_flush(c, false, "client closed"); /* nothing to flush: closes */
-                return;
             }
             if (enter_flush(c, false, "client closed") != 0)
                 return;
