@@ -16,6 +16,7 @@
 
 #include "est/internal.h"
 #include "store/store.h"
+#include "util/buf.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 
@@ -53,8 +54,7 @@ static int incoming_read(struct est_req *r, struct incoming *in, struct tw_err *
     unsigned int mdlen = 0;
     TW_ENSURE(EVP_Digest(in->der, in->len, md, &mdlen, EVP_sha256(), NULL) == 1 && mdlen == 32,
               err, TW_ERR_INTERNAL, "SHA-256 failed");
-    for (unsigned int i = 0; i < mdlen; i++)
-        snprintf(in->id + 2 * i, 3, "%02x", md[i]);
+    tw_hex_encode(md, mdlen, in->id);
     return 0;
 }
 

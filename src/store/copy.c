@@ -11,6 +11,8 @@
 
 #include <openssl/evp.h>
 
+#include "util/buf.h"
+
 enum { T_CERTS, T_TOKENS, T_AUDIT, T_PENDING, T_CRL };
 static const char *const table_names[STORE_COPY_TABLES] = {"certs", "tokens", "audit",
                                                            "pending_requests", "crl_counter"};
@@ -103,9 +105,7 @@ static int sum_pending(const struct store_pending *p, void *ctx)
         sm->failed = 1;
         return 1;
     }
-    csr[0] = '\0';
-    for (size_t i = 0; i < p->csr_len; i++)
-        snprintf(csr + 2 * i, 3, "%02x", p->csr[i]);
+    tw_hex_encode(p->csr, p->csr_len, csr);
     char ca[24], da[24], lt[24];
     snprintf(ca, sizeof(ca), "%" PRId64, p->created_at);
     snprintf(da, sizeof(da), "%" PRId64, p->decided_at);

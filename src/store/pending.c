@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/buf.h"
+
 #define COLUMNS                                                                                    \
     "id, name, subject, sans, profile, peer, created_at, state, decided_at, lifetime, reason, "  \
     "serial"
@@ -182,8 +184,7 @@ int store_pending_add(struct store *s, const struct store_pending *p, int64_t ma
               STORE_PENDING_CSR_MAX);
     char *hex = malloc(2 * p->csr_len + 1);
     TW_ENSURE(hex != NULL, err, TW_ERR_STORE, "out of memory saving a pending request");
-    for (size_t i = 0; i < p->csr_len; i++)
-        snprintf(hex + 2 * i, 3, "%02x", p->csr[i]);
+    tw_hex_encode(p->csr, p->csr_len, hex);
     char id[STORE_PENDING_ID_MAX];
     for (size_t i = 0; i < sizeof(id); i++)
         id[i] = (char)tolower((unsigned char)p->id[i]);
@@ -374,8 +375,7 @@ int store_pending_import(struct store *s, const struct store_pending *p, struct 
               STORE_PENDING_CSR_MAX);
     char *hex = malloc(2 * p->csr_len + 1);
     TW_ENSURE(hex != NULL, err, TW_ERR_STORE, "out of memory copying a pending request");
-    for (size_t i = 0; i < p->csr_len; i++)
-        snprintf(hex + 2 * i, 3, "%02x", p->csr[i]);
+    tw_hex_encode(p->csr, p->csr_len, hex);
     /* As read back: decided_at 0 and serial "" are the SQL NULLs they came from. */
     struct pg_params q = {0};
     store_pg_param_text(&q, p->id);
