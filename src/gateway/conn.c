@@ -355,7 +355,8 @@ static struct bufferevent *backend_bev(struct gw_conn *c, struct tw_err *err)
         tw_err_ossl(err, TW_ERR_TLS, "backend SSL_new");
         return NULL;
     }
-    if (tlsx_client_ssl_setup(ssl, s->backend_host, err) != 0) {
+    if (tlsx_client_ssl_setup(ssl, s->backend_host, err) != 0 ||
+        tlsx_ssl_watch_alerts(ssl, err) != 0) {
         SSL_free(ssl);
         return NULL;
     }
