@@ -11,6 +11,7 @@
 #include <event2/http.h>
 
 #include "est/est.h"
+#include "util/linger.h"
 
 #define EST_PREFIX "/.well-known/est/"
 #define EST_SERVE_DIR "serve"
@@ -18,6 +19,7 @@
 #define EST_RATE_SLOTS 1024              /* client addresses tracked by the rate limiter */
 #define EST_CRL_CHECK_SECS 60     /* how often the CRL and the server certificate are checked */
 #define EST_ADDR_MAX 64           /* bytes of a client address as text */
+#define EST_LINGER_MAX 512        /* refused handshakes closing at once; beyond, closed at once */
 #define EST_STORE_RETRY_AFTER "5" /* Retry-After seconds while the inventory is down */
 #define EST_COALESCE_MAX 16384    /* answers up to one TLS record are sent as one write */
 
@@ -77,6 +79,7 @@ struct est_server {
     const struct est_server_opts *opts;
     char host[256]; /* listen host as written, for the server certificate's SANs */
     struct event_base *base;
+    struct tw_linger_set lingers; /* handshakes refused with an alert, closing (est/tls.c) */
     struct evhttp *http;
     SSL_CTX *ctx;
     struct est_ratelimit *rl;
@@ -106,6 +109,11 @@ typedef void (*est_handler)(struct est_req *r);
  * failed verification does not end the handshake but is recorded for est_peer_cert. */
 SSL_CTX *est_server_ctx_new(struct pki_ca *ca, const char *cert_path, const char *key_path,
                             struct tw_err *err);
+
+/* Give ssl's socket a lingering close (util/linger.h) when this server ends the handshake
+ * with a fatal alert, so the client reads the alert instead of a reset. Call once after
+ * SSL_new, before the bufferevent takes ssl. */
+void est_tls_linger_on_alert(SSL *ssl, struct est_server *srv);
 
 /* The client certificate of r's connection, or NULL (none sent). *verify_error gets the
  * X509_V_ERR_* of its verification against the CA (X509_V_OK when it verified). Borrowed. */

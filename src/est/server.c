@@ -59,6 +59,7 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
     SSL *ssl = SSL_new(srv->ctx);
     if (ssl == NULL)
         return NULL;
+    est_tls_linger_on_alert(ssl, srv);
     struct bufferevent *bev = bufferevent_openssl_socket_new(
         base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
     if (bev == NULL) {
@@ -163,6 +164,7 @@ static void teardown(struct est_server *srv, struct event **evs, size_t n)
             event_free(evs[i]);
     if (srv->http != NULL)
         evhttp_free(srv->http);
+    tw_linger_abort_all(&srv->lingers);
     if (srv->base != NULL)
         event_base_free(srv->base);
     SSL_CTX_free(srv->ctx);
@@ -222,6 +224,7 @@ int est_server_run(const struct est_server_opts *opts, struct tw_err *err)
     struct est_server srv;
     memset(&srv, 0, sizeof(srv));
     srv.opts = opts;
+    srv.lingers.max = EST_LINGER_MAX;
     srv.rl = malloc(sizeof(*srv.rl));
     TW_ENSURE(srv.rl != NULL, err, TW_ERR_INTERNAL, "out of memory");
     est_ratelimit_init(srv.rl, opts->rate, opts->burst);
