@@ -19,6 +19,7 @@ struct tlsx_crl_set {
     atomic_int refs;
     STACK_OF(X509_CRL) *crls;
     atomic_int *signer; /* enum signer per CRL; NULL until verified (then all unknown) */
+    int nsigner;        /* CRLs signer[] covers: added later, they count as unknown */
 };
 
 struct tlsx_crl_set *tlsx_crl_set_new(struct tw_err *err)
@@ -176,11 +177,13 @@ int tlsx_crl_set_verify(const struct tlsx_crl_set *set, STACK_OF(X509) *cas, str
         }
         if (fresh)
             atomic_init(&signer[i], signed_ok ? SIGNER_VERIFIED : SIGNER_UNKNOWN);
-        else if (signed_ok)
+        else if (signed_ok && i < set->nsigner)
             atomic_store(&signer[i], SIGNER_VERIFIED);
     }
-    if (fresh)
-        ((struct tlsx_crl_set *)set)->signer = signer; /* first call: not shared yet */
+    if (fresh) { /* first call: not shared yet */
+        ((struct tlsx_crl_set *)set)->signer = signer;
+        ((struct tlsx_crl_set *)set)->nsigner = n;
+    }
     return 0;
 }
 
@@ -195,7 +198,7 @@ int tlsx_crl_set_check(const struct tlsx_crl_set *set, X509 *cert, X509 *issuer)
     if (X509_CRL_get0_by_serial(crl, &rev, (ASN1_INTEGER *)X509_get0_serialNumber(cert)) == 1)
         return 1; /* revoked, whoever signed the list: never more lenient than it says */
     if (issuer == NULL || set->signer == NULL ||
-        atomic_load(&set->signer[at]) == SIGNER_VERIFIED)
+        (at < set->nsigner && atomic_load(&set->signer[at]) == SIGNER_VERIFIED))
         return 0;
     /* Not revoked by a list nobody checked yet: only if the issuer really signed it. */
     int ok = X509_NAME_cmp(X509_get_subject_name(issuer), X509_CRL_get_issuer(crl)) == 0 &&
@@ -203,7 +206,8 @@ int tlsx_crl_set_check(const struct tlsx_crl_set *set, X509 *cert, X509 *issuer)
     ERR_clear_error();
     if (!ok)
         return -1;
-    atomic_store(&set->signer[at], SIGNER_VERIFIED);
+    if (at < set->nsigner)
+        atomic_store(&set->signer[at], SIGNER_VERIFIED);
     return 0;
 }
 

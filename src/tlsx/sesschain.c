@@ -90,20 +90,6 @@ static void share_sent(SSL *ssl, const struct tlsx_server_state *st, STACK_OF(X5
     }
 }
 
-/* Append x's DER to buf as a carried CA. 0 ok, -1 too big. */
-static int carry(X509 *x, unsigned char *buf, size_t cap, size_t *at)
-{
-    int len = i2d_X509(x, NULL);
-    if (len <= 0 || len > MAX_DER || *at + 2 + (size_t)len > cap)
-        return -1;
-    buf[(*at)++] = (unsigned char)(len >> 8);
-    buf[(*at)++] = (unsigned char)(len & 0xff);
-    unsigned char *p = buf + *at;
-    i2d_X509(x, &p);
-    *at += (size_t)len;
-    return 0;
-}
-
 void tlsx_sess_keep_chain(SSL *ssl, SSL_SESSION *sess)
 {
     const struct tlsx_server_state *st = tlsx_server_state_get(SSL_get_SSL_CTX(ssl));
@@ -113,19 +99,32 @@ void tlsx_sess_keep_chain(SSL *ssl, SSL_SESSION *sess)
         return;
     if (SSL_get_session(ssl) == sess)
         share_sent(ssl, st, verified);
-    unsigned char buf[TLSX_SESS_MAX_CARRIED * (2 + MAX_DER)];
-    size_t at = 0;
-    for (int i = 1; i < sk_X509_num(verified) && i <= TLSX_SESS_MAX_CARRIED; i++) {
+    /* The CAs above the leaf up to the first one client-ca holds. */
+    int n = 0, len[TLSX_SESS_MAX_CARRIED];
+    size_t total = 0;
+    for (int i = 1; i < sk_X509_num(verified) && n <= TLSX_SESS_MAX_CARRIED; i++) {
         X509 *ca = sk_X509_value(verified, i);
         if (client_ca_of(st, ca) != NULL)
-            break; /* from here up, client-ca has it */
-        if (carry(ca, buf, sizeof(buf), &at) != 0) {
-            at = 0; /* nothing rather than part: resumption then falls back to a full handshake */
+            break;
+        int l = n < TLSX_SESS_MAX_CARRIED ? i2d_X509(ca, NULL) : -1;
+        if (l <= 0 || l > MAX_DER) {
+            n = -1; /* nothing rather than part: resumption then costs a full handshake */
             break;
         }
+        len[n++] = l;
+        total += 2 + (size_t)l;
+    }
+    unsigned char *buf = n > 0 ? OPENSSL_malloc(total) : NULL;
+    size_t at = 0;
+    for (int i = 0; buf != NULL && i < n; i++) {
+        buf[at++] = (unsigned char)(len[i] >> 8);
+        buf[at++] = (unsigned char)(len[i] & 0xff);
+        unsigned char *p = buf + at;
+        at += (size_t)i2d_X509(sk_X509_value(verified, i + 1), &p);
     }
     /* Failure leaves no data, which only costs this session its resumption. */
     (void)SSL_SESSION_set1_ticket_appdata(sess, buf, at);
+    OPENSSL_free(buf);
 }
 
 /* The CA for one carried DER: the pool's object, else decoded (and then pooled). */

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tlsx/internal.h"
+#include "tlsx/sesscache_internal.h"
 #include "tlsx/testpki.h"
 
 #define ROUNDS 5
@@ -340,6 +342,46 @@ static void session_survives_a_fatal_alert_on_its_connection(void **state)
     }
 }
 
+/* client-ca holding only the root: the intermediate the clients send is in no ctx's list, and
+ * sessions still share one decoded copy of it (the CA pool), with the store and with tickets;
+ * a ticket resumption takes it from the pool, not from a new decode. */
+static void root_only_sessions_share_the_intermediate(void **state)
+{
+    (void)state;
+    struct tw_err err;
+    const char *path = tp_path("root-only-tickets.key");
+    assert_int_equal(tlsx_ticket_key_file_write(path, &err), 0);
+    for (int mode = 0; mode < 2; mode++) {
+        struct tlsx_ticket_keys *keys =
+            mode ? tlsx_ticket_keys_new_file(path, &err) : tlsx_ticket_keys_new(0, &err);
+        SSL_CTX *sctx = layout_ctx(root_only_path, keys, NULL);
+        SSL_CTX *ca = client_ctx(&alice, TLS1_3_VERSION), *cb = client_ctx(&bob, TLS1_3_VERSION);
+        SSL *sa = NULL, *sb = NULL, *c = NULL, *sr = NULL;
+        assert_int_equal(tp_handshake(sctx, ca, NULL, NULL, &sa, &c), 1);
+        assert_int_equal(tp_handshake(sctx, cb, NULL, NULL, &sb, NULL), 1);
+        X509 *shared = kept_intermediate(sa);
+        assert_ptr_equal(kept_intermediate(sb), shared);
+        assert_ptr_not_equal(shared, inter.cert);
+        SSL_SESSION *sess = SSL_get1_session(c);
+        assert_int_equal(tp_handshake(sctx, ca, sess, NULL, &sr, NULL), 1);
+        assert_int_equal(SSL_session_reused(sr), 1);
+        STACK_OF(X509) *carried = NULL;
+        assert_int_equal(tlsx_sess_carried_cas(sr, SSL_get_session(sr), &carried), 0);
+        assert_int_equal(sk_X509_num(carried), 1);
+        assert_ptr_equal(sk_X509_value(carried, 0), shared);
+        sk_X509_pop_free(carried, X509_free);
+        SSL_SESSION_free(sess);
+        SSL_free(sa);
+        SSL_free(sb);
+        SSL_free(sr);
+        SSL_free(c);
+        SSL_CTX_free(ca);
+        SSL_CTX_free(cb);
+        SSL_CTX_free(sctx);
+        tlsx_ticket_keys_free(keys);
+    }
+}
+
 /* Keys from a file (stateless tickets): the live session shares the intermediate too. */
 static void tickets_share_the_intermediate(void **state)
 {
@@ -470,6 +512,7 @@ int main(void)
         cmocka_unit_test(resumed_session_refused_after_revocation),
         cmocka_unit_test(session_survives_a_fatal_alert_on_its_connection),
         cmocka_unit_test(tickets_share_the_intermediate),
+        cmocka_unit_test(root_only_sessions_share_the_intermediate),
         cmocka_unit_test(resumes_in_every_trust_layout),
         cmocka_unit_test(no_session_lost_to_a_collision),
     };
