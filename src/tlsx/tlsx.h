@@ -119,9 +119,11 @@ int tlsx_crl_set_add_file(struct tlsx_crl_set *set, const char *path,
 int tlsx_crl_set_add_mem(struct tlsx_crl_set *set, const void *data, size_t len,
                          const char *source, struct tw_err *err) TW_MUST_CHECK;
 
-/* Check every CRL in the set is signed by a certificate in cas (matching issuer name and
- * signature). TW_ERR_CONFIG naming the CRL's issuer otherwise. tlsx_server_ctx_new calls it
- * against client-ca; callers may call it earlier for --check. */
+/* Check every CRL in the set whose issuer is named by a certificate in cas is signed by it.
+ * TW_ERR_CONFIG naming the CRL's issuer otherwise. A CRL from a CA not in cas (the
+ * intermediate clients present when cas holds only their root) is kept, and checked against
+ * that CA once it is known (OpenSSL at full handshakes, tlsx_crl_set_check at resumption).
+ * tlsx_server_ctx_new calls it against client-ca; callers may call it earlier for --check. */
 int tlsx_crl_set_verify(const struct tlsx_crl_set *set, STACK_OF(X509) *cas,
                         struct tw_err *err) TW_MUST_CHECK;
 
