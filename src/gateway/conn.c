@@ -16,6 +16,7 @@
 #include <openssl/err.h>
 
 #include "gateway/revocation.h"
+#include "util/buf.h"
 #include "util/log.h"
 
 static void on_timer(evutil_socket_t fd, short what, void *arg);
@@ -316,7 +317,7 @@ void gw_conn_backend_failed(struct gw_conn *c, int status, const char *why)
     gw_stat_add(&c->w->stats.backend_errors, 1);
     c->verdict = "error";
     c->reason = GW_R_BACKEND;
-    snprintf(c->detail, sizeof(c->detail), "%s", why);
+    tw_str_copy(c->detail, sizeof(c->detail), why);
     log_warnx("client %s: %s", c->peer_text, why);
     if (c->svc->cfg->mode == GW_MODE_HTTP && !c->backend_replied) {
         gw_conn_send_status(c, status);
@@ -333,7 +334,7 @@ static void on_backend_connect_event(struct bufferevent *bev, short events, void
             bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
         struct tw_err err;
         if (gw_relay_start(c, &err) != 0) {
-            snprintf(c->detail, sizeof(c->detail), "%.180s", err.msg);
+            tw_str_copy(c->detail, sizeof(c->detail), err.msg);
             gw_conn_close(c, "relay setup failed");
         }
         return;
