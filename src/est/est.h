@@ -79,7 +79,9 @@ int est_server_run(const struct est_server_opts *opts, struct tw_err *err) TW_MU
 int est_b64_decode(const void *in, size_t len, const char *what, unsigned char **out,
                    size_t *out_len, struct tw_err *err) TW_MUST_CHECK;
 
-/* Base64 with a line break every 64 characters (and at the end). NUL-terminated, free(). */
+/* Base64 on one line, no line breaks and no newline at the end (RFC 8951 §3,
+ * RFC 4648 §3.1).
+ * NUL-terminated, free(). */
 char *est_b64_encode(const void *in, size_t len, size_t *out_len, struct tw_err *err);
 
 /* The DER PKCS#10 of an EST request body: base64 (any line breaks) unless

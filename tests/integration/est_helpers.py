@@ -129,9 +129,18 @@ def b64_lines(data, width=64, sep="\n"):
     return sep.join(text[i:i + width] for i in range(0, len(text), width)) + sep
 
 
+def strict_b64(body):
+    """Decode an EST body as the strictest clients do: any whitespace, even a final newline,
+    is an error (binascii.Error)."""
+    return base64.b64decode(body, validate=True)
+
+
 def p7_certs(body):
-    """Certificates of a base64 certs-only PKCS#7 answer, decoded by the openssl CLI."""
-    der = base64.b64decode(b"".join(body.split()))
+    """Certificates of a base64 certs-only PKCS#7 answer, decoded by the openssl CLI.
+
+    The body must be one unbroken base64 line (RFC 8951; some EST clients refuse any
+    whitespace): the decoder here is strict and raises binascii.Error on a line break."""
+    der = strict_b64(body)
     out = subprocess.run(["openssl", "pkcs7", "-inform", "DER", "-print_certs"], input=der,
                          capture_output=True, check=True).stdout
     marker = b"-----END CERTIFICATE-----"
