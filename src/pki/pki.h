@@ -318,6 +318,8 @@ X509 *pki_ca_root_cert(const struct pki_ca *ca);
 X509 *pki_ca_intermediate_cert(const struct pki_ca *ca);
 X509 *pki_ca_ocsp_cert(const struct pki_ca *ca);
 const char *pki_ca_base_url(const struct pki_ca *ca); /* NULL when not set */
+/* ca.conf "http-listen = ADDR:PORT": where `ca serve` answers plain HTTP; NULL when not set. */
+const char *pki_ca_http_listen(const struct pki_ca *ca);
 int pki_ca_crl_days(const struct pki_ca *ca);
 
 /* Issue a certificate signed by the intermediate (pki_ca_unlock first): build it, then commit
