@@ -90,6 +90,10 @@ struct profile_def {
 };
 const struct profile_def *profile_get(enum pki_profile p);
 
+/* The EC curves accepted for keys (keys.c), also announced to EST clients (csrattrs.c). */
+#define KEY_EC_CURVES 3
+extern const int key_ec_curve_nids[KEY_EC_CURVES];
+
 /* Path of name inside dir into out (PATH_MAX). */
 int ca_path(const struct pki_ca *ca, const char *name, char *out, struct tw_err *err) TW_MUST_CHECK;
 
