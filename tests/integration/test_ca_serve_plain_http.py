@@ -264,6 +264,18 @@ def test_flag_overrides_conf_and_off_disables(tmp_path):
         assert status == 200 and hdrs["content-type"] == "application/pkix-cert"
 
 
+def test_plain_listener_on_ipv6_loopback(tmp_path):
+    pki = Pki(tmp_path)
+    with CaServer(pki, "--http-listen", "[::1]:0") as srv:
+        assert srv.http_url.startswith("http://[::1]:")
+        status, hdrs, der = plain(srv, "GET", "/crl")
+        assert status == 200 and hdrs["content-type"] == "application/pkix-crl"
+        assert der == (pki.ca_dir / "crl.der").read_bytes()
+        r = run_cmd(["curl", "-sS", "-g", "-f", "--max-time", "10", "-o", "/dev/null", "-w",
+                     "%{content_type}", f"{srv.http_url}/ca.crt"], check=True)
+        assert r.stdout == "application/pkix-cert"
+
+
 def test_bad_addresses_are_named(tmp_path):
     pki = Pki(tmp_path)
     r = run(["ca", "serve", "--dir", pki.dir, "--listen", "127.0.0.1:0", "--http-listen",
