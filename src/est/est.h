@@ -39,6 +39,9 @@ struct est_server_opts {
     struct pki_signer *ocsp_signer;    /* the OCSP signing certificate and key; borrowed */
     const char *listen;                /* "127.0.0.1:8443", "[::1]:8443", "0.0.0.0:8443"; port 0:
                                         * any free port (the readiness line names it) */
+    const char *http_listen;           /* NULL: none; else a second, plaintext listener for
+                                        * what relying parties fetch (RFC 5280 §4.2.1.13, RFC
+                                        * 6960 appendix A): /crl, /ocsp, /ca.crt, /chain.pem */
     const struct pki_sans *extra_sans; /* more SANs for the server certificate; may be NULL */
     double rate;                       /* requests/second per client address; <= 0: default */
     double burst;                      /* <= 0: default */
@@ -61,11 +64,14 @@ int est_server_cert_ensure(struct pki_ca *ca, const char *host, const struct pki
                            char *cert_path, char *key_path, int *issued,
                            struct tw_err *err) TW_MUST_CHECK;
 
-/* Check a --listen value: HOST:PORT, [IPV6]:PORT, :PORT. TW_ERR_USAGE naming it otherwise. */
-int est_listen_check(const char *listen, struct tw_err *err) TW_MUST_CHECK;
+/* Check a listen address: HOST:PORT, [IPV6]:PORT, :PORT. TW_ERR_USAGE naming it and what
+ * ("--listen", "ca.conf http-listen") otherwise. */
+int est_listen_check(const char *what, const char *listen, struct tw_err *err) TW_MUST_CHECK;
 
 /* Serve until SIGINT or SIGTERM (exit status 0 then). Prints the readiness line
- * "twoway ca serve: ready, listening on https://HOST:PORT" to stderr once accepting.
+ * "twoway ca serve: ready, listening on https://HOST:PORT" to stderr once accepting, after
+ * "twoway ca serve: plain HTTP on http://HOST:PORT (CRL, OCSP, CA certificates only)" when
+ * opts->http_listen is set.
  * TW_ERR_USAGE for a bad listen address, TW_ERR_IO when it cannot bind. */
 int est_server_run(const struct est_server_opts *opts, struct tw_err *err) TW_MUST_CHECK;
 
@@ -79,7 +85,9 @@ int est_server_run(const struct est_server_opts *opts, struct tw_err *err) TW_MU
 int est_b64_decode(const void *in, size_t len, const char *what, unsigned char **out,
                    size_t *out_len, struct tw_err *err) TW_MUST_CHECK;
 
-/* Base64 with a line break every 64 characters (and at the end). NUL-terminated, free(). */
+/* Base64 on one line, no line breaks and no newline at the end (RFC 8951 §3,
+ * RFC 4648 §3.1).
+ * NUL-terminated, free(). */
 char *est_b64_encode(const void *in, size_t len, size_t *out_len, struct tw_err *err);
 
 /* The DER PKCS#10 of an EST request body: base64 (any line breaks) unless

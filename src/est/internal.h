@@ -70,8 +70,27 @@ void est_crl_cache_free(struct est_crl_cache *c);
 
 /* "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 9110 §5.6.7) into out (at least 32 bytes). */
 char *est_http_date(int64_t t, char *out, size_t cap);
+/* 1 when an If-None-Match header (may be NULL) names etag: RFC 9110 §13.1.2, a list of
+ * entity tags or "*". */
+int est_etag_matches(const char *header, const char *etag);
 /* Parse an HTTP date; -1 when it is not one. */
 int64_t est_http_date_parse(const char *text);
+
+/* ------------------------------------------------------------------ CA files (h_cafiles.c) */
+
+/* What relying parties fetch to build a path: the issuing intermediate as DER (the AIA
+ * caIssuers target, RFC 5280 §4.2.2.1) and intermediate + root as PEM. Made once at start,
+ * like the /cacerts answer. */
+struct est_ca_files {
+    unsigned char *ca_der;
+    size_t ca_der_len;
+    char *chain_pem;
+    size_t chain_pem_len;
+    char etag[40]; /* of the intermediate: "\"<32 hex of SHA-256>\"" */
+};
+
+int est_ca_files_build(struct est_ca_files *f, struct pki_ca *ca, struct tw_err *err) TW_MUST_CHECK;
+void est_ca_files_free(struct est_ca_files *f);
 
 /* ------------------------------------------------------------------ server (server.c, tls.c) */
 
@@ -80,12 +99,14 @@ struct est_server {
     char host[256]; /* listen host as written, for the server certificate's SANs */
     struct event_base *base;
     struct tw_linger_set lingers; /* handshakes refused with an alert, closing (est/tls.c) */
-    struct evhttp *http;
+    struct evhttp *http;  /* HTTPS: everything */
+    struct evhttp *plain; /* plain HTTP (--http-listen): what relying parties fetch; or NULL */
     SSL_CTX *ctx;
     struct est_ratelimit *rl;
     struct est_crl_cache crl;
     unsigned char *cacerts_b64; /* the /cacerts answer, made once */
     size_t cacerts_len;
+    struct est_ca_files ca_files;
 };
 
 /* One request being answered: what the access log says about it. */
@@ -95,6 +116,7 @@ struct est_req {
     const char *path; /* the URI path as sent (not percent-decoded) */
     const char *tail; /* path after the route's prefix (GET /ocsp/...) */
     int label;        /* EST profile label (enum pki_profile) or -1 */
+    int plain;        /* arrived on the plain HTTP listener */
     char peer[EST_ADDR_MAX];
     char client[STORE_SUBJECT_MAX]; /* subject of the TLS client certificate, if any */
     char detail[TW_ERR_MSG_MAX];    /* why it was refused, or what was issued */
@@ -119,8 +141,10 @@ void est_tls_linger_on_alert(SSL *ssl, struct est_server *srv);
  * X509_V_ERR_* of its verification against the CA (X509_V_OK when it verified). Borrowed. */
 X509 *est_peer_cert(struct est_req *r, long *verify_error);
 
-/* Route the request (route table in routes.c). */
+/* Route the request (route table in routes.c): est_dispatch on the HTTPS listener, every
+ * route; est_dispatch_plain on the plain HTTP one, only the routes marked for it. */
 void est_dispatch(struct evhttp_request *req, void *arg);
+void est_dispatch_plain(struct evhttp_request *req, void *arg);
 
 /* Send a response and write the access log line. headers: NULL or NULL-terminated
  * name/value pairs. */
@@ -152,6 +176,8 @@ void est_h_csrattrs(struct est_req *r);
 void est_h_crl(struct est_req *r);
 void est_h_ocsp(struct est_req *r);
 void est_h_healthz(struct est_req *r);
+void est_h_ca_crt(struct est_req *r);
+void est_h_chain_pem(struct est_req *r);
 
 /* OCSP while the inventory is down (ocspcache.c, issue 7): remember the statuses of a
  * successful answer; answer a request from them or the served CRL, or tryLater. */
