@@ -2,6 +2,7 @@
  * time, size) from libcurl's report, and a failed TLS handshake as tlsx says it everywhere
  * else (doctor, the gateway log), from the alerts and verify result noted during it. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <curl/curl.h>
@@ -52,6 +53,38 @@ static int is_tls(const struct est_xfer *x)
     }
 }
 
+/* The proxy libcurl takes from the environment for an https URL (the lower-case name first,
+ * as it does), without its credentials, for messages: "" when none is set. */
+static const char *proxy_from_env(char *out, size_t cap)
+{
+    static const char *const vars[] = {"https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"};
+    out[0] = '\0';
+    const char *var = NULL, *value = NULL;
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]) && value == NULL; i++) {
+        const char *v = getenv(vars[i]);
+        if (v != NULL && v[0] != '\0') {
+            var = vars[i];
+            value = v;
+        }
+    }
+    if (value == NULL)
+        return out;
+    CURLU *url = curl_url();
+    char *shown = NULL;
+    if (url != NULL &&
+        curl_url_set(url, CURLUPART_URL, value, CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) ==
+            CURLUE_OK &&
+        curl_url_set(url, CURLUPART_USER, NULL, 0) == CURLUE_OK &&
+        curl_url_set(url, CURLUPART_PASSWORD, NULL, 0) == CURLUE_OK &&
+        curl_url_get(url, CURLUPART_URL, &shown, 0) == CURLUE_OK)
+        snprintf(out, cap, "%s from %s", shown, var);
+    else
+        snprintf(out, cap, "the one in %s", var);
+    curl_free(shown);
+    curl_url_cleanup(url);
+    return out;
+}
+
 static const char *proxy_hint(long status)
 {
     switch (status) {
@@ -69,6 +102,7 @@ static const char *proxy_hint(long status)
 void est_http_explain(void *curl, const struct est_xfer *x, struct tw_err *err)
 {
     const char *origin = x->u->origin;
+    char proxy[300];
     long tunnel = 0;
     curl_easy_getinfo(curl, CURLINFO_HTTP_CONNECTCODE, &tunnel);
     if (x->setup_failed) {
@@ -79,12 +113,18 @@ void est_http_explain(void *curl, const struct est_xfer *x, struct tw_err *err)
         tw_err_set(err, TW_ERR_IO, "%s: answer headers larger than %u bytes", origin,
                    EST_CLIENT_HEADERS_MAX);
     } else if (tunnel >= 300) {
-        tw_err_set(err, TW_ERR_IO, "the proxy refused to open a tunnel to %s: HTTP %ld%s", origin,
-                   tunnel, proxy_hint(tunnel));
+        tw_err_set(err, TW_ERR_IO, "the proxy (%s) refused to open a tunnel to %s: HTTP %ld%s",
+                   proxy_from_env(proxy, sizeof(proxy)), origin, tunnel, proxy_hint(tunnel));
     } else if (x->rc == CURLE_COULDNT_RESOLVE_PROXY) {
-        tw_err_set(err, TW_ERR_IO, "cannot resolve the proxy for %s (%s)", origin, curl_text(x));
+        tw_err_set(err, TW_ERR_IO, "cannot resolve the proxy (%s) for %s: %s",
+                   proxy_from_env(proxy, sizeof(proxy)), origin, curl_text(x));
     } else if (x->rc == CURLE_COULDNT_RESOLVE_HOST) {
         tw_err_set(err, TW_ERR_IO, "cannot resolve %s (%s)", origin, curl_text(x));
+    } else if (x->rc == CURLE_COULDNT_CONNECT && proxy_from_env(proxy, sizeof(proxy))[0] != 0) {
+        /* Whether NO_PROXY sent this host around the proxy is libcurl's decision; the
+         * address it could not reach is in its text. */
+        tw_err_set(err, TW_ERR_IO, "cannot connect to %s: %s (proxy: %s, unless NO_PROXY lists "
+                   "the host)", origin, curl_text(x), proxy);
     } else if (x->rc == CURLE_COULDNT_CONNECT) {
         tw_err_set(err, TW_ERR_IO, "cannot connect to %s: %s", origin, curl_text(x));
     } else if (x->rc == CURLE_OPERATION_TIMEDOUT) {
