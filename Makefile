@@ -16,6 +16,7 @@ DEPS := cmake make gcc clang libclang-rt-14-dev pkg-config \
         libhttp-parser-dev libcmocka-dev libpq-dev postgresql \
         python3 python3-pytest python3-cryptography curl gnutls-bin procps
 DEPS += python3-pyasn1   # EST csrattrs test: an independent DER decoder for CsrAttrs
+DEPS += libcurl4-openssl-dev   # EST client HTTP (enroll, renew): proxies, timeouts
 
 .PHONY: all deps build run test test-unit test-asan check clean build-matrix fuzz
 

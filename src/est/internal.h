@@ -12,6 +12,7 @@
 
 #include "est/est.h"
 #include "util/linger.h"
+#include "util/buf.h"
 
 #define EST_PREFIX "/.well-known/est/"
 #define EST_SERVE_DIR "serve"
@@ -187,5 +188,29 @@ int est_ocsp_fallback(struct est_server *srv, const unsigned char *req, size_t l
 
 /* Make the cached /cacerts answer (intermediate, root). */
 int est_cacerts_build(struct est_server *srv, struct tw_err *err) TW_MUST_CHECK;
+
+/* ------------------------------------------------------------------ client (http_client.c) */
+
+/* One request's state, shared by libcurl's callbacks and the error wording (http_error.c). */
+struct est_xfer {
+    const struct tlsx_client_opts *tls;
+    const struct est_url *u;
+    int skip_name;  /* no name check (the bootstrap checks the chain afterwards) */
+    int want_chain; /* keep the certificate chain the server sent */
+    int rc;         /* CURLcode of the transfer */
+    char curl_msg[256]; /* libcurl's error text (CURLOPT_ERRORBUFFER, CURL_ERROR_SIZE) */
+    struct tw_buf body; /* bounded by EST_RESPONSE_MAX */
+    size_t header_bytes;
+    int too_large, headers_too_large;
+    int alert_received, alert_sent; /* SSL_AD_* or -1 */
+    long verify_result;             /* at the alert we sent: why we refused the server */
+    STACK_OF(X509) *chain;
+    int setup_failed; /* -1: setup_err says why twoway's TLS set-up failed */
+    struct tw_err setup_err;
+};
+
+/* Fill err for a failed transfer on curl (a CURL *): resolve, connect, proxy, timeout, size,
+ * and TLS failures in tlsx's plain words. */
+void est_http_explain(void *curl, const struct est_xfer *x, struct tw_err *err);
 
 #endif
