@@ -10,8 +10,9 @@ DEPS := cmake make gcc clang libclang-rt-14-dev pkg-config \
         libssl-dev openssl libevent-dev libsqlite3-dev libjansson-dev libinih-dev \
         libhttp-parser-dev libcmocka-dev libpq-dev postgresql \
         python3 python3-pytest python3-cryptography curl gnutls-bin procps
+DEPS += scdoc dpkg-dev lintian systemd bash-completion   # man pages, make deb, package/unit tests
 
-.PHONY: all deps build run test test-unit test-asan check clean
+.PHONY: all deps build run test test-unit test-asan check clean install man deb
 
 all: build
 
@@ -53,5 +54,27 @@ test-asan: deps
 check:
 	scripts/checksrc.sh
 
+# Install into PREFIX (default /usr/local); DESTDIR=/some/root stages it elsewhere.
+PREFIX  ?= /usr/local
+DEB_BUILD ?= build-deb
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+
+man: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(BUILD) --target man
+
+# twoway_VERSION_ARCH.deb in this directory, built with Debian's hardening flags
+# (dpkg-buildflags) in its own tree, then checked with lintian (errors fail the build).
+deb: deps
+	cmake -S . -B $(DEB_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
+	  -DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON \
+	  -DCMAKE_C_FLAGS="$$(dpkg-buildflags --get CFLAGS) $$(dpkg-buildflags --get CPPFLAGS)" \
+	  -DCMAKE_EXE_LINKER_FLAGS="$$(dpkg-buildflags --get LDFLAGS)"
+	cmake --build $(DEB_BUILD) -j $(JOBS) --target twoway man
+	cd $(DEB_BUILD) && cpack -G DEB -B "$$PWD/deb"
+	cp $(DEB_BUILD)/deb/twoway_*.deb .
+	lintian --fail-on error twoway_*.deb
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(DEB_BUILD)
