@@ -17,8 +17,9 @@ DEPS := cmake make gcc clang libclang-rt-14-dev pkg-config \
         python3 python3-pytest python3-cryptography curl gnutls-bin procps
 DEPS += python3-pyasn1   # EST csrattrs test: an independent DER decoder for CsrAttrs
 DEPS += libcurl4-openssl-dev   # EST client HTTP (enroll, renew): proxies, timeouts
+DEPS += scdoc dpkg-dev lintian systemd bash-completion   # man pages, make deb, package/unit tests
 
-.PHONY: all deps build run test test-unit test-asan check clean build-matrix fuzz
+.PHONY: all deps build run test test-unit test-asan check clean build-matrix fuzz install man deb
 
 all: build
 
@@ -75,5 +76,27 @@ fuzz: deps
 check:
 	scripts/checksrc.sh
 
+# Install into PREFIX (default /usr/local); DESTDIR=/some/root stages it elsewhere.
+PREFIX  ?= /usr/local
+DEB_BUILD ?= build-deb
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+
+man: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(BUILD) --target man
+
+# twoway_VERSION_ARCH.deb in this directory, built with Debian's hardening flags
+# (dpkg-buildflags) in its own tree, then checked with lintian (errors fail the build).
+deb: deps
+	cmake -S . -B $(DEB_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
+	  -DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON \
+	  -DCMAKE_C_FLAGS="$$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get CFLAGS) $$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get CPPFLAGS)" \
+	  -DCMAKE_EXE_LINKER_FLAGS="$$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get LDFLAGS)"
+	cmake --build $(DEB_BUILD) -j $(JOBS) --target twoway man
+	cd $(DEB_BUILD) && cpack -G DEB -B "$$PWD/deb"
+	cp $(DEB_BUILD)/deb/twoway_*.deb .
+	lintian --fail-on error twoway_*.deb
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) build-*-gcc build-*-clang
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(DEB_BUILD) build-*-gcc build-*-clang

@@ -10,6 +10,7 @@
 #include "cli/flags.h"
 #include "est/est.h"
 #include "util/clock.h"
+#include "util/priv.h"
 
 static const char usage[] =
     "usage: twoway ca serve [--dir D] [--listen ADDR:PORT] [--http-listen ADDR:PORT|off]\n"
@@ -17,6 +18,7 @@ static const char usage[] =
     "                       [--rate N] [--burst N] [--access-log FILE|-|off]\n"
     "                       [--ocsp-validity DURATION] [--approval token|manual]\n"
     "                       [--retry-after DURATION] [--max-pending N]\n"
+    "                       [--user NAME | --allow-root]\n"
     "\n"
     "Serve the CA over HTTPS until SIGINT/SIGTERM:\n"
     "  /.well-known/est/{cacerts,simpleenroll,simplereenroll,csrattrs}   EST (RFC 7030),\n"
@@ -42,6 +44,9 @@ static const char usage[] =
     "                       one the request waits for `twoway ca approve` (202 Accepted)\n"
     "  --retry-after D      Retry-After of a 202 (default 60s)\n"
     "  --max-pending N      requests that may wait for approval at once (default 1000)\n"
+    "  --user NAME          started as root: listen and read the CA keys, then run as NAME\n"
+    "                       (D must be writable by NAME)\n"
+    "  --allow-root         serve as root although no --user is given\n"
     "\n"
     "Examples:\n"
     "  twoway ca serve --listen 0.0.0.0:8443 --san dns:ca.example.com\n"
@@ -60,6 +65,8 @@ struct serve_args {
     int approval; /* 1: manual */
     int64_t retry_after;
     int max_pending;
+    const char *user;
+    bool allow_root;
 };
 
 static const struct flag_choice approvals[] = {
@@ -111,6 +118,8 @@ static const struct flag flags[] = {
      .max = 86400,
      .bad = "expected a duration from 1s to 1d (60s, 5m)"},
     {.name = "max-pending", .kind = FLAG_INT, .off = AT(max_pending), .min = 1, .max = 1000000},
+    {.name = "user", .kind = FLAG_STRING, .off = AT(user)},
+    {.name = "allow-root", .kind = FLAG_BOOL, .off = AT(allow_root)},
     {.kind = FLAG_END},
 };
 
@@ -126,6 +135,8 @@ static int parse(int argc, char **argv, struct serve_args *a)
         return cli_usage_error(cmd, "%s", err.msg);
     if (a->http_listen != NULL && strcmp(a->http_listen, "off") != 0 &&
         est_listen_check("--http-listen", a->http_listen, &err) != 0)
+        return cli_usage_error(cmd, "%s", err.msg);
+    if (priv_check(a->user, a->allow_root, &err) != 0)
         return cli_usage_error(cmd, "%s", err.msg);
     return FLAGS_GO_ON;
 }
@@ -174,7 +185,8 @@ static int run(const struct serve_args *a, FILE *log, struct tw_err *err)
                                     .ocsp_validity = a->ocsp_validity,
                                     .approval_manual = a->approval,
                                     .retry_after = (long)a->retry_after,
-                                    .max_pending = a->max_pending};
+                                    .max_pending = a->max_pending,
+                                    .user = a->user};
         rc = est_server_run(&o, err);
     }
     pki_signer_free(ocsp);

@@ -53,6 +53,7 @@ struct est_server_opts {
                           * (202 + Retry-After, RFC 7030 §4.2.3); 0: a token is required */
     long retry_after;    /* Retry-After seconds of a 202; <= 0: EST_RETRY_AFTER_DEFAULT */
     long max_pending;    /* requests that may wait at once; <= 0: EST_PENDING_MAX_DEFAULT */
+    const char *user;    /* once listening, switch to this user (util/priv.h); NULL: stay */
 };
 
 /* Make sure the server's own TLS certificate exists in DIR/serve/ (server.crt with the

@@ -110,6 +110,12 @@ struct est_server {
     struct est_ca_files ca_files;
 };
 
+/* Tell a service manager the server is ready at url (notify.c); with $WATCHDOG_USEC, also
+ * start keep-alives on srv->base into *watchdog (event_free it). No-op without
+ * $NOTIFY_SOCKET. */
+int est_notify_ready(struct est_server *srv, const char *url, struct event **watchdog,
+                     struct tw_err *err) TW_MUST_CHECK;
+
 /* One request being answered: what the access log says about it. */
 struct est_req {
     struct est_server *srv;

@@ -19,6 +19,8 @@
 
 #include "est/internal.h"
 #include "util/log.h"
+#include "util/notify.h"
+#include "util/priv.h"
 
 struct listen_addr {
     char host[256]; /* as written, brackets kept for IPv6 */
@@ -82,6 +84,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     struct est_server *srv = arg;
     log_info("ca serve: signal %d, stopping", (int)sig);
+    (void)notify_send("STOPPING=1");
     event_base_loopbreak(srv->base);
 }
 
@@ -214,6 +217,7 @@ static int serve(struct est_server *srv, const struct listen_addr *la,
     TW_GUARD(setup_http(srv, &srv->http, la, 1, &port, err));
     if (plain != NULL)
         TW_GUARD(setup_http(srv, &srv->plain, plain, 0, &plain_port, err));
+    TW_GUARD(priv_drop(srv->opts->user, err)); /* bound, keys read: no root from here on */
     evs[0] = evsignal_new(srv->base, SIGINT, on_signal, srv);
     evs[1] = evsignal_new(srv->base, SIGTERM, on_signal, srv);
     evs[2] = event_new(srv->base, -1, EV_PERSIST, on_timer, srv);
@@ -225,7 +229,10 @@ static int serve(struct est_server *srv, const struct listen_addr *la,
         fprintf(stderr,
                 "twoway ca serve: plain HTTP on http://%s:%u (CRL, OCSP, CA certificates only)\n",
                 plain->host, plain_port);
-    fprintf(stderr, "twoway ca serve: ready, listening on https://%s:%u\n", la->host, port);
+    char url[300];
+    snprintf(url, sizeof(url), "https://%s:%u", la->host, port);
+    TW_GUARD(est_notify_ready(srv, url, &evs[3], err));
+    fprintf(stderr, "twoway ca serve: ready, listening on %s\n", url);
     fflush(stderr);
     event_base_dispatch(srv->base);
     return 0;
@@ -246,8 +253,8 @@ int est_server_run(const struct est_server_opts *opts, struct tw_err *err)
     srv.rl = malloc(sizeof(*srv.rl));
     TW_ENSURE(srv.rl != NULL, err, TW_ERR_INTERNAL, "out of memory");
     est_ratelimit_init(srv.rl, opts->rate, opts->burst);
-    struct event *evs[3] = {NULL, NULL, NULL};
+    struct event *evs[4] = {NULL, NULL, NULL, NULL};
     int rc = serve(&srv, &la, opts->http_listen != NULL ? &plain : NULL, evs, err);
-    teardown(&srv, evs, 3);
+    teardown(&srv, evs, 4);
     return rc;
 }

@@ -351,7 +351,17 @@ struct gw_server {
     uint64_t watch_sig; /* gw_gen_watch_signature at the previous poll */
     bool stopping;
     struct gw_revoc *revoc; /* CRL URLs and OCSP (crl_fetch.c, ocsp_check*.c) */
+    struct event *notify_timer; /* status (and watchdog) updates to systemd; notify.c */
+    bool watchdog;              /* $WATCHDOG_USEC set: the timer also sends WATCHDOG=1 */
 };
+
+/* Service-manager notifications (notify.c), no-ops without $NOTIFY_SOCKET: start the
+ * status/watchdog timer on srv->base; READY=1 with a status line; RELOADING=1 with the
+ * monotonic clock before a reload (READY=1 follows, whatever the outcome); STOPPING=1. */
+int gw_notify_start(struct gw_server *srv, struct tw_err *err) TW_MUST_CHECK;
+void gw_notify_ready(const struct gw_server *srv);
+void gw_notify_reloading(void);
+void gw_notify_stopping(void);
 
 /* The slot for service name (created on first use; main thread only). */
 struct gw_svc_slot *gw_server_slot(struct gw_server *srv, const char *name);

@@ -112,8 +112,8 @@ static const char *const shared_keys[] = {
 };
 
 /* [global] keys the tunnel uses itself. */
-static const char *const global_keys[] = {"workers", "metrics", "access-log", "log-level",
-                                          "drain-timeout"};
+static const char *const global_keys[] = {"workers",   "metrics",       "access-log",
+                                          "log-level", "drain-timeout", "user"};
 
 static bool in_list(const char *const *list, size_t n, const char *key)
 {
@@ -536,4 +536,14 @@ struct gw_config *gw_tunnel_config_load(const struct gw_source *src, struct tw_e
         rc = collect_flags(raw, src->argc, argv, err);
     free(argv);
     return finish(raw, rc, err);
+}
+
+void gw_tunnel_list_flags(FILE *out)
+{
+    for (size_t i = 0; i < N_OWN; i++)
+        fprintf(out, "--%s\n", own_keys[i].name);
+    for (size_t i = 0; i < sizeof(shared_keys) / sizeof(shared_keys[0]); i++)
+        fprintf(out, "--%s\n", shared_keys[i]);
+    for (size_t i = 0; i < sizeof(global_keys) / sizeof(global_keys[0]); i++)
+        fprintf(out, "--%s\n", global_keys[i]);
 }
