@@ -18,6 +18,7 @@ DEPS := cmake make gcc clang libclang-rt-14-dev pkg-config \
 DEPS += python3-pyasn1   # EST csrattrs test: an independent DER decoder for CsrAttrs
 DEPS += libcurl4-openssl-dev   # EST client HTTP (enroll, renew): proxies, timeouts
 DEPS += scdoc dpkg-dev lintian systemd bash-completion   # man pages, make deb, package/unit tests
+DEPS += libp11-kit-dev softhsm2 opensc tpm2-openssl swtpm swtpm-tools tpm2-tools   # keys in tokens and TPMs
 
 .PHONY: all deps build run test test-unit test-asan check clean build-matrix fuzz install man deb
 

@@ -4,6 +4,7 @@
 #include <openssl/err.h>
 #include <openssl/rand.h>
 
+#include "keystore/keystore.h"
 #include "pki/internal.h"
 #include "util/cleanup.h"
 
@@ -134,7 +135,10 @@ static int set_names_and_times(X509 *cert, X509 *issuer, const struct pki_cert_r
               "the issuing CA has expired; no certificate can be issued");
     TW_GUARD(time_set(X509_getm_notBefore(cert), not_before, err));
     TW_GUARD(time_set(X509_getm_notAfter(cert), not_after, err));
-    TW_GUARD_OSSL(X509_set_pubkey(cert, req->pubkey), err, TW_ERR_PKI, "cannot set the key");
+    TW_AUTO(EVP_PKEY) *pub = keystore_public(req->pubkey, err); /* a token key: its public half */
+    if (pub == NULL)
+        return -1;
+    TW_GUARD_OSSL(X509_set_pubkey(cert, pub), err, TW_ERR_PKI, "cannot set the key");
     return 0;
 }
 

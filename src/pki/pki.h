@@ -67,6 +67,12 @@ const char *pki_key_type_name(enum pki_key_type t);
 /* Generate a fresh private key. NULL with TW_ERR_PKI on failure. */
 EVP_PKEY *pki_key_generate(enum pki_key_type t, struct tw_err *err);
 
+/* Generate a key of type t inside store (a pkcs11: URI naming a token, or "tpm2:"), labelled
+ * label in a token. *file is what to write as the key file (free with pki_pem_free); see
+ * keystore_generate. TW_ERR_USAGE for a type the store cannot make (Ed25519, RSA 4096). */
+EVP_PKEY *pki_key_generate_in(const char *store, const char *label, enum pki_key_type t,
+                              char **file, size_t *len, struct tw_err *err);
+
 /* Encode key as PKCS#8 PEM into a new buffer (*pem, *len; release with pki_pem_free). When pass
  * is non-NULL the key is encrypted with AES-256-CBC, key derived with scrypt. */
 int pki_key_to_pem(EVP_PKEY *key, const struct pki_secret *pass, char **pem, size_t *len,
@@ -279,6 +285,8 @@ struct pki_ca_options {
     int int_days;                        /* <= 0: 1825 */
     const char *base_url;                /* NULL: none */
     const struct pki_secret *passphrase; /* NULL: keys not encrypted */
+    const char *key_store;               /* NULL: key files; else a pkcs11: URI or "tpm2:"
+                                          * where the three keys are made (non-extractable) */
 };
 
 struct pki_ca_created {

@@ -89,8 +89,10 @@ int tlsx_cert_chain_load(const char *path, X509 **leaf, STACK_OF(X509) **chain,
 /* Read every certificate of a PEM bundle (e.g. client-ca). TW_ERR_CONFIG when it holds none. */
 int tlsx_certs_load(const char *path, STACK_OF(X509) **out, struct tw_err *err) TW_MUST_CHECK;
 
-/* Read a PEM private key after fs_check_key_perms (group/world readable is refused with
- * TW_ERR_IO). An encrypted key is refused (TW_ERR_CONFIG): no passphrase prompts. */
+/* Load a private key: a PEM file after fs_check_key_perms (group/world readable is refused
+ * with TW_ERR_IO), or a key in a token or TPM (a pkcs11: or tpm2: reference, or a key file
+ * naming one; see keystore_load). An encrypted PEM key is refused (TW_ERR_CONFIG): no
+ * passphrase prompts. */
 int tlsx_key_load(const char *path, EVP_PKEY **out, struct tw_err *err) TW_MUST_CHECK;
 
 /* ------------------------------------------------------------------------------------------ */
