@@ -10,6 +10,7 @@ DEPS := cmake make gcc clang libclang-rt-14-dev pkg-config \
         libssl-dev openssl libevent-dev libsqlite3-dev libjansson-dev libinih-dev \
         libhttp-parser-dev libcmocka-dev libpq-dev postgresql \
         python3 python3-pytest python3-cryptography curl gnutls-bin procps
+DEPS += libnghttp2-dev nghttp2-client python3-h2 python3-grpcio   # HTTP/2 and gRPC in the gateway
 
 .PHONY: all deps build run test test-unit test-asan check clean
 

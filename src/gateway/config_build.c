@@ -39,6 +39,9 @@ static void service_defaults(struct gw_service *s)
         .handshake = 10, .idle = 300, .backend_connect = 5, .backend = 60, .max_lifetime = 0};
     s->limits =
         (struct gw_limits){.max_header_bytes = 16384, .max_headers = 100, .buffer_size = 65536};
+    s->h2 = (struct gw_h2_limits){
+        .max_concurrent_streams = 100, .initial_window = 65536, .max_streams = 10000,
+        .max_resets = 100};
 }
 
 static void strv_free(char **v, size_t n)
@@ -220,6 +223,14 @@ static int check_service(const struct cfg_raw *raw, const struct cfg_section *se
     } else if (s->mode == GW_MODE_HTTP && s->forward == GW_FORWARD_PROXY_V2) {
         return entry_error(raw, org, "forward",
                            "proxy-v2 needs mode = tcp; in http mode use rfc9440 or xfcc", err);
+    }
+    if (org[cfg_key_find("alpn")].e == NULL) {
+        /* HTTP mode speaks both; a TCP service does not know what its backend speaks. */
+        s->n_alpn = 0;
+        if (s->mode == GW_MODE_HTTP) {
+            s->alpn[s->n_alpn++] = GW_ALPN_H2;
+            s->alpn[s->n_alpn++] = GW_ALPN_HTTP11;
+        }
     }
     if (s->forward_chain && s->forward != GW_FORWARD_RFC9440 && own(org, sec, "forward-chain"))
         return entry_error(raw, org, "forward-chain", "only applies to forward = rfc9440", err);
