@@ -32,6 +32,7 @@ struct gw_h2 {
     size_t n_hosts;
     bool goaway;        /* GOAWAY submitted: close once the last stream is done */
     const char *fatal;  /* close the connection after the current nghttp2 call */
+    bool flood;         /* fatal was a flood (GOAWAY ENHANCE_YOUR_CALM) */
     bool in_send;       /* guards against re-entering the send pump */
 };
 

@@ -178,15 +178,20 @@ static void client_read(struct bufferevent *bev, void *arg)
         ssize_t got = p != NULL ? nghttp2_session_mem_recv(h->sess, p, n) : NGHTTP2_ERR_NOMEM;
         if (got < 0) {
             h->fatal = nghttp2_strerror((int)got);
+            h->flood = got == NGHTTP2_ERR_FLOODED || got == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS;
             break;
         }
         evbuffer_drain(in, (size_t)got);
         c->bytes_in += (uint64_t)got;
     }
     if (h->fatal != NULL) {
-        /* nghttp2 has queued a GOAWAY where the protocol asks for one: write it first. */
+        /* RFC 9113 §5.4.1: a connection error is announced with GOAWAY before the close
+         * (nghttp2 may have queued one already; then this adds nothing). Floods get
+         * ENHANCE_YOUR_CALM, everything else PROTOCOL_ERROR. */
         const char *why = h->fatal;
         h->fatal = NULL;
+        (void)nghttp2_session_terminate_session(h->sess, h->flood ? NGHTTP2_ENHANCE_YOUR_CALM
+                                                                  : NGHTTP2_PROTOCOL_ERROR);
         gw_h2_pump(h);
         if (c->state == GW_CONN_RELAY) {
             snprintf(c->detail, sizeof(c->detail), "http/2: %s", why);
