@@ -51,6 +51,7 @@ def env(tmp_path_factory):
         return port
 
     e = type("Env", (), {})()
+    e.gateways = gateways
     e.dir, e.root, e.inter, e.server, e.alice, e.backend = d, root, inter, server, alice, backend
     e.gateway = gateway
     e.log = d / "access.log"
@@ -78,6 +79,10 @@ def curl(env, port, *args, path="/", timeout=30):
     body, _, tail = p.stdout.rpartition("\n")
     version, code = tail.split()
     return version, int(code), body
+
+
+def env_gateways_last(env):
+    return env.gateways[-1]
 
 
 def hdr(desc, name):
@@ -334,3 +339,57 @@ def test_access_log_has_a_line_per_stream_and_the_connection(env):
         assert l["status"] == 200 and l["method"] == "GET"
         assert "CN=alice" in l["subject"]
     assert conns and conns[0]["verdict"] == "allow"
+
+
+# ---- reload, revocation cut, drain -----------------------------------------------------------
+
+def test_reload_keeps_h2_connection_and_revocation_cuts_it_with_goaway(env):
+    import signal
+    bob = env.root.issue("bob")
+    crl = env.dir / "root.crl"
+    env.root.write_crl(crl)
+    port = env.gateway("--crl", crl)
+    gw = env_gateways_last(env)
+    c = H2Client(env, port, cert=bob)
+    assert c.response(c.request("/before"))[0] == 200
+    # a reload that revokes nothing keeps the connection and its streams working
+    gw.signal(signal.SIGHUP)
+    gw.wait_line(r"reload: generation 2 serving", timeout=10)
+    assert c.response(c.request("/after-reload"))[0] == 200
+    # revoking bob: GOAWAY first (debug data says why), then the close
+    env.root.write_crl(crl, [bob.serial])
+    gw.wait_line(r"reload: generation 3 serving", timeout=10)
+    ev = c.wait_goaway(timeout=10)
+    assert ev is not None and ev.additional_data == b"revoked"
+    with pytest.raises((EOFError, ConnectionError, ssl.SSLError)):
+        for _ in range(50):
+            c.pump(1)
+    c.close()
+
+
+def test_drain_answers_streams_in_flight_after_goaway(env):
+    slow = HttpEchoBackend(delay=2)
+    try:
+        port = env.gateway(backend_addr=f"127.0.0.1:{slow.port}")
+        gw = env_gateways_last(env)
+        c = H2Client(env, port)
+        sid = c.request("/in-flight")
+        time.sleep(0.5)
+        gw.signal(__import__("signal").SIGTERM)
+        ev = c.wait_goaway(timeout=10)
+        assert ev is not None and ev.error_code == 0 and ev.last_stream_id == sid
+        # the h2 package closes its state machine on GOAWAY: read the rest raw
+        data = b""
+        c.s.settimeout(10)
+        while True:
+            try:
+                chunk = c.s.recv(65536)
+            except (ConnectionError, ssl.SSLError):
+                break
+            if not chunk:
+                break
+            data += chunk
+        assert b"/in-flight" in data  # the echo body of the answered stream
+        assert gw.proc.wait(15) == 0
+    finally:
+        slow.close()
