@@ -74,6 +74,12 @@ enum gw_alpn {
 };
 #define GW_ALPN_MAX 2
 
+/* What the gateway speaks to an HTTP-mode backend for HTTP/2 clients. */
+enum gw_backend_proto {
+    GW_BACKEND_PROTO_HTTP1 = 0, /* each stream one HTTP/1.1 exchange */
+    GW_BACKEND_PROTO_H2,        /* HTTP/2: h2c prior knowledge, or ALPN h2 on tls:// */
+};
+
 /* HTTP/2 limits on the client side (RFC 9113 §6.5.2 settings and the gateway's own budgets). */
 struct gw_h2_limits {
     uint32_t max_concurrent_streams; /* h2-max-concurrent-streams (default 100) */
@@ -188,6 +194,7 @@ struct gw_service {
      * http/1.1" in http mode, none in tcp mode when the key is not set. */
     enum gw_alpn alpn[GW_ALPN_MAX];
     size_t n_alpn;
+    enum gw_backend_proto backend_protocol; /* backend-protocol (default http1) */
     struct gw_h2_limits h2;
 };
 

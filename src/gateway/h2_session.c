@@ -15,6 +15,7 @@
  *     read gets cut off); a SETTINGS frame of more than 32 entries is refused. */
 #include "gateway/h2.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,6 +77,7 @@ void gw_h2_pump(struct gw_h2 *h)
         c->bytes_out += (uint64_t)n;
     }
     h->in_send = false;
+    gw_h2_up_pump(h); /* window updates and resets for the backend, if it speaks h2 */
     if (h->fatal != NULL) {
         snprintf(c->detail, sizeof(c->detail), "http/2: %s", h->fatal);
         close_after_flush(h, "http/2 error");
@@ -271,6 +273,31 @@ out:
     return rc;
 }
 
+/* The identity lines as an HTTP/2 header list, names lower-cased (RFC 9113 §8.2.1). They are
+ * the gateway's own complete "Name: value\r\n" lines (gw_forward_headers). */
+static int inject_list(struct gw_h2 *h, struct tw_err *err)
+{
+    const char *p = h->inject, *end = h->inject + h->inject_len;
+    while (p < end) {
+        const char *eol = memchr(p, '\r', (size_t)(end - p));
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        TW_ENSURE(eol != NULL && colon != NULL && colon < eol, err, TW_ERR_INTERNAL,
+                  "malformed identity header line");
+        char name[64];
+        size_t nlen = (size_t)(colon - p);
+        TW_ENSURE(nlen < sizeof(name), err, TW_ERR_INTERNAL, "identity header name too long");
+        for (size_t i = 0; i < nlen; i++)
+            name[i] = (char)tolower((unsigned char)p[i]);
+        const char *v = colon + 1;
+        while (v < eol && *v == ' ')
+            v++;
+        TW_ENSURE(gw_nvlist_add(&h->inject_nv, name, nlen, v, (size_t)(eol - v)) == 0, err,
+                  TW_ERR_INTERNAL, "out of memory");
+        p = eol + 2;
+    }
+    return 0;
+}
+
 int gw_h2_start(struct gw_conn *c, struct tw_err *err)
 {
     struct gw_h2 *h = calloc(1, sizeof(*h));
@@ -285,6 +312,7 @@ int gw_h2_start(struct gw_conn *c, struct tw_err *err)
     }
     h->inject = (char *)lines.data; /* handed over */
     h->inject_len = lines.len;
+    TW_GUARD(inject_list(h, err));
     gw_relay_host_rule(c, &h->hosts, &h->n_hosts);
     TW_GUARD(make_session(h, err));
     c->state = GW_CONN_RELAY;
@@ -308,7 +336,9 @@ void gw_h2_free(struct gw_h2 *h)
         return;
     while (h->streams != NULL)
         gw_h2_stream_free(h->streams);
+    gw_h2_up_free(h->up);
     nghttp2_session_del(h->sess);
+    gw_nvlist_free(&h->inject_nv);
     free(h->inject);
     free(h);
 }
