@@ -64,7 +64,9 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *frame, void
     if (frame->hd.type == NGHTTP2_HEADERS && !s->submitted) {
         /* nghttp2 validated the head: :status comes first. 1xx is interim: skipped. */
         struct gw_nvlist *l = &s->up_head;
-        int status = l->n > 0 ? atoi((const char *)l->nv[0].value) : 0;
+        int status = 0;
+        for (size_t i = 0; l->n > 0 && i < l->nv[0].valuelen && i < 3; i++)
+            status = status * 10 + (l->nv[0].value[i] - '0'); /* nghttp2 checked: 3 digits */
         if (status >= 100 && status < 200) {
             gw_nvlist_clear(l);
             return 0;
