@@ -257,6 +257,16 @@ void gw_conn_admit(struct gw_conn *c)
     /* Kept by the SSL session for the connection's life: the revocation sweep reads its
      * issuer and serial without copying or decoding anything. */
     c->peer_cert = SSL_get0_peer_certificate(c->ssl);
+    /* RFC 9113 §3.2: ALPN "h2" means HTTP/2 from the first byte; each stream gets its own
+     * backend exchange (h2_session.c) instead of the connection's one relay. */
+    if (c->svc->cfg->mode == GW_MODE_HTTP && gw_alpn_is_h2(c->ssl)) {
+        struct tw_err err;
+        if (gw_h2_start(c, &err) != 0) {
+            snprintf(c->detail, sizeof(c->detail), "%.180s", err.msg);
+            gw_conn_close(c, "http/2 setup failed");
+        }
+        return;
+    }
     gw_conn_connect_backend(c);
 }
 
@@ -345,7 +355,7 @@ static void on_backend_connect_event(struct bufferevent *bev, short events, void
     gw_conn_backend_failed(c, 502, why);
 }
 
-static struct bufferevent *backend_bev(struct gw_conn *c, struct tw_err *err)
+struct bufferevent *gw_conn_backend_new(struct gw_conn *c, struct tw_err *err)
 {
     struct gw_svc *s = c->svc;
     struct event_base *base = c->w->base;
@@ -388,7 +398,7 @@ void gw_conn_connect_backend(struct gw_conn *c)
             gw_conn_backend_failed(c, 502, err.msg);
         return;
     }
-    c->backend = backend_bev(c, &err);
+    c->backend = gw_conn_backend_new(c, &err);
     if (c->backend == NULL) {
         ERR_clear_error();
         gw_conn_backend_failed(c, 502, err.msg);
@@ -515,6 +525,8 @@ static void release(struct gw_conn *c)
     c->ssl = NULL;
     c->peer_cert = NULL;
     ERR_clear_error();
+    gw_h2_free(c->h2);
+    c->h2 = NULL;
     gw_http_free(c->http);
     c->http = NULL;
     tlsx_identity_free(c->id);

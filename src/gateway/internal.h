@@ -70,6 +70,11 @@ struct gw_svc {
     STACK_OF(X509) * cas; /* client CAs: expiry metric (owned) */
 };
 
+/* ALPN (alpn.c): install s's protocol list on its server ctx (nothing when it offers none);
+ * whether a finished handshake chose "h2". */
+void gw_alpn_install(struct gw_svc *s);
+bool gw_alpn_is_h2(SSL *ssl);
+
 /* A listen address and the services behind it (services[0] answers unknown SNI). */
 struct gw_listen {
     const struct gw_listener *cfg;
@@ -168,6 +173,7 @@ void gw_metrics_stop(struct gw_server *srv);
 
 struct gw_conn;
 struct gw_fast;
+struct gw_h2;
 struct tw_buf;
 
 struct gw_worker {
@@ -252,6 +258,7 @@ struct gw_conn {
     X509 *peer_cert; /* the verified client certificate, owned by the SSL session */
     uint64_t bytes_in, bytes_out;
     struct gw_http *http; /* mode http: the request processor for client -> backend */
+    struct gw_h2 *h2;     /* mode http, ALPN h2: the HTTP/2 session (h2_session.c) */
     bool tunnel;          /* http: WebSocket upgrade forwarded; raw bytes both ways */
     bool tunnel_pending;  /* http: waiting for the backend's 101 before client bytes */
     bool paused_client;   /* client reads stopped: backend output over the limit */
@@ -293,6 +300,36 @@ void gw_conn_send_status(struct gw_conn *c, int status);
 void gw_relay_attach_client(struct gw_conn *c);
 /* Backend connected: start relaying (writes the PROXY v2 header first when asked). */
 int gw_relay_start(struct gw_conn *c, struct tw_err *err) TW_MUST_CHECK;
+/* HTTP mode: the identity header lines for c's client certificate ("Name: value\r\n" each,
+ * as the service's forward asks; nothing for forward = none) appended to out. */
+int gw_relay_identity_lines(struct gw_conn *c, struct tw_buf *out, struct tw_err *err) TW_MUST_CHECK;
+/* HTTP mode: the names Host / :authority must match on c (none: any). */
+void gw_relay_host_rule(const struct gw_conn *c, const char *const **hosts, size_t *n_hosts);
+/* A new, unconnected bufferevent towards c's backend (TLS set up for tls:// backends). */
+struct bufferevent *gw_conn_backend_new(struct gw_conn *c, struct tw_err *err);
+
+/* HTTP/2 (h2_session.c): take over c's client connection after the handshake chose "h2". On
+ * -1 the caller closes c. */
+int gw_h2_start(struct gw_conn *c, struct tw_err *err) TW_MUST_CHECK;
+void gw_h2_free(struct gw_h2 *h);
+uint64_t gw_h2_requests(const struct gw_h2 *h);
+/* Send GOAWAY. Drain (cut false): streams begun are still answered, then the connection
+ * closes. Cut: close right after the GOAWAY is written; why is a static string (the access
+ * log's close reason, and the GOAWAY's debug data). */
+void gw_h2_goaway(struct gw_conn *c, bool cut, const char *why);
+
+/* One request of an HTTP/2 connection, for its access-log line (accesslog.c). */
+struct gw_req_log {
+    int32_t stream;
+    const char *method, *path, *authority; /* NULL when the client did not send them */
+    int status;                            /* answered status, 0 when none was */
+    const char *detail;                    /* why it was refused or cut, "" otherwise */
+    uint32_t reset;                        /* RST_STREAM error code, 0 for none */
+    uint64_t bytes_in, bytes_out;          /* request / response body bytes */
+    int64_t started_ms;
+};
+void gw_access_log_request(const struct gw_conn *c, const struct gw_req_log *r);
+
 /* The PROXY v2 header for c into out (forward = proxy-v2). */
 int gw_relay_proxy_v2(struct gw_conn *c, struct tw_buf *out, struct tw_err *err) TW_MUST_CHECK;
 

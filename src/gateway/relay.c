@@ -310,18 +310,37 @@ static int write_proxy_v2(struct gw_conn *c, struct tw_err *err)
     return rc;
 }
 
+int gw_relay_identity_lines(struct gw_conn *c, struct tw_buf *out, struct tw_err *err)
+{
+    if (c->svc->fwd_flags == 0)
+        return 0;
+    X509 *peer = SSL_get0_peer_certificate(c->ssl);
+    return gw_forward_headers(out, peer, SSL_get_peer_cert_chain(c->ssl), c->svc->fwd_flags, err);
+}
+
+void gw_relay_host_rule(const struct gw_conn *c, const char *const **hosts, size_t *n_hosts)
+{
+    /* Where several services share a listener, Host must name the service the SNI chose: a
+     * connection authorised for one service must not be reused for another (421). A service
+     * alone on its listener has nothing to be confused with, and checking there would break
+     * clients that reach it through `twoway tunnel` or an IP address (Host: 127.0.0.1:7000),
+     * as nginx and HAProxy also serve any Host on a single server. */
+    *hosts = NULL;
+    *n_hosts = 0;
+    if (c->listen->nsvcs > 1) {
+        *hosts = (const char *const *)c->svc->cfg->server_name;
+        *n_hosts = c->svc->cfg->n_server_name;
+    }
+}
+
 static int make_http(struct gw_conn *c, struct tw_err *err)
 {
     const struct gw_service *cfg = c->svc->cfg;
     struct tw_buf hdr;
     tw_buf_init(&hdr, GW_HTTP_MAX_INJECT);
-    if (c->svc->fwd_flags != 0) {
-        X509 *peer = SSL_get0_peer_certificate(c->ssl);
-        if (gw_forward_headers(&hdr, peer, SSL_get_peer_cert_chain(c->ssl), c->svc->fwd_flags,
-                               err) != 0) {
-            tw_buf_free(&hdr);
-            return -1;
-        }
+    if (gw_relay_identity_lines(c, &hdr, err) != 0) {
+        tw_buf_free(&hdr);
+        return -1;
     }
     struct gw_http_params p = {
         .inject = (const char *)hdr.data,
@@ -329,15 +348,7 @@ static int make_http(struct gw_conn *c, struct tw_err *err)
         .max_header_bytes = cfg->limits.max_header_bytes,
         .max_headers = cfg->limits.max_headers,
     };
-    /* Where several services share a listener, Host must name the service the SNI chose: a
-     * connection authorised for one service must not be reused for another (421). A service
-     * alone on its listener has nothing to be confused with, and checking there would break
-     * clients that reach it through `twoway tunnel` or an IP address (Host: 127.0.0.1:7000),
-     * as nginx and HAProxy also serve any Host on a single server. */
-    if (c->listen->nsvcs > 1) {
-        p.hosts = (const char *const *)cfg->server_name;
-        p.n_hosts = cfg->n_server_name;
-    }
+    gw_relay_host_rule(c, &p.hosts, &p.n_hosts);
     c->http = gw_http_new(&p, err);
     tw_buf_free(&hdr);
     return c->http != NULL ? 0 : -1;
