@@ -129,6 +129,13 @@ int tlsx_crl_set_add_mem(struct tlsx_crl_set *set, const void *data, size_t len,
 int tlsx_crl_set_verify(const struct tlsx_crl_set *set, STACK_OF(X509) *cas,
                         struct tw_err *err) TW_MUST_CHECK;
 
+/* For a CRL fetched again from the same place: every CRL in set whose issuer is not a CA in
+ * cas (so not checkable by tlsx_crl_set_verify) must have an issuer held already has, so a
+ * source that starts serving another CA's CRL is refused rather than replacing the one held.
+ * held NULL (first fetch): 0. TW_ERR_VERIFY naming the issuer otherwise. */
+int tlsx_crl_set_same_outside(const struct tlsx_crl_set *set, const struct tlsx_crl_set *held,
+                              STACK_OF(X509) *cas, struct tw_err *err) TW_MUST_CHECK;
+
 int tlsx_crl_set_up_ref(struct tlsx_crl_set *set);
 void tlsx_crl_set_free(struct tlsx_crl_set *set);
 

@@ -228,6 +228,25 @@ class Gateway:
         self.kill()
 
 
+def s_client_output(args, data="hi\n", timeout=15):
+    """Run `openssl s_client ARGS`, send data, wait until its echo comes back (or the client
+    ends: a refusal) and return everything s_client printed."""
+    proc = subprocess.Popen(["openssl", "s_client"] + [str(a) for a in args],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        proc.stdin.write(data)
+        proc.stdin.flush()
+        try:
+            wait_for_line(proc, "^" + data.strip() + "$", timeout=timeout)
+        except (TimeoutError, RuntimeError):
+            pass  # refused or dropped: the caller reads the verdict from the output
+    finally:
+        proc.kill()
+        proc.wait(5)
+    return output_so_far(proc)
+
+
 def gateway_flags(ca, server, port, backend, crl=None, extra=()):
     args = ["--listen", f"127.0.0.1:{port}", "--backend", backend, "--mode", "tcp",
             "--cert", server.cert_path, "--key", server.key_path, "--client-ca", ca.ca_path,
@@ -273,5 +292,5 @@ def metric(text, name, labels=None):
 
 
 __all__ = ["MiniPki", "Gateway", "client_context", "tls_connect", "echo_roundtrip", "refused",
-           "gateway_flags", "access_lines", "fetch_metrics", "metric", "free_port",
-           "recv_exact"]
+           "gateway_flags", "s_client_output", "access_lines", "fetch_metrics", "metric",
+           "free_port", "recv_exact"]
