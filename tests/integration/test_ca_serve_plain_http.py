@@ -237,6 +237,7 @@ def test_enrollment_and_everything_else_is_404_on_plain_http(env, tmp_path):
         status, _, body = plain(srv, "POST", path, base64.b64encode(csr),
                                 {"Authorization": auth, "Content-Type": "application/pkcs10"})
         assert status == 404 and b"HTTPS" in body
+    srv.wait_log(r'"path":"/\.well-known/est/simpleenroll","status":404,.*"scheme":"http"')
     for path in (f"{EST}/cacerts", f"{EST}/csrattrs", f"{EST}/server/cacerts", "/healthz",
                  "/", "/nothing", "/ca.crt/x"):
         assert plain(srv, "GET", path)[0] == 404, path
