@@ -11,6 +11,7 @@ DEPS := cmake make gcc clang libclang-rt-14-dev pkg-config \
         libhttp-parser-dev libcmocka-dev libpq-dev postgresql \
         python3 python3-pytest python3-cryptography curl gnutls-bin procps
 DEPS += libcurl4-openssl-dev   # EST client HTTP (enroll, renew): proxies, timeouts
+DEPS += tinyproxy   # a second, independent CONNECT proxy for the EST proxy tests
 
 .PHONY: all deps build run test test-unit test-asan check clean
 

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include <curl/curl.h>
+#include <openssl/err.h>
 
 #include "est/internal.h"
 #include "util/buf.h"
@@ -32,8 +33,8 @@ void est_response_clear(struct est_response *r)
     r->retry_after = -1;
 }
 
-/* Alerts and, for the bootstrap, the chain the server sent: both are gone with the SSL object
- * by the time curl_easy_perform returns, so they are noted while the connection lives. */
+/* Why a handshake failed and, for the bootstrap, the chain the server sent: all gone with the
+ * SSL object by the time curl_easy_perform returns, so they are noted while it lives. */
 static void info_cb(const SSL *ssl, int where, int ret)
 {
     struct est_xfer *x = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), xfer_index);
@@ -45,6 +46,10 @@ static void info_cb(const SSL *ssl, int where, int ret)
         x->alert_sent = ret & 0xff;
         x->verify_result = SSL_get_verify_result(ssl);
     }
+    /* libcurl clears the error queue before each SSL_connect: a reason in it at the exit is
+     * why the handshake failed (a mere "want read" leaves none). Peeked, not taken. */
+    if ((where & SSL_CB_EXIT) != 0 && ret <= 0 && x->why == TLSX_R_OK && ERR_peek_error() != 0)
+        x->why = tlsx_handshake_reason(NULL, x->why_detail, sizeof(x->why_detail));
     if ((where & SSL_CB_HANDSHAKE_DONE) != 0 && x->want_chain && x->chain == NULL) {
         STACK_OF(X509) *sent = SSL_get_peer_cert_chain(ssl);
         x->chain = sk_X509_new_null();
