@@ -40,9 +40,11 @@ static void info_cb(const SSL *ssl, int where, int ret)
     struct est_xfer *x = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), xfer_index);
     if (x == NULL)
         return;
-    if ((where & SSL_CB_ALERT) != 0 && (where & SSL_CB_READ) != 0)
+    /* Fatal alerts only: a close_notify at the end says nothing about a failure. */
+    int fatal = (where & SSL_CB_ALERT) != 0 && (ret >> 8) == SSL3_AL_FATAL;
+    if (fatal && (where & SSL_CB_READ) != 0)
         x->alert_received = ret & 0xff;
-    if ((where & SSL_CB_ALERT) != 0 && (where & SSL_CB_WRITE) != 0) {
+    if (fatal && (where & SSL_CB_WRITE) != 0) {
         x->alert_sent = ret & 0xff;
         x->verify_result = SSL_get_verify_result(ssl);
     }
