@@ -1,4 +1,5 @@
 """Fixtures for twoway integration tests; helpers live in tests/testlib/twoway_testlib.py."""
+import os
 import sys
 from pathlib import Path
 
@@ -7,6 +8,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "testlib"))
 
 from twoway_testlib import Pki  # noqa: E402
+
+# Every peer is on loopback: a proxy set on the machine (enroll and renew follow HTTPS_PROXY,
+# as curl does) must not stand between a test and its peer. Proxy tests set their own.
+for _var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
+             "NO_PROXY", "no_proxy"):
+    os.environ.pop(_var, None)
 
 
 @pytest.fixture
