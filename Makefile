@@ -20,6 +20,7 @@ DEPS += libcurl4-openssl-dev   # EST client HTTP (enroll, renew): proxies, timeo
 DEPS += scdoc dpkg-dev lintian systemd bash-completion   # man pages, make deb, package/unit tests
 DEPS += libp11-kit-dev softhsm2 opensc tpm2-openssl swtpm swtpm-tools tpm2-tools   # keys in tokens and TPMs
 DEPS += libnghttp2-dev nghttp2-client python3-h2 python3-grpcio   # HTTP/2 and gRPC in the gateway
+DEPS += tinyproxy   # a second, independent CONNECT proxy for the EST proxy tests
 
 .PHONY: all deps build run test test-unit test-asan check clean build-matrix fuzz install man deb
 
