@@ -334,6 +334,13 @@ void tlsx_server_opts_init(struct tlsx_server_opts *opts);
  * Errors: TW_ERR_IO (files), TW_ERR_CONFIG (bad values, each naming the option/file). */
 SSL_CTX *tlsx_server_ctx_new(const struct tlsx_server_opts *opts, struct tw_err *err);
 
+/* Whether a server ctx holding its ciphers, certificate and key can serve TLS 1.2 clients:
+ * when TLS 1.2 is enabled (min 0 or TLS1_2_VERSION), some enabled TLS 1.2 suite must be one
+ * the key can sign for (an ECDSA key cannot serve ECDHE-RSA or DHE-RSA suites). 0 when it can
+ * (or TLS 1.2 is off, or the key type is not judged); -1 with why in plain words otherwise.
+ * tlsx_server_ctx_new refuses such a ctx; the gateway's --check calls it before. */
+int tlsx_ctx_ciphers_fit_key(SSL_CTX *ctx, int min, char *why, size_t cap);
+
 /* SNI: several server ctxs behind one listener. The table maps names (exact, case-insensitive,
  * or "*.example.com" matching one label) to ctxs. Install it on the listener's ctx; a
  * ClientHello's server_name switches the connection to the matching ctx (with its verify

@@ -76,8 +76,9 @@ class MiniPki:
         self.revoked = []
 
     def issue(self, cn, kind="client", days=10, not_before=None, not_after=None, eku=None,
-              dns=(), ips=(), uris=(), ou=None):
-        key = ec.generate_private_key(ec.SECP256R1())
+              dns=(), ips=(), uris=(), ou=None, key=None):
+        """key: the leaf's private key (default: a new P-256 key)."""
+        key = key or ec.generate_private_key(ec.SECP256R1())
         attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
         if ou:
             attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou))
@@ -113,8 +114,9 @@ class MiniPki:
         _write_key(kp, key)
         return Cert(cert, key, cp, kp)
 
-    def server(self, cn="localhost"):
-        return self.issue(cn, kind="server", dns=["localhost"], ips=["127.0.0.1", "::1"])
+    def server(self, cn="localhost", key=None):
+        return self.issue(cn, kind="server", dns=["localhost"], ips=["127.0.0.1", "::1"],
+                          key=key)
 
     def crl_bytes(self, revoked_serials=()):
         b = (x509.CertificateRevocationListBuilder().issuer_name(self.cert.subject)
