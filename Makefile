@@ -10,7 +10,7 @@ DEPS := cmake make gcc clang libclang-rt-14-dev pkg-config \
         libssl-dev openssl libevent-dev libsqlite3-dev libjansson-dev libinih-dev \
         libhttp-parser-dev libcmocka-dev libpq-dev postgresql \
         python3 python3-pytest python3-cryptography curl gnutls-bin procps
-DEPS += scdoc dpkg-dev lintian systemd bash-completion   # man pages, make deb, package/unit tests
+DEPS += scdoc dpkg-dev file lintian man-db systemd bash-completion   # man pages, make deb, package tests
 
 .PHONY: all deps build run test test-unit test-asan check clean install man deb
 
