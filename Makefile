@@ -3,6 +3,11 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 300
+FUZZ_MERGE ?= 1
+# Build types `make build-matrix` compiles with gcc and with clang (-Werror on).
+MATRIX_TYPES ?= Release
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
 # Build and test dependencies, all Debian 12 packages.
@@ -10,9 +15,13 @@ DEPS := cmake make gcc clang libclang-rt-14-dev pkg-config \
         libssl-dev openssl libevent-dev libsqlite3-dev libjansson-dev libinih-dev \
         libhttp-parser-dev libcmocka-dev libpq-dev postgresql \
         python3 python3-pytest python3-cryptography curl gnutls-bin procps
+DEPS += python3-pyasn1   # EST csrattrs test: an independent DER decoder for CsrAttrs
+DEPS += libcurl4-openssl-dev   # EST client HTTP (enroll, renew): proxies, timeouts
 DEPS += scdoc dpkg-dev file lintian man-db systemd bash-completion   # man pages, make deb, package tests
+DEPS += libp11-kit-dev softhsm2 opensc tpm2-openssl swtpm swtpm-tools tpm2-tools   # keys in tokens and TPMs
+DEPS += libnghttp2-dev nghttp2-client python3-h2 python3-grpcio   # HTTP/2 and gRPC in the gateway
 
-.PHONY: all deps build run test test-unit test-asan check clean install man deb
+.PHONY: all deps build run test test-unit test-asan check clean build-matrix fuzz install man deb
 
 all: build
 
@@ -31,7 +40,7 @@ deps:
 	fi
 
 build: deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTW_WERROR=ON
 	cmake --build $(BUILD) -j $(JOBS)
 
 run: build
@@ -46,10 +55,25 @@ test-unit: build
 
 # The whole suite again, built with clang under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-asan: deps
-	CC=clang cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTW_ASAN=ON -DTW_UBSAN=ON
+	CC=clang cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTW_ASAN=ON -DTW_UBSAN=ON \
+	  -DTW_WERROR=ON
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+# What a packager builds: each of MATRIX_TYPES with gcc and clang, -Werror on, build only,
+# each in its own directory (build-Release-gcc, ...). CI runs it for Release.
+build-matrix: deps
+	set -e; for t in $(MATRIX_TYPES); do for cc in gcc clang; do \
+	  echo "== $$t with $$cc"; \
+	  CC=$$cc cmake -S . -B build-$$t-$$cc -DCMAKE_BUILD_TYPE=$$t -DTW_WERROR=ON >/dev/null; \
+	  cmake --build build-$$t-$$cc -j $(JOBS); \
+	done; done
+
+# Every fuzz/*_fuzz.c for FUZZ_SECONDS each (clang, libFuzzer, ASan+UBSan); inputs that add
+# coverage are merged into fuzz/corpus/<target>/ (FUZZ_MERGE=0 leaves the corpus alone).
+fuzz: deps
+	FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_MERGE=$(FUZZ_MERGE) JOBS=$(JOBS) scripts/fuzz.sh $(FUZZ_SECONDS)
 
 check:
 	scripts/checksrc.sh
@@ -77,4 +101,4 @@ deb: deps
 	lintian --fail-on error twoway_*.deb
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(DEB_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(DEB_BUILD) build-*-gcc build-*-clang

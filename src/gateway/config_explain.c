@@ -102,6 +102,10 @@ static void explain_service(FILE *out, const struct gw_service *s)
                                                   : "closed (no answer: refused)");
     print_list(out, "allow", s->allow, s->n_allow, "any certificate from client-ca");
     explain_forward(out, s);
+    fprintf(out, "  %-16s", "alpn");
+    for (size_t i = 0; i < s->n_alpn; i++)
+        fprintf(out, "%s%s", i > 0 ? ", " : "", s->alpn[i] == GW_ALPN_H2 ? "h2" : "http/1.1");
+    fprintf(out, "%s\n", s->n_alpn == 0 ? "none (no ALPN offered)" : "");
     if (s->backend.kind == GW_BACKEND_TLS) {
         if (s->insecure_skip_backend_verify)
             fprintf(out, "  %-16sINSECURE: backend certificate NOT verified\n", "backend tls");

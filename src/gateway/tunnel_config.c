@@ -190,6 +190,9 @@ static int add_entry(struct raw *raw, struct section *sec, const char *key, cons
     for (size_t i = 0; i < sec->n; i++)
         if (strcmp(sec->e[i].key, key) == 0)
             return entry_err(raw, sec, &e, "set twice", err);
+    /* As in the gateway: no key means "empty", and the value checks may assume a first byte. */
+    if (value[0] == '\0')
+        return entry_err(raw, sec, &e, "empty value", err);
     if (sec->n >= MAX_ENTRIES)
         return entry_err(raw, sec, &e, "too many keys in one section", err);
     sec->e[sec->n++] = e;
