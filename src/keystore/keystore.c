@@ -147,6 +147,12 @@ EVP_PKEY *keystore_generate(const char *store, const char *label,
 {
     *file = NULL;
     *file_len = 0;
+    int ec = strcmp(spec->alg, "EC") == 0;
+    TW_ENSURE_PTR(ec ? spec->group != NULL &&
+                           (strcmp(spec->group, "P-256") == 0 || strcmp(spec->group, "P-384") == 0)
+                     : strcmp(spec->alg, "RSA") == 0 && (spec->bits == 2048 || spec->bits == 3072),
+                  err, TW_ERR_USAGE,
+                  "keys made in a token or TPM are ec:P-256, ec:P-384, rsa:2048 or rsa:3072");
     if (strncmp(store, "tpm2:", 5) == 0)
         return tpm2_generate(spec, file, file_len, err);
     TW_ENSURE_PTR(strncmp(store, "pkcs11:", 7) == 0, err, TW_ERR_USAGE,
@@ -176,4 +182,25 @@ void keystore_file_free(char *file, size_t len)
 {
     if (file != NULL)
         OPENSSL_clear_free(file, len);
+}
+
+int keystore_store_of(const char *key_file, char *store, size_t cap, struct tw_err *err)
+{
+    store[0] = '\0';
+    if (keystore_is_ref(key_file)) {
+        TW_ENSURE(strlen(key_file) < cap, err, TW_ERR_CONFIG, "key reference too long");
+        snprintf(store, cap, "%s", strncmp(key_file, "tpm2:", 5) == 0 ? "tpm2:" : key_file);
+        return 0;
+    }
+    char *data = NULL;
+    size_t len = 0;
+    TW_GUARD(fs_read_file(key_file, KEYSTORE_FILE_MAX, &data, &len, err));
+    char ref[KEYSTORE_REF_MAX];
+    if (ref_line(data, len, ref, sizeof(ref)))
+        snprintf(store, cap, "%s", strncmp(ref, "tpm2:", 5) == 0 ? "tpm2:" : ref);
+    else if (memmem(data, len, TSS2_PEM, strlen(TSS2_PEM)) != NULL)
+        snprintf(store, cap, "tpm2:");
+    OPENSSL_cleanse(data, len);
+    free(data);
+    return 0;
 }
