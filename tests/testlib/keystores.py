@@ -64,14 +64,16 @@ class SoftHsm:
 
 
 class Swtpm:
-    """`swtpm socket --tpm2` on two free loopback ports with its state in dir; tcti is what
+    """`swtpm socket --tpm2` on two loopback ports (a free one and the next) with its state in dir; tcti is what
     $TPM2OPENSSL_TCTI and $TPM2TOOLS_TCTI take. stop() ends it."""
 
     def __init__(self, dir):
         self.dir = Path(dir)
         (self.dir / "state").mkdir(parents=True, exist_ok=True)
         for _ in range(5):
-            self.port, self.ctrl = free_port(), free_port()
+            # The swtpm TCTI finds the control channel at port + 1.
+            self.port = free_port()
+            self.ctrl = self.port + 1
             self.proc = subprocess.Popen(
                 ["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={self.dir / 'state'}",
                  "--server", f"type=tcp,port={self.port},bindaddr=127.0.0.1",
