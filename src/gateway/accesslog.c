@@ -7,6 +7,7 @@
 
 #include <event2/bufferevent_ssl.h>
 #include <jansson.h>
+#include <nghttp2/nghttp2.h>
 
 #include "util/clock.h"
 #include "util/log.h"
@@ -58,19 +59,61 @@ static void add_identity(json_t *o, const struct gw_conn *c)
     set_str(o, "sha256", c->id->sha256_hex);
 }
 
-void gw_access_log(const struct gw_conn *c, const char *why)
+/* The fields every line starts with; NULL when logging is off. */
+static json_t *line_start(const struct gw_conn *c, FILE **fp)
 {
-    FILE *fp = atomic_load_explicit(&c->w->srv->access, memory_order_acquire);
-    if (fp == NULL)
-        return;
+    *fp = atomic_load_explicit(&c->w->srv->access, memory_order_acquire);
+    if (*fp == NULL)
+        return NULL;
     json_t *o = json_object();
     if (o == NULL)
-        return;
+        return NULL;
     char stamp[32];
     set_str(o, "time", clock_iso8601(time(NULL), stamp, sizeof(stamp)));
     set_str(o, "service", c->svc != NULL ? c->svc->cfg->name : c->listen->svcs[0]->cfg->name);
     set_str(o, "listen", c->listen->cfg->addr.text);
     set_str(o, "client", c->peer_text);
+    return o;
+}
+
+static void line_end(FILE *fp, json_t *o)
+{
+    char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (line != NULL)
+        log_line(fp, line);
+    free(line);
+    json_decref(o);
+}
+
+void gw_access_log_request(const struct gw_conn *c, const struct gw_req_log *r)
+{
+    FILE *fp;
+    json_t *o = line_start(c, &fp);
+    if (o == NULL)
+        return;
+    set_str(o, "protocol", "h2");
+    json_object_set_new(o, "stream", json_integer(r->stream));
+    add_identity(o, c);
+    set_str(o, "method", r->method);
+    set_str(o, "authority", r->authority);
+    set_str(o, "path", r->path);
+    if (r->status != 0)
+        json_object_set_new(o, "status", json_integer(r->status));
+    if (r->reset != 0)
+        set_str(o, "reset", nghttp2_http2_strerror(r->reset));
+    set_str(o, "detail", r->detail);
+    json_object_set_new(o, "bytes_in", json_integer((json_int_t)r->bytes_in));
+    json_object_set_new(o, "bytes_out", json_integer((json_int_t)r->bytes_out));
+    json_object_set_new(o, "duration_ms", json_integer(gw_now_ms() - r->started_ms));
+    line_end(fp, o);
+}
+
+void gw_access_log(const struct gw_conn *c, const char *why)
+{
+    FILE *fp;
+    json_t *o = line_start(c, &fp);
+    if (o == NULL)
+        return;
     set_str(o, "sni", gw_conn_sni(c));
     add_tls(o, c);
     add_identity(o, c);
@@ -82,12 +125,12 @@ void gw_access_log(const struct gw_conn *c, const char *why)
         json_object_set_new(o, "http_status", json_integer(c->http_status));
     if (c->http != NULL)
         json_object_set_new(o, "requests", json_integer((json_int_t)gw_http_requests(c->http)));
+    if (c->h2 != NULL) {
+        set_str(o, "protocol", "h2");
+        json_object_set_new(o, "requests", json_integer((json_int_t)gw_h2_requests(c->h2)));
+    }
     json_object_set_new(o, "bytes_in", json_integer((json_int_t)c->bytes_in));
     json_object_set_new(o, "bytes_out", json_integer((json_int_t)c->bytes_out));
     json_object_set_new(o, "duration_ms", json_integer(gw_now_ms() - c->started_ms));
-    char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (line != NULL)
-        log_line(fp, line);
-    free(line);
-    json_decref(o);
+    line_end(fp, o);
 }

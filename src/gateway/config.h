@@ -67,6 +67,27 @@ enum gw_backend_kind {
     GW_BACKEND_TLS,     /* tls://host:port: verified TLS (mTLS with backend-cert) */
 };
 
+/* Application protocols a service offers by ALPN (RFC 7301), in preference order. */
+enum gw_alpn {
+    GW_ALPN_H2 = 0, /* "h2": HTTP/2 over TLS (RFC 9113 §3.2) */
+    GW_ALPN_HTTP11, /* "http/1.1" */
+};
+#define GW_ALPN_MAX 2
+
+/* What the gateway speaks to an HTTP-mode backend for HTTP/2 clients. */
+enum gw_backend_proto {
+    GW_BACKEND_PROTO_HTTP1 = 0, /* each stream one HTTP/1.1 exchange */
+    GW_BACKEND_PROTO_H2,        /* HTTP/2: h2c prior knowledge, or ALPN h2 on tls:// */
+};
+
+/* HTTP/2 limits on the client side (RFC 9113 §6.5.2 settings and the gateway's own budgets). */
+struct gw_h2_limits {
+    uint32_t max_concurrent_streams; /* h2-max-concurrent-streams (default 100) */
+    uint32_t initial_window;         /* h2-initial-window: bytes per stream (default 65535) */
+    uint32_t max_streams;            /* h2-max-streams: per connection, then GOAWAY (10000) */
+    uint32_t max_resets;             /* h2-max-resets: client resets per second, burst (100) */
+};
+
 enum gw_ocsp_fail {
     GW_OCSP_FAIL_CLOSED = 0, /* default: no OCSP answer -> handshake refused */
     GW_OCSP_FAIL_OPEN,       /* no OCSP answer -> allowed (logged) */
@@ -168,6 +189,13 @@ struct gw_service {
     uint32_t max_connections; /* per-service cap; 0 = only the global cap (default 0) */
     struct gw_timeouts timeouts;
     struct gw_limits limits;
+
+    /* alpn: offered protocols in preference order; n_alpn == 0: no ALPN. Resolved: "h2,
+     * http/1.1" in http mode, none in tcp mode when the key is not set. */
+    enum gw_alpn alpn[GW_ALPN_MAX];
+    size_t n_alpn;
+    enum gw_backend_proto backend_protocol; /* backend-protocol (default http1) */
+    struct gw_h2_limits h2;
 };
 
 /* One listening socket shared by every service that names the same address. The services
@@ -191,6 +219,7 @@ struct gw_global {
     char *ticket_key_file;    /* ticket-key-file: shared keys; NULL = random in memory */
     int64_t ticket_rotate;    /* ticket-rotate seconds (default 3600) */
     int64_t drain_timeout;    /* drain-timeout seconds on SIGTERM (default 30) */
+    char *user;               /* user: switch to it once listening; NULL = stay as started */
 };
 
 struct gw_config {
@@ -237,6 +266,9 @@ int gw_config_is_flag(const char *arg);
 
 /* Print every flag with its value syntax and one-line meaning, from the key table. */
 void gw_config_usage(FILE *out);
+
+/* Every key as a flag ("--listen"), one per line, for --list-flags. */
+void gw_config_list_flags(FILE *out);
 
 void gw_config_free(struct gw_config *cfg);
 

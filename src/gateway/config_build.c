@@ -39,6 +39,9 @@ static void service_defaults(struct gw_service *s)
         .handshake = 10, .idle = 300, .backend_connect = 5, .backend = 60, .max_lifetime = 0};
     s->limits =
         (struct gw_limits){.max_header_bytes = 16384, .max_headers = 100, .buffer_size = 65536};
+    s->h2 = (struct gw_h2_limits){
+        .max_concurrent_streams = 100, .initial_window = 65536, .max_streams = 10000,
+        .max_resets = 100};
 }
 
 static void strv_free(char **v, size_t n)
@@ -69,6 +72,7 @@ void cfg_global_clear(struct gw_global *g)
 {
     free(g->access_log);
     free(g->ticket_key_file);
+    free(g->user);
     memset(g, 0, sizeof(*g));
 }
 
@@ -220,6 +224,26 @@ static int check_service(const struct cfg_raw *raw, const struct cfg_section *se
     } else if (s->mode == GW_MODE_HTTP && s->forward == GW_FORWARD_PROXY_V2) {
         return entry_error(raw, org, "forward",
                            "proxy-v2 needs mode = tcp; in http mode use rfc9440 or xfcc", err);
+    }
+    bool h2_backend = s->backend_protocol == GW_BACKEND_PROTO_H2;
+    if (h2_backend && s->mode == GW_MODE_TCP && own(org, sec, "backend-protocol"))
+        return entry_error(raw, org, "backend-protocol", "only applies to mode = http", err);
+    if (org[cfg_key_find("alpn")].e == NULL) {
+        /* HTTP mode speaks both (only h2 to an h2 backend); a TCP service does not know what
+         * its backend speaks. */
+        s->n_alpn = 0;
+        if (s->mode == GW_MODE_HTTP) {
+            s->alpn[s->n_alpn++] = GW_ALPN_H2;
+            if (!h2_backend)
+                s->alpn[s->n_alpn++] = GW_ALPN_HTTP11;
+        }
+    } else if (h2_backend && s->mode == GW_MODE_HTTP) {
+        for (size_t i = 0; i < s->n_alpn; i++)
+            if (s->alpn[i] == GW_ALPN_HTTP11)
+                return entry_error(raw, org, "alpn",
+                                   "http/1.1 clients cannot reach a backend-protocol = h2 "
+                                   "backend (HTTP/1.1 is relayed as is); use alpn = h2",
+                                   err);
     }
     if (s->forward_chain && s->forward != GW_FORWARD_RFC9440 && own(org, sec, "forward-chain"))
         return entry_error(raw, org, "forward-chain", "only applies to forward = rfc9440", err);

@@ -102,6 +102,10 @@ static void explain_service(FILE *out, const struct gw_service *s)
                                                   : "closed (no answer: refused)");
     print_list(out, "allow", s->allow, s->n_allow, "any certificate from client-ca");
     explain_forward(out, s);
+    fprintf(out, "  %-16s", "alpn");
+    for (size_t i = 0; i < s->n_alpn; i++)
+        fprintf(out, "%s%s", i > 0 ? ", " : "", s->alpn[i] == GW_ALPN_H2 ? "h2" : "http/1.1");
+    fprintf(out, "%s\n", s->n_alpn == 0 ? "none (no ALPN offered)" : "");
     if (s->backend.kind == GW_BACKEND_TLS) {
         if (s->insecure_skip_backend_verify)
             fprintf(out, "  %-16sINSECURE: backend certificate NOT verified\n", "backend tls");
@@ -139,6 +143,8 @@ void gw_config_explain(const struct gw_config *cfg, FILE *out)
                                               : g->access_log);
     fprintf(out, "  %-16s%u connections, drain %llds\n", "limits", g->max_connections,
             (long long)g->drain_timeout);
+    if (g->user != NULL)
+        fprintf(out, "  %-16s%s (once listening)\n", "user", g->user);
     if (g->ticket_key_file != NULL)
         fprintf(out, "  %-16sshared keys from %s\n", "tickets", g->ticket_key_file);
     else
@@ -174,6 +180,9 @@ int gw_config_needs_restart(const struct gw_config *old_cfg, const struct gw_con
         key = "log-level";
     else if (a->ticket_rotate != b->ticket_rotate)
         key = "ticket-rotate";
+    else if ((a->user == NULL) != (b->user == NULL) ||
+             (a->user != NULL && strcmp(a->user, b->user) != 0))
+        key = "user";
     if (key == NULL)
         return 0;
     snprintf(what, cap, "%s", key);

@@ -73,6 +73,15 @@ static int p_size(const struct cfg_key *k, void *obj, const char *v, char *why, 
     return 0;
 }
 
+static int p_size32(const struct cfg_key *k, void *obj, const char *v, char *why, size_t cap)
+{
+    long long n;
+    if (cfg_parse_size(v, k->min, k->max, &n, why, cap) != 0)
+        return -1;
+    *FIELD(obj, k, uint32_t) = (uint32_t)n;
+    return 0;
+}
+
 static int p_duration(const struct cfg_key *k, void *obj, const char *v, char *why, size_t cap)
 {
     return cfg_parse_duration(v, k->min, k->max, FIELD(obj, k, int64_t), why, cap);
@@ -122,6 +131,19 @@ static int p_log_level(const struct cfg_key *k, void *obj, const char *v, char *
     return 0;
 }
 
+/* A login name as useradd(8) accepts it by default; whether it exists is checked at start. */
+static int p_user(const struct cfg_key *k, void *obj, const char *v, char *why, size_t cap)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 32 || v[0] == '-' || isdigit((unsigned char)v[0]))
+        return why_set(why, cap, "expected a user name (1-32 characters, not starting with - "
+                                 "or a digit)");
+    for (const char *p = v; *p != '\0'; p++)
+        if (!isalnum((unsigned char)*p) && strchr("_-.", *p) == NULL && !(p[1] == '\0' && *p == '$'))
+            return why_set(why, cap, "expected a user name (letters, digits, _ - .)");
+    return p_string(k, obj, v, why, cap);
+}
+
 /* A small word -> value table for enum keys. */
 struct word {
     const char *word;
@@ -159,9 +181,52 @@ WORDS(p_forward, {"rfc9440", GW_FORWARD_RFC9440}, {"xfcc", GW_FORWARD_XFCC},
       {"proxy-v2", GW_FORWARD_PROXY_V2}, {"none", GW_FORWARD_NONE})
 WORDS(p_crl_expired, {"reject", TLSX_CRL_EXPIRED_REJECT}, {"warn", TLSX_CRL_EXPIRED_WARN})
 WORDS(p_ocsp_fail, {"closed", GW_OCSP_FAIL_CLOSED}, {"open", GW_OCSP_FAIL_OPEN})
+WORDS(p_backend_proto, {"http1", GW_BACKEND_PROTO_HTTP1}, {"h2", GW_BACKEND_PROTO_H2})
 WORDS(p_tls_version, {"1.2", TLS1_2_VERSION}, {"1.3", TLS1_3_VERSION})
 
 _Static_assert(sizeof(enum gw_mode) == sizeof(int), "enum fields are written as int");
+
+/* "h2,http/1.1" (preference order), "http/1.1", "h2" or "none". */
+static int p_alpn(const struct cfg_key *k, void *obj, const char *v, char *why, size_t cap)
+{
+    (void)k;
+    static const struct word w[] = {{"h2", GW_ALPN_H2}, {"http/1.1", GW_ALPN_HTTP11}};
+    struct gw_service *s = obj;
+    enum gw_alpn got[GW_ALPN_MAX];
+    size_t n = 0;
+    if (strcmp(v, "none") == 0) {
+        s->n_alpn = 0;
+        return 0;
+    }
+    for (const char *p = v; *p != '\0';) {
+        char word[16];
+        size_t len = strcspn(p, ",");
+        while (len > 0 && *p == ' ')
+            p++, len--;
+        size_t end = len;
+        while (end > 0 && p[end - 1] == ' ')
+            end--;
+        if (end == 0 || end >= sizeof(word))
+            return why_set(why, cap, "expected none or a list of h2 and http/1.1 (h2,http/1.1)");
+        memcpy(word, p, end);
+        word[end] = '\0';
+        int value;
+        if (p_words(w, sizeof(w) / sizeof(w[0]), &value, word, why, cap) != 0)
+            return -1;
+        for (size_t i = 0; i < n; i++)
+            if (got[i] == (enum gw_alpn)value)
+                return why_set(why, cap, "a protocol is listed twice");
+        if (n == GW_ALPN_MAX)
+            return why_set(why, cap, "too many protocols");
+        got[n++] = (enum gw_alpn)value;
+        p += len;
+        if (*p == ',' && *++p == '\0')
+            return why_set(why, cap, "empty protocol name after ','");
+    }
+    memcpy(s->alpn, got, sizeof(got));
+    s->n_alpn = n;
+    return 0;
+}
 
 /* Append a copy of v to a (char **, size_t) pair of fields. */
 static int append(char ***arr, size_t *n, const char *v, char *why, size_t cap)
@@ -288,6 +353,9 @@ const struct cfg_key cfg_keys[] = {
      "PATH", "(random keys in memory)", "shared session-ticket keys (80-byte records, 0600)"},
     {"ticket-rotate", CFG_GLOBAL, false, false, p_duration, NULL, G(ticket_rotate), 0, 60, 7 * DAY,
      "DURATION", "1h", "rotation period of in-memory ticket keys"},
+    {"user", CFG_GLOBAL, false, false, p_user, NULL, G(user), 0, 0, 0, "NAME",
+     "(none: stay as started)",
+     "started as root: bind and read keys, then run as this user"},
     {"drain-timeout", CFG_GLOBAL, false, false, p_duration, NULL, G(drain_timeout), 0, 0, DAY,
      "DURATION", "30s", "on SIGTERM, how long open connections may finish"},
 
@@ -374,6 +442,19 @@ const struct cfg_key cfg_keys[] = {
      1024 * 1024, "BYTES", "16k", "largest request head (431 beyond)"},
     {"max-headers", CFG_BOTH, false, false, p_u32, NULL, S(limits.max_headers), 0, 1, 10000, "N",
      "100", "most header fields per request (431 beyond)"},
+    {"alpn", CFG_BOTH, false, false, p_alpn, NULL, 0, 0, 0, 0, "h2,http/1.1|http/1.1|h2|none",
+     "h2,http/1.1 (http), none (tcp)", "application protocols offered by ALPN, preferred first"},
+    {"backend-protocol", CFG_BOTH, false, false, p_backend_proto, NULL, S(backend_protocol), 0, 0,
+     0, "http1|h2", "http1", "http mode: what HTTP/2 clients' requests reach the backend as"},
+    {"h2-max-concurrent-streams", CFG_BOTH, false, false, p_u32, NULL,
+     S(h2.max_concurrent_streams), 0, 1, 10000, "N", "100",
+     "HTTP/2: open streams per connection (more are refused with RST_STREAM)"},
+    {"h2-initial-window", CFG_BOTH, false, false, p_size32, NULL, S(h2.initial_window), 0, 1024,
+     16 * 1024 * 1024, "BYTES", "64k", "HTTP/2: flow-control window per request stream"},
+    {"h2-max-streams", CFG_BOTH, false, false, p_u32, NULL, S(h2.max_streams), 0, 1, 100000000,
+     "N", "10000", "HTTP/2: requests per connection before GOAWAY asks for a new one"},
+    {"h2-max-resets", CFG_BOTH, false, false, p_u32, NULL, S(h2.max_resets), 0, 1, 100000, "N",
+     "100", "HTTP/2: client stream resets per second (burst) before the connection is closed"},
     {"buffer-size", CFG_BOTH, false, false, p_size, NULL, S(limits.buffer_size), 0, 4096,
      16 * 1024 * 1024, "BYTES", "64k", "bytes buffered per direction before backpressure"},
 };

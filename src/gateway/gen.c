@@ -93,6 +93,7 @@ static int build_server_ctx(struct gw_svc *s, struct tlsx_ticket_keys *tickets, 
     if (s->ctx == NULL)
         return -1;
     s->server_cert = SSL_CTX_get0_certificate(s->ctx);
+    gw_alpn_install(s);
     return tlsx_certs_load(c->client_ca, &s->cas, err);
 }
 

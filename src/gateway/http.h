@@ -28,6 +28,7 @@
 #ifndef TW_GATEWAY_HTTP_H
 #define TW_GATEWAY_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -129,5 +130,11 @@ int gw_http_upgrade_accepted(const void *data, size_t len);
  * ignored) names one of hosts, compared case-insensitively, "*.example.com" matching exactly
  * one label in front. 0 when it does not, or when it is malformed (bad port, empty name). */
 int gw_http_host_allowed(const char *const *hosts, size_t n_hosts, const char *host, size_t len);
+
+/* The version-neutral field rule (HTTP/1.1 and HTTP/2 requests alike): true when a request
+ * field called name (len bytes, any case) must not reach the backend from the client: the
+ * identity headers (Client-Cert, Client-Cert-Chain, X-Forwarded-Client-Cert) and the extra
+ * names in strip. */
+bool gw_http_name_stripped(const char *const *strip, size_t n_strip, const char *name, size_t len);
 
 #endif

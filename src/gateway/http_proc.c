@@ -113,16 +113,21 @@ static bool span_is(const char *s, size_t n, const char *name)
     return n == strlen(name) && strncasecmp(s, name, n) == 0;
 }
 
+bool gw_http_name_stripped(const char *const *strip, size_t n_strip, const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof(identity_headers) / sizeof(identity_headers[0]); i++)
+        if (span_is(name, len, identity_headers[i]))
+            return true;
+    for (size_t i = 0; i < n_strip; i++)
+        if (strip[i] != NULL && span_is(name, len, strip[i]))
+            return true;
+    return false;
+}
+
 /* A name the client may not send: the identity headers and the configured extras. */
 static bool is_stripped(const struct gw_http *h, const char *s, size_t n)
 {
-    for (size_t i = 0; i < sizeof(identity_headers) / sizeof(identity_headers[0]); i++)
-        if (span_is(s, n, identity_headers[i]))
-            return true;
-    for (size_t i = 0; i < h->n_strip; i++)
-        if (h->strip[i] != NULL && span_is(s, n, h->strip[i]))
-            return true;
-    return false;
+    return gw_http_name_stripped(h->strip, h->n_strip, s, n);
 }
 
 static void reset_head(struct gw_http *h)

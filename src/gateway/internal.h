@@ -27,6 +27,7 @@
 #include "gateway/http.h"
 #include "tlsx/tlsx.h"
 #include "util/err.h"
+#include "util/linger.h"
 
 #define GW_MAX_WORKERS 64
 #define GW_MAX_SERVICES 64
@@ -68,6 +69,11 @@ struct gw_svc {
     X509 *server_cert;    /* borrowed from ctx: expiry metric */
     STACK_OF(X509) * cas; /* client CAs: expiry metric (owned) */
 };
+
+/* ALPN (alpn.c): install s's protocol list on its server ctx (nothing when it offers none);
+ * whether a finished handshake chose "h2". */
+void gw_alpn_install(struct gw_svc *s);
+bool gw_alpn_is_h2(SSL *ssl);
 
 /* A listen address and the services behind it (services[0] answers unknown SNI). */
 struct gw_listen {
@@ -167,6 +173,7 @@ void gw_metrics_stop(struct gw_server *srv);
 
 struct gw_conn;
 struct gw_fast;
+struct gw_h2;
 struct tw_buf;
 
 struct gw_worker {
@@ -191,8 +198,9 @@ struct gw_worker {
     atomic_int stop;                  /* 1: stop accepting, drain */
     int64_t drain_deadline_ms;
     struct event *drain_ev;
-    struct gw_conn *conns; /* live connections (intrusive list) */
+    struct gw_conn *conns; /* live connections (intrusive list), lingering ones included */
     size_t nconns;
+    struct tw_linger_set lingers; /* refused TLS connections being closed (util/linger.h) */
     struct gw_stats stats;
 };
 
@@ -218,6 +226,7 @@ enum gw_conn_state {
     GW_CONN_CONNECTING,
     GW_CONN_RELAY,
     GW_CONN_FLUSH, /* one side is gone; writing what is left to the other */
+    GW_CONN_LINGER, /* refused: logged and torn down, the socket closing (util/linger.h) */
 };
 
 struct gw_conn {
@@ -232,6 +241,7 @@ struct gw_conn {
     struct bufferevent *backend; /* bufferevent relay only */
     struct gw_fast *fast;        /* fast relay (relay_fast.c): plaintext TCP backends */
     SSL *ssl;                    /* owned here */
+    struct tw_linger *linger;    /* LINGER: owns the socket until the peer has our alert */
     struct bufferevent *flush_target; /* FLUSH: the side whose output is being written out */
     struct event *timer;
     int64_t started_ms, last_io_ms, deadline_ms;
@@ -248,6 +258,7 @@ struct gw_conn {
     X509 *peer_cert; /* the verified client certificate, owned by the SSL session */
     uint64_t bytes_in, bytes_out;
     struct gw_http *http; /* mode http: the request processor for client -> backend */
+    struct gw_h2 *h2;     /* mode http, ALPN h2: the HTTP/2 session (h2_session.c) */
     bool tunnel;          /* http: WebSocket upgrade forwarded; raw bytes both ways */
     bool tunnel_pending;  /* http: waiting for the backend's 101 before client bytes */
     bool paused_client;   /* client reads stopped: backend output over the limit */
@@ -269,7 +280,11 @@ void gw_conn_accept(struct gw_worker *w, const struct gw_listen *l, int fd,
                     const struct sockaddr *sa, socklen_t salen);
 /* The SNI host name of a finished handshake (read from the SSL, not copied), or NULL. */
 const char *gw_conn_sni(const struct gw_conn *c);
-/* Close now: log the access line, free everything. Only place a connection is freed. */
+/* Close: log the access line and free everything. Only place a connection is freed. A TLS
+ * connection refused before it was admitted (its handshake failed, timed out or its peer
+ * check refused it) is not freed at once: it lingers (state LINGER, util/linger.h) so the
+ * client reads the alert, still counted against max-connections, and is freed when that
+ * ends. Closing a lingering connection (drain timeout, shutdown) ends the linger at once. */
 void gw_conn_close(struct gw_conn *c, const char *why);
 /* Every check passed (OCSP may have made the connection wait): count it, connect the
  * backend. */
@@ -285,6 +300,36 @@ void gw_conn_send_status(struct gw_conn *c, int status);
 void gw_relay_attach_client(struct gw_conn *c);
 /* Backend connected: start relaying (writes the PROXY v2 header first when asked). */
 int gw_relay_start(struct gw_conn *c, struct tw_err *err) TW_MUST_CHECK;
+/* HTTP mode: the identity header lines for c's client certificate ("Name: value\r\n" each,
+ * as the service's forward asks; nothing for forward = none) appended to out. */
+int gw_relay_identity_lines(struct gw_conn *c, struct tw_buf *out, struct tw_err *err) TW_MUST_CHECK;
+/* HTTP mode: the names Host / :authority must match on c (none: any). */
+void gw_relay_host_rule(const struct gw_conn *c, const char *const **hosts, size_t *n_hosts);
+/* A new, unconnected bufferevent towards c's backend (TLS set up for tls:// backends). */
+struct bufferevent *gw_conn_backend_new(struct gw_conn *c, struct tw_err *err);
+
+/* HTTP/2 (h2_session.c): take over c's client connection after the handshake chose "h2". On
+ * -1 the caller closes c. */
+int gw_h2_start(struct gw_conn *c, struct tw_err *err) TW_MUST_CHECK;
+void gw_h2_free(struct gw_h2 *h);
+uint64_t gw_h2_requests(const struct gw_h2 *h);
+/* Send GOAWAY. Drain (cut false): streams begun are still answered, then the connection
+ * closes. Cut: close right after the GOAWAY is written; why is a static string (the access
+ * log's close reason, and the GOAWAY's debug data). */
+void gw_h2_goaway(struct gw_conn *c, bool cut, const char *why);
+
+/* One request of an HTTP/2 connection, for its access-log line (accesslog.c). */
+struct gw_req_log {
+    int32_t stream;
+    const char *method, *path, *authority; /* NULL when the client did not send them */
+    int status;                            /* answered status, 0 when none was */
+    const char *detail;                    /* why it was refused or cut, "" otherwise */
+    uint32_t reset;                        /* RST_STREAM error code, 0 for none */
+    uint64_t bytes_in, bytes_out;          /* request / response body bytes */
+    int64_t started_ms;
+};
+void gw_access_log_request(const struct gw_conn *c, const struct gw_req_log *r);
+
 /* The PROXY v2 header for c into out (forward = proxy-v2). */
 int gw_relay_proxy_v2(struct gw_conn *c, struct tw_buf *out, struct tw_err *err) TW_MUST_CHECK;
 
@@ -343,7 +388,17 @@ struct gw_server {
     uint64_t watch_sig; /* gw_gen_watch_signature at the previous poll */
     bool stopping;
     struct gw_revoc *revoc; /* CRL URLs and OCSP (crl_fetch.c, ocsp_check*.c) */
+    struct event *notify_timer; /* status (and watchdog) updates to systemd; notify.c */
+    bool watchdog;              /* $WATCHDOG_USEC set: the timer also sends WATCHDOG=1 */
 };
+
+/* Service-manager notifications (notify.c), no-ops without $NOTIFY_SOCKET: start the
+ * status/watchdog timer on srv->base; READY=1 with a status line; RELOADING=1 with the
+ * monotonic clock before a reload (READY=1 follows, whatever the outcome); STOPPING=1. */
+int gw_notify_start(struct gw_server *srv, struct tw_err *err) TW_MUST_CHECK;
+void gw_notify_ready(const struct gw_server *srv);
+void gw_notify_reloading(void);
+void gw_notify_stopping(void);
 
 /* The slot for service name (created on first use; main thread only). */
 struct gw_svc_slot *gw_server_slot(struct gw_server *srv, const char *name);

@@ -232,6 +232,26 @@ static void client_event(struct bufferevent *bev, short events, void *arg)
     enter_flush(c, c->backend, "client closed");
 }
 
+/* A TLS backend (`twoway tunnel`'s target) that refused us with an alert. A TLS 1.3 server
+ * checks the client certificate after the client's side of the handshake is over (RFC 8446
+ * §4.4.2.4), so its refusal arrives once relaying started and would otherwise read as a plain
+ * close: the alert is the only place the reason is. true when one came. */
+static bool backend_refused(struct gw_conn *c)
+{
+    SSL *ssl = c->svc->backend_ctx != NULL ? bufferevent_openssl_get_ssl(c->backend) : NULL;
+    int alert = ssl != NULL ? tlsx_ssl_alert_received(ssl) : -1;
+    if (alert < 0)
+        return false;
+    enum tlsx_reason r = tlsx_reason_from_alert(alert);
+    c->reason = (int)(r == TLSX_R_OK ? TLSX_R_OTHER : r);
+    c->verdict = "deny";
+    snprintf(c->detail, sizeof(c->detail), "backend %s refused us: alert %s (%s)",
+             c->svc->cfg->backend.text, SSL_alert_desc_string_long(alert),
+             tlsx_reason_text((enum tlsx_reason)c->reason));
+    log_warnx("client %s: %s", c->peer_text, c->detail);
+    return true;
+}
+
 static void backend_event(struct bufferevent *bev, short events, void *arg)
 {
     (void)bev;
@@ -244,7 +264,8 @@ static void backend_event(struct bufferevent *bev, short events, void *arg)
         gw_conn_close(c, "backend closed");
         return;
     }
-    if (events & BEV_EVENT_ERROR)
+    bool refused = backend_refused(c);
+    if ((events & BEV_EVENT_ERROR) || refused)
         gw_stat_add(&c->w->stats.backend_errors, 1);
     if (c->http != NULL && !c->backend_replied && c->awaiting_ms > 0) {
         gw_conn_backend_failed(c, 502, "backend closed without a response");
@@ -289,18 +310,37 @@ static int write_proxy_v2(struct gw_conn *c, struct tw_err *err)
     return rc;
 }
 
+int gw_relay_identity_lines(struct gw_conn *c, struct tw_buf *out, struct tw_err *err)
+{
+    if (c->svc->fwd_flags == 0)
+        return 0;
+    X509 *peer = SSL_get0_peer_certificate(c->ssl);
+    return gw_forward_headers(out, peer, SSL_get_peer_cert_chain(c->ssl), c->svc->fwd_flags, err);
+}
+
+void gw_relay_host_rule(const struct gw_conn *c, const char *const **hosts, size_t *n_hosts)
+{
+    /* Where several services share a listener, Host must name the service the SNI chose: a
+     * connection authorised for one service must not be reused for another (421). A service
+     * alone on its listener has nothing to be confused with, and checking there would break
+     * clients that reach it through `twoway tunnel` or an IP address (Host: 127.0.0.1:7000),
+     * as nginx and HAProxy also serve any Host on a single server. */
+    *hosts = NULL;
+    *n_hosts = 0;
+    if (c->listen->nsvcs > 1) {
+        *hosts = (const char *const *)c->svc->cfg->server_name;
+        *n_hosts = c->svc->cfg->n_server_name;
+    }
+}
+
 static int make_http(struct gw_conn *c, struct tw_err *err)
 {
     const struct gw_service *cfg = c->svc->cfg;
     struct tw_buf hdr;
     tw_buf_init(&hdr, GW_HTTP_MAX_INJECT);
-    if (c->svc->fwd_flags != 0) {
-        X509 *peer = SSL_get0_peer_certificate(c->ssl);
-        if (gw_forward_headers(&hdr, peer, SSL_get_peer_cert_chain(c->ssl), c->svc->fwd_flags,
-                               err) != 0) {
-            tw_buf_free(&hdr);
-            return -1;
-        }
+    if (gw_relay_identity_lines(c, &hdr, err) != 0) {
+        tw_buf_free(&hdr);
+        return -1;
     }
     struct gw_http_params p = {
         .inject = (const char *)hdr.data,
@@ -308,15 +348,7 @@ static int make_http(struct gw_conn *c, struct tw_err *err)
         .max_header_bytes = cfg->limits.max_header_bytes,
         .max_headers = cfg->limits.max_headers,
     };
-    /* Where several services share a listener, Host must name the service the SNI chose: a
-     * connection authorised for one service must not be reused for another (421). A service
-     * alone on its listener has nothing to be confused with, and checking there would break
-     * clients that reach it through `twoway tunnel` or an IP address (Host: 127.0.0.1:7000),
-     * as nginx and HAProxy also serve any Host on a single server. */
-    if (c->listen->nsvcs > 1) {
-        p.hosts = (const char *const *)cfg->server_name;
-        p.n_hosts = cfg->n_server_name;
-    }
+    gw_relay_host_rule(c, &p.hosts, &p.n_hosts);
     c->http = gw_http_new(&p, err);
     tw_buf_free(&hdr);
     return c->http != NULL ? 0 : -1;

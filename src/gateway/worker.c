@@ -82,7 +82,8 @@ static void sweep(struct gw_worker *w)
     struct gw_conn *next;
     for (struct gw_conn *c = w->conns; c != NULL; c = next) {
         next = c->next;
-        if (c->svc == NULL || c->peer_cert == NULL || c->state == GW_CONN_HANDSHAKE)
+        if (c->svc == NULL || c->peer_cert == NULL || c->state == GW_CONN_HANDSHAKE ||
+            c->state == GW_CONN_LINGER)
             continue;
         const struct gw_svc *s = gw_gen_find_svc(w->gen, c->svc->cfg->name);
         if (s == NULL)
@@ -92,12 +93,18 @@ static void sweep(struct gw_worker *w)
             c->reason = TLSX_R_REVOKED;
             c->verdict = "deny";
             snprintf(c->detail, sizeof(c->detail), "certificate revoked by a reloaded CRL");
-            gw_conn_close(c, "revoked");
+            if (c->h2 != NULL && c->state == GW_CONN_RELAY)
+                gw_h2_goaway(c, true, "revoked"); /* GOAWAY first, then the close */
+            else
+                gw_conn_close(c, "revoked");
         } else if (c->id != NULL && !tlsx_policy_check(s->policy, c->id, NULL)) {
             c->reason = TLSX_R_POLICY;
             c->verdict = "deny";
             snprintf(c->detail, sizeof(c->detail), "no longer allowed by the reloaded policy");
-            gw_conn_close(c, "policy");
+            if (c->h2 != NULL && c->state == GW_CONN_RELAY)
+                gw_h2_goaway(c, true, "policy");
+            else
+                gw_conn_close(c, "policy");
         }
     }
 }
@@ -132,7 +139,9 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
     struct gw_conn *next;
     for (struct gw_conn *c = w->conns; c != NULL; c = next) {
         next = c->next;
-        if (quiet_keepalive(c, now))
+        if (c->h2 != NULL)
+            gw_h2_goaway(c, false, "draining"); /* once; closes after its last stream */
+        else if (quiet_keepalive(c, now))
             gw_conn_close(c, "draining: idle keep-alive");
     }
     /* gw_conn_close breaks the loop once the last connection is gone. */

@@ -59,10 +59,13 @@ static int add_sans(X509 *cert, const struct pki_sans *sans, struct tw_err *err)
 static int add_revocation_pointers(X509 *cert, X509V3_CTX *ctx, const char *base_url,
                                    struct tw_err *err)
 {
-    char value[PKI_URL_MAX + 32];
+    char value[2 * PKI_URL_MAX + 64];
     snprintf(value, sizeof(value), "URI:%s/crl", base_url);
     TW_GUARD(add_conf_ext(cert, ctx, NID_crl_distribution_points, value, err));
-    snprintf(value, sizeof(value), "OCSP;URI:%s/ocsp", base_url);
+    /* RFC 5280 §4.2.2.1: caIssuers lets a relying party that lacks the intermediate fetch it
+     * (DER, application/pkix-cert) and build the path itself. */
+    snprintf(value, sizeof(value), "OCSP;URI:%s/ocsp,caIssuers;URI:%s/ca.crt", base_url,
+             base_url);
     return add_conf_ext(cert, ctx, NID_info_access, value, err);
 }
 

@@ -5,10 +5,12 @@
 #include <strings.h>
 
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
 
+#include "pki/internal.h"
 #include "keystore/keystore.h"
 #include "pki/pki.h"
 #include "util/cleanup.h"
@@ -187,14 +189,18 @@ EVP_PKEY *pki_key_load(const char *path, const struct pki_secret *pass, struct t
     return key;
 }
 
+const int key_ec_curve_nids[KEY_EC_CURVES] = {NID_X9_62_prime256v1, NID_secp384r1,
+                                              NID_secp521r1};
+
 static int ec_group_ok(EVP_PKEY *key, char *group, size_t cap)
 {
-    static const char *const allowed[] = {"prime256v1", "P-256",     "secp384r1",
-                                          "P-384",      "secp521r1", "P-521"};
     if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, cap, NULL) != 1)
         return 0;
-    for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
-        if (strcmp(group, allowed[i]) == 0)
+    int nid = OBJ_sn2nid(group); /* "prime256v1", "secp384r1" */
+    if (nid == NID_undef)
+        nid = EC_curve_nist2nid(group); /* "P-256" */
+    for (size_t i = 0; i < KEY_EC_CURVES; i++)
+        if (nid != NID_undef && nid == key_ec_curve_nids[i])
             return 1;
     return 0;
 }

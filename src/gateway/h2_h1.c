@@ -1,0 +1,281 @@
+/* backend-protocol = http1 for an HTTP/2 client: each stream is one HTTP/1.1 exchange on a
+ * backend connection of its own (RFC 9113 §8.3.1 in reverse): the request line from :method
+ * and :path, Host from :authority, the kept fields, the joined cookie, the identity lines, and
+ * a body of unknown length sent chunked (request trailers then become chunked trailers). The
+ * response is read by http_resp.h. Backend reads stop while buffer-size response bytes wait
+ * for the client's window; request bytes open the client's window only once they were
+ * written towards the backend. */
+#include "gateway/h2.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+
+#include "gateway/http_resp.h"
+#include "util/log.h"
+
+static int on_resp_head(void *arg, int status, const struct gw_hdr *f, size_t n)
+{
+    struct gw_h2_stream *s = arg;
+    nghttp2_nv *nv = calloc(n + 1, sizeof(*nv));
+    if (nv == NULL)
+        return -1;
+    char code[4];
+    snprintf(code, sizeof(code), "%d", status);
+    nv[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)code, 7, strlen(code),
+                         NGHTTP2_NV_FLAG_NONE};
+    for (size_t i = 0; i < n; i++)
+        nv[i + 1] = (nghttp2_nv){(uint8_t *)f[i].name, (uint8_t *)f[i].value, f[i].name_len,
+                                 f[i].value_len, NGHTTP2_NV_FLAG_NONE};
+    int rc = gw_h2_stream_respond(s, status, nv, n + 1, false);
+    free(nv);
+    return rc;
+}
+
+static int on_resp_body(void *arg, const uint8_t *data, size_t len)
+{
+    struct gw_h2_stream *s = arg;
+    TW_GUARD(gw_h2_stream_body(s, data, len));
+    if (evbuffer_get_length(s->body) >= gw_h2_stream_svc(s)->buffer_high && s->bev != NULL) {
+        s->paused = true;
+        bufferevent_disable(s->bev, EV_READ);
+    }
+    return 0;
+}
+
+static int on_resp_trailers(void *arg, const struct gw_hdr *f, size_t n)
+{
+    struct gw_h2_stream *s = arg;
+    for (size_t i = 0; i < n; i++)
+        TW_GUARD(gw_nvlist_add(&s->rtrail, f[i].name, f[i].name_len, f[i].value,
+                               f[i].value_len));
+    return 0;
+}
+
+static int on_resp_end(void *arg)
+{
+    gw_h2_stream_done(arg);
+    return 0;
+}
+
+static const struct gw_http_resp_cb resp_cb = {
+    .head = on_resp_head,
+    .body = on_resp_body,
+    .trailers = on_resp_trailers,
+    .end = on_resp_end,
+};
+
+void gw_h2_h1_stop(struct gw_h2_stream *s)
+{
+    if (s->bev != NULL) {
+        bufferevent_free(s->bev);
+        s->bev = NULL;
+    }
+    if (s->timer != NULL && s->up_id == 0)
+        evtimer_del(s->timer);
+    gw_http_resp_free(s->resp);
+    s->resp = NULL;
+}
+
+void gw_h2_h1_drained(struct gw_h2_stream *s)
+{
+    if (s->paused && s->bev != NULL &&
+        evbuffer_get_length(s->body) <= gw_h2_stream_svc(s)->buffer_low) {
+        s->paused = false;
+        bufferevent_enable(s->bev, EV_READ);
+    }
+}
+
+/* After a backend callback: the response is complete, or the backend failed. Ends with the
+ * pump, which may close the stream (and the connection): s is not used afterwards. */
+static void settle(struct gw_h2_stream *s, int status, const char *why)
+{
+    struct gw_h2 *h = s->h;
+    if (why != NULL) {
+        gw_stat_add(&h->c->w->stats.backend_errors, 1);
+        log_warnx("client %s stream %d: %s", h->c->peer_text, (int)s->id, why);
+        gw_h2_h1_stop(s);
+        gw_h2_stream_error(s, status, why);
+    } else if (s->resp != NULL && gw_http_resp_done(s->resp)) {
+        /* One exchange per backend connection; the reader is kept for nothing more. */
+        if (s->bev != NULL) {
+            bufferevent_free(s->bev);
+            s->bev = NULL;
+        }
+    }
+    gw_h2_pump(h);
+}
+
+static void backend_read(struct bufferevent *bev, void *arg)
+{
+    struct gw_h2_stream *s = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    s->h->c->last_io_ms = gw_now_ms();
+    if (s->timer != NULL)
+        evtimer_del(s->timer); /* the backend answered: the backend-timeout is over */
+    size_t n;
+    while ((n = evbuffer_get_contiguous_space(in)) > 0) {
+        const unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)n);
+        int rc = p != NULL ? gw_http_resp_feed(s->resp, p, n) : -1;
+        evbuffer_drain(in, n);
+        if (rc != 0) {
+            settle(s, 502, gw_http_resp_reason(s->resp));
+            return;
+        }
+        if (gw_http_resp_done(s->resp))
+            break;
+    }
+    settle(s, 0, NULL);
+}
+
+/* Request bytes left for the backend: open the client's window for what was written. */
+static void backend_write(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct gw_h2_stream *s = arg;
+    if (s->unconsumed == 0)
+        return;
+    (void)nghttp2_session_consume(s->h->sess, s->id, s->unconsumed);
+    s->unconsumed = 0;
+    gw_h2_pump(s->h);
+}
+
+static void arm(struct gw_h2_stream *s, int64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(s->timer, &tv);
+}
+
+static void backend_event(struct bufferevent *bev, short events, void *arg)
+{
+    struct gw_h2_stream *s = arg;
+    const struct gw_svc *svc = gw_h2_stream_svc(s);
+    if (events & BEV_EVENT_CONNECTED) {
+        s->connected = true;
+        if (svc->backend_ctx != NULL)
+            bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+        arm(s, svc->backend_ms);
+        return;
+    }
+    ERR_clear_error();
+    if (svc->backend_ctx != NULL)
+        while (bufferevent_get_openssl_error(bev) != 0)
+            ;
+    char why[192];
+    if (!s->connected) {
+        snprintf(why, sizeof(why), "backend %s: %s", svc->cfg->backend.text,
+                 (events & BEV_EVENT_ERROR) && EVUTIL_SOCKET_ERROR() != 0
+                     ? strerror(EVUTIL_SOCKET_ERROR())
+                     : "closed the connection");
+        settle(s, 502, why);
+        return;
+    }
+    if (gw_http_resp_eof(s->resp) != 0) {
+        settle(s, 502,
+               gw_http_resp_started(s->resp) ? "backend response cut short"
+                                             : "backend closed without a response");
+        return;
+    }
+    settle(s, 0, NULL);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_h2_stream *s = arg;
+    const struct gw_svc *svc = gw_h2_stream_svc(s);
+    char why[192];
+    snprintf(why, sizeof(why), "backend %s: no %s within %llds", svc->cfg->backend.text,
+             s->connected ? "response" : "connection",
+             (long long)((s->connected ? svc->backend_ms : svc->connect_ms) / 1000));
+    settle(s, 504, why);
+}
+
+static int write_head(struct gw_h2_stream *s, const char *authority, struct evbuffer *out)
+{
+    struct gw_h2 *h = s->h;
+    bool has_cl = false;
+    for (size_t i = 0; i < s->fields.n; i++)
+        has_cl = has_cl || strcmp((const char *)s->fields.nv[i].name, "content-length") == 0;
+    s->chunked = !s->ended && !has_cl;
+    TW_GUARD(evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nhost: %s\r\n", s->method, s->path,
+                                 authority) < 0
+                 ? -1
+                 : 0);
+    for (size_t i = 0; i < s->fields.n; i++) {
+        const nghttp2_nv *nv = &s->fields.nv[i];
+        if (evbuffer_add(out, nv->name, nv->namelen) != 0 || evbuffer_add(out, ": ", 2) != 0 ||
+            evbuffer_add(out, nv->value, nv->valuelen) != 0 || evbuffer_add(out, "\r\n", 2) != 0)
+            return -1;
+    }
+    if (evbuffer_get_length(s->cookie) > 0 &&
+        (evbuffer_add(out, "cookie: ", 8) != 0 || evbuffer_add_buffer(out, s->cookie) != 0 ||
+         evbuffer_add(out, "\r\n", 2) != 0))
+        return -1;
+    if ((h->inject_len > 0 && evbuffer_add(out, h->inject, h->inject_len) != 0) ||
+        (s->chunked && evbuffer_add(out, "transfer-encoding: chunked\r\n", 28) != 0) ||
+        evbuffer_add(out, "\r\n", 2) != 0)
+        return -1;
+    return 0;
+}
+
+int gw_h2_h1_start(struct gw_h2_stream *s, const char *authority, struct tw_err *err)
+{
+    struct gw_conn *c = s->h->c;
+    const struct gw_svc *svc = c->svc;
+    s->resp = gw_http_resp_new(&resp_cb, s, strcmp(s->method, "HEAD") == 0, err);
+    if (s->resp == NULL)
+        return -1;
+    s->timer = evtimer_new(c->w->base, on_timer, s);
+    s->bev = gw_conn_backend_new(c, err);
+    if (s->timer == NULL || s->bev == NULL)
+        return tw_err_set(err, TW_ERR_INTERNAL, "backend connection: %s",
+                          s->bev == NULL ? err->msg : "out of memory");
+    bufferevent_setcb(s->bev, backend_read, backend_write, backend_event, s);
+    bufferevent_setwatermark(s->bev, EV_READ, 0, svc->buffer_high);
+    bufferevent_setwatermark(s->bev, EV_WRITE, svc->buffer_low, 0);
+    if (write_head(s, authority, bufferevent_get_output(s->bev)) != 0)
+        return tw_err_set(err, TW_ERR_INTERNAL, "out of memory");
+    if (bufferevent_socket_connect(s->bev, (const struct sockaddr *)&svc->backend_addr,
+                                   (int)svc->backend_len) != 0)
+        return tw_err_set(err, TW_ERR_IO, "backend %s: %s", svc->cfg->backend.text,
+                          strerror(EVUTIL_SOCKET_ERROR()));
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    arm(s, svc->connect_ms);
+    return 0;
+}
+
+void gw_h2_h1_data(struct gw_h2_stream *s, const uint8_t *data, size_t len)
+{
+    nghttp2_session *sess = s->h->sess;
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+    if ((s->chunked && evbuffer_add_printf(out, "%zx\r\n", len) < 0) ||
+        evbuffer_add(out, data, len) != 0 || (s->chunked && evbuffer_add(out, "\r\n", 2) != 0)) {
+        (void)nghttp2_submit_rst_stream(sess, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
+        return;
+    }
+    /* The client may send more only once this reached the backend's socket buffer. */
+    if (evbuffer_get_length(out) < gw_h2_stream_svc(s)->buffer_high)
+        (void)nghttp2_session_consume(sess, s->id, len);
+    else
+        s->unconsumed += len;
+}
+
+void gw_h2_h1_end(struct gw_h2_stream *s)
+{
+    if (!s->chunked)
+        return;
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+    int rc = evbuffer_add(out, "0\r\n", 3);
+    for (size_t i = 0; rc == 0 && i < s->trailers.n; i++) {
+        const nghttp2_nv *nv = &s->trailers.nv[i];
+        rc = evbuffer_add_printf(out, "%s: %s\r\n", nv->name, nv->value) < 0 ? -1 : 0;
+    }
+    if (rc != 0 || evbuffer_add(out, "\r\n", 2) != 0)
+        (void)nghttp2_submit_rst_stream(s->h->sess, NGHTTP2_FLAG_NONE, s->id,
+                                        NGHTTP2_INTERNAL_ERROR);
+}
