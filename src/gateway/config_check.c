@@ -14,6 +14,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 
+#include "keystore/keystore.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 
@@ -160,13 +161,48 @@ static int check_perms(const struct ctx *c, const char *key, const char *path)
     return problem(c, perm.code, key, path, why);
 }
 
+/* A file that names a key in a token or TPM (a reference line, a TSS2 blob). */
+static bool names_hardware(const char *path)
+{
+    char *data = NULL;
+    size_t len = 0;
+    struct tw_err ignored;
+    if (fs_read_file(path, FS_READ_LIMIT_DEFAULT, &data, &len, &ignored) != 0)
+        return false;
+    bool hw = keystore_text_is_hw(data, len);
+    OPENSSL_cleanse(data, len);
+    free(data);
+    return hw;
+}
+
+/* The key through keystore/: the token or TPM is asked, so a wrong PIN or an absent token
+ * shows up here rather than at the first handshake. */
+static EVP_PKEY *load_hardware(const struct ctx *c, const char *key_name, const char *path)
+{
+    struct tw_err kerr;
+    tw_err_clear(&kerr);
+    EVP_PKEY *pkey = keystore_load(path, &kerr);
+    if (pkey == NULL)
+        problem(c, kerr.code, key_name, path, kerr.msg);
+    return pkey;
+}
+
 static int check_key(const struct ctx *c, const char *key_name, const char *path, X509 *cert)
 {
-    TW_GUARD(check_perms(c, key_name, path));
-    TW_AUTO(BIO) *bio = NULL;
-    TW_GUARD(open_file(c, key_name, path, &bio));
-    TW_AUTO(EVP_PKEY) *pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
-    ERR_clear_error();
+    TW_AUTO(EVP_PKEY) *pkey = NULL;
+    if (keystore_is_ref(path)) {
+        if ((pkey = load_hardware(c, key_name, path)) == NULL)
+            return -1;
+    } else {
+        TW_GUARD(check_perms(c, key_name, path));
+        TW_AUTO(BIO) *bio = NULL;
+        TW_GUARD(open_file(c, key_name, path, &bio));
+        pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+        ERR_clear_error();
+        if (pkey == NULL && names_hardware(path) &&
+            (pkey = load_hardware(c, key_name, path)) == NULL)
+            return -1;
+    }
     if (pkey == NULL)
         return problem(c, TW_ERR_CONFIG, key_name, path,
                        "no unencrypted PEM private key in the file");
