@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 
 from backends import HttpEchoBackend, unused_port
 from gateway_helpers import Gateway, MiniPki, access_lines, free_port
+from twoway_testlib import twoway_bin
 
 pytest.importorskip("h2.connection")
 from h2_helpers import H2Client  # noqa: E402
@@ -393,3 +394,28 @@ def test_drain_answers_streams_in_flight_after_goaway(env):
         assert gw.proc.wait(15) == 0
     finally:
         slow.close()
+
+
+# ---- twoway bench --h2 ------------------------------------------------------------------------
+
+def test_bench_h2_streams_through_the_gateway(env):
+    gw = env.gateways[0]  # the module's main gateway, serving env.port
+    p = subprocess.run([twoway_bin(), "bench", f"127.0.0.1:{env.port}", "--h2", "--streams", "8",
+                        "--conns", "2", "--count", "200", "--cert", str(env.alice.cert_path),
+                        "--key", str(env.alice.key_path), "--ca", str(env.root.ca_path),
+                        "--server-name", "localhost", "--pid", str(gw.proc.pid), "--json"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    r = json.loads(p.stdout)
+    assert r["mode"] == "h2" and r["h2_streams"] == 8
+    assert (r["ok"], r["failed"], r["full"]) == (200, 0, 2)
+    assert r["requests_per_s"] > 0 and r["server"]["cpu_us_per_conn"] is not None
+    # the refusal of a server that does not speak h2 is counted, not hidden
+    port = env.gateway("--alpn", "http/1.1")
+    p = subprocess.run([twoway_bin(), "bench", f"127.0.0.1:{port}", "--h2", "--conns", "1",
+                        "--count", "5", "--cert", str(env.alice.cert_path),
+                        "--key", str(env.alice.key_path), "--ca", str(env.root.ca_path),
+                        "--server-name", "localhost", "--json"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1
+    assert json.loads(p.stdout)["ok"] == 0
