@@ -419,3 +419,70 @@ def test_bench_h2_streams_through_the_gateway(env):
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 1
     assert json.loads(p.stdout)["ok"] == 0
+
+
+# ---- backend connection reuse -----------------------------------------------------------------
+
+class OneShotBackend:
+    """Answers the first request of each connection with keep-alive, then closes the
+    connection without answering when a second request arrives on it (a backend that timed
+    out an idle connection just as the gateway reused it)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = 0
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns += 1
+            threading.Thread(target=self._serve, args=(conn, self.conns), daemon=True).start()
+
+    def _serve(self, conn, n):
+        with conn:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                d = conn.recv(4096)
+                if not d:
+                    return
+                buf += d
+            body = b"conn %d" % n
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            conn.recv(4096)  # the second request: closed unanswered
+
+    def close(self):
+        self.sock.close()
+
+
+def test_backend_connections_are_reused_across_streams(env):
+    c = H2Client(env, env.port)
+    seen = set()
+    for i in range(5):
+        status, _, body, _ = c.response(c.request(f"/reuse{i}"))
+        assert status == 200
+        seen.add(json.loads(body)["conn"])
+    assert len(seen) == 1  # one backend connection served the five sequential streams
+    c.close()
+
+
+def test_reused_connection_closed_by_backend_is_replaced_for_a_bodyless_request(env):
+    b = OneShotBackend()
+    try:
+        port = env.gateway(backend_addr=f"127.0.0.1:{b.port}")
+        c = H2Client(env, port)
+        bodies = []
+        for i in range(3):
+            status, _, body, _ = c.response(c.request(f"/one{i}"))
+            assert status == 200
+            bodies.append(body)
+        assert bodies == [b"conn 1", b"conn 2", b"conn 3"]
+        c.close()
+    finally:
+        b.close()
