@@ -33,6 +33,7 @@ struct h2c {
     nghttp2_session *sess;
     int inflight;
     bool up, dead;
+    bool goaway; /* the server sent GOAWAY: no new streams here; reopen once idle */
 };
 
 struct h2b {
@@ -91,7 +92,7 @@ static void submit(struct h2c *c)
 {
     struct h2b *hb = c->hb;
     const struct bench_opts *o = hb->b->o;
-    while (c->up && !c->dead && c->inflight < o->h2_streams && want_more(hb)) {
+    while (c->up && !c->dead && !c->goaway && c->inflight < o->h2_streams && want_more(hb)) {
         struct req *r = calloc(1, sizeof(*r));
         if (r == NULL)
             return;
@@ -174,7 +175,11 @@ static int on_close(nghttp2_session *sess, int32_t id, uint32_t code, void *ud)
     if (r == NULL)
         return 0;
     c->inflight--;
-    if (code == NGHTTP2_NO_ERROR && r->status >= 200 && r->status < 300) {
+    if (code == NGHTTP2_REFUSED_STREAM) {
+        /* Not processed (RFC 9113 §8.7): sent again on the next connection. */
+        hb->launched--;
+        hb->b->res->started--;
+    } else if (code == NGHTTP2_NO_ERROR && r->status >= 200 && r->status < 300) {
         hb->b->res->ok++;
         (void)bench_samples_add(&hb->b->lat, bench_now_us() - r->t);
     } else {
@@ -191,6 +196,36 @@ static int on_close(nghttp2_session *sess, int32_t id, uint32_t code, void *ud)
     return 0;
 }
 
+static int on_frame(nghttp2_session *sess, const nghttp2_frame *frame, void *ud)
+{
+    (void)sess;
+    struct h2c *c = ud;
+    if (frame->hd.type == NGHTTP2_GOAWAY)
+        c->goaway = true; /* e.g. nginx after http2_max_requests: clients reconnect */
+    return 0;
+}
+
+static int open_conn(struct h2c *c, struct tw_err *err);
+
+/* After a GOAWAY, once the last stream ended: a new connection in this one's place. */
+static void reopen(struct h2c *c)
+{
+    struct h2b *hb = c->hb;
+    bufferevent_free(c->bev);
+    nghttp2_session_del(c->sess);
+    c->bev = NULL;
+    c->sess = NULL;
+    c->up = c->goaway = false;
+    struct tw_err err;
+    if (open_conn(c, &err) != 0) {
+        c->dead = true;
+        hb->alive--;
+        bench_fail_note(hb->b->res, "connect", err.msg);
+        if (hb->alive == 0)
+            finish(hb);
+    }
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct h2c *c = arg;
@@ -203,6 +238,10 @@ static void on_read(struct bufferevent *bev, void *arg)
             return;
         }
         evbuffer_drain(in, (size_t)got);
+    }
+    if (c->goaway && c->inflight == 0 && !c->dead && want_more(c->hb)) {
+        reopen(c);
+        return;
     }
     pump(c);
 }
@@ -242,6 +281,7 @@ static int make_session(struct h2c *c)
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_close);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame);
     int rc = nghttp2_session_client_new(&c->sess, cbs, c);
     nghttp2_session_callbacks_del(cbs);
     nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
@@ -272,6 +312,11 @@ static void on_event(struct bufferevent *bev, short events, void *arg)
         hb->b->res->full++;
         hb->b->res->tls_version = SSL_version(ssl);
         snprintf(hb->b->res->cipher, sizeof(hb->b->res->cipher), "%s", SSL_get_cipher_name(ssl));
+        if (hb->b->measuring) { /* a replacement after GOAWAY */
+            submit(c);
+            pump(c);
+            return;
+        }
         pump(c);
         if (++hb->ready == hb->alive)
             begin(hb);
@@ -282,6 +327,10 @@ static void on_event(struct bufferevent *bev, short events, void *arg)
     while ((e = bufferevent_get_openssl_error(bev)) != 0)
         ERR_error_string_n(e, detail, sizeof(detail));
     bool was_up = c->up;
+    if (c->goaway && c->inflight == 0 && !c->dead && want_more(hb)) {
+        reopen(c); /* the server closed after its GOAWAY, as it may */
+        return;
+    }
     conn_lost(c, was_up ? "closed" : "connect", detail);
     if (!was_up && !hb->b->measuring && hb->ready == hb->alive && hb->alive > 0)
         begin(hb);

@@ -410,6 +410,16 @@ def test_bench_h2_streams_through_the_gateway(env):
     assert r["mode"] == "h2" and r["h2_streams"] == 8
     assert (r["ok"], r["failed"], r["full"]) == (200, 0, 2)
     assert r["requests_per_s"] > 0 and r["server"]["cpu_us_per_conn"] is not None
+    # a server that ends connections with GOAWAY (h2-max-streams) gets new ones
+    port = env.gateway("--h2-max-streams", "50")
+    p = subprocess.run([twoway_bin(), "bench", f"127.0.0.1:{port}", "--h2", "--streams", "4",
+                        "--conns", "2", "--count", "300", "--cert", str(env.alice.cert_path),
+                        "--key", str(env.alice.key_path), "--ca", str(env.root.ca_path),
+                        "--server-name", "localhost", "--json"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    r = json.loads(p.stdout)
+    assert (r["ok"], r["failed"]) == (300, 0) and r["full"] >= 6
     # the refusal of a server that does not speak h2 is counted, not hidden
     port = env.gateway("--alpn", "http/1.1")
     p = subprocess.run([twoway_bin(), "bench", f"127.0.0.1:{port}", "--h2", "--conns", "1",
