@@ -1,4 +1,7 @@
-/* twoway bench --h2 --streams N: HTTP/2 requests over mTLS. `--conns` connections are set up
+/* twoway bench --h2 --streams N: HTTP/2 requests over mTLS. With --hold N: N HTTP/2
+ * connections, each with one request answered, then kept idle for --hold-time while the
+ * server's resident memory is sampled (kB per idle HTTP/2 connection).
+ * Otherwise: `--conns` connections are set up
  * first (full mutual handshakes, ALPN h2, outside the measurement); then each keeps N GET
  * requests in flight, a new one submitted as each ends, until --count requests were started or
  * --duration passed. A request succeeds on a 2xx status with a clean end of stream; its latency
@@ -68,6 +71,16 @@ static void sample(struct bench *b, struct bench_proc_sample *out)
 static void finish(struct h2b *hb)
 {
     struct bench *b = hb->b;
+    if (b->o->mode == BENCH_MODE_HOLD && b->t_end == 0 && !b->stopping) {
+        /* Every connection answered its request: hold them all idle, then measure. */
+        b->t_end = bench_now_us();
+        b->res->elapsed_us = b->t_end - b->t0;
+        b->res->held = hb->alive;
+        int64_t ms = b->o->hold_ms > 0 ? b->o->hold_ms : 1000;
+        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+        event_add(b->stop_ev, &tv);
+        return;
+    }
     if (b->t0 != 0 && b->t_end == 0) {
         b->t_end = bench_now_us();
         b->res->elapsed_us = b->t_end - b->t0;
@@ -138,7 +151,8 @@ static void conn_lost(struct h2c *c, const char *code, const char *detail)
     c->dead = true;
     hb->alive--;
     if (c->inflight > 0 || !c->up) {
-        hb->b->res->failed += c->inflight > 0 ? c->inflight : 1;
+        /* bench_fail_note counts one; the other requests lost with the connection too */
+        hb->b->res->failed += c->inflight > 1 ? c->inflight - 1 : 0;
         bench_fail_note(hb->b->res, code, detail);
     }
     c->inflight = 0;
@@ -186,7 +200,6 @@ static int on_close(nghttp2_session *sess, int32_t id, uint32_t code, void *ud)
         char detail[64];
         snprintf(detail, sizeof(detail), "status %d, stream error %s", r->status,
                  nghttp2_http2_strerror(code));
-        hb->b->res->failed++;
         bench_fail_note(hb->b->res, code != NGHTTP2_NO_ERROR ? "reset" : "http-status", detail);
     }
     unlink_req(c, r);
@@ -257,11 +270,12 @@ static void on_write(struct bufferevent *bev, void *arg)
 static void begin(struct h2b *hb)
 {
     struct bench *b = hb->b;
-    sample(b, &b->res->before);
+    if (b->o->mode != BENCH_MODE_HOLD) /* HOLD: sampled before the first connection */
+        sample(b, &b->res->before);
     b->cpu0 = bench_self_cpu_us();
     b->t0 = bench_now_us();
     b->measuring = true;
-    if (b->o->duration_ms > 0) {
+    if (b->o->duration_ms > 0 && b->o->mode != BENCH_MODE_HOLD) {
         struct timeval tv = {(time_t)(b->o->duration_ms / 1000),
                              (suseconds_t)(b->o->duration_ms % 1000) * 1000};
         event_add(b->stop_ev, &tv);
@@ -363,6 +377,12 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct h2b *hb = arg;
+    if (hb->b->o->mode == BENCH_MODE_HOLD) { /* the hold time is over */
+        sample(hb->b, &hb->b->res->after);
+        hb->b->stopping = true;
+        event_base_loopbreak(hb->b->base);
+        return;
+    }
     hb->b->stopping = true;
     hb->b->res->hit_time_limit = true;
     if (total_inflight(hb) == 0)
@@ -381,7 +401,9 @@ static void on_hard(evutil_socket_t fd, short what, void *arg)
 int bench_h2_run(struct bench *b, struct tw_err *err)
 {
     const struct bench_opts *o = b->o;
-    struct h2b hb = {.b = b, .n = o->conns};
+    struct h2b hb = {.b = b, .n = o->mode == BENCH_MODE_HOLD ? o->hold : o->conns};
+    if (o->mode == BENCH_MODE_HOLD)
+        sample(b, &b->res->before);
     int rc = -1;
     snprintf(hb.authority, sizeof(hb.authority), "%s:%s",
              o->server_name ? o->server_name : o->host, o->port);

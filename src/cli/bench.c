@@ -235,6 +235,10 @@ static int parse(int argc, char **argv, struct opts *o)
         return cli_usage_error("bench", "--streams needs --h2");
     if (o->h2)
         o->b.h2_streams = o->streams > 0 ? o->streams : 10;
+    if (o->h2 && o->b.mode == BENCH_MODE_HOLD) {
+        o->b.h2_streams = 1; /* one request per held connection */
+        o->b.count = o->b.hold;
+    }
     if (o->b.mode == BENCH_MODE_HOLD && o->b.resume)
         return cli_usage_error("bench", "--hold and --resume do not go together");
     o->b.host = o->host;
