@@ -206,14 +206,16 @@ def test_cookie_crumbs_joined_and_te_dropped(env):
 
 # ---- responses -------------------------------------------------------------------------------
 
-class ChunkedBackend:
-    """Answers every request with a chunked body in several pieces, plus a trailer."""
+class RawBackend:
+    """A loopback HTTP/1.1 backend written by hand: serve(conn, n) answers the n-th connection
+    (each in a thread of its own)."""
 
     def __init__(self):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
+        self.conns = 0
         threading.Thread(target=self._loop, daemon=True).start()
 
     def _loop(self):
@@ -222,23 +224,34 @@ class ChunkedBackend:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            with conn:
-                buf = b""
-                while b"\r\n\r\n" not in buf:
-                    d = conn.recv(4096)
-                    if not d:
-                        break
-                    buf += d
-                conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
-                             b"Connection: keep-alive, X-Hop\r\nX-Hop: secret\r\n"
-                             b"Keep-Alive: timeout=5\r\nX-Kept: yes\r\n\r\n")
-                for piece in (b"one-", b"two-", b"three"):
-                    conn.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
-                    time.sleep(0.01)
-                conn.sendall(b"0\r\nX-Checksum: abc\r\n\r\n")
+            self.conns += 1
+            threading.Thread(target=self._serve, args=(conn, self.conns), daemon=True).start()
+
+    def _serve(self, conn, n):
+        with conn:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                d = conn.recv(4096)
+                if not d:
+                    return
+                buf += d
+            self.serve(conn, n)
 
     def close(self):
         self.sock.close()
+
+
+class ChunkedBackend(RawBackend):
+    """Answers a request with a chunked body in several pieces, plus a trailer."""
+
+    def serve(self, conn, n):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                     b"Connection: keep-alive, X-Hop\r\nX-Hop: secret\r\n"
+                     b"Keep-Alive: timeout=5\r\nX-Kept: yes\r\n\r\n")
+        for piece in (b"one-", b"two-", b"three"):
+            conn.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+            time.sleep(0.01)
+        conn.sendall(b"0\r\nX-Checksum: abc\r\n\r\n")
 
 
 def test_chunked_response_with_trailer_and_hop_headers_removed(env):
@@ -433,42 +446,15 @@ def test_bench_h2_streams_through_the_gateway(env):
 
 # ---- backend connection reuse -----------------------------------------------------------------
 
-class OneShotBackend:
+class OneShotBackend(RawBackend):
     """Answers the first request of each connection with keep-alive, then closes the
     connection without answering when a second request arrives on it (a backend that timed
     out an idle connection just as the gateway reused it)."""
 
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.conns = 0
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    def _loop(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns += 1
-            threading.Thread(target=self._serve, args=(conn, self.conns), daemon=True).start()
-
-    def _serve(self, conn, n):
-        with conn:
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                d = conn.recv(4096)
-                if not d:
-                    return
-                buf += d
-            body = b"conn %d" % n
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-            conn.recv(4096)  # the second request: closed unanswered
-
-    def close(self):
-        self.sock.close()
+    def serve(self, conn, n):
+        body = b"conn %d" % n
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        conn.recv(4096)  # the second request: closed unanswered
 
 
 def test_backend_connections_are_reused_across_streams(env):
