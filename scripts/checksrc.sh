@@ -32,8 +32,8 @@ done
 # Layering: a module may include itself and modules of lower rank only.
 rank() {
     case "$1" in
-        util) echo 0 ;; store|tlsx) echo 1 ;; pki) echo 2 ;; gateway|est|bench) echo 3 ;;
-        cli) echo 4 ;; main.c) echo 5 ;; *) echo -1 ;;
+        util) echo 0 ;; keystore) echo 1 ;; store|tlsx) echo 2 ;; pki) echo 3 ;;
+        gateway|est|bench) echo 4 ;; cli) echo 5 ;; main.c) echo 6 ;; *) echo -1 ;;
     esac
 }
 for f in $(printf '%s\n' $files | grep '^src/'); do

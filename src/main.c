@@ -1,18 +1,7 @@
 /* twoway: two-way SSL (mutual TLS) toolkit. The command table is the whole program's map. */
-#include <stdio.h>
 #include <string.h>
 
-#include <openssl/ssl.h>
-
 #include "cli/cli.h"
-
-static int cli_version(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    printf("twoway %s (%s)\n", TWOWAY_VERSION, OpenSSL_version(OPENSSL_VERSION));
-    return 0;
-}
 
 static const struct cli_command commands[] = {
     {"ca", cli_ca, "certificate authority: init, issue, list, show, revoke, crl, export, token, "
@@ -24,13 +13,13 @@ static const struct cli_command commands[] = {
     {"doctor", cli_doctor, "connect to HOST:PORT, show each handshake step, explain failures"},
     {"bench", cli_bench, "mTLS load generator: handshakes/s, latency, throughput, server cost"},
     {"demo", cli_demo, "the whole two-way SSL story on a throwaway PKI, narrated"},
-    {"version", cli_version, "print the version"},
+    {"version", cli_version, "print the version of twoway and of its libraries"},
     {NULL, NULL, NULL},
 };
 
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "--version") == 0)
-        return cli_version(argc, argv);
+        return cli_version(1, argv + 1);
     return cli_dispatch("twoway", commands, argc, argv);
 }

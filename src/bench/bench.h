@@ -61,6 +61,10 @@ struct bench_opts {
     const char *path; /* --path; NULL: "/" */
 };
 
+/* --resume: the share of offered sessions that must resume for a run to count (a server that
+ * resumes fewer is measured doing full handshakes, which a resumption figure must not hide). */
+#define BENCH_MIN_RESUMED_PCT 90
+
 /* Defaults: 8 connections, 1000 connections to complete, 10 s timeout. */
 void bench_opts_init(struct bench_opts *o);
 
@@ -82,6 +86,7 @@ struct bench_err_count {
 struct bench_result {
     int64_t started, ok, failed;
     int64_t full, resumed;         /* handshakes among the successful connections */
+    int64_t offered;               /* --resume: successful connections that offered a session */
     int64_t primed;                /* --resume: the first full handshake per slot, not counted */
     int64_t held;                  /* HOLD: connections established at once */
     int64_t elapsed_us;            /* measured phase, wall clock */
@@ -124,5 +129,9 @@ json_t *bench_result_json(const struct bench_opts *o, const struct bench_result 
 
 /* The result for humans, a few lines. */
 void bench_result_print(FILE *fp, const struct bench_opts *o, const struct bench_result *r);
+
+/* false when a --resume run resumed fewer than BENCH_MIN_RESUMED_PCT % of the sessions its
+ * connections offered (or offered none); true otherwise, and for runs without --resume. */
+bool bench_resumed_enough(const struct bench_opts *o, const struct bench_result *r);
 
 #endif

@@ -67,6 +67,7 @@ void bench_slot_end(struct slot *s, bool ok, const char *code, const char *detai
     if (s->counted) {
         if (ok) {
             r->ok++;
+            r->offered += s->offered;
             if (s->ssl != NULL && SSL_session_reused(s->ssl))
                 r->resumed++;
             else
@@ -133,10 +134,8 @@ static void start_tls(struct slot *s)
     /* A copy per connection: the client marks a TLS 1.3 session it resumed with as used up,
      * while the servers measured here accept a ticket many times until it expires. */
     SSL_SESSION *copy = b->o->resume && s->sess != NULL ? SSL_SESSION_dup(s->sess) : NULL;
-    if (copy != NULL) {
-        SSL_set_session(s->ssl, copy);
-        SSL_SESSION_free(copy);
-    }
+    s->offered = copy != NULL && SSL_set_session(s->ssl, copy) == 1;
+    SSL_SESSION_free(copy);
     s->st = ST_HANDSHAKE;
     bench_slot_drive(s);
 }

@@ -36,6 +36,7 @@ struct slot {
     bool priming;                  /* the --resume warm-up connection of this slot */
     bool counted;                  /* part of the measured phase */
     bool got_session;              /* a new session (TLS 1.3: ticket) arrived on this connection */
+    bool offered;                  /* --resume: this connection offered a session */
     int64_t t_start, t_hs, t_done; /* connect, handshake done, data phase done */
     uint64_t wleft, rleft;
     int wpending; /* length of an SSL_write to retry (OpenSSL wants the same arguments) */

@@ -76,6 +76,8 @@ json_t *bench_result_json(const struct bench_opts *o, const struct bench_result 
     json_object_set_new(j, "full", json_integer(r->full));
     json_object_set_new(j, "resumed", json_integer(r->resumed));
     json_object_set_new(j, "primed", json_integer(r->primed));
+    json_object_set_new(j, "offered", json_integer(r->offered));
+    json_object_set_new(j, "resumed_enough", json_boolean(bench_resumed_enough(o, r)));
     json_object_set_new(j, "held", json_integer(r->held));
     json_object_set_new(j, "elapsed_s", json_real((double)r->elapsed_us / 1e6));
     json_object_set_new(j, "conns_per_s", json_real(r->rate));
@@ -105,6 +107,12 @@ json_t *bench_result_json(const struct bench_opts *o, const struct bench_result 
     return j;
 }
 
+bool bench_resumed_enough(const struct bench_opts *o, const struct bench_result *r)
+{
+    return !o->resume || o->mode == BENCH_MODE_HOLD ||
+           (r->offered > 0 && r->resumed * 100 >= r->offered * BENCH_MIN_RESUMED_PCT);
+}
+
 void bench_result_print(FILE *fp, const struct bench_opts *o, const struct bench_result *r)
 {
     const char *unit = o->h2_streams > 0 ? "request" : "connection";
@@ -117,6 +125,11 @@ void bench_result_print(FILE *fp, const struct bench_opts *o, const struct bench
             r->gave_up          ? " (gave up: nothing succeeded)"
             : r->hit_time_limit ? " (time limit)"
                                 : "");
+    if (o->resume && o->mode != BENCH_MODE_HOLD)
+        fprintf(fp, "  resumed: %lld of %lld offered sessions (%.1f %%)%s\n",
+                (long long)r->resumed, (long long)r->offered,
+                r->offered > 0 ? 100.0 * (double)r->resumed / (double)r->offered : 0.0,
+                bench_resumed_enough(o, r) ? "" : ": too few, the server did full handshakes");
     if (o->mode == BENCH_MODE_HOLD)
         fprintf(fp, "  held: %lld connections at once\n", (long long)r->held);
     else

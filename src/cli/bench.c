@@ -274,6 +274,13 @@ int cli_bench(int argc, char **argv)
         bench_result_print(stdout, &o.b, res);
     }
     rc = res->failed == 0 && res->ok > 0 ? 0 : 1;
+    if (!bench_resumed_enough(&o.b, res)) {
+        fprintf(stderr,
+                "twoway bench: only %lld of %lld offered sessions were resumed (%d %% needed):"
+                " this run measured full handshakes\n",
+                (long long)res->resumed, (long long)res->offered, BENCH_MIN_RESUMED_PCT);
+        rc = 1;
+    }
     free(res);
     return rc;
 }

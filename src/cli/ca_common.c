@@ -78,7 +78,7 @@ int ca_parse_int(const char *flag, const char *text, long min, long max, long *o
 
 int ca_parse_validity(const char *text, int64_t *seconds, struct tw_err *err)
 {
-    long days;
+    long days = 0; /* set when ca_parse_int returns 0 (gcc -O3 cannot see across files) */
     /* Bare numbers are days. Anything past 100 years is clipped there; the issuer's notAfter
      * caps it further, so "--days 100000" means "as long as the CA allows". */
     if (ca_parse_int("--days", text, 1, 10000000, &days, NULL) == 0) {

@@ -10,7 +10,7 @@
 
 static const char usage[] =
     "usage: twoway ca init [--dir D] [--name NAME] [--key TYPE] [--root-days N] [--int-days N]\n"
-    "                      [--base-url URL] [--passphrase-file F]\n"
+    "                      [--base-url URL] [--passphrase-file F | --key-store STORE]\n"
     "\n"
     "Create a CA in the data dir (--dir, else $TWOWAY_DIR, else ./twoway-data): a root CA, an\n"
     "intermediate CA that signs everything else, an OCSP signing certificate, ca/chain.pem\n"
@@ -27,6 +27,10 @@ static const char usage[] =
     "                       URL/crl (CRL distribution point) and URL/ocsp (OCSP)\n"
     "  --passphrase-file F  encrypt the CA keys with the passphrase on F's first line\n"
     "                       (also $TWOWAY_PASSPHRASE_FILE; at least 8 characters)\n"
+    "  --key-store STORE    make the three keys inside a PKCS#11 token (a pkcs11: URI naming\n"
+    "                       the token, e.g. 'pkcs11:token=ca?pin-source=file:/etc/pin&\n"
+    "                       module-path=/usr/lib/softhsm/libsofthsm2.so') or the TPM (tpm2:);\n"
+    "                       they never leave it; ca/*.key then name them\n"
     "\n"
     "Examples:\n"
     "  twoway ca init\n"
@@ -66,6 +70,7 @@ static const struct flag flags[] = {
     {.name = "root-days", .kind = FLAG_INT, .off = AT(opt.root_days), .min = 1, .max = 36500},
     {.name = "int-days", .kind = FLAG_INT, .off = AT(opt.int_days), .min = 1, .max = 36500},
     {.name = "base-url", .kind = FLAG_STRING, .off = AT(opt.base_url)},
+    {.name = "key-store", .kind = FLAG_STRING, .off = AT(opt.key_store)},
     {.kind = FLAG_END},
 };
 

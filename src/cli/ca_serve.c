@@ -1,5 +1,5 @@
 /* `twoway ca serve`: the CA as an HTTPS service (EST enrollment and re-enrollment, CRL
- * distribution, OCSP responder). */
+ * distribution, OCSP responder), and optionally plain HTTP for CRL, OCSP and CA certificates. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,23 +10,30 @@
 #include "cli/flags.h"
 #include "est/est.h"
 #include "util/clock.h"
+#include "util/priv.h"
 
 static const char usage[] =
-    "usage: twoway ca serve [--dir D] [--listen ADDR:PORT] [--san LIST] [--passphrase-file F]\n"
+    "usage: twoway ca serve [--dir D] [--listen ADDR:PORT] [--http-listen ADDR:PORT|off]\n"
+    "                       [--san LIST] [--passphrase-file F]\n"
     "                       [--rate N] [--burst N] [--access-log FILE|-|off]\n"
     "                       [--ocsp-validity DURATION] [--approval token|manual]\n"
     "                       [--retry-after DURATION] [--max-pending N]\n"
+    "                       [--user NAME | --allow-root]\n"
     "\n"
     "Serve the CA over HTTPS until SIGINT/SIGTERM:\n"
     "  /.well-known/est/{cacerts,simpleenroll,simplereenroll,csrattrs}   EST (RFC 7030),\n"
     "      also under /.well-known/est/client/ and /.well-known/est/server/\n"
     "  /crl            the current CRL (DER), with ETag and Cache-Control to its nextUpdate\n"
     "  /ocsp           OCSP responder (RFC 6960): POST, or GET /ocsp/BASE64\n"
+    "  /ca.crt         the issuing intermediate (DER), /chain.pem intermediate + root (PEM)\n"
     "  /healthz        liveness\n"
     "The server certificate is issued by the CA on first start (D/serve/server.crt) with the\n"
     "listen address, localhost, 127.0.0.1 and ::1 as SANs, and reissued when needed.\n"
     "\n"
     "  --listen ADDR:PORT   default 127.0.0.1:8443; port 0 picks a free port\n"
+    "  --http-listen ADDR:PORT  also answer plain HTTP there, for relying parties: only\n"
+    "                       /crl, /ocsp, /ca.crt and /chain.pem (never enrollment); default\n"
+    "                       http-listen in D/ca/ca.conf, else none; off: none\n"
     "  --san LIST           more SANs for the server certificate (dns:NAME,ip:ADDR)\n"
     "  --rate N             requests per second per client address (default 20)\n"
     "  --burst N            requests a client may send at once (default 40)\n"
@@ -37,22 +44,29 @@ static const char usage[] =
     "                       one the request waits for `twoway ca approve` (202 Accepted)\n"
     "  --retry-after D      Retry-After of a 202 (default 60s)\n"
     "  --max-pending N      requests that may wait for approval at once (default 1000)\n"
+    "  --user NAME          started as root: listen and read the CA keys, then run as NAME\n"
+    "                       (D must be writable by NAME)\n"
+    "  --allow-root         serve as root although no --user is given\n"
     "\n"
     "Examples:\n"
     "  twoway ca serve --listen 0.0.0.0:8443 --san dns:ca.example.com\n"
+    "  twoway ca serve --listen 0.0.0.0:8443 --http-listen 0.0.0.0:80   # ca init --base-url "
+    "http://...\n"
     "  twoway ca token alice        # then on alice's machine: twoway enroll ...\n";
 
 static const char cmd[] = "ca serve";
 
 struct serve_args {
     struct flags_ca ca;
-    const char *listen, *access_log;
+    const char *listen, *http_listen, *access_log;
     struct pki_sans sans;
     double rate, burst;
     int64_t ocsp_validity;
     int approval; /* 1: manual */
     int64_t retry_after;
     int max_pending;
+    const char *user;
+    bool allow_root;
 };
 
 static const struct flag_choice approvals[] = {
@@ -86,6 +100,7 @@ static int burst_flag(void *burst, const char *value, struct tw_err *err)
 static const struct flag flags[] = {
     {.kind = FLAG_GROUP, .off = AT(ca), .group = flags_ca_group},
     {.name = "listen", .kind = FLAG_STRING, .off = AT(listen)},
+    {.name = "http-listen", .kind = FLAG_STRING, .off = AT(http_listen)},
     {.name = "san", .kind = FLAG_CALL, .off = AT(sans), .call = ca_flag_sans},
     {.name = "rate", .kind = FLAG_CALL, .off = AT(rate), .call = rate_flag},
     {.name = "burst", .kind = FLAG_CALL, .off = AT(burst), .call = burst_flag},
@@ -103,6 +118,8 @@ static const struct flag flags[] = {
      .max = 86400,
      .bad = "expected a duration from 1s to 1d (60s, 5m)"},
     {.name = "max-pending", .kind = FLAG_INT, .off = AT(max_pending), .min = 1, .max = 1000000},
+    {.name = "user", .kind = FLAG_STRING, .off = AT(user)},
+    {.name = "allow-root", .kind = FLAG_BOOL, .off = AT(allow_root)},
     {.kind = FLAG_END},
 };
 
@@ -114,15 +131,38 @@ static int parse(int argc, char **argv, struct serve_args *a)
     if (rc != FLAGS_GO_ON)
         return rc;
     struct tw_err err;
-    if (a->listen != NULL && est_listen_check(a->listen, &err) != 0)
+    if (a->listen != NULL && est_listen_check("--listen", a->listen, &err) != 0)
+        return cli_usage_error(cmd, "%s", err.msg);
+    if (a->http_listen != NULL && strcmp(a->http_listen, "off") != 0 &&
+        est_listen_check("--http-listen", a->http_listen, &err) != 0)
+        return cli_usage_error(cmd, "%s", err.msg);
+    if (priv_check(a->user, a->allow_root, &err) != 0)
         return cli_usage_error(cmd, "%s", err.msg);
     return FLAGS_GO_ON;
+}
+
+/* --http-listen, else ca.conf's http-listen (checked here: pki does not know addresses). */
+static int http_listen(const struct serve_args *a, struct pki_ca *ca, const char **out,
+                       struct tw_err *err)
+{
+    *out = a->http_listen != NULL ? a->http_listen : pki_ca_http_listen(ca);
+    if (*out != NULL && strcmp(*out, "off") == 0)
+        *out = NULL;
+    else if (*out != NULL && a->http_listen == NULL &&
+             est_listen_check("ca.conf http-listen", *out, err) != 0)
+        return (err->code = TW_ERR_CONFIG, -1);
+    return 0;
 }
 
 static int run(const struct serve_args *a, FILE *log, struct tw_err *err)
 {
     struct pki_ca *ca = NULL;
     TW_GUARD(pki_ca_open(cli_data_dir(a->ca.dir), &ca, err));
+    const char *plain = NULL;
+    if (http_listen(a, ca, &plain, err) != 0) {
+        pki_ca_free(ca);
+        return -1;
+    }
     struct pki_secret pass;
     memset(&pass, 0, sizeof(pass));
     int have = 0;
@@ -137,6 +177,7 @@ static int run(const struct serve_args *a, FILE *log, struct tw_err *err)
         struct est_server_opts o = {.ca = ca,
                                     .ocsp_signer = ocsp,
                                     .listen = a->listen,
+                                    .http_listen = plain,
                                     .extra_sans = &a->sans,
                                     .rate = a->rate,
                                     .burst = a->burst,
@@ -144,7 +185,8 @@ static int run(const struct serve_args *a, FILE *log, struct tw_err *err)
                                     .ocsp_validity = a->ocsp_validity,
                                     .approval_manual = a->approval,
                                     .retry_after = (long)a->retry_after,
-                                    .max_pending = a->max_pending};
+                                    .max_pending = a->max_pending,
+                                    .user = a->user};
         rc = est_server_run(&o, err);
     }
     pki_signer_free(ocsp);

@@ -51,5 +51,6 @@ int cli_gateway(int argc, char **argv);
 int cli_tunnel(int argc, char **argv);
 int cli_enroll(int argc, char **argv);
 int cli_renew(int argc, char **argv);
+int cli_version(int argc, char **argv);
 
 #endif

@@ -22,6 +22,11 @@ int cli_dispatch(const char *prog, const struct cli_command *table, int argc, ch
         print_table(stdout, prog, table);
         return 0;
     }
+    if (strcmp(name, "--list-flags") == 0) { /* shell completion: the sub-commands */
+        for (const struct cli_command *c = table; c->name != NULL; c++)
+            printf("%s\n", c->name);
+        return 0;
+    }
     for (const struct cli_command *c = table; c->name != NULL; c++)
         if (strcmp(name, c->name) == 0)
             return c->run(argc - 1, argv + 1);

@@ -3,11 +3,20 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/flags.h"
+
+static const char *const own_flags[] = {"--config", "--check", "--allow-root", "--help"};
 
 int engine_args_parse(const char *cmd, const char *flags_hint, void (*usage)(FILE *), int argc,
                       char **argv, struct engine_args *o)
 {
     o->rest[o->nrest++] = argv[0];
+    if (argc == 2 && strcmp(argv[1], FLAGS_LIST) == 0) {
+        for (size_t i = 0; i < sizeof(own_flags) / sizeof(own_flags[0]); i++)
+            printf("%s\n", own_flags[i]);
+        o->list(stdout);
+        return 0;
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -23,6 +32,8 @@ int engine_args_parse(const char *cmd, const char *flags_hint, void (*usage)(FIL
             o->check = true;
             if (i + 1 < argc && argv[i + 1][0] != '-')
                 o->check_path = argv[++i];
+        } else if (strcmp(a, "--allow-root") == 0) {
+            o->allow_root = true;
         } else if (strncmp(a, "--check=", 8) == 0) {
             o->check = true;
             o->check_path = a + 8;

@@ -175,37 +175,29 @@ static int write_root(const char *path, X509 *root, int force, struct tw_err *er
     return fs_write_atomic(path, pem, len, 0644, err);
 }
 
-/* Trust: the pinned fingerprint (bootstrap) or the given CA file; afterwards a verifying ctx. */
-static SSL_CTX *trust(const struct enroll_args *a, const struct est_url *u, const struct paths *p,
-                      STACK_OF(X509) * *cacerts, struct tw_err *err)
+/* Trust: the pinned fingerprint (bootstrap) or the given CA file; then *tls verifies the
+ * server against it. */
+static int trust(const struct enroll_args *a, const struct est_url *u, const struct paths *p,
+                 struct tlsx_client_opts *tls, STACK_OF(X509) * *cacerts, struct tw_err *err)
 {
     TW_AUTO(X509) *root = NULL;
     if (a->fingerprint != NULL) {
-        TW_GUARD_PTR(est_client_bootstrap(u, a->fingerprint, &root, cacerts, err));
-        TW_GUARD_PTR(write_root(p->root, root, a->force, err));
+        TW_GUARD(est_client_bootstrap(u, a->fingerprint, &root, cacerts, err));
+        TW_GUARD(write_root(p->root, root, a->force, err));
     }
-    struct tlsx_client_opts o;
-    tlsx_client_opts_init(&o);
-    o.ca_file = a->ca_file != NULL ? a->ca_file : p->root;
-    SSL_CTX *ctx = tlsx_client_ctx_new(&o, err);
-    if (ctx == NULL || a->ca_file == NULL)
-        return ctx;
-    if ((*cacerts = est_client_cacerts(ctx, u, err)) == NULL) {
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
+    tlsx_client_opts_init(tls);
+    tls->ca_file = a->ca_file != NULL ? a->ca_file : p->root;
+    if (a->ca_file == NULL)
+        return 0;
+    if ((*cacerts = est_client_cacerts(tls, u, err)) == NULL)
+        return -1;
     for (int i = 0; i < sk_X509_num(*cacerts) && root == NULL; i++) {
         X509 *c = sk_X509_value(*cacerts, i);
         if (X509_check_issued(c, c) == X509_V_OK && X509_up_ref(c) == 1)
             root = c;
     }
-    if (root == NULL || write_root(p->root, root, a->force, err) != 0) {
-        if (root == NULL)
-            tw_err_set(err, TW_ERR_PKI, "%s: cacerts holds no root certificate", u->origin);
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    return ctx;
+    TW_ENSURE(root != NULL, err, TW_ERR_PKI, "%s: cacerts holds no root certificate", u->origin);
+    return write_root(p->root, root, a->force, err);
 }
 
 /* Certificate, then every CA certificate of cacerts below the root (the intermediate). */
@@ -301,7 +293,8 @@ static void print_result(const struct paths *p, X509 *cert, const char *name)
 /* Send the CSR; with --wait, send the very same CSR again (the server knows it by its hash)
  * when the server says when (Retry-After on 202 "waiting for approval", 503, 429) until it
  * answers with a certificate or a refusal, or --wait is used up (RFC 7030 §4.2.3). */
-static int post_until_done(const struct enroll_args *a, SSL_CTX *ctx, const struct est_url *u,
+static int post_until_done(const struct enroll_args *a, const struct tlsx_client_opts *tls,
+                           const struct est_url *u,
                            const char *token, const unsigned char *csr, size_t csr_len,
                            X509 **cert, struct tw_err *err)
 {
@@ -310,7 +303,7 @@ static int post_until_done(const struct enroll_args *a, SSL_CTX *ctx, const stru
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
         long retry = -1;
-        if (est_client_enroll(ctx, u, 0, user, token, csr, csr_len, cert, &retry, err) == 0)
+        if (est_client_enroll(tls, u, 0, user, token, csr, csr_len, cert, &retry, err) == 0)
             return 0;
         if (a->wait == 0 || retry < 0)
             return -1;
@@ -387,11 +380,11 @@ static int enroll(const struct enroll_args *a, const char *token, struct tw_err 
         return -1;
     }
     STACK_OF(X509) *cacerts = NULL;
-    SSL_CTX *ctx = trust(a, &u, &p, &cacerts, err);
+    struct tlsx_client_opts tls;
     X509 *cert = NULL;
-    int rc = ctx != NULL ? 0 : -1;
+    int rc = trust(a, &u, &p, &tls, &cacerts, err);
     if (rc == 0)
-        rc = post_until_done(a, ctx, &u, token, csr, csr_len, &cert, err);
+        rc = post_until_done(a, &tls, &u, token, csr, csr_len, &cert, err);
     if (rc == 0 && !pki_key_matches_cert(key, cert))
         rc = tw_err_set(err, TW_ERR_PKI, "%s returned a certificate for another key", u.origin);
     if (rc == 0)
@@ -407,7 +400,6 @@ static int enroll(const struct enroll_args *a, const char *token, struct tw_err 
     }
     X509_free(cert);
     sk_X509_pop_free(cacerts, X509_free);
-    SSL_CTX_free(ctx);
     OPENSSL_free(csr);
     return rc;
 }

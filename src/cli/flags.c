@@ -192,8 +192,23 @@ static int short_flags(const struct flag_set *set, void *target, int argc, char 
     return FLAGS_GO_ON;
 }
 
+static void list(const struct flag *t)
+{
+    for (; t->kind != FLAG_END; t++) {
+        if (t->kind == FLAG_GROUP)
+            list(t->group);
+        else
+            printf("--%s\n", t->name);
+    }
+}
+
 int flags_parse(const struct flag_set *set, void *target, int argc, char **argv, int *nargs)
 {
+    if (argc == 2 && strcmp(argv[1], FLAGS_LIST) == 0) {
+        list(set->flags);
+        list(builtin);
+        return 0;
+    }
     int n = 0;
     bool only_args = false;
     for (int i = 1; i < argc; i++) {

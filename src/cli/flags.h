@@ -63,6 +63,10 @@ struct flag_set {
 
 #define FLAGS_ANY_ARGS (-1)
 
+/* `twoway CMD --list-flags`, alone: print every long flag of CMD, one per line, and exit 0.
+ * Shell completion reads it, and the test that holds the man pages to the program. */
+#define FLAGS_LIST "--list-flags"
+
 /* flags_parse's "carry on": anything else is the exit code to return now. */
 #define FLAGS_GO_ON (-1)
 

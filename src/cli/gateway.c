@@ -25,7 +25,8 @@ static void usage(FILE *out)
             "  twoway gateway --check /etc/twoway/twoway.conf\n\n"
             "options (every config key is also a flag of the same name):\n"
             "  --config FILE        INI configuration ([global] + [service NAME] sections)\n"
-            "  --check [CONFIG]     validate every value and file, explain, exit\n");
+            "  --check [CONFIG]     validate every value and file, explain, exit\n"
+            "  --allow-root         serve as root although no user = NAME / --user NAME is set\n");
     gw_config_usage(out);
 }
 
@@ -49,7 +50,7 @@ static int check(const char *path, int argc, char **argv)
 
 int cli_gateway(int argc, char **argv)
 {
-    struct engine_args o = {0};
+    struct engine_args o = {.list = gw_config_list_flags};
     o.rest = calloc((size_t)argc + 1, sizeof(char *));
     if (o.rest == NULL)
         return 1;
@@ -63,7 +64,8 @@ int cli_gateway(int argc, char **argv)
         free(o.rest);
         return rc;
     }
-    struct gw_source src = {.config_path = o.config, .argc = o.nrest, .argv = o.rest};
+    struct gw_source src = {.config_path = o.config, .argc = o.nrest, .argv = o.rest,
+                          .allow_root = o.allow_root};
     struct tw_err err;
     tw_err_clear(&err);
     rc = gateway_run(&src, &err) == 0 ? 0 : cli_fail(&err);

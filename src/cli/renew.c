@@ -185,15 +185,15 @@ static int expired_error(const struct renew_args *a, const struct current *c, st
                       a->server, name, a->tls.ca);
 }
 
-static SSL_CTX *client_ctx(const struct renew_args *a, const struct current *c, struct tw_err *err)
+/* The current certificate authenticates the re-enrollment (RFC 7030 §3.3.2). */
+static void client_tls(const struct renew_args *a, const struct current *c,
+                       struct tlsx_client_opts *o)
 {
-    struct tlsx_client_opts o;
-    tlsx_client_opts_init(&o);
-    o.ca_file = a->tls.ca;
-    o.cert = c->cert;
-    o.chain = c->chain;
-    o.key = c->key;
-    return tlsx_client_ctx_new(&o, err);
+    tlsx_client_opts_init(o);
+    o->ca_file = a->tls.ca;
+    o->cert = c->cert;
+    o->chain = c->chain;
+    o->key = c->key;
 }
 
 /* The new certificate file: the new leaf followed by the chain the old file carried. */
@@ -261,12 +261,10 @@ static int renew_once(const struct renew_args *a, const struct current *c, char 
     unsigned char *csr = NULL;
     size_t csr_len = 0;
     TW_GUARD(pki_csr_make(key, NULL, NULL, c->cert, &csr, &csr_len, err));
-    SSL_CTX *ctx = client_ctx(a, c, err);
+    struct tlsx_client_opts tls;
+    client_tls(a, c, &tls);
     TW_AUTO(X509) *cert = NULL;
-    int rc = ctx != NULL ? 0 : -1;
-    if (rc == 0)
-        rc = est_client_enroll(ctx, &u, 1, NULL, NULL, csr, csr_len, &cert, NULL, err);
-    SSL_CTX_free(ctx);
+    int rc = est_client_enroll(&tls, &u, 1, NULL, NULL, csr, csr_len, &cert, NULL, err);
     OPENSSL_free(csr);
     TW_GUARD(rc);
     TW_ENSURE(pki_key_matches_cert(key, cert), err, TW_ERR_PKI,

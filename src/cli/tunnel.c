@@ -28,7 +28,8 @@ static void usage(FILE *out)
             "  twoway tunnel --config /etc/twoway/twoway.conf\n\n"
             "options:\n"
             "  --config FILE        INI configuration ([global] + [tunnel NAME] sections)\n"
-            "  --check [CONFIG]     validate every value and file, explain, exit\n");
+            "  --check [CONFIG]     validate every value and file, explain, exit\n"
+            "  --allow-root         serve as root although no user = NAME / --user NAME is set\n");
     gw_tunnel_usage(out);
 }
 
@@ -73,7 +74,7 @@ static void announce(const struct gw_source *src)
 
 int cli_tunnel(int argc, char **argv)
 {
-    struct engine_args o = {0};
+    struct engine_args o = {.list = gw_tunnel_list_flags};
     o.rest = calloc((size_t)argc + 1, sizeof(char *));
     if (o.rest == NULL)
         return 1;
@@ -83,7 +84,8 @@ int cli_tunnel(int argc, char **argv)
                                 .argc = o.nrest,
                                 .argv = o.rest,
                                 .load = gw_tunnel_config_load,
-                                .name = "tunnel"};
+                                .name = "tunnel",
+                                .allow_root = o.allow_root};
         if (o.check) {
             rc = check(&src);
         } else {

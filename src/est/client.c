@@ -37,40 +37,40 @@ static int status_error(const struct est_url *u, const char *what, const struct 
     return tw_err_set(err, code, "%s %s: HTTP %d: %s", u->origin, what, r->status, reason);
 }
 
-/* A certs-only PKCS#7 body: base64 (as RFC 7030 sends it) or, leniently, raw DER. */
-static STACK_OF(X509) * p7_body(const struct est_response *r, const char *label, struct tw_err *err)
+STACK_OF(X509) * est_certs_body_parse(const unsigned char *body, size_t len, const char *cte,
+                                      const char *label, struct tw_err *err)
 {
-    TW_ENSURE_PTR(r->len > 0, err, TW_ERR_PKI, "%s: empty answer", label);
-    if (r->body[0] == 0x30 && strcasecmp(r->transfer_encoding, "base64") != 0)
-        return pki_p7_certs_parse(r->body, r->len, label, err);
+    TW_ENSURE_PTR(len > 0, err, TW_ERR_PKI, "%s: empty answer", label);
+    if (body[0] == 0x30 && strcasecmp(cte, "base64") != 0)
+        return pki_p7_certs_parse(body, len, label, err);
     unsigned char *der = NULL;
-    size_t len = 0;
-    TW_GUARD_PTR(est_b64_decode(r->body, r->len, label, &der, &len, err));
-    STACK_OF(X509) *certs = pki_p7_certs_parse(der, len, label, err);
+    size_t dlen = 0;
+    TW_GUARD_PTR(est_b64_decode(body, len, label, &der, &dlen, err));
+    STACK_OF(X509) *certs = pki_p7_certs_parse(der, dlen, label, err);
     free(der);
     return certs;
 }
 
-static STACK_OF(X509) * get_cacerts(SSL_CTX *ctx, const struct est_url *u, int skip_name,
-                                    STACK_OF(X509) * *peer_chain, struct tw_err *err)
+static STACK_OF(X509) * get_cacerts(const struct tlsx_client_opts *tls, const struct est_url *u,
+                                    int skip_name, STACK_OF(X509) * *peer_chain,
+                                    struct tw_err *err)
 {
-    char path[600];
-    snprintf(path, sizeof(path), "%s/cacerts", u->est_base);
+    const struct est_http_req req = {.method = "GET", .op = "cacerts"};
     struct est_response r;
-    TW_GUARD_PTR(
-        est_http_request(ctx, u, skip_name, "GET", path, NULL, NULL, NULL, 0, &r, peer_chain, err));
+    TW_GUARD_PTR(est_http_request(tls, u, skip_name, &req, &r, peer_chain, err));
     STACK_OF(X509) *certs = NULL;
     if (r.status != 200)
         status_error(u, "cacerts", &r, err);
     else
-        certs = p7_body(&r, "cacerts", err);
+        certs = est_certs_body_parse(r.body, r.len, r.transfer_encoding, "cacerts", err);
     est_response_clear(&r);
     return certs;
 }
 
-STACK_OF(X509) * est_client_cacerts(SSL_CTX *ctx, const struct est_url *u, struct tw_err *err)
+STACK_OF(X509) * est_client_cacerts(const struct tlsx_client_opts *tls, const struct est_url *u,
+                                    struct tw_err *err)
 {
-    return get_cacerts(ctx, u, 0, NULL, err);
+    return get_cacerts(tls, u, 0, NULL, err);
 }
 
 /* "AB:CD:..." or "abcd..." to 64 lower-case hex digits. */
@@ -151,12 +151,8 @@ int est_client_bootstrap(const struct est_url *u, const char *fingerprint, X509 
     tlsx_client_opts_init(&o);
     /* Not trusted yet: this connection only reads public certificates, then is checked. */
     o.insecure_skip_verify = true;
-    SSL_CTX *ctx = tlsx_client_ctx_new(&o, err);
-    if (ctx == NULL)
-        return -1;
     STACK_OF(X509) *peer = NULL;
-    TW_AUTO(X509_STACK) *certs = get_cacerts(ctx, u, 1, &peer, err);
-    SSL_CTX_free(ctx);
+    TW_AUTO(X509_STACK) *certs = get_cacerts(&o, u, 1, &peer, err);
     TW_AUTO(X509_STACK) *chain = peer;
     if (certs == NULL)
         return -1;
@@ -171,62 +167,27 @@ int est_client_bootstrap(const struct est_url *u, const char *fingerprint, X509 
     return 0;
 }
 
-static char *basic_auth(const char *user, const char *pass, struct tw_err *err)
+int est_client_enroll(const struct tlsx_client_opts *tls, const struct est_url *u, int reenroll,
+                      const char *user, const char *pass, const unsigned char *csr,
+                      size_t csr_len, X509 **cert, long *retry_after, struct tw_err *err)
 {
-    size_t ulen = strlen(user), plen = strlen(pass);
-    char *raw = malloc(ulen + plen + 2);
-    TW_ENSURE_PTR(raw != NULL, err, TW_ERR_INTERNAL, "out of memory");
-    snprintf(raw, ulen + plen + 2, "%s:%s", user, pass);
-    size_t blen = 0;
-    char *b64 = est_b64_encode(raw, ulen + plen + 1, &blen, err);
-    OPENSSL_cleanse(raw, ulen + plen + 1);
-    free(raw);
-    if (b64 == NULL)
-        return NULL;
-    while (blen > 0 && b64[blen - 1] == '\n')
-        b64[--blen] = '\0';
-    size_t cap = blen + 8;
-    char *header = malloc(cap);
-    if (header != NULL)
-        snprintf(header, cap, "Basic %s", b64);
-    OPENSSL_cleanse(b64, blen);
-    free(b64);
-    TW_ENSURE_PTR(header != NULL, err, TW_ERR_INTERNAL, "out of memory");
-    return header;
-}
-
-static int post_csr(SSL_CTX *ctx, const struct est_url *u, const char *op, const char *auth,
-                    const unsigned char *csr, size_t csr_len, struct est_response *r,
-                    struct tw_err *err)
-{
+    const char *op = reenroll ? "simplereenroll" : "simpleenroll";
     size_t blen = 0;
     TW_AUTO(charp) *body = est_b64_encode(csr, csr_len, &blen, err);
     if (body == NULL)
         return -1;
-    char path[600];
-    snprintf(path, sizeof(path), "%s/%s", u->est_base, op);
-    return est_http_request(ctx, u, 0, "POST", path, auth, "application/pkcs10", body, blen, r,
-                            NULL, err);
-}
-
-int est_client_enroll(SSL_CTX *ctx, const struct est_url *u, int reenroll, const char *user,
-                      const char *pass, const unsigned char *csr, size_t csr_len, X509 **cert,
-                      long *retry_after, struct tw_err *err)
-{
-    const char *op = reenroll ? "simplereenroll" : "simpleenroll";
-    char *auth = NULL;
-    if (user != NULL && (auth = basic_auth(user, pass, err)) == NULL)
-        return -1;
+    const struct est_http_req req = {.method = "POST",
+                                     .op = op,
+                                     .content_type = "application/pkcs10",
+                                     .body = body,
+                                     .len = blen,
+                                     .user = user,
+                                     .pass = user != NULL ? pass : NULL};
     struct est_response r;
-    int rc = post_csr(ctx, u, op, auth, csr, csr_len, &r, err);
-    if (auth != NULL) {
-        OPENSSL_cleanse(auth, strlen(auth));
-        free(auth);
-    }
-    TW_GUARD(rc);
+    TW_GUARD(est_http_request(tls, u, 0, &req, &r, NULL, err));
     if (retry_after != NULL)
         *retry_after = r.retry_after;
-    rc = -1;
+    int rc = -1;
     if (r.status == 202) {
         /* RFC 7030 §4.2.3: accepted, waiting for approval; the body names the request. */
         char reason[200];
@@ -237,7 +198,8 @@ int est_client_enroll(SSL_CTX *ctx, const struct est_url *u, int reenroll, const
     else if (r.status != 200)
         status_error(u, op, &r, err);
     else {
-        TW_AUTO(X509_STACK) *certs = p7_body(&r, op, err);
+        TW_AUTO(X509_STACK) *certs =
+            est_certs_body_parse(r.body, r.len, r.transfer_encoding, op, err);
         if (certs != NULL) {
             *cert = sk_X509_shift(certs);
             rc = 0;

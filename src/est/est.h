@@ -5,8 +5,9 @@
  * (RFC 6960) at /ocsp, and /healthz. Single-threaded: every request sees the inventory as it is
  * at that moment, so a `twoway ca revoke` from another process shows in the next answer.
  *
- * Client (`twoway enroll`, `twoway renew`): blocking HTTPS/1.1 requests over an OpenSSL
- * connection, the bootstrap of trust by root fingerprint, and the EST operations. */
+ * Client (`twoway enroll`, `twoway renew`): blocking HTTPS requests through libcurl (so
+ * HTTPS_PROXY / NO_PROXY and CONNECT proxies work) with twoway's own TLS set-up, the
+ * bootstrap of trust by root fingerprint, and the EST operations. */
 #ifndef TW_EST_H
 #define TW_EST_H
 
@@ -18,6 +19,7 @@
 #include <openssl/x509.h>
 
 #include "pki/pki.h"
+#include "tlsx/tlsx.h"
 #include "util/err.h"
 
 /* Limits on outside input. */
@@ -39,6 +41,9 @@ struct est_server_opts {
     struct pki_signer *ocsp_signer;    /* the OCSP signing certificate and key; borrowed */
     const char *listen;                /* "127.0.0.1:8443", "[::1]:8443", "0.0.0.0:8443"; port 0:
                                         * any free port (the readiness line names it) */
+    const char *http_listen;           /* NULL: none; else a second, plaintext listener for
+                                        * what relying parties fetch (RFC 5280 §4.2.1.13, RFC
+                                        * 6960 appendix A): /crl, /ocsp, /ca.crt, /chain.pem */
     const struct pki_sans *extra_sans; /* more SANs for the server certificate; may be NULL */
     double rate;                       /* requests/second per client address; <= 0: default */
     double burst;                      /* <= 0: default */
@@ -48,6 +53,7 @@ struct est_server_opts {
                           * (202 + Retry-After, RFC 7030 §4.2.3); 0: a token is required */
     long retry_after;    /* Retry-After seconds of a 202; <= 0: EST_RETRY_AFTER_DEFAULT */
     long max_pending;    /* requests that may wait at once; <= 0: EST_PENDING_MAX_DEFAULT */
+    const char *user;    /* once listening, switch to this user (util/priv.h); NULL: stay */
 };
 
 /* Make sure the server's own TLS certificate exists in DIR/serve/ (server.crt with the
@@ -61,11 +67,14 @@ int est_server_cert_ensure(struct pki_ca *ca, const char *host, const struct pki
                            char *cert_path, char *key_path, int *issued,
                            struct tw_err *err) TW_MUST_CHECK;
 
-/* Check a --listen value: HOST:PORT, [IPV6]:PORT, :PORT. TW_ERR_USAGE naming it otherwise. */
-int est_listen_check(const char *listen, struct tw_err *err) TW_MUST_CHECK;
+/* Check a listen address: HOST:PORT, [IPV6]:PORT, :PORT. TW_ERR_USAGE naming it and what
+ * ("--listen", "ca.conf http-listen") otherwise. */
+int est_listen_check(const char *what, const char *listen, struct tw_err *err) TW_MUST_CHECK;
 
 /* Serve until SIGINT or SIGTERM (exit status 0 then). Prints the readiness line
- * "twoway ca serve: ready, listening on https://HOST:PORT" to stderr once accepting.
+ * "twoway ca serve: ready, listening on https://HOST:PORT" to stderr once accepting, after
+ * "twoway ca serve: plain HTTP on http://HOST:PORT (CRL, OCSP, CA certificates only)" when
+ * opts->http_listen is set.
  * TW_ERR_USAGE for a bad listen address, TW_ERR_IO when it cannot bind. */
 int est_server_run(const struct est_server_opts *opts, struct tw_err *err) TW_MUST_CHECK;
 
@@ -79,7 +88,9 @@ int est_server_run(const struct est_server_opts *opts, struct tw_err *err) TW_MU
 int est_b64_decode(const void *in, size_t len, const char *what, unsigned char **out,
                    size_t *out_len, struct tw_err *err) TW_MUST_CHECK;
 
-/* Base64 with a line break every 64 characters (and at the end). NUL-terminated, free(). */
+/* Base64 on one line, no line breaks and no newline at the end (RFC 8951 §3,
+ * RFC 4648 §3.1).
+ * NUL-terminated, free(). */
 char *est_b64_encode(const void *in, size_t len, size_t *out_len, struct tw_err *err);
 
 /* The DER PKCS#10 of an EST request body: base64 (any line breaks) unless
@@ -110,6 +121,13 @@ struct est_url {
 /* Parse url. TW_ERR_USAGE naming it when it is not https://HOST[:PORT][/PATH]. */
 int est_url_parse(const char *url, struct est_url *out, struct tw_err *err) TW_MUST_CHECK;
 
+/* Bounds on talking to a server: the answer's size (EST_RESPONSE_MAX above), its headers,
+ * and time. A transfer that moves no byte for EST_CLIENT_STALL_SECS is given up. */
+#define EST_CLIENT_HEADERS_MAX (16u * 1024) /* bytes of response headers */
+#define EST_CLIENT_CONNECT_SECS 10          /* TCP (and proxy) connection */
+#define EST_CLIENT_STALL_SECS 30            /* no progress at all */
+#define EST_CLIENT_TOTAL_SECS 300           /* a whole request */
+
 struct est_response {
     int status;
     char content_type[128];
@@ -122,21 +140,33 @@ struct est_response {
 
 void est_response_clear(struct est_response *r);
 
-/* One request on a fresh HTTPS/1.1 connection to u (Connection: close), at most
- * EST_RESPONSE_MAX bytes back. ctx decides how the server is verified; its name is checked
- * against u->host unless skip_name_check. auth (may be NULL) is a whole Authorization header
- * value. *peer_chain (may be NULL) receives the server's certificate chain as sent. Errors:
- * TW_ERR_IO (connect, timeout), TW_ERR_TLS / TW_ERR_VERIFY (handshake, in plain words). */
-int est_http_request(SSL_CTX *ctx, const struct est_url *u, int skip_name_check, const char *method,
-                     const char *path, const char *auth, const char *content_type, const void *body,
-                     size_t len, struct est_response *resp, STACK_OF(X509) * *peer_chain,
+/* One request: METHOD u->est_base/op. */
+struct est_http_req {
+    const char *method;       /* "GET" or "POST" */
+    const char *op;           /* "cacerts", "simpleenroll", ... */
+    const char *content_type; /* of body; NULL without one */
+    const void *body;
+    size_t len;
+    const char *user, *pass; /* HTTP Basic credentials (RFC 7030 §3.2.3); NULL: none */
+};
+
+/* One request on a fresh HTTPS connection to u, through the proxy the environment names
+ * (https_proxy / HTTPS_PROXY, all_proxy, unless no_proxy / NO_PROXY lists the host), at most
+ * EST_RESPONSE_MAX bytes back. tls sets the connection up as tlsx_client_ctx_setup does (its
+ * CAs are the only ones trusted); the server's name is checked against u->host unless
+ * skip_name_check. *peer_chain (may be NULL) receives the server's certificate chain as sent.
+ * Any HTTP status is a success here (resp->status). Errors: TW_ERR_IO (resolve, connect,
+ * proxy, timeout, too large), TW_ERR_TLS / TW_ERR_VERIFY (handshake, in plain words). */
+int est_http_request(const struct tlsx_client_opts *tls, const struct est_url *u,
+                     int skip_name_check, const struct est_http_req *req,
+                     struct est_response *resp, STACK_OF(X509) * *peer_chain,
                      struct tw_err *err) TW_MUST_CHECK;
 
-/* Parse a whole HTTP/1.x response (status line, the headers above, body by Content-Length
- * or up to the end). origin names the server in errors (TW_ERR_IO). The bytes come from a
- * server that may not be trusted yet (bootstrap): every read is bounded. */
-int est_http_response_parse(const void *data, size_t len, const char *origin,
-                            struct est_response *r, struct tw_err *err) TW_MUST_CHECK;
+/* The certificates of a certs-only PKCS#7 answer body: base64 with any whitespace (as
+ * RFC 7030 sends it) or, leniently, raw DER unless cte (Content-Transfer-Encoding, may be "")
+ * says base64. label names the operation in errors (TW_ERR_PKI). */
+STACK_OF(X509) * est_certs_body_parse(const unsigned char *body, size_t len, const char *cte,
+                                      const char *label, struct tw_err *err);
 
 /* Trust bootstrap (RFC 7030 §4.1.1) by root fingerprint: fetch /cacerts over a TLS connection
  * that is not yet trusted, accept it only if it holds a self-signed certificate whose SHA-256
@@ -146,15 +176,17 @@ int est_http_response_parse(const void *data, size_t len, const char *origin,
 int est_client_bootstrap(const struct est_url *u, const char *fingerprint, X509 **root,
                          STACK_OF(X509) * *cacerts, struct tw_err *err) TW_MUST_CHECK;
 
-/* GET cacerts with a verifying ctx. */
-STACK_OF(X509) * est_client_cacerts(SSL_CTX *ctx, const struct est_url *u, struct tw_err *err);
+/* GET cacerts over a connection set up (and verified) as tls says. */
+STACK_OF(X509) * est_client_cacerts(const struct tlsx_client_opts *tls, const struct est_url *u,
+                                    struct tw_err *err);
 
-/* POST simpleenroll (token: user = name, pass = token) or simplereenroll (user NULL: the ctx
+/* POST simpleenroll (token: user = name, pass = token) or simplereenroll (user NULL: tls
  * carries the client certificate) with a DER CSR; *cert gets the issued certificate. Non-200
  * answers fail with the server's plain reason: TW_ERR_VERIFY for 401, TW_ERR_POLICY for 403,
  * TW_ERR_PKI for 400, TW_ERR_IO otherwise; *retry_after (may be NULL) gets Retry-After for a
  * 202 or 503. */
-int est_client_enroll(SSL_CTX *ctx, const struct est_url *u, int reenroll, const char *user,
+int est_client_enroll(const struct tlsx_client_opts *tls, const struct est_url *u, int reenroll,
+                      const char *user,
                       const char *pass, const unsigned char *csr, size_t csr_len, X509 **cert,
                       long *retry_after, struct tw_err *err) TW_MUST_CHECK;
 

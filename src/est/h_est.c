@@ -43,10 +43,28 @@ void est_h_cacerts(struct est_req *r)
     est_reply(r, 200, p7_type, r->srv->cacerts_b64, r->srv->cacerts_len, p7_headers);
 }
 
+/* RFC 7030 §4.5.2: the attributes a CSR for this profile should have (200, base64 DER
+ * CsrAttrs). 204 would be allowed, but some clients treat it as an error, and the key types,
+ * curves and SAN requirement spare a client a refused request. */
 void est_h_csrattrs(struct est_req *r)
 {
-    /* RFC 7030 §4.5.2: 204 when the server requires no particular attributes. */
-    est_reply(r, 204, NULL, NULL, 0, NULL);
+    struct tw_err err;
+    unsigned char *der = NULL;
+    size_t dlen = 0, blen = 0;
+    /* A token is taken unless --approval manual lets requests without one wait. */
+    int tokens = !r->srv->opts->approval_manual;
+    if (pki_csrattrs_der(r->label, tokens, &der, &dlen, &err) != 0) {
+        est_fail(r, &err, 500);
+        return;
+    }
+    char *b64 = est_b64_encode(der, dlen, &blen, &err);
+    OPENSSL_free(der);
+    if (b64 == NULL) {
+        est_fail(r, &err, 500);
+        return;
+    }
+    est_reply(r, 200, "application/csrattrs", b64, blen, p7_headers);
+    free(b64);
 }
 
 /* HTTP status for a failure of the enrollment functions. */

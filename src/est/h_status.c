@@ -17,8 +17,7 @@ void est_h_healthz(struct est_req *r)
     est_reply(r, 200, "text/plain; charset=utf-8", "ok\n", 3, NULL);
 }
 
-/* RFC 9110 §13.1.2: If-None-Match is a list of entity tags, or "*". */
-static int etag_matches(const char *header, const char *etag)
+int est_etag_matches(const char *header, const char *etag)
 {
     if (header == NULL)
         return 0;
@@ -51,7 +50,7 @@ void est_h_crl(struct est_req *r)
     const char *inm = evhttp_find_header(in, "If-None-Match");
     const char *ims = evhttp_find_header(in, "If-Modified-Since");
     int64_t since = ims != NULL ? est_http_date_parse(ims) : -1;
-    if (etag_matches(inm, c->etag) || (inm == NULL && since >= 0 && since >= c->this_update)) {
+    if (est_etag_matches(inm, c->etag) || (inm == NULL && since >= 0 && since >= c->this_update)) {
         est_reply(r, 304, NULL, NULL, 0, headers);
         return;
     }

@@ -11,6 +11,8 @@
 #include <event2/http.h>
 
 #include "est/est.h"
+#include "util/linger.h"
+#include "util/buf.h"
 
 #define EST_PREFIX "/.well-known/est/"
 #define EST_SERVE_DIR "serve"
@@ -18,6 +20,7 @@
 #define EST_RATE_SLOTS 1024              /* client addresses tracked by the rate limiter */
 #define EST_CRL_CHECK_SECS 60     /* how often the CRL and the server certificate are checked */
 #define EST_ADDR_MAX 64           /* bytes of a client address as text */
+#define EST_LINGER_MAX 512        /* refused handshakes closing at once; beyond, closed at once */
 #define EST_STORE_RETRY_AFTER "5" /* Retry-After seconds while the inventory is down */
 #define EST_COALESCE_MAX 16384    /* answers up to one TLS record are sent as one write */
 
@@ -68,8 +71,27 @@ void est_crl_cache_free(struct est_crl_cache *c);
 
 /* "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 9110 §5.6.7) into out (at least 32 bytes). */
 char *est_http_date(int64_t t, char *out, size_t cap);
+/* 1 when an If-None-Match header (may be NULL) names etag: RFC 9110 §13.1.2, a list of
+ * entity tags or "*". */
+int est_etag_matches(const char *header, const char *etag);
 /* Parse an HTTP date; -1 when it is not one. */
 int64_t est_http_date_parse(const char *text);
+
+/* ------------------------------------------------------------------ CA files (h_cafiles.c) */
+
+/* What relying parties fetch to build a path: the issuing intermediate as DER (the AIA
+ * caIssuers target, RFC 5280 §4.2.2.1) and intermediate + root as PEM. Made once at start,
+ * like the /cacerts answer. */
+struct est_ca_files {
+    unsigned char *ca_der;
+    size_t ca_der_len;
+    char *chain_pem;
+    size_t chain_pem_len;
+    char etag[40]; /* of the intermediate: "\"<32 hex of SHA-256>\"" */
+};
+
+int est_ca_files_build(struct est_ca_files *f, struct pki_ca *ca, struct tw_err *err) TW_MUST_CHECK;
+void est_ca_files_free(struct est_ca_files *f);
 
 /* ------------------------------------------------------------------ server (server.c, tls.c) */
 
@@ -77,13 +99,22 @@ struct est_server {
     const struct est_server_opts *opts;
     char host[256]; /* listen host as written, for the server certificate's SANs */
     struct event_base *base;
-    struct evhttp *http;
+    struct tw_linger_set lingers; /* handshakes refused with an alert, closing (est/tls.c) */
+    struct evhttp *http;  /* HTTPS: everything */
+    struct evhttp *plain; /* plain HTTP (--http-listen): what relying parties fetch; or NULL */
     SSL_CTX *ctx;
     struct est_ratelimit *rl;
     struct est_crl_cache crl;
     unsigned char *cacerts_b64; /* the /cacerts answer, made once */
     size_t cacerts_len;
+    struct est_ca_files ca_files;
 };
+
+/* Tell a service manager the server is ready at url (notify.c); with $WATCHDOG_USEC, also
+ * start keep-alives on srv->base into *watchdog (event_free it). No-op without
+ * $NOTIFY_SOCKET. */
+int est_notify_ready(struct est_server *srv, const char *url, struct event **watchdog,
+                     struct tw_err *err) TW_MUST_CHECK;
 
 /* One request being answered: what the access log says about it. */
 struct est_req {
@@ -92,6 +123,7 @@ struct est_req {
     const char *path; /* the URI path as sent (not percent-decoded) */
     const char *tail; /* path after the route's prefix (GET /ocsp/...) */
     int label;        /* EST profile label (enum pki_profile) or -1 */
+    int plain;        /* arrived on the plain HTTP listener */
     char peer[EST_ADDR_MAX];
     char client[STORE_SUBJECT_MAX]; /* subject of the TLS client certificate, if any */
     char detail[TW_ERR_MSG_MAX];    /* why it was refused, or what was issued */
@@ -107,12 +139,19 @@ typedef void (*est_handler)(struct est_req *r);
 SSL_CTX *est_server_ctx_new(struct pki_ca *ca, const char *cert_path, const char *key_path,
                             struct tw_err *err);
 
+/* Give ssl's socket a lingering close (util/linger.h) when this server ends the handshake
+ * with a fatal alert, so the client reads the alert instead of a reset. Call once after
+ * SSL_new, before the bufferevent takes ssl. */
+void est_tls_linger_on_alert(SSL *ssl, struct est_server *srv);
+
 /* The client certificate of r's connection, or NULL (none sent). *verify_error gets the
  * X509_V_ERR_* of its verification against the CA (X509_V_OK when it verified). Borrowed. */
 X509 *est_peer_cert(struct est_req *r, long *verify_error);
 
-/* Route the request (route table in routes.c). */
+/* Route the request (route table in routes.c): est_dispatch on the HTTPS listener, every
+ * route; est_dispatch_plain on the plain HTTP one, only the routes marked for it. */
 void est_dispatch(struct evhttp_request *req, void *arg);
+void est_dispatch_plain(struct evhttp_request *req, void *arg);
 
 /* Send a response and write the access log line. headers: NULL or NULL-terminated
  * name/value pairs. */
@@ -144,6 +183,8 @@ void est_h_csrattrs(struct est_req *r);
 void est_h_crl(struct est_req *r);
 void est_h_ocsp(struct est_req *r);
 void est_h_healthz(struct est_req *r);
+void est_h_ca_crt(struct est_req *r);
+void est_h_chain_pem(struct est_req *r);
 
 /* OCSP while the inventory is down (ocspcache.c, issue 7): remember the statuses of a
  * successful answer; answer a request from them or the served CRL, or tryLater. */
@@ -153,5 +194,29 @@ int est_ocsp_fallback(struct est_server *srv, const unsigned char *req, size_t l
 
 /* Make the cached /cacerts answer (intermediate, root). */
 int est_cacerts_build(struct est_server *srv, struct tw_err *err) TW_MUST_CHECK;
+
+/* ------------------------------------------------------------------ client (http_client.c) */
+
+/* One request's state, shared by libcurl's callbacks and the error wording (http_error.c). */
+struct est_xfer {
+    const struct tlsx_client_opts *tls;
+    const struct est_url *u;
+    int skip_name;  /* no name check (the bootstrap checks the chain afterwards) */
+    int want_chain; /* keep the certificate chain the server sent */
+    int rc;         /* CURLcode of the transfer */
+    char curl_msg[256]; /* libcurl's error text (CURLOPT_ERRORBUFFER, CURL_ERROR_SIZE) */
+    struct tw_buf body; /* bounded by EST_RESPONSE_MAX */
+    size_t header_bytes;
+    int too_large, headers_too_large;
+    int alert_received, alert_sent; /* SSL_AD_* or -1 */
+    long verify_result;             /* at the alert we sent: why we refused the server */
+    STACK_OF(X509) *chain;
+    int setup_failed; /* -1: setup_err says why twoway's TLS set-up failed */
+    struct tw_err setup_err;
+};
+
+/* Fill err for a failed transfer on curl (a CURL *): resolve, connect, proxy, timeout, size,
+ * and TLS failures in tlsx's plain words. */
+void est_http_explain(void *curl, const struct est_xfer *x, struct tw_err *err);
 
 #endif

@@ -1,5 +1,7 @@
-/* Routing: two tables, not an if chain. Top-level paths (/crl, /ocsp, /healthz) and EST
- * operations under /.well-known/est/ with an optional profile label (RFC 7030 §3.2.2).
+/* Routing: two tables, not an if chain. Top-level paths (/crl, /ocsp, /ca.crt, /chain.pem,
+ * /healthz) and EST operations under /.well-known/est/ with an optional profile label (RFC 7030
+ * §3.2.2). The plain HTTP listener serves only the top-level routes marked plain: what relying
+ * parties fetch without TLS (RFC 5280 §4.2.1.13, RFC 6960 appendix A); enrollment never.
  * Every request is rate-limited per client address first and logged once when answered. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,23 +23,26 @@ struct route {
     int prefix; /* path is a prefix ("/ocsp/"): the rest goes to r->tail */
     int methods;
     est_handler run;
+    int plain; /* also served on the plain HTTP listener */
 };
 
 static const struct route top_routes[] = {
-    {"/crl", 0, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, est_h_crl},
-    {"/ocsp", 0, EVHTTP_REQ_POST, est_h_ocsp},
-    {"/ocsp/", 1, EVHTTP_REQ_GET, est_h_ocsp},
-    {"/healthz", 0, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, est_h_healthz},
-    {NULL, 0, 0, NULL},
+    {"/crl", 0, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, est_h_crl, 1},
+    {"/ocsp", 0, EVHTTP_REQ_POST, est_h_ocsp, 1},
+    {"/ocsp/", 1, EVHTTP_REQ_GET, est_h_ocsp, 1},
+    {"/ca.crt", 0, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, est_h_ca_crt, 1},
+    {"/chain.pem", 0, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, est_h_chain_pem, 1},
+    {"/healthz", 0, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, est_h_healthz, 0},
+    {NULL, 0, 0, NULL, 0},
 };
 
-/* RFC 7030 §3.2.2 operation paths. */
+/* RFC 7030 §3.2.2 operation paths; RFC 7030 §3.2 requires TLS for all of them. */
 static const struct route est_routes[] = {
-    {"cacerts", 0, EVHTTP_REQ_GET, est_h_cacerts},
-    {"simpleenroll", 0, EVHTTP_REQ_POST, est_h_simpleenroll},
-    {"simplereenroll", 0, EVHTTP_REQ_POST, est_h_simplereenroll},
-    {"csrattrs", 0, EVHTTP_REQ_GET, est_h_csrattrs},
-    {NULL, 0, 0, NULL},
+    {"cacerts", 0, EVHTTP_REQ_GET, est_h_cacerts, 0},
+    {"simpleenroll", 0, EVHTTP_REQ_POST, est_h_simpleenroll, 0},
+    {"simplereenroll", 0, EVHTTP_REQ_POST, est_h_simplereenroll, 0},
+    {"csrattrs", 0, EVHTTP_REQ_GET, est_h_csrattrs, 0},
+    {NULL, 0, 0, NULL, 0},
 };
 
 /* Labels name the profile the certificate gets. */
@@ -213,17 +218,19 @@ static void note_client(struct est_req *r)
         snprintf(r->client, sizeof(r->client), "?");
 }
 
-void est_dispatch(struct evhttp_request *req, void *arg)
+static void dispatch(struct evhttp_request *req, struct est_server *srv, int plain)
 {
     struct est_req r;
     memset(&r, 0, sizeof(r));
     clock_gettime(CLOCK_MONOTONIC, &r.start);
-    r.srv = arg;
+    r.srv = srv;
     r.req = req;
     r.label = -1;
+    r.plain = plain;
     r.path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
     peer_address(&r);
-    note_client(&r);
+    if (!plain)
+        note_client(&r);
     long retry = 1;
     double now = (double)r.start.tv_sec + (double)r.start.tv_nsec / 1e9;
     if (!est_ratelimit_take(r.srv->rl, r.peer, now, &retry)) {
@@ -237,9 +244,15 @@ void est_dispatch(struct evhttp_request *req, void *arg)
         est_reply_text(&r, 400, "bad request path");
         return;
     }
-    const struct route *rt = strncmp(r.path, EST_PREFIX, strlen(EST_PREFIX)) == 0
-                                 ? lookup_est(&r, r.path + strlen(EST_PREFIX))
+    int est = strncmp(r.path, EST_PREFIX, strlen(EST_PREFIX)) == 0;
+    const struct route *rt = est ? lookup_est(&r, r.path + strlen(EST_PREFIX))
                                  : lookup(top_routes, r.path, &r.tail);
+    if (plain && rt != NULL && !rt->plain) {
+        est_reply_text(&r, 404,
+                       est ? "not found: EST is served over HTTPS only (RFC 7030 3.2)"
+                           : "not found: plain HTTP serves /crl, /ocsp, /ca.crt and /chain.pem");
+        return;
+    }
     /* "/ocsp" (POST) and "/ocsp/..." (GET) share a handler but not a method. */
     if (rt == NULL) {
         est_reply_text(&r, 404, "not found");
@@ -250,4 +263,14 @@ void est_dispatch(struct evhttp_request *req, void *arg)
         return;
     }
     rt->run(&r);
+}
+
+void est_dispatch(struct evhttp_request *req, void *arg)
+{
+    dispatch(req, arg, 0);
+}
+
+void est_dispatch_plain(struct evhttp_request *req, void *arg)
+{
+    dispatch(req, arg, 1);
 }

@@ -185,6 +185,34 @@ SSL_CTX *est_server_ctx_new(struct pki_ca *ca, const char *cert_path, const char
     return ctx;
 }
 
+/* OpenSSL calls this once a fatal alert is written to the socket. evhttp answers the failed
+ * handshake by freeing the connection, whose bufferevent closes the descriptor it finds in
+ * the SSL's socket BIO: with the client's next bytes still unread, that close would send a
+ * RST. So the socket leaves the TLS layer here (the BIO forgets the descriptor and the free
+ * closes nothing) for a lingering close; evhttp's own shutdown(SHUT_WR) on it is harmless.
+ * Only during the handshake, when no request exists that evhttp could still answer. The
+ * integration test's raw client would see a reset again if a libevent release closed the
+ * descriptor another way. */
+static void linger_info_cb(const SSL *ssl, int where, int ret)
+{
+    if (!(where & SSL_CB_ALERT) || !(where & SSL_CB_WRITE) || (ret >> 8) != SSL3_AL_FATAL ||
+        SSL_is_init_finished(ssl))
+        return;
+    struct est_server *srv = SSL_get_app_data(ssl);
+    BIO *bio = SSL_get_wbio(ssl);
+    int fd = SSL_get_wfd(ssl);
+    if (srv == NULL || bio == NULL || fd < 0 || bio != SSL_get_rbio(ssl))
+        return;
+    if (tw_linger_start(&srv->lingers, srv->base, fd, NULL, NULL) != NULL)
+        (void)BIO_set_fd(bio, -1, BIO_NOCLOSE);
+}
+
+void est_tls_linger_on_alert(SSL *ssl, struct est_server *srv)
+{
+    SSL_set_app_data(ssl, srv);
+    SSL_set_info_callback(ssl, linger_info_cb);
+}
+
 X509 *est_peer_cert(struct est_req *r, long *verify_error)
 {
     *verify_error = X509_V_ERR_UNSPECIFIED;

@@ -219,6 +219,7 @@ struct gw_global {
     char *ticket_key_file;    /* ticket-key-file: shared keys; NULL = random in memory */
     int64_t ticket_rotate;    /* ticket-rotate seconds (default 3600) */
     int64_t drain_timeout;    /* drain-timeout seconds on SIGTERM (default 30) */
+    char *user;               /* user: switch to it once listening; NULL = stay as started */
 };
 
 struct gw_config {
@@ -265,6 +266,9 @@ int gw_config_is_flag(const char *arg);
 
 /* Print every flag with its value syntax and one-line meaning, from the key table. */
 void gw_config_usage(FILE *out);
+
+/* Every key as a flag ("--listen"), one per line, for --list-flags. */
+void gw_config_list_flags(FILE *out);
 
 void gw_config_free(struct gw_config *cfg);
 

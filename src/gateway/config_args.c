@@ -90,3 +90,9 @@ void gw_config_usage(FILE *out)
                 k->repeatable ? "; repeatable" : "", k->deflt);
     }
 }
+
+void gw_config_list_flags(FILE *out)
+{
+    for (size_t i = 0; i < cfg_nkeys; i++)
+        fprintf(out, "--%s\n", cfg_keys[i].name);
+}

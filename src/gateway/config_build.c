@@ -72,6 +72,7 @@ void cfg_global_clear(struct gw_global *g)
 {
     free(g->access_log);
     free(g->ticket_key_file);
+    free(g->user);
     memset(g, 0, sizeof(*g));
 }
 

@@ -207,17 +207,22 @@ static int check_crl_file(const struct ctx *c, const char *path, STACK_OF(X509) 
     int rc = 0;
     if (sk_X509_CRL_num(crls) == 0)
         rc = problem(c, TW_ERR_CONFIG, "crl", path, "no CRL (PEM or DER) in the file");
+    /* As tlsx_crl_set_verify: a CRL from a CA of client-ca must be signed by it; one from a CA
+     * outside it (the clients' intermediate under a root-only client-ca) is checked when
+     * clients present that CA. */
     for (int i = 0; rc == 0 && i < sk_X509_CRL_num(crls); i++) {
         X509_CRL *cur = sk_X509_CRL_value(crls, i);
-        bool signed_ok = false;
+        bool named = false, signed_ok = false;
         for (int j = 0; !signed_ok && j < sk_X509_num(cas); j++) {
             X509 *ca = sk_X509_value(cas, j);
             EVP_PKEY *pub = X509_get0_pubkey(ca);
-            signed_ok = X509_NAME_cmp(X509_CRL_get_issuer(cur), X509_get_subject_name(ca)) == 0 &&
-                        pub != NULL && X509_CRL_verify(cur, pub) == 1;
+            if (X509_NAME_cmp(X509_CRL_get_issuer(cur), X509_get_subject_name(ca)) != 0)
+                continue;
+            named = true;
+            signed_ok = pub != NULL && X509_CRL_verify(cur, pub) == 1;
         }
         ERR_clear_error();
-        if (!signed_ok)
+        if (named && !signed_ok)
             rc = problem(c, TW_ERR_CONFIG, "crl", path,
                          "a CRL in it is not signed by any CA in client-ca");
     }

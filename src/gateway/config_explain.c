@@ -143,6 +143,8 @@ void gw_config_explain(const struct gw_config *cfg, FILE *out)
                                               : g->access_log);
     fprintf(out, "  %-16s%u connections, drain %llds\n", "limits", g->max_connections,
             (long long)g->drain_timeout);
+    if (g->user != NULL)
+        fprintf(out, "  %-16s%s (once listening)\n", "user", g->user);
     if (g->ticket_key_file != NULL)
         fprintf(out, "  %-16sshared keys from %s\n", "tickets", g->ticket_key_file);
     else
@@ -178,6 +180,9 @@ int gw_config_needs_restart(const struct gw_config *old_cfg, const struct gw_con
         key = "log-level";
     else if (a->ticket_rotate != b->ticket_rotate)
         key = "ticket-rotate";
+    else if ((a->user == NULL) != (b->user == NULL) ||
+             (a->user != NULL && strcmp(a->user, b->user) != 0))
+        key = "user";
     if (key == NULL)
         return 0;
     snprintf(what, cap, "%s", key);

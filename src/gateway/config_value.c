@@ -251,6 +251,8 @@ int cfg_check_allow_rule(const char *text, char *why, size_t cap)
 
 int cfg_check_server_name(const char *text, char *why, size_t cap)
 {
+    if (text[0] == '\0')
+        return why_set(why, cap, "empty server name");
     if (strchr(text, '*') != NULL && strncmp(text, "*.", 2) != 0)
         return why_set(why, cap,
                        "a wildcard is only allowed as the whole first label: "

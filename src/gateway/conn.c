@@ -16,6 +16,7 @@
 #include <openssl/err.h>
 
 #include "gateway/revocation.h"
+#include "util/buf.h"
 #include "util/log.h"
 
 static void on_timer(evutil_socket_t fd, short what, void *arg);
@@ -326,7 +327,7 @@ void gw_conn_backend_failed(struct gw_conn *c, int status, const char *why)
     gw_stat_add(&c->w->stats.backend_errors, 1);
     c->verdict = "error";
     c->reason = GW_R_BACKEND;
-    snprintf(c->detail, sizeof(c->detail), "%s", why);
+    tw_str_copy(c->detail, sizeof(c->detail), why);
     log_warnx("client %s: %s", c->peer_text, why);
     if (c->svc->cfg->mode == GW_MODE_HTTP && !c->backend_replied) {
         gw_conn_send_status(c, status);
@@ -343,7 +344,7 @@ static void on_backend_connect_event(struct bufferevent *bev, short events, void
             bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
         struct tw_err err;
         if (gw_relay_start(c, &err) != 0) {
-            snprintf(c->detail, sizeof(c->detail), "%.180s", err.msg);
+            tw_str_copy(c->detail, sizeof(c->detail), err.msg);
             gw_conn_close(c, "relay setup failed");
         }
         return;
@@ -365,7 +366,8 @@ struct bufferevent *gw_conn_backend_new(struct gw_conn *c, struct tw_err *err)
         tw_err_ossl(err, TW_ERR_TLS, "backend SSL_new");
         return NULL;
     }
-    if (tlsx_client_ssl_setup(ssl, s->backend_host, err) != 0) {
+    if (tlsx_client_ssl_setup(ssl, s->backend_host, err) != 0 ||
+        tlsx_ssl_watch_alerts(ssl, err) != 0) {
         SSL_free(ssl);
         return NULL;
     }
@@ -459,6 +461,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     case GW_CONN_FLUSH:
         gw_conn_close(c, c->close_reason != NULL ? c->close_reason : "flush timeout");
         return;
+    case GW_CONN_LINGER: /* its timer is freed on entry; the linger keeps time */
+        return;
     case GW_CONN_RELAY:
         break;
     }
@@ -493,15 +497,45 @@ static void send_close_notify(struct gw_conn *c)
     ERR_clear_error();
 }
 
-void gw_conn_close(struct gw_conn *c, const char *why)
+/* Whether c ends with a lingering close: a TLS client refused before it was admitted, whose
+ * alert may be in flight behind bytes the client is still sending (its Finished, its first
+ * request). Not a max-connections refusal (nothing was sent; lingering would only hold the
+ * slot longer), nor a client that closed first, nor a close for another reason (reason -1:
+ * drain timeout, shutdown). */
+static bool wants_linger(const struct gw_conn *c)
+{
+    return c->ssl != NULL && c->fd >= 0 && c->state == GW_CONN_HANDSHAKE && c->reason >= 0 &&
+           c->reason != TLSX_R_OK && c->reason != TLSX_R_CLOSED && c->reason != GW_R_LIMIT;
+}
+
+/* Everything but the socket, the counts and the list entry. */
+static void release(struct gw_conn *c)
+{
+    if (c->timer != NULL)
+        event_free(c->timer);
+    c->timer = NULL;
+    gw_fast_free(c);
+    if (c->backend != NULL)
+        bufferevent_free(c->backend);
+    c->backend = NULL;
+    if (c->client != NULL)
+        bufferevent_free(c->client); /* TLS: neither the SSL nor the socket (not CLOSE_ON_FREE) */
+    c->client = NULL;
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+    c->peer_cert = NULL;
+    ERR_clear_error();
+    gw_h2_free(c->h2);
+    c->h2 = NULL;
+    gw_http_free(c->http);
+    c->http = NULL;
+    tlsx_identity_free(c->id);
+    c->id = NULL;
+}
+
+static void conn_free(struct gw_conn *c)
 {
     struct gw_worker *w = c->w;
-    send_close_notify(c);
-    /* OpenSSL evicts the session of an SSL freed without a sent close_notify; an admitted
-     * connection's session stays resumable (re-checked at every resumption anyway). */
-    if (c->ssl != NULL && c->peer_cert != NULL && c->reason == TLSX_R_OK)
-        SSL_set_shutdown(c->ssl, SSL_get_shutdown(c->ssl) | SSL_SENT_SHUTDOWN);
-    gw_access_log(c, why);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -515,22 +549,45 @@ void gw_conn_close(struct gw_conn *c, const char *why)
     atomic_fetch_sub_explicit(&w->srv->active, 1, memory_order_relaxed);
     if (c->counted_svc != NULL)
         atomic_fetch_sub_explicit(&c->counted_svc->active, 1, memory_order_relaxed);
-    if (c->timer != NULL)
-        event_free(c->timer);
-    gw_fast_free(c);
-    if (c->backend != NULL)
-        bufferevent_free(c->backend);
-    if (c->client != NULL)
-        bufferevent_free(c->client); /* TLS: neither the SSL nor the socket (not CLOSE_ON_FREE) */
-    SSL_free(c->ssl);
+    tw_linger_abort(c->linger);
     if (c->fd >= 0)
         close(c->fd);
-    ERR_clear_error();
-    gw_h2_free(c->h2);
-    gw_http_free(c->http);
-    tlsx_identity_free(c->id);
     gw_gen_unref(c->gen);
     free(c);
     if (w->draining && w->nconns == 0)
         event_base_loopbreak(w->base);
+}
+
+static void on_lingered(void *arg)
+{
+    struct gw_conn *c = arg;
+    c->linger = NULL; /* it closed the socket and freed itself */
+    conn_free(c);
+}
+
+void gw_conn_close(struct gw_conn *c, const char *why)
+{
+    if (c->state == GW_CONN_LINGER) {
+        conn_free(c); /* logged already; the linger ends now */
+        return;
+    }
+    send_close_notify(c);
+    /* OpenSSL evicts the session of an SSL freed without a sent close_notify; an admitted
+     * connection's session stays resumable (re-checked at every resumption anyway). */
+    if (c->ssl != NULL && c->peer_cert != NULL && c->reason == TLSX_R_OK)
+        SSL_set_shutdown(c->ssl, SSL_get_shutdown(c->ssl) | SSL_SENT_SHUTDOWN);
+    gw_access_log(c, why);
+    bool linger = wants_linger(c);
+    release(c);
+    /* OpenSSL wrote the alert to the socket when it failed the handshake: what lingering
+     * adds is that no RST overtakes it (util/linger.h). */
+    if (linger) {
+        c->linger = tw_linger_start(&c->w->lingers, c->w->base, c->fd, on_lingered, c);
+        if (c->linger != NULL) {
+            c->fd = -1;
+            c->state = GW_CONN_LINGER;
+            return;
+        }
+    }
+    conn_free(c);
 }

@@ -9,6 +9,7 @@
 #ifndef TW_GATEWAY_H
 #define TW_GATEWAY_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "util/err.h"
@@ -22,6 +23,8 @@ struct gw_source {
      * and the name in the readiness line (NULL: "gateway"). */
     struct gw_config *(*load)(const struct gw_source *src, struct tw_err *err);
     const char *name;
+    /* Serve as root even with no `user` to switch to (--allow-root); see util/priv.h. */
+    bool allow_root;
 };
 
 /* Run the gateway until SIGTERM or SIGINT. Prints a readiness line

@@ -27,6 +27,7 @@
 #include "gateway/http.h"
 #include "tlsx/tlsx.h"
 #include "util/err.h"
+#include "util/linger.h"
 
 #define GW_MAX_WORKERS 64
 #define GW_MAX_SERVICES 64
@@ -197,8 +198,9 @@ struct gw_worker {
     atomic_int stop;                  /* 1: stop accepting, drain */
     int64_t drain_deadline_ms;
     struct event *drain_ev;
-    struct gw_conn *conns; /* live connections (intrusive list) */
+    struct gw_conn *conns; /* live connections (intrusive list), lingering ones included */
     size_t nconns;
+    struct tw_linger_set lingers; /* refused TLS connections being closed (util/linger.h) */
     struct gw_stats stats;
 };
 
@@ -224,6 +226,7 @@ enum gw_conn_state {
     GW_CONN_CONNECTING,
     GW_CONN_RELAY,
     GW_CONN_FLUSH, /* one side is gone; writing what is left to the other */
+    GW_CONN_LINGER, /* refused: logged and torn down, the socket closing (util/linger.h) */
 };
 
 struct gw_conn {
@@ -238,6 +241,7 @@ struct gw_conn {
     struct bufferevent *backend; /* bufferevent relay only */
     struct gw_fast *fast;        /* fast relay (relay_fast.c): plaintext TCP backends */
     SSL *ssl;                    /* owned here */
+    struct tw_linger *linger;    /* LINGER: owns the socket until the peer has our alert */
     struct bufferevent *flush_target; /* FLUSH: the side whose output is being written out */
     struct event *timer;
     int64_t started_ms, last_io_ms, deadline_ms;
@@ -276,7 +280,11 @@ void gw_conn_accept(struct gw_worker *w, const struct gw_listen *l, int fd,
                     const struct sockaddr *sa, socklen_t salen);
 /* The SNI host name of a finished handshake (read from the SSL, not copied), or NULL. */
 const char *gw_conn_sni(const struct gw_conn *c);
-/* Close now: log the access line, free everything. Only place a connection is freed. */
+/* Close: log the access line and free everything. Only place a connection is freed. A TLS
+ * connection refused before it was admitted (its handshake failed, timed out or its peer
+ * check refused it) is not freed at once: it lingers (state LINGER, util/linger.h) so the
+ * client reads the alert, still counted against max-connections, and is freed when that
+ * ends. Closing a lingering connection (drain timeout, shutdown) ends the linger at once. */
 void gw_conn_close(struct gw_conn *c, const char *why);
 /* Every check passed (OCSP may have made the connection wait): count it, connect the
  * backend. */
@@ -380,7 +388,17 @@ struct gw_server {
     uint64_t watch_sig; /* gw_gen_watch_signature at the previous poll */
     bool stopping;
     struct gw_revoc *revoc; /* CRL URLs and OCSP (crl_fetch.c, ocsp_check*.c) */
+    struct event *notify_timer; /* status (and watchdog) updates to systemd; notify.c */
+    bool watchdog;              /* $WATCHDOG_USEC set: the timer also sends WATCHDOG=1 */
 };
+
+/* Service-manager notifications (notify.c), no-ops without $NOTIFY_SOCKET: start the
+ * status/watchdog timer on srv->base; READY=1 with a status line; RELOADING=1 with the
+ * monotonic clock before a reload (READY=1 follows, whatever the outcome); STOPPING=1. */
+int gw_notify_start(struct gw_server *srv, struct tw_err *err) TW_MUST_CHECK;
+void gw_notify_ready(const struct gw_server *srv);
+void gw_notify_reloading(void);
+void gw_notify_stopping(void);
 
 /* The slot for service name (created on first use; main thread only). */
 struct gw_svc_slot *gw_server_slot(struct gw_server *srv, const char *name);

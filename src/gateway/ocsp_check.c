@@ -283,7 +283,7 @@ void gw_ocsp_worker_wake(struct gw_worker *w)
     struct gw_conn *next;
     for (struct gw_conn *c = w->conns; c != NULL; c = next) {
         next = c->next;
-        if (!c->ocsp_keyed)
+        if (!c->ocsp_keyed || c->state == GW_CONN_LINGER)
             continue;
         const struct gw_ocsp_ans *a = lookup(o, w->id, c->ocsp_key);
         enum gw_ocsp_result r = classify(a, now);

@@ -232,6 +232,26 @@ static void client_event(struct bufferevent *bev, short events, void *arg)
     enter_flush(c, c->backend, "client closed");
 }
 
+/* A TLS backend (`twoway tunnel`'s target) that refused us with an alert. A TLS 1.3 server
+ * checks the client certificate after the client's side of the handshake is over (RFC 8446
+ * §4.4.2.4), so its refusal arrives once relaying started and would otherwise read as a plain
+ * close: the alert is the only place the reason is. true when one came. */
+static bool backend_refused(struct gw_conn *c)
+{
+    SSL *ssl = c->svc->backend_ctx != NULL ? bufferevent_openssl_get_ssl(c->backend) : NULL;
+    int alert = ssl != NULL ? tlsx_ssl_alert_received(ssl) : -1;
+    if (alert < 0)
+        return false;
+    enum tlsx_reason r = tlsx_reason_from_alert(alert);
+    c->reason = (int)(r == TLSX_R_OK ? TLSX_R_OTHER : r);
+    c->verdict = "deny";
+    snprintf(c->detail, sizeof(c->detail), "backend %s refused us: alert %s (%s)",
+             c->svc->cfg->backend.text, SSL_alert_desc_string_long(alert),
+             tlsx_reason_text((enum tlsx_reason)c->reason));
+    log_warnx("client %s: %s", c->peer_text, c->detail);
+    return true;
+}
+
 static void backend_event(struct bufferevent *bev, short events, void *arg)
 {
     (void)bev;
@@ -244,7 +264,8 @@ static void backend_event(struct bufferevent *bev, short events, void *arg)
         gw_conn_close(c, "backend closed");
         return;
     }
-    if (events & BEV_EVENT_ERROR)
+    bool refused = backend_refused(c);
+    if ((events & BEV_EVENT_ERROR) || refused)
         gw_stat_add(&c->w->stats.backend_errors, 1);
     if (c->http != NULL && !c->backend_replied && c->awaiting_ms > 0) {
         gw_conn_backend_failed(c, 502, "backend closed without a response");

@@ -486,7 +486,7 @@ static void on_backend_write(evutil_socket_t fd, short what, void *arg)
         struct tw_err err;
         tw_err_clear(&err);
         if (fast_start(c, &err) != 0) {
-            snprintf(c->detail, sizeof(c->detail), "%.180s", err.msg);
+            tw_str_copy(c->detail, sizeof(c->detail), err.msg);
             gw_conn_close(c, "relay setup failed");
         }
         return;

@@ -12,6 +12,7 @@
 
 #include "gateway/revocation.h"
 #include "util/log.h"
+#include "util/priv.h"
 
 /* Watched files are polled this often; a change is acted on once two polls in a row see the
  * same state, so a file caught half-written (which might even parse, minus its last allow
@@ -39,6 +40,7 @@ static void reload(struct gw_server *srv, const char *why)
     struct tw_err err;
     tw_err_clear(&err);
     log_info("reload (%s): building a new configuration generation", why);
+    gw_notify_reloading();
     struct gw_gen *gen = gw_gen_build(srv, &err);
     if (gen != NULL && gw_gen_probe_listens(srv->gen, gen, &err) != 0) {
         gw_gen_unref(gen);
@@ -51,6 +53,7 @@ static void reload(struct gw_server *srv, const char *why)
         (void)gw_gen_files_changed(srv->gen, true);
         log_warnx("reload failed, still serving generation %llu: %s",
                   (unsigned long long)srv->gen->id, err.msg);
+        gw_notify_ready(srv);
         return;
     }
     char what[64];
@@ -69,6 +72,7 @@ static void reload(struct gw_server *srv, const char *why)
     gw_gen_unref(old);
     srv->reloads_ok++;
     log_info("reload: generation %llu serving", (unsigned long long)gen->id);
+    gw_notify_ready(srv);
 }
 
 void gw_server_reload(struct gw_server *srv, const char *why)
@@ -126,6 +130,7 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
     if (srv->stopping)
         return;
     srv->stopping = true;
+    gw_notify_stopping();
     int64_t drain_ms = srv->gen->cfg->global.drain_timeout * 1000;
     log_info("%s: no longer accepting; draining open connections for up to %llds",
              sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)(drain_ms / 1000));
@@ -218,6 +223,8 @@ static int start_workers(struct gw_server *srv, struct tw_err *err)
         w->gen = gw_gen_ref(srv->gen);
         TW_GUARD(gw_worker_listen(w, srv->gen, err));
     }
+    /* Every listener is bound and every key read: from here on, the configured user. */
+    TW_GUARD(priv_drop(srv->gen->cfg->global.user, err));
     /* Workers inherit this mask: signals are handled by the main thread's loop only. */
     sigset_t set, old;
     sigemptyset(&set);
@@ -256,8 +263,10 @@ static void server_free(struct gw_server *srv)
         gw_worker_cleanup(&srv->workers[i]);
     gw_metrics_stop(srv);
     gw_revoc_free(srv->revoc);
-    struct event *evs[] = {srv->sig_hup,     srv->sig_term,   srv->sig_int,
-                           srv->watch_timer, srv->stop_timer, srv->access_close_timer};
+    struct event *evs[] = {srv->sig_hup,    srv->sig_term,
+                           srv->sig_int,    srv->watch_timer,
+                           srv->stop_timer, srv->access_close_timer,
+                           srv->notify_timer};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i] != NULL)
             event_free(evs[i]);
@@ -311,15 +320,19 @@ int gateway_run(const struct gw_source *src, struct tw_err *err)
     if (srv->gen == NULL)
         goto out;
     log_init(stderr, srv->gen->cfg->global.log_level);
+    if (priv_check(srv->gen->cfg->global.user, srv->src.allow_root, err) != 0)
+        goto out;
     raise_fd_limit(srv->gen);
     if (open_access_log(srv, err) != 0 || setup_main(srv, err) != 0)
         goto out;
     if (srv->gen->cfg->global.has_metrics &&
         gw_metrics_start(srv, &srv->gen->cfg->global.metrics, err) != 0)
         goto out;
-    if (gw_gen_probe_listens(NULL, srv->gen, err) != 0 || start_workers(srv, err) != 0)
+    if (gw_gen_probe_listens(NULL, srv->gen, err) != 0 || start_workers(srv, err) != 0 ||
+        gw_notify_start(srv, err) != 0)
         goto out;
     say_ready(srv);
+    gw_notify_ready(srv);
     event_base_dispatch(srv->base);
     log_info("stopped");
     rc = 0;

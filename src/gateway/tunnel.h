@@ -20,7 +20,7 @@
  * Also per tunnel (same meaning and syntax as the gateway's keys): idle-timeout,
  * backend-connect-timeout (covers TCP connect and the TLS handshake), max-lifetime,
  * max-connections, buffer-size, tls-min, tls-max, ciphers, ciphersuites, groups. [global]:
- * workers, metrics, access-log, log-level, max-connections, drain-timeout, and defaults for
+ * workers, metrics, access-log, log-level, max-connections, drain-timeout, user, defaults for
  * the per-tunnel keys above. */
 #ifndef TW_GATEWAY_TUNNEL_H
 #define TW_GATEWAY_TUNNEL_H
@@ -52,5 +52,8 @@ void gw_tunnel_config_explain(const struct gw_config *cfg, FILE *out);
 
 /* The keys, for --help. */
 void gw_tunnel_usage(FILE *out);
+
+/* Every key as a flag ("--target"), one per line, for --list-flags. */
+void gw_tunnel_list_flags(FILE *out);
 
 #endif

@@ -60,5 +60,5 @@ void gw_tunnel_usage(FILE *out)
                  "  --max-connections N, --buffer-size N, --tls-min V, --tls-max V,\n"
                  "  --ciphers L, --ciphersuites L, --groups L   as for twoway gateway\n"
                  "  --workers N, --metrics ADDR:PORT, --access-log FILE|-|off, --log-level L,\n"
-                 "  --drain-timeout D    as in the gateway's [global]\n");
+                 "  --drain-timeout D, --user NAME   as in the gateway's [global]\n");
 }

@@ -112,8 +112,8 @@ static const char *const shared_keys[] = {
 };
 
 /* [global] keys the tunnel uses itself. */
-static const char *const global_keys[] = {"workers", "metrics", "access-log", "log-level",
-                                          "drain-timeout"};
+static const char *const global_keys[] = {"workers",   "metrics",       "access-log",
+                                          "log-level", "drain-timeout", "user"};
 
 static bool in_list(const char *const *list, size_t n, const char *key)
 {
@@ -190,6 +190,9 @@ static int add_entry(struct raw *raw, struct section *sec, const char *key, cons
     for (size_t i = 0; i < sec->n; i++)
         if (strcmp(sec->e[i].key, key) == 0)
             return entry_err(raw, sec, &e, "set twice", err);
+    /* As in the gateway: no key means "empty", and the value checks may assume a first byte. */
+    if (value[0] == '\0')
+        return entry_err(raw, sec, &e, "empty value", err);
     if (sec->n >= MAX_ENTRIES)
         return entry_err(raw, sec, &e, "too many keys in one section", err);
     sec->e[sec->n++] = e;
@@ -533,4 +536,14 @@ struct gw_config *gw_tunnel_config_load(const struct gw_source *src, struct tw_e
         rc = collect_flags(raw, src->argc, argv, err);
     free(argv);
     return finish(raw, rc, err);
+}
+
+void gw_tunnel_list_flags(FILE *out)
+{
+    for (size_t i = 0; i < N_OWN; i++)
+        fprintf(out, "--%s\n", own_keys[i].name);
+    for (size_t i = 0; i < sizeof(shared_keys) / sizeof(shared_keys[0]); i++)
+        fprintf(out, "--%s\n", shared_keys[i]);
+    for (size_t i = 0; i < sizeof(global_keys) / sizeof(global_keys[0]); i++)
+        fprintf(out, "--%s\n", global_keys[i]);
 }

@@ -82,7 +82,8 @@ static void sweep(struct gw_worker *w)
     struct gw_conn *next;
     for (struct gw_conn *c = w->conns; c != NULL; c = next) {
         next = c->next;
-        if (c->svc == NULL || c->peer_cert == NULL || c->state == GW_CONN_HANDSHAKE)
+        if (c->svc == NULL || c->peer_cert == NULL || c->state == GW_CONN_HANDSHAKE ||
+            c->state == GW_CONN_LINGER)
             continue;
         const struct gw_svc *s = gw_gen_find_svc(w->gen, c->svc->cfg->name);
         if (s == NULL)

@@ -183,6 +183,11 @@ const char *pki_ca_base_url(const struct pki_ca *ca)
     return ca->conf.base_url[0] != '\0' ? ca->conf.base_url : NULL;
 }
 
+const char *pki_ca_http_listen(const struct pki_ca *ca)
+{
+    return ca->conf.http_listen[0] != '\0' ? ca->conf.http_listen : NULL;
+}
+
 STACK_OF(X509) * pki_ca_chain(const struct pki_ca *ca, struct tw_err *err)
 {
     STACK_OF(X509) *chain = sk_X509_new_null();

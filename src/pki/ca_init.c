@@ -56,6 +56,9 @@ static int validate(const struct pki_ca_options *opt, struct init *in, struct tw
     TW_ENSURE(opt->passphrase == NULL || opt->passphrase->len >= PKI_CA_PASSPHRASE_MIN, err,
               TW_ERR_USAGE, "the CA passphrase must have at least %d characters",
               PKI_CA_PASSPHRASE_MIN);
+    TW_ENSURE(opt->passphrase == NULL || opt->key_store == NULL, err, TW_ERR_USAGE,
+              "--passphrase-file and --key-store exclude each other: keys in a token or TPM "
+              "are protected by it, not by a passphrase");
     TW_ENSURE(opt->root_days <= 36500 && opt->int_days <= 36500, err, TW_ERR_USAGE,
               "--root-days and --int-days must be at most 36500");
     return 0;
@@ -79,18 +82,32 @@ static int write_key(const struct init *in, int i, struct tw_err *err)
     return rc;
 }
 
+/* A key made in the token or TPM: the key file written is its reference (or TSS2 blob). */
+static int make_key_in_store(struct init *in, int i, const char *cn, struct tw_err *err)
+{
+    char *file = NULL;
+    size_t len = 0;
+    in->keys[i] = pki_key_generate_in(in->opt->key_store, cn, in->opt->key_type, &file, &len, err);
+    if (in->keys[i] == NULL)
+        return -1;
+    int rc = write_in(in, parts[i].key, file, len, 0600, err);
+    pki_pem_free(file, len);
+    return rc;
+}
+
 static int make_part(struct init *in, int i, struct tw_err *err)
 {
-    in->keys[i] = pki_key_generate(in->opt->key_type, err);
-    if (in->keys[i] == NULL)
+    char cn[PKI_NAME_MAX + 1];
+    snprintf(cn, sizeof(cn), "%s %s", in->name, parts[i].suffix);
+    if (in->opt->key_store != NULL)
+        TW_GUARD(make_key_in_store(in, i, cn, err));
+    else if ((in->keys[i] = pki_key_generate(in->opt->key_type, err)) == NULL)
         return -1;
     int issuer = i == ROOT ? ROOT : i == INTERMEDIATE ? ROOT : INTERMEDIATE;
     struct pki_signer *signer =
         pki_signer_new(in->keys[issuer], i == ROOT ? NULL : in->certs[issuer], err);
     if (signer == NULL)
         return -1;
-    char cn[PKI_NAME_MAX + 1];
-    snprintf(cn, sizeof(cn), "%s %s", in->name, parts[i].suffix);
     int days = i == ROOT ? (in->opt->root_days > 0 ? in->opt->root_days : 3650)
                          : (in->opt->int_days > 0 ? in->opt->int_days : 1825);
     struct pki_cert_request req = {
@@ -103,7 +120,8 @@ static int make_part(struct init *in, int i, struct tw_err *err)
     pki_signer_free(signer);
     if (in->certs[i] == NULL)
         return -1;
-    TW_GUARD(write_key(in, i, err));
+    if (in->opt->key_store == NULL)
+        TW_GUARD(write_key(in, i, err));
     size_t len = 0;
     TW_AUTO(charp) *pem = pki_cert_to_pem(in->certs[i], &len, err);
     return pem != NULL ? write_in(in, parts[i].crt, pem, len, 0644, err) : -1;

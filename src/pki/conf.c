@@ -42,6 +42,8 @@ int conf_write(const char *path, const struct pki_ca_conf *conf, struct tw_err *
                      conf->crl_days);
     if (n > 0 && (size_t)n < sizeof(text) && conf->store[0] != '\0')
         n += snprintf(text + n, sizeof(text) - (size_t)n, "store = %s\n", conf->store);
+    if (n > 0 && (size_t)n < sizeof(text) && conf->http_listen[0] != '\0')
+        n += snprintf(text + n, sizeof(text) - (size_t)n, "http-listen = %s\n", conf->http_listen);
     TW_ENSURE(n > 0 && (size_t)n < sizeof(text), err, TW_ERR_INTERNAL, "ca.conf too long");
     return fs_write_atomic(path, text, (size_t)n, 0600, err);
 }
@@ -81,6 +83,8 @@ static int handler(void *user, const char *section, const char *name, const char
         c->crl_days = (int)days;
     } else if (strcmp(name, "store") == 0)
         ok = set_string(c->store, sizeof(c->store), value);
+    else if (strcmp(name, "http-listen") == 0) /* checked by `ca serve`, which uses it */
+        ok = value[0] != '\0' && set_string(c->http_listen, sizeof(c->http_listen), value);
     else
         ok = 0;
     if (!ok && !cp->failed) {

@@ -27,6 +27,7 @@
 #define PKI_STORE_URI_MAX 1024    /* bytes of a store URI */
 #define PKI_CA_NAME_MAX 48        /* so "NAME Intermediate" fits a 64-character CN */
 #define PKI_CRL_DAYS_DEFAULT 7
+#define PKI_LISTEN_MAX 272 /* bytes of "http-listen =" ([IPv6 or name]:port) */
 
 /* Settings chosen at `ca init`, kept in ca/ca.conf (INI, section [ca]). */
 struct pki_ca_conf {
@@ -36,6 +37,7 @@ struct pki_ca_conf {
     int encrypted;
     int crl_days;
     char store[PKI_STORE_URI_MAX]; /* "store = URI" (issue 7); "" when absent */
+    char http_listen[PKI_LISTEN_MAX];  /* "http-listen = ADDR:PORT" for `ca serve`; "" when absent */
 };
 
 /* The inventory the CA in dir uses (issue 7), first that is set: $TWOWAY_STORE (also what
@@ -87,6 +89,10 @@ struct profile_def {
     int san_required;
 };
 const struct profile_def *profile_get(enum pki_profile p);
+
+/* The EC curves accepted for keys (keys.c), also announced to EST clients (csrattrs.c). */
+#define KEY_EC_CURVES 3
+extern const int key_ec_curve_nids[KEY_EC_CURVES];
 
 /* Path of name inside dir into out (PATH_MAX). */
 int ca_path(const struct pki_ca *ca, const char *name, char *out, struct tw_err *err) TW_MUST_CHECK;

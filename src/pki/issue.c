@@ -4,6 +4,7 @@
 #include <openssl/err.h>
 #include <openssl/rand.h>
 
+#include "keystore/keystore.h"
 #include "pki/internal.h"
 #include "util/cleanup.h"
 
@@ -58,10 +59,13 @@ static int add_sans(X509 *cert, const struct pki_sans *sans, struct tw_err *err)
 static int add_revocation_pointers(X509 *cert, X509V3_CTX *ctx, const char *base_url,
                                    struct tw_err *err)
 {
-    char value[PKI_URL_MAX + 32];
+    char value[2 * PKI_URL_MAX + 64];
     snprintf(value, sizeof(value), "URI:%s/crl", base_url);
     TW_GUARD(add_conf_ext(cert, ctx, NID_crl_distribution_points, value, err));
-    snprintf(value, sizeof(value), "OCSP;URI:%s/ocsp", base_url);
+    /* RFC 5280 §4.2.2.1: caIssuers lets a relying party that lacks the intermediate fetch it
+     * (DER, application/pkix-cert) and build the path itself. */
+    snprintf(value, sizeof(value), "OCSP;URI:%s/ocsp,caIssuers;URI:%s/ca.crt", base_url,
+             base_url);
     return add_conf_ext(cert, ctx, NID_info_access, value, err);
 }
 
@@ -131,7 +135,10 @@ static int set_names_and_times(X509 *cert, X509 *issuer, const struct pki_cert_r
               "the issuing CA has expired; no certificate can be issued");
     TW_GUARD(time_set(X509_getm_notBefore(cert), not_before, err));
     TW_GUARD(time_set(X509_getm_notAfter(cert), not_after, err));
-    TW_GUARD_OSSL(X509_set_pubkey(cert, req->pubkey), err, TW_ERR_PKI, "cannot set the key");
+    TW_AUTO(EVP_PKEY) *pub = keystore_public(req->pubkey, err); /* a token key: its public half */
+    if (pub == NULL)
+        return -1;
+    TW_GUARD_OSSL(X509_set_pubkey(cert, pub), err, TW_ERR_PKI, "cannot set the key");
     return 0;
 }
 

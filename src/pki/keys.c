@@ -5,10 +5,13 @@
 #include <strings.h>
 
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
 
+#include "pki/internal.h"
+#include "keystore/keystore.h"
 #include "pki/pki.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
@@ -69,6 +72,14 @@ EVP_PKEY *pki_key_generate(enum pki_key_type t, struct tw_err *err)
     return key;
 }
 
+EVP_PKEY *pki_key_generate_in(const char *store, const char *label, enum pki_key_type t,
+                              char **file, size_t *len, struct tw_err *err)
+{
+    TW_ENSURE_PTR((size_t)t < KEY_TYPE_COUNT, err, TW_ERR_INTERNAL, "bad key type %d", (int)t);
+    struct keystore_keyspec spec = {key_types[t].alg, key_types[t].group, key_types[t].bits};
+    return keystore_generate(store, label, &spec, file, len, err);
+}
+
 static int bio_take(BIO *bio, char **pem, size_t *len, struct tw_err *err)
 {
     char *mem;
@@ -121,8 +132,7 @@ int pki_key_to_pem(EVP_PKEY *key, const struct pki_secret *pass, char **pem, siz
 
 void pki_pem_free(char *pem, size_t len)
 {
-    if (pem != NULL)
-        OPENSSL_clear_free(pem, len);
+    keystore_file_free(pem, len);
 }
 
 /* Never let OpenSSL prompt on the terminal: without a passphrase the callback fails. */
@@ -149,6 +159,8 @@ EVP_PKEY *pki_key_from_pem(const char *pem, size_t len, const struct pki_secret 
                            const char *label, struct tw_err *err)
 {
     int encrypted = pem_is_encrypted(pem, len);
+    if (!encrypted && keystore_text_is_hw(pem, len))
+        return keystore_load_text(pem, len, label, err);
     TW_ENSURE_PTR(!encrypted || pass != NULL, err, TW_ERR_PKI,
                   "%s is encrypted: pass --passphrase-file F or set TWOWAY_PASSPHRASE_FILE", label);
     TW_ENSURE_PTR(len <= INT_MAX, err, TW_ERR_PKI, "%s: too large", label);
@@ -177,14 +189,18 @@ EVP_PKEY *pki_key_load(const char *path, const struct pki_secret *pass, struct t
     return key;
 }
 
+const int key_ec_curve_nids[KEY_EC_CURVES] = {NID_X9_62_prime256v1, NID_secp384r1,
+                                              NID_secp521r1};
+
 static int ec_group_ok(EVP_PKEY *key, char *group, size_t cap)
 {
-    static const char *const allowed[] = {"prime256v1", "P-256",     "secp384r1",
-                                          "P-384",      "secp521r1", "P-521"};
     if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, cap, NULL) != 1)
         return 0;
-    for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
-        if (strcmp(group, allowed[i]) == 0)
+    int nid = OBJ_sn2nid(group); /* "prime256v1", "secp384r1" */
+    if (nid == NID_undef)
+        nid = EC_curve_nist2nid(group); /* "P-256" */
+    for (size_t i = 0; i < KEY_EC_CURVES; i++)
+        if (nid != NID_undef && nid == key_ec_curve_nids[i])
             return 1;
     return 0;
 }

@@ -7,6 +7,7 @@
 #include <openssl/pem.h>
 #include <openssl/pkcs7.h>
 
+#include "keystore/keystore.h"
 #include "pki/internal.h"
 #include "util/cleanup.h"
 
@@ -131,7 +132,9 @@ int pki_csr_make(EVP_PKEY *key, const char *cn, const struct pki_sans *sans, X50
     TW_ENSURE_OSSL(req != NULL, err, TW_ERR_INTERNAL, "out of memory");
     TW_GUARD_OSSL(X509_REQ_set_version(req, X509_REQ_VERSION_1), err, TW_ERR_PKI,
                   "cannot build the CSR");
-    TW_GUARD_OSSL(X509_REQ_set_pubkey(req, key), err, TW_ERR_PKI, "cannot build the CSR");
+    TW_AUTO(EVP_PKEY) *pub = keystore_public(key, err); /* a token key encodes as its public half */
+    TW_ENSURE(pub != NULL, err, TW_ERR_PKI, "cannot build the CSR: %s", err->msg);
+    TW_GUARD_OSSL(X509_REQ_set_pubkey(req, pub), err, TW_ERR_PKI, "cannot build the CSR");
     TW_GUARD(csr_names(req, cn, sans, from, err));
     TW_ENSURE_OSSL(X509_REQ_sign(req, key, csr_digest(key)) > 0, err, TW_ERR_PKI,
                    "cannot sign the CSR");

@@ -67,6 +67,12 @@ const char *pki_key_type_name(enum pki_key_type t);
 /* Generate a fresh private key. NULL with TW_ERR_PKI on failure. */
 EVP_PKEY *pki_key_generate(enum pki_key_type t, struct tw_err *err);
 
+/* Generate a key of type t inside store (a pkcs11: URI naming a token, or "tpm2:"), labelled
+ * label in a token. *file is what to write as the key file (free with pki_pem_free); see
+ * keystore_generate. TW_ERR_USAGE for a type the store cannot make (Ed25519, RSA 4096). */
+EVP_PKEY *pki_key_generate_in(const char *store, const char *label, enum pki_key_type t,
+                              char **file, size_t *len, struct tw_err *err);
+
 /* Encode key as PKCS#8 PEM into a new buffer (*pem, *len; release with pki_pem_free). When pass
  * is non-NULL the key is encrypted with AES-256-CBC, key derived with scrypt. */
 int pki_key_to_pem(EVP_PKEY *key, const struct pki_secret *pass, char **pem, size_t *len,
@@ -279,6 +285,8 @@ struct pki_ca_options {
     int int_days;                        /* <= 0: 1825 */
     const char *base_url;                /* NULL: none */
     const struct pki_secret *passphrase; /* NULL: keys not encrypted */
+    const char *key_store;               /* NULL: key files; else a pkcs11: URI or "tpm2:"
+                                          * where the three keys are made (non-extractable) */
 };
 
 struct pki_ca_created {
@@ -318,6 +326,8 @@ X509 *pki_ca_root_cert(const struct pki_ca *ca);
 X509 *pki_ca_intermediate_cert(const struct pki_ca *ca);
 X509 *pki_ca_ocsp_cert(const struct pki_ca *ca);
 const char *pki_ca_base_url(const struct pki_ca *ca); /* NULL when not set */
+/* ca.conf "http-listen = ADDR:PORT": where `ca serve` answers plain HTTP; NULL when not set. */
+const char *pki_ca_http_listen(const struct pki_ca *ca);
 int pki_ca_crl_days(const struct pki_ca *ca);
 
 /* Issue a certificate signed by the intermediate (pki_ca_unlock first): build it, then commit
@@ -408,6 +418,13 @@ X509_NAME *pki_csr_subject(const void *data, size_t len, const char *label, stru
  * DER into *der (OPENSSL_free). */
 int pki_csr_make(EVP_PKEY *key, const char *cn, const struct pki_sans *sans, X509 *from,
                  unsigned char **der, size_t *len, struct tw_err *err) TW_MUST_CHECK;
+
+/* RFC 7030 §4.5.2 CSR attributes for an enrollment into profile (a pki_profile, or -1 when
+ * the request names none), as DER CsrAttrs into *der (OPENSSL_free): challengePassword when
+ * challenge_password, the key types and EC curves pki_key_check_public accepts, SHA-256
+ * signature algorithms, and for PKI_PROFILE_SERVER an extensionRequest for a subjectAltName. */
+int pki_csrattrs_der(int profile, int challenge_password, unsigned char **der, size_t *len,
+                     struct tw_err *err) TW_MUST_CHECK;
 
 /* A degenerate ("certs-only") PKCS#7 SignedData holding certs, DER into *der (OPENSSL_free). */
 int pki_p7_certs_only(STACK_OF(X509) * certs, unsigned char **der, size_t *len,

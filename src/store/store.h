@@ -276,4 +276,8 @@ int store_pending_decide(struct store *s, const char *id, int approve, int64_t l
 int store_pending_set_serial(struct store *s, const char *id, const char *serial,
                              struct tw_err *err) TW_MUST_CHECK;
 
+/* Versions of the client libraries linked in: SQLite ("3.40.1") and libpq ("15.5", into buf). */
+const char *store_sqlite_version(void);
+void store_libpq_version(char *buf, size_t cap);
+
 #endif

@@ -12,7 +12,7 @@ void tlsx_client_opts_init(struct tlsx_client_opts *opts)
     memset(opts, 0, sizeof(*opts));
 }
 
-static int build(SSL_CTX *ctx, const struct tlsx_client_opts *o, struct tw_err *err)
+int tlsx_client_ctx_setup(SSL_CTX *ctx, const struct tlsx_client_opts *o, struct tw_err *err)
 {
     TW_GUARD(tlsx_ctx_set_versions(ctx, o->min_version, o->max_version, err));
     TW_GUARD(tlsx_ctx_set_ciphers(ctx, o->ciphers, o->ciphersuites, o->groups, err));
@@ -52,20 +52,20 @@ SSL_CTX *tlsx_client_ctx_new(const struct tlsx_client_opts *opts, struct tw_err 
         tw_err_ossl(err, TW_ERR_INTERNAL, "cannot create a TLS context");
         return NULL;
     }
-    if (build(ctx, opts, err) != 0) {
+    if (tlsx_client_ctx_setup(ctx, opts, err) != 0) {
         SSL_CTX_free(ctx);
         return NULL;
     }
     return ctx;
 }
 
-int tlsx_client_ssl_setup(SSL *ssl, const char *server_name, struct tw_err *err)
+/* The name check on param; *dns (may be NULL) is true for a DNS name, which goes out as SNI
+ * too, and name gets the name without the brackets of "[::1]". */
+static int expect_name(X509_VERIFY_PARAM *param, const char *server_name, char *name,
+                       size_t cap, bool *dns, struct tw_err *err)
 {
-    if (server_name == NULL)
-        return 0;
-    char name[TLSX_MAX_HOSTNAME + 3];
     size_t len = strlen(server_name);
-    TW_ENSURE(len > 0 && len < sizeof(name), err, TW_ERR_USAGE, "server name '%s' is invalid",
+    TW_ENSURE(len > 0 && len < cap, err, TW_ERR_USAGE, "server name '%s' is invalid",
               server_name);
     /* "[::1]" as written in URLs names the address ::1. */
     if (server_name[0] == '[' && server_name[len - 1] == ']') {
@@ -74,19 +74,37 @@ int tlsx_client_ssl_setup(SSL *ssl, const char *server_name, struct tw_err *err)
     } else {
         memcpy(name, server_name, len + 1);
     }
-    X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
     X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT |
                                                X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     unsigned char addr[16];
-    if (inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1) {
-        /* RFC 6066 §3: literal addresses are not sent as SNI. */
+    *dns = !(inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1);
+    if (!*dns) {
         TW_GUARD_OSSL(X509_VERIFY_PARAM_set1_ip_asc(param, name), err, TW_ERR_USAGE,
                       "server address '%s' is invalid", name);
         return 0;
     }
     TW_GUARD_OSSL(X509_VERIFY_PARAM_set1_host(param, name, 0), err, TW_ERR_USAGE,
                   "server name '%s' is invalid", name);
-    TW_GUARD_OSSL((int)SSL_set_tlsext_host_name(ssl, name), err, TW_ERR_USAGE,
-                  "server name '%s' cannot be sent as SNI", name);
     return 0;
+}
+
+int tlsx_client_ssl_setup(SSL *ssl, const char *server_name, struct tw_err *err)
+{
+    if (server_name == NULL)
+        return 0;
+    char name[TLSX_MAX_HOSTNAME + 3];
+    bool dns = false;
+    TW_GUARD(expect_name(SSL_get0_param(ssl), server_name, name, sizeof(name), &dns, err));
+    /* RFC 6066 §3: literal addresses are not sent as SNI. */
+    if (dns)
+        TW_GUARD_OSSL((int)SSL_set_tlsext_host_name(ssl, name), err, TW_ERR_USAGE,
+                      "server name '%s' cannot be sent as SNI", name);
+    return 0;
+}
+
+int tlsx_client_ctx_expect_name(SSL_CTX *ctx, const char *server_name, struct tw_err *err)
+{
+    char name[TLSX_MAX_HOSTNAME + 3];
+    bool dns = false;
+    return expect_name(SSL_CTX_get0_param(ctx), server_name, name, sizeof(name), &dns, err);
 }

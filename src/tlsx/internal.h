@@ -59,10 +59,13 @@ int tlsx_tickets_install(SSL_CTX *ctx, struct tw_err *err);
 /* Stateful session store (sesscache.c), kept by in-memory ticket keys: one process's ctxs
  * resume from it across reloads. */
 struct tlsx_sess_store;
+struct tlsx_capool;
 struct tlsx_sess_store *tlsx_sess_store_new(void);
 void tlsx_sess_store_free(struct tlsx_sess_store *s);
 /* The store of in-memory keys; NULL for keys from a file (stateless tickets, shared). */
 struct tlsx_sess_store *tlsx_ticket_keys_store(const struct tlsx_ticket_keys *k);
+/* The pool of sent CAs (capool.c) of k, for both kinds of keys; NULL when k is NULL. */
+struct tlsx_capool *tlsx_ticket_keys_pool(const struct tlsx_ticket_keys *k);
 /* Rotations of k so far: a stored session lives while the key of its epoch would still
  * decrypt a ticket (this epoch or the one before). */
 uint64_t tlsx_ticket_keys_epoch(struct tlsx_ticket_keys *k);
@@ -86,6 +89,11 @@ int tlsx_ctx_use_cert(SSL_CTX *ctx, const char *what, const char *cert_file, con
 /* 1 if the CRL from issuer in set is past its nextUpdate at now; 0 otherwise (none, fresh). */
 int tlsx_crl_set_issuer_expired(const struct tlsx_crl_set *set, const X509_NAME *issuer,
                                 int64_t now);
+
+/* Revocation of cert by the CRL of its issuer in set, the issuer's certificate being issuer
+ * (NULL when unknown): 1 revoked, 0 not (or no CRL for it), -1 the CRL was never checked
+ * against a CA and does not verify with issuer. A successful check is remembered. */
+int tlsx_crl_set_check(const struct tlsx_crl_set *set, X509 *cert, X509 *issuer);
 
 /* ASN1_TIME to unix seconds; 0 on failure. */
 int64_t tlsx_asn1_time_unix(const ASN1_TIME *t);

@@ -4,6 +4,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
+#include "keystore/keystore.h"
 #include "tlsx/internal.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
@@ -66,42 +67,9 @@ int tlsx_cert_chain_load(const char *path, X509 **leaf, STACK_OF(X509) **chain,
     return 0;
 }
 
-/* No passphrase prompts: a daemon cannot answer them. */
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-    (void)buf, (void)size, (void)rwflag, (void)u;
-    return -1;
-}
-
+/* A key file, or a key in a token or TPM: keystore/ knows which. */
 int tlsx_key_load(const char *path, EVP_PKEY **out, struct tw_err *err)
 {
-    TW_GUARD(fs_check_key_perms(path, err));
-    char *data = NULL;
-    size_t len = 0;
-    TW_GUARD(fs_read_file(path, FS_READ_LIMIT_DEFAULT, &data, &len, err));
-    int rc = -1;
-    BIO *bio = NULL;
-    if (strstr(data, "ENCRYPTED") != NULL) {
-        tw_err_set(err, TW_ERR_CONFIG,
-                   "%s: the private key is encrypted; twoway needs an unencrypted key "
-                   "protected by file permissions (0600)",
-                   path);
-        goto out;
-    }
-    bio = BIO_new_mem_buf(data, (int)len);
-    if (bio == NULL) {
-        tw_err_ossl(err, TW_ERR_INTERNAL, "%s: out of memory", path);
-        goto out;
-    }
-    *out = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
-    if (*out == NULL) {
-        tw_err_ossl(err, TW_ERR_CONFIG, "%s: no usable PEM private key", path);
-        goto out;
-    }
-    rc = 0;
-out:
-    BIO_free(bio);
-    OPENSSL_cleanse(data, len);
-    free(data);
-    return rc;
+    *out = keystore_load(path, err);
+    return *out != NULL ? 0 : -1;
 }

@@ -1,6 +1,7 @@
 /* CRL sets: CRLs from files or memory, kept newest-per-issuer, for the verify store (full
  * handshakes) and for cheap serial lookups (resumed sessions, sweeping live connections). */
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,9 +12,14 @@
 #include "util/cleanup.h"
 #include "util/fs.h"
 
+/* What is known of who signed each CRL (signer[] parallels crls, set by tlsx_crl_set_verify). */
+enum signer { SIGNER_UNKNOWN = 0, SIGNER_VERIFIED = 1 };
+
 struct tlsx_crl_set {
     atomic_int refs;
     STACK_OF(X509_CRL) *crls;
+    atomic_int *signer; /* enum signer per CRL; NULL until verified (then all unknown) */
+    int nsigner;        /* CRLs signer[] covers: added later, they count as unknown */
 };
 
 struct tlsx_crl_set *tlsx_crl_set_new(struct tw_err *err)
@@ -41,6 +47,7 @@ void tlsx_crl_set_free(struct tlsx_crl_set *set)
     if (set == NULL || atomic_fetch_sub(&set->refs, 1) > 1)
         return;
     sk_X509_CRL_pop_free(set->crls, X509_CRL_free);
+    free(set->signer);
     free(set);
 }
 
@@ -136,23 +143,71 @@ int tlsx_crl_set_add_file(struct tlsx_crl_set *set, const char *path, struct tw_
 
 int tlsx_crl_set_verify(const struct tlsx_crl_set *set, STACK_OF(X509) *cas, struct tw_err *err)
 {
-    for (int i = 0; set != NULL && i < sk_X509_CRL_num(set->crls); i++) {
+    int n = set != NULL ? sk_X509_CRL_num(set->crls) : 0;
+    /* Allocated by the first call, before the set is shared; later calls (one per ctx built
+     * from the set, possibly while older ctxs use it) only mark more CRLs verified. */
+    atomic_int *signer = set != NULL ? set->signer : NULL;
+    bool fresh = signer == NULL && n > 0;
+    if (fresh)
+        signer = calloc((size_t)n, sizeof(*signer));
+    TW_ENSURE(n == 0 || signer != NULL, err, TW_ERR_INTERNAL, "out of memory");
+    for (int i = 0; i < n; i++) {
         X509_CRL *crl = sk_X509_CRL_value(set->crls, i);
         const X509_NAME *issuer = X509_CRL_get_issuer(crl);
-        int signed_ok = 0;
+        int named = 0, signed_ok = 0;
         for (int j = 0; !signed_ok && j < sk_X509_num(cas); j++) {
             X509 *ca = sk_X509_value(cas, j);
-            if (X509_NAME_cmp(X509_get_subject_name(ca), issuer) == 0)
+            if (X509_NAME_cmp(X509_get_subject_name(ca), issuer) == 0) {
+                named = 1;
                 signed_ok = X509_CRL_verify(crl, X509_get0_pubkey(ca)) == 1;
+            }
         }
         ERR_clear_error();
-        if (!signed_ok) {
+        /* A CRL from a CA that client-ca does not hold (an intermediate the clients present
+         * when client-ca holds only the root) is checked against that CA when it is known:
+         * by OpenSSL at every full handshake, by tlsx_crl_set_check at resumption. One that
+         * names a CA of client-ca must be signed by it. */
+        if (named && !signed_ok) {
+            if (fresh)
+                free(signer);
             char name[200];
             X509_NAME_oneline(issuer, name, sizeof(name));
             return tw_err_set(err, TW_ERR_CONFIG,
                               "CRL from '%s' is not signed by any CA in client-ca", name);
         }
+        if (fresh)
+            atomic_init(&signer[i], signed_ok ? SIGNER_VERIFIED : SIGNER_UNKNOWN);
+        else if (signed_ok && i < set->nsigner)
+            atomic_store(&signer[i], SIGNER_VERIFIED);
     }
+    if (fresh) { /* first call: not shared yet */
+        ((struct tlsx_crl_set *)set)->signer = signer;
+        ((struct tlsx_crl_set *)set)->nsigner = n;
+    }
+    return 0;
+}
+
+int tlsx_crl_set_check(const struct tlsx_crl_set *set, X509 *cert, X509 *issuer)
+{
+    int at = set != NULL && cert != NULL ? find_issuer(set, X509_get_issuer_name(cert)) : -1;
+    if (at < 0)
+        return 0;
+    X509_CRL *crl = sk_X509_CRL_value(set->crls, at);
+    X509_REVOKED *rev = NULL;
+    /* 1: revoked; 2: removeFromCRL (delta CRLs), i.e. no longer revoked. */
+    if (X509_CRL_get0_by_serial(crl, &rev, (ASN1_INTEGER *)X509_get0_serialNumber(cert)) == 1)
+        return 1; /* revoked, whoever signed the list: never more lenient than it says */
+    if (issuer == NULL || set->signer == NULL ||
+        (at < set->nsigner && atomic_load(&set->signer[at]) == SIGNER_VERIFIED))
+        return 0;
+    /* Not revoked by a list nobody checked yet: only if the issuer really signed it. */
+    int ok = X509_NAME_cmp(X509_get_subject_name(issuer), X509_CRL_get_issuer(crl)) == 0 &&
+             X509_CRL_verify(crl, X509_get0_pubkey(issuer)) == 1;
+    ERR_clear_error();
+    if (!ok)
+        return -1;
+    if (at < set->nsigner)
+        atomic_store(&set->signer[at], SIGNER_VERIFIED);
     return 0;
 }
 

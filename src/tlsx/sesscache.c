@@ -17,27 +17,62 @@
 #include "tlsx/internal.h"
 #include "tlsx/sesscache_internal.h"
 
-/* Direct-mapped: a new session replaces whatever shared its slot. Each entry holds a decoded
- * client certificate (~4 kB; the intermediate is shared, tlsx_sess_share_cas), so the store
- * stays under ~20 MB. */
-#define SLOTS 4096u
+/* Set-associative: a session id hashes to a set of WAYS entries, and a new session replaces
+ * the least recently used entry of its set only when all WAYS are taken. So live sessions are
+ * not lost to a hash collision while the store has room (a direct-mapped table dropped one
+ * session whenever two of a few hundred ids met in one slot). Each entry holds a decoded
+ * client certificate (~4 kB; the CAs are shared, tlsx_sess_keep_chain), so the store stays
+ * under ~20 MB. */
+#define WAYS 8u
+#define SETS 512u
 
 struct entry {
     SSL_SESSION *sess;
     uint64_t epoch;
+    uint64_t used; /* store clock at the last store or hit */
 };
 
 struct tlsx_sess_store {
-    pthread_mutex_t lock; /* guards slot[] */
-    struct entry slot[SLOTS];
+    pthread_mutex_t lock; /* guards clock and set[] */
+    uint64_t clock;
+    struct entry set[SETS][WAYS];
 };
 
-static size_t slot_of(const unsigned char *id, unsigned int len)
+static struct entry *set_of(struct tlsx_sess_store *s, const unsigned char *id, unsigned int len)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
     for (unsigned int i = 0; i < len; i++)
         h = (h ^ id[i]) * 1099511628211ull;
-    return (size_t)(h % SLOTS);
+    return s->set[h % SETS];
+}
+
+/* The entry of set holding the session id, or NULL. */
+static struct entry *way_of(struct entry *set, const unsigned char *id, unsigned int len)
+{
+    for (unsigned int w = 0; w < WAYS; w++) {
+        unsigned int hlen = 0;
+        const unsigned char *hid =
+            set[w].sess != NULL ? SSL_SESSION_get_id(set[w].sess, &hlen) : NULL;
+        if (hid != NULL && hlen == len && memcmp(hid, id, len) == 0)
+            return &set[w];
+    }
+    return NULL;
+}
+
+/* Where a new session goes: its own entry, a free one, else the least recently used. */
+static struct entry *victim_of(struct entry *set, const unsigned char *id, unsigned int len)
+{
+    struct entry *v = way_of(set, id, len);
+    for (unsigned int w = 0; v == NULL && w < WAYS; w++)
+        if (set[w].sess == NULL)
+            v = &set[w];
+    if (v != NULL)
+        return v;
+    v = &set[0];
+    for (unsigned int w = 1; w < WAYS; w++)
+        if (set[w].used < v->used)
+            v = &set[w];
+    return v;
 }
 
 struct tlsx_sess_store *tlsx_sess_store_new(void)
@@ -52,50 +87,11 @@ void tlsx_sess_store_free(struct tlsx_sess_store *s)
 {
     if (s == NULL)
         return;
-    for (size_t i = 0; i < SLOTS; i++)
-        SSL_SESSION_free(s->slot[i].sess);
+    for (size_t i = 0; i < SETS; i++)
+        for (size_t w = 0; w < WAYS; w++)
+            SSL_SESSION_free(s->set[i][w].sess);
     pthread_mutex_destroy(&s->lock);
     free(s);
-}
-
-/* 1 when a and b have the same encoding. Two different certificates differ in their
- * signatures, which compare without decoding anything (X509_cmp would first cache the
- * extensions of the presented copy); equal ones are confirmed byte for byte. */
-static int same_cert(X509 *a, X509 *b)
-{
-    const ASN1_BIT_STRING *sa = NULL, *sb = NULL;
-    X509_get0_signature(&sa, NULL, a);
-    X509_get0_signature(&sb, NULL, b);
-    if (sa == NULL || sb == NULL || ASN1_STRING_cmp(sa, sb) != 0)
-        return 0;
-    unsigned char *da = NULL, *db = NULL;
-    int la = i2d_X509(a, &da), lb = i2d_X509(b, &db);
-    int same = la > 0 && la == lb && memcmp(da, db, (size_t)la) == 0;
-    OPENSSL_free(da);
-    OPENSSL_free(db);
-    return same;
-}
-
-void tlsx_sess_share_cas(SSL *ssl)
-{
-    const struct tlsx_server_state *st = tlsx_server_state_get(SSL_get_SSL_CTX(ssl));
-    /* Server side: the certificates the client sent after its leaf. */
-    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
-    if (st == NULL || chain == NULL)
-        return;
-    for (int i = 0; i < sk_X509_num(chain); i++) {
-        X509 *sent = sk_X509_value(chain, i);
-        for (int j = 0; j < sk_X509_num(st->client_cas); j++) {
-            X509 *ca = sk_X509_value(st->client_cas, j);
-            if (ca == sent)
-                break;
-            if (same_cert(ca, sent) && X509_up_ref(ca) == 1) {
-                sk_X509_set(chain, i, ca);
-                X509_free(sent);
-                break;
-            }
-        }
-    }
 }
 
 static struct tlsx_ticket_keys *keys_of(const SSL_CTX *ctx)
@@ -112,17 +108,16 @@ static int new_cb(SSL *ssl, SSL_SESSION *sess)
     const unsigned char *id = SSL_SESSION_get_id(sess, &len);
     if (s == NULL || len == 0)
         return 0; /* OpenSSL keeps its reference */
-    if (SSL_get_session(ssl) == sess)
-        tlsx_sess_share_cas(ssl); /* before the copy, so that both share the CAs */
+    tlsx_sess_keep_chain(ssl, sess); /* before the copy, so that both share the CAs */
     SSL_SESSION *copy = SSL_SESSION_dup(sess);
     if (copy == NULL)
         return 0;
     tlsx_ticket_keys_tick(k, (int64_t)time(NULL));
     uint64_t epoch = tlsx_ticket_keys_epoch(k);
-    size_t i = slot_of(id, len);
     pthread_mutex_lock(&s->lock);
-    SSL_SESSION *old = s->slot[i].sess;
-    s->slot[i] = (struct entry){copy, epoch};
+    struct entry *e = victim_of(set_of(s, id, len), id, len);
+    SSL_SESSION *old = e->sess;
+    *e = (struct entry){copy, epoch, ++s->clock};
     pthread_mutex_unlock(&s->lock);
     SSL_SESSION_free(old);
     return 0;
@@ -137,15 +132,13 @@ static SSL_SESSION *get_cb(SSL *ssl, const unsigned char *id, int len, int *copy
         return NULL;
     tlsx_ticket_keys_tick(k, (int64_t)time(NULL));
     uint64_t epoch = tlsx_ticket_keys_epoch(k);
-    size_t i = slot_of(id, (unsigned int)len);
     SSL_SESSION *hit = NULL, *expired = NULL;
     pthread_mutex_lock(&s->lock);
-    struct entry *e = &s->slot[i];
-    unsigned int hlen = 0;
-    const unsigned char *hid = e->sess != NULL ? SSL_SESSION_get_id(e->sess, &hlen) : NULL;
-    if (hid != NULL && hlen == (unsigned int)len && memcmp(hid, id, hlen) == 0) {
+    struct entry *e = way_of(set_of(s, id, (unsigned int)len), id, (unsigned int)len);
+    if (e != NULL) {
         if (epoch - e->epoch <= 1) {
             hit = SSL_SESSION_dup(e->sess);
+            e->used = ++s->clock;
         } else {
             expired = e->sess; /* its key would be gone: a ticket could not resume either */
             e->sess = NULL;

@@ -1,15 +1,22 @@
-/* Private to src/tlsx/: what the session store (sesscache.c) offers the ticket code
- * (tickets.c) besides the declarations in internal.h. */
+/* Private to src/tlsx/: what sessions keep of the client's chain (sesschain.c), used by the
+ * session store (sesscache.c), the ticket callbacks (tickets.c) and the resumed-session
+ * checks (verify.c). */
 #ifndef TW_TLSX_SESSCACHE_INTERNAL_H
 #define TW_TLSX_SESSCACHE_INTERNAL_H
 
 #include <openssl/ssl.h>
 
-/* Memory per connection (issue 6): swap every certificate of the verified peer chain of ssl's
- * session that is also a CA of ssl's ctx (same encoding) for the ctx's own object,
- * so sessions share one decoded intermediate instead of each keeping a copy. Call only after
- * the chain was verified and before the session is shared (the new-session and ticket
- * callbacks). */
-void tlsx_sess_share_cas(SSL *ssl);
+#define TLSX_SESS_MAX_CARRIED 4 /* CAs between a leaf and client-ca kept with a session */
+
+/* At the end of a full handshake, before sess is stored or encoded into a ticket (the
+ * new-session and ticket callbacks): keep with sess the verified chain's CAs that are not in
+ * the ctx's client-ca (ticket application data), and swap the certificates the client sent
+ * for one shared decoded object per CA (the ctx's client-ca copy, or the CA pool's), so
+ * sessions do not each keep a copy. Does nothing after a resumed handshake. */
+void tlsx_sess_keep_chain(SSL *ssl, SSL_SESSION *sess);
+
+/* The CAs sess carries (leaf side first) as a new stack the caller frees, or *out NULL when
+ * it carries none. -1 when the data is malformed (then: do not resume). */
+int tlsx_sess_carried_cas(SSL *ssl, const SSL_SESSION *sess, STACK_OF(X509) **out);
 
 #endif

@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "tlsx/capool_internal.h"
 #include "tlsx/internal.h"
 #include "tlsx/sesscache_internal.h"
 #include "util/fs.h"
@@ -36,6 +37,7 @@ struct tlsx_ticket_keys {
     int64_t rotated_at;
     size_t n;                      /* keys[0] encrypts; all decrypt */
     struct tlsx_sess_store *store; /* in-memory keys: stateful resumption instead */
+    struct tlsx_capool *pool;      /* CAs clients sent, shared by sessions */
     uint64_t epoch;                /* rotations so far; bounds the store's sessions too */
     struct key keys[MAX_FILE_KEYS];
 };
@@ -51,6 +53,12 @@ static struct tlsx_ticket_keys *alloc_keys(struct tw_err *err)
     TW_ENSURE_PTR(k != NULL, err, TW_ERR_INTERNAL, "out of memory");
     atomic_init(&k->refs, 1);
     pthread_mutex_init(&k->lock, NULL);
+    k->pool = tlsx_capool_new();
+    if (k->pool == NULL) {
+        tlsx_ticket_keys_free(k);
+        tw_err_set(err, TW_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
     return k;
 }
 
@@ -147,6 +155,11 @@ struct tlsx_sess_store *tlsx_ticket_keys_store(const struct tlsx_ticket_keys *k)
     return k != NULL ? k->store : NULL;
 }
 
+struct tlsx_capool *tlsx_ticket_keys_pool(const struct tlsx_ticket_keys *k)
+{
+    return k != NULL ? k->pool : NULL;
+}
+
 int tlsx_ticket_keys_up_ref(struct tlsx_ticket_keys *k)
 {
     atomic_fetch_add(&k->refs, 1);
@@ -158,6 +171,7 @@ void tlsx_ticket_keys_free(struct tlsx_ticket_keys *k)
     if (k == NULL || atomic_fetch_sub(&k->refs, 1) > 1)
         return;
     tlsx_sess_store_free(k->store);
+    tlsx_capool_free(k->pool);
     pthread_mutex_destroy(&k->lock);
     OPENSSL_cleanse(k->keys, sizeof(k->keys));
     free(k);
@@ -223,7 +237,7 @@ static int key_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHE
 static int gen_cb(SSL *ssl, void *arg)
 {
     (void)arg;
-    tlsx_sess_share_cas(ssl);
+    tlsx_sess_keep_chain(ssl, SSL_get_session(ssl));
     return 1;
 }
 

@@ -89,8 +89,10 @@ int tlsx_cert_chain_load(const char *path, X509 **leaf, STACK_OF(X509) **chain,
 /* Read every certificate of a PEM bundle (e.g. client-ca). TW_ERR_CONFIG when it holds none. */
 int tlsx_certs_load(const char *path, STACK_OF(X509) **out, struct tw_err *err) TW_MUST_CHECK;
 
-/* Read a PEM private key after fs_check_key_perms (group/world readable is refused with
- * TW_ERR_IO). An encrypted key is refused (TW_ERR_CONFIG): no passphrase prompts. */
+/* Load a private key: a PEM file after fs_check_key_perms (group/world readable is refused
+ * with TW_ERR_IO), or a key in a token or TPM (a pkcs11: or tpm2: reference, or a key file
+ * naming one; see keystore_load). An encrypted PEM key is refused (TW_ERR_CONFIG): no
+ * passphrase prompts. */
 int tlsx_key_load(const char *path, EVP_PKEY **out, struct tw_err *err) TW_MUST_CHECK;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -119,9 +121,11 @@ int tlsx_crl_set_add_file(struct tlsx_crl_set *set, const char *path,
 int tlsx_crl_set_add_mem(struct tlsx_crl_set *set, const void *data, size_t len,
                          const char *source, struct tw_err *err) TW_MUST_CHECK;
 
-/* Check every CRL in the set is signed by a certificate in cas (matching issuer name and
- * signature). TW_ERR_CONFIG naming the CRL's issuer otherwise. tlsx_server_ctx_new calls it
- * against client-ca; callers may call it earlier for --check. */
+/* Check every CRL in the set whose issuer is named by a certificate in cas is signed by it.
+ * TW_ERR_CONFIG naming the CRL's issuer otherwise. A CRL from a CA not in cas (the
+ * intermediate clients present when cas holds only their root) is kept, and checked against
+ * that CA once it is known (OpenSSL at full handshakes, tlsx_crl_set_check at resumption).
+ * tlsx_server_ctx_new calls it against client-ca; callers may call it earlier for --check. */
 int tlsx_crl_set_verify(const struct tlsx_crl_set *set, STACK_OF(X509) *cas,
                         struct tw_err *err) TW_MUST_CHECK;
 
@@ -381,10 +385,21 @@ void tlsx_client_opts_init(struct tlsx_client_opts *opts);
  * TW_ERR_IO / TW_ERR_CONFIG. */
 SSL_CTX *tlsx_client_ctx_new(const struct tlsx_client_opts *opts, struct tw_err *err);
 
+/* The same set-up on a client ctx made elsewhere (libcurl's, from its SSL_CTX callback). The
+ * certificates of opts->ca_file are added to ctx's current store: give ctx an empty store
+ * first so nothing else is trusted. */
+int tlsx_client_ctx_setup(SSL_CTX *ctx, const struct tlsx_client_opts *opts,
+                          struct tw_err *err) TW_MUST_CHECK;
+
 /* Per connection, before SSL_connect: SNI (for a DNS name) and the name check against the
  * server certificate's SANs: dNSName for a name, iPAddress for an IPv4/IPv6 literal; never the
  * subject CN; no partial wildcards. server_name NULL: no name check (insecure; doctor only). */
 int tlsx_client_ssl_setup(SSL *ssl, const char *server_name, struct tw_err *err) TW_MUST_CHECK;
+
+/* The same name check for every connection of ctx (SSL_new copies it), without SNI: for a
+ * ctx whose SSL objects are made elsewhere (libcurl sends the SNI itself). */
+int tlsx_client_ctx_expect_name(SSL_CTX *ctx, const char *server_name,
+                                struct tw_err *err) TW_MUST_CHECK;
 
 /* ------------------------------------------------------------------------------------------ */
 /* Peer checks (verify.c)                                                                     */

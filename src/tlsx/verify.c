@@ -12,6 +12,7 @@
 #include <openssl/x509v3.h>
 
 #include "tlsx/internal.h"
+#include "tlsx/sesscache_internal.h"
 #include "tlsx/verify_cache_internal.h"
 
 #define MAX_CA_DEPTH 8
@@ -37,36 +38,59 @@ static int fail(struct tlsx_peer_result *res, enum tlsx_reason r, const char *fm
     return -1;
 }
 
-/* Find the CA in cas whose subject is name. */
-static X509 *ca_by_subject(STACK_OF(X509) *cas, const X509_NAME *name)
+/* The CA that issued cur: one the session carries (its chain from the full handshake), or one
+ * of client-ca; *in_cas says which. NULL when neither. */
+static X509 *issuer_of(X509 *cur, STACK_OF(X509) *carried, STACK_OF(X509) *cas, bool *in_cas)
 {
+    *in_cas = false;
+    for (int i = 0; i < sk_X509_num(carried); i++)
+        if (X509_check_issued(sk_X509_value(carried, i), cur) == X509_V_OK)
+            return sk_X509_value(carried, i);
+    *in_cas = true;
     for (int i = 0; i < sk_X509_num(cas); i++)
-        if (X509_NAME_cmp(X509_get_subject_name(sk_X509_value(cas, i)), name) == 0)
+        if (X509_check_issued(sk_X509_value(cas, i), cur) == X509_V_OK)
             return sk_X509_value(cas, i);
     return NULL;
 }
 
-/* Revocation of cert and, when cas is known, of the CAs above it (by name, up to a trusted
- * root or the end of cas). cas NULL: leaf only. require_ca: the leaf's issuer must be in cas. */
-static int check_revocation(X509 *cert, STACK_OF(X509) *cas, bool require_ca,
-                            const struct tlsx_crl_set *crls, struct tlsx_peer_result *res)
+static int check_validity(X509 *cert, int64_t now, struct tlsx_peer_result *res);
+
+/* Revocation of cert and, when cas is known, of the CAs above it up to a root or the end of
+ * client-ca: through the CAs the session carries (carried, may be NULL) and client-ca, each
+ * still valid at now. cas NULL: leaf only. require_ca: the walk must reach a CA of cas, as
+ * chain verification would have to. */
+static int check_revocation(X509 *cert, STACK_OF(X509) *carried, STACK_OF(X509) *cas,
+                            bool require_ca, const struct tlsx_crl_set *crls, int64_t now,
+                            struct tlsx_peer_result *res)
 {
     char serial[64], issuer[160];
     X509 *cur = cert;
+    bool reached = false; /* a CA of cas is on the walk */
     for (int depth = 0; cur != NULL && depth < MAX_CA_DEPTH; depth++) {
-        if (tlsx_crl_set_cert_is_revoked(crls, cur)) {
+        bool root = X509_check_issued(cur, cur) == X509_V_OK, in_cas = false;
+        X509 *up = cas != NULL && !root ? issuer_of(cur, carried, cas, &in_cas) : NULL;
+        int r = tlsx_crl_set_check(crls, cur, up);
+        if (r != 0) {
             serial_text(cur, serial, sizeof(serial));
             X509_NAME_oneline(X509_get_issuer_name(cur), issuer, sizeof(issuer));
+            if (r < 0)
+                return fail(res, TLSX_R_OTHER, "the CRL of %s does not verify with that CA",
+                            issuer);
             return fail(res, TLSX_R_REVOKED, "%s serial %s is revoked by the CRL of %s",
                         depth == 0 ? "certificate" : "issuing CA", serial, issuer);
         }
-        if (cas == NULL || X509_check_issued(cur, cur) == X509_V_OK)
+        if (depth > 0 && check_validity(cur, now, res) != 0) {
+            char what[sizeof(res->detail)];
+            snprintf(what, sizeof(what), "%s", res->detail);
+            return fail(res, res->reason, "issuing CA: %s", what);
+        }
+        if (cas == NULL || root)
             break;
-        X509 *up = ca_by_subject(cas, X509_get_issuer_name(cur));
-        if (up == NULL && depth == 0 && require_ca) {
+        if (up == NULL && require_ca && !reached) {
             X509_NAME_oneline(X509_get_issuer_name(cur), issuer, sizeof(issuer));
             return fail(res, TLSX_R_UNKNOWN_CA, "issuer %s is not in client-ca", issuer);
         }
+        reached = reached || in_cas;
         cur = up == cur ? NULL : up;
     }
     return 0;
@@ -263,22 +287,27 @@ int tlsx_resume_allowed(SSL *ssl, const SSL_SESSION *sess)
          (st->crl_expired == TLSX_CRL_EXPIRED_REJECT &&
           tlsx_crl_set_issuer_expired(st->crls, issuer, now))))
         return 0;
+    /* The CAs between the peer and client-ca, kept with the session (sesschain.c). */
+    STACK_OF(X509) *carried = NULL;
+    if (tlsx_sess_carried_cas(ssl, sess, &carried) != 0)
+        return 0;
     struct tlsx_peer_result res = {0};
     struct tlsx_identity *id = NULL;
     int ok = check_validity(peer, now, &res) == 0 &&
-             check_revocation(peer, st->client_cas, true, st->crls, &res) == 0 &&
+             check_revocation(peer, carried, st->client_cas, true, st->crls, now, &res) == 0 &&
              check_policy(peer, st->policy, &id, &res) == 0;
     tlsx_identity_free(id);
+    sk_X509_pop_free(carried, X509_free);
     return ok;
 }
 
-static int check_all(X509 *peer, STACK_OF(X509) *cas, bool require_ca,
+static int check_all(X509 *peer, STACK_OF(X509) *chain, STACK_OF(X509) *cas, bool require_ca,
                      const struct tlsx_peer_rules *rules, struct tlsx_identity **idp,
                      struct tlsx_peer_result *res, struct tw_err *err)
 {
     int64_t now = rules->now != 0 ? rules->now : (int64_t)time(NULL);
     if (check_validity(peer, now, res) != 0 ||
-        check_revocation(peer, cas, require_ca, rules->crls, res) != 0)
+        check_revocation(peer, chain, cas, require_ca, rules->crls, now, res) != 0)
         return tw_err_set(err, TW_ERR_VERIFY, "%s", res->detail);
     if (check_policy(peer, rules->policy, idp, res) != 0)
         return tw_err_set(err, res->reason == TLSX_R_POLICY ? TW_ERR_POLICY : TW_ERR_VERIFY,
@@ -308,10 +337,18 @@ int tlsx_peer_check(SSL *ssl, const struct tlsx_peer_rules *rules, struct tlsx_p
         id = note->identity;
         note->identity = NULL;
     }
-    /* A full handshake's issuer was found by OpenSSL (possibly in the sent chain); a resumed
-     * session must still name a CA of this ctx. */
-    int rc = check_all(peer, st != NULL ? st->client_cas : NULL, res->resumed && st != NULL,
-                       rules, &id, res, err);
+    /* A full handshake's chain is the one OpenSSL just verified; a resumed session's is the
+     * one it carries, and must still reach a CA of this ctx. */
+    STACK_OF(X509) *carried = NULL;
+    if (res->resumed && tlsx_sess_carried_cas(ssl, SSL_get_session(ssl), &carried) != 0) {
+        fail(res, TLSX_R_OTHER, "the session's certificate chain is unreadable");
+        tlsx_identity_free(id);
+        return tw_err_set(err, TW_ERR_VERIFY, "%s", res->detail);
+    }
+    STACK_OF(X509) *chain = res->resumed ? carried : SSL_get0_verified_chain(ssl);
+    int rc = check_all(peer, chain, st != NULL ? st->client_cas : NULL,
+                       res->resumed && st != NULL, rules, &id, res, err);
+    sk_X509_pop_free(carried, X509_free);
     if (rc == 0 && id_out != NULL && id == NULL)
         id = tlsx_identity_new(peer, err), rc = id != NULL ? 0 : -1;
     if (rc != 0 && res->reason == TLSX_R_OK)
@@ -332,7 +369,7 @@ int tlsx_peer_check_identity(X509 *cert, const struct tlsx_identity *id,
         return tw_err_set(err, TW_ERR_VERIFY, "%s", res->detail);
     }
     struct tlsx_identity *own = (struct tlsx_identity *)id;
-    int rc = check_all(cert, NULL, false, rules, &own, res, err);
+    int rc = check_all(cert, NULL, NULL, false, rules, &own, res, err);
     if (own != id)
         tlsx_identity_free(own);
     return rc;

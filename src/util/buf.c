@@ -134,3 +134,17 @@ char *tw_hex_encode(const uint8_t *data, size_t len, char *out)
     out[2 * len] = '\0';
     return out;
 }
+
+bool tw_str_copy(char *out, size_t cap, const char *src)
+{
+    static const char cut[] = "...";
+    size_t n = strlen(src);
+    if (n < cap) {
+        memcpy(out, src, n + 1);
+        return false;
+    }
+    size_t keep = cap - sizeof(cut);
+    memcpy(out, src, keep);
+    memcpy(out + keep, cut, sizeof(cut));
+    return true;
+}

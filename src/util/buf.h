@@ -2,6 +2,7 @@
 #ifndef TW_UTIL_BUF_H
 #define TW_UTIL_BUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,5 +45,9 @@ int tw_cursor_skip(struct tw_cursor *c, size_t n) TW_MUST_CHECK;
 
 /* Lower-case hex of len bytes into out (needs 2*len+1). Returns out. */
 char *tw_hex_encode(const uint8_t *data, size_t len, char *out);
+
+/* Copy the string src into out (cap > 3 bytes). A src that does not fit is cut and ends in
+ * "...", so a reader of a bounded log field knows text is missing. Returns true if it was cut. */
+bool tw_str_copy(char *out, size_t cap, const char *src);
 
 #endif

@@ -1,4 +1,5 @@
 """Fixtures for twoway integration tests; helpers live in tests/testlib/twoway_testlib.py."""
+import os
 import sys
 from pathlib import Path
 
@@ -7,6 +8,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "testlib"))
 
 from twoway_testlib import Pki  # noqa: E402
+
+# The suite runs as root on CI; the daemons refuse that without a user to switch to, unless
+# told otherwise (test_privdrop.py checks the refusal and the switch themselves).
+os.environ.setdefault("TWOWAY_ALLOW_ROOT", "1")
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 (test_est_*.py, test_ocsp*.py, test_crl_endpoint*.py, test_renew*.py).
 
 CaServer starts `twoway ca serve --listen 127.0.0.1:0` on a Pki's data dir, waits for its
-readiness line and knows its URL. https() makes an HTTPS request with python's ssl (a real,
+readiness line and knows its URL (and http_url, the plain HTTP listener's, when there is one). https() makes an HTTPS request with python's ssl (a real,
 independent peer) and returns (status, headers, body). make_csr_der() makes a CSR with
 python-cryptography.
 """
@@ -22,6 +22,7 @@ from cryptography.x509.oid import NameOID
 from twoway_testlib import output_so_far, run, stop, twoway_bin, wait_for_line
 
 READY = r"twoway ca serve: ready, listening on https://(\S+):(\d+)"
+PLAIN = r"twoway ca serve: plain HTTP on (http://\S+:\d+) "
 
 
 class CaServer:
@@ -39,6 +40,9 @@ class CaServer:
             raise
         self.host, self.port = m.group(1), int(m.group(2))
         self.url = f"https://{self.host}:{self.port}"
+        # The plain HTTP listener (--http-listen or ca.conf), announced before the ready line.
+        plain = re.search(PLAIN, self.output())
+        self.http_url = plain.group(1) if plain else None
 
     def output(self):
         return output_so_far(self.proc)
@@ -129,9 +133,18 @@ def b64_lines(data, width=64, sep="\n"):
     return sep.join(text[i:i + width] for i in range(0, len(text), width)) + sep
 
 
+def strict_b64(body):
+    """Decode an EST body as the strictest clients do: any whitespace, even a final newline,
+    is an error (binascii.Error)."""
+    return base64.b64decode(body, validate=True)
+
+
 def p7_certs(body):
-    """Certificates of a base64 certs-only PKCS#7 answer, decoded by the openssl CLI."""
-    der = base64.b64decode(b"".join(body.split()))
+    """Certificates of a base64 certs-only PKCS#7 answer, decoded by the openssl CLI.
+
+    The body must be one unbroken base64 line (RFC 8951; some EST clients refuse any
+    whitespace): the decoder here is strict and raises binascii.Error on a line break."""
+    der = strict_b64(body)
     out = subprocess.run(["openssl", "pkcs7", "-inform", "DER", "-print_certs"], input=der,
                          capture_output=True, check=True).stdout
     marker = b"-----END CERTIFICATE-----"

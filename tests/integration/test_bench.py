@@ -4,6 +4,8 @@ client certificate as failures, measures a server pid. Short runs (--count 20); 
 assertions."""
 import json
 import os
+import socket
+import threading
 
 import pytest
 
@@ -28,7 +30,8 @@ def setup(tmp_path_factory):
     gw = Gateway(["--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{backend.port}",
                   "--mode", "tcp", "--cert", server.chain, "--key", server.key,
                   "--client-ca", pki.chain, "--workers", "1", "--access-log", log])
-    yield {"pki": pki, "alice": alice, "mallory": mallory, "port": port, "log": log, "gw": gw}
+    yield {"pki": pki, "alice": alice, "mallory": mallory, "port": port, "log": log, "gw": gw,
+           "server": server}
     assert gw.stop() == 0
     backend.close()
 
@@ -75,9 +78,75 @@ def test_resume_really_resumes(setup, tls):
     sane(j, COUNT)
     # One warm-up full handshake per slot, then every measured connection resumed.
     assert j["primed"] == 2 and j["resumed"] == COUNT and j["full"] == 0, j
+    assert j["offered"] == COUNT and j["resumed_enough"] is True, j
+    text = run(["bench", f"127.0.0.1:{setup['port']}", "--cert", setup["alice"].chain,
+                "--key", setup["alice"].key, "--ca", setup["pki"].chain, "--count", COUNT,
+                "--tls", tls, "--resume"], timeout=120)
+    assert text.returncode == 0, text.stderr
+    assert f"resumed: {COUNT} of {COUNT} offered sessions (100.0 %)" in text.stdout, text.stdout
     flags = resumed_flags(setup["log"], before)
     assert len(flags) >= COUNT + 2
     assert flags.count(True) >= COUNT, flags
+
+
+class Alternating:
+    """A TCP relay on a free port sending each new connection to the next of the targets in
+    turn: two gateways with their own session keys never resume each other's sessions."""
+
+    def __init__(self, targets):
+        self.targets, self.turn = targets, 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            up = socket.create_connection(("127.0.0.1", self.targets[self.turn % 2]))
+            self.turn += 1
+            for a, b in ((conn, up), (up, conn)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b):
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+            b.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.mark.parametrize("tls", ["1.2", "1.3"])
+def test_resume_fails_when_sessions_are_not_resumed(setup, tmp_path, tls):
+    """Every offered session lands on the gateway that did not issue it: all full handshakes,
+    which --resume reports and turns into exit code 1."""
+    backend = TcpEchoBackend()
+    port = free_port()
+    other = Gateway(["--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{backend.port}",
+                     "--mode", "tcp", "--cert", setup["server"].chain,
+                     "--key", setup["server"].key, "--client-ca", setup["pki"].chain,
+                     "--workers", "1"])
+    relay = Alternating([setup["port"], port])
+    try:
+        r = run(["bench", f"127.0.0.1:{relay.port}", "--cert", setup["alice"].chain,
+                 "--key", setup["alice"].key, "--ca", setup["pki"].chain, "--count", COUNT,
+                 "--conns", 1, "--tls", tls, "--resume", "--json"], timeout=120)
+        assert r.returncode == 1, r.stdout + r.stderr
+        j = json.loads(r.stdout)
+        assert j["ok"] == COUNT and j["failed"] == 0, j
+        assert j["offered"] == COUNT and j["resumed"] == 0 and j["resumed_enough"] is False, j
+        assert f"only 0 of {COUNT} offered sessions were resumed" in r.stderr, r.stderr
+    finally:
+        relay.close()
+        assert other.stop() == 0, other.output()
+        backend.close()
 
 
 def test_request_is_echoed(setup):

@@ -132,7 +132,7 @@ def test_rsa_server_has_key_encipherment(shared_pki, tmp_path):
     verify_ok(shared_pki, leaf.cert, "sslserver")
 
 
-def test_base_url_adds_crl_dp_and_ocsp_aia(tmp_path):
+def test_base_url_adds_crl_dp_ocsp_and_ca_issuers_aia(tmp_path):
     pki = Pki(tmp_path, base_url="https://ca.example.test:8443")
     cert = load_cert(pki.issue_client("alice").cert)
     dp = ext(cert, x509.CRLDistributionPoints).value
@@ -142,6 +142,9 @@ def test_base_url_adds_crl_dp_and_ocsp_aia(tmp_path):
     ocsp = [d.access_location.value for d in aia
             if d.access_method == AuthorityInformationAccessOID.OCSP]
     assert ocsp == ["https://ca.example.test:8443/ocsp"]
+    issuers = [d.access_location.value for d in aia
+               if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS]
+    assert issuers == ["https://ca.example.test:8443/ca.crt"]
 
 
 def test_no_base_url_no_crl_dp(shared_pki, tmp_path):

@@ -96,7 +96,9 @@ def test_check_refuses_readable_key(env):
 
 
 def test_check_refuses_crl_of_another_ca(env):
-    other = MiniPki(env["dir"] / "other", name="Other CA")
+    """A CRL naming the CA of client-ca but signed with another key. (A CRL from a CA that
+    client-ca does not hold is kept: the intermediate of a root-only client-ca.)"""
+    other = MiniPki(env["dir"] / "other", name=env["ca"].name)
     other.write_crl(env["crl"])
     p = check(two_services(env, free_port()))
     assert p.returncode == 1

@@ -122,7 +122,8 @@ static int setup(void **state)
     EVP_PKEY *cak = new_key(), *otherk = new_key(), *webk = new_key(), *apik = new_key();
     EVP_PKEY *gwk = new_key();
     X509 *ca = new_cert("Clients CA", cak, NULL, NULL, NULL, 1);
-    X509 *other = new_cert("Other CA", otherk, NULL, NULL, NULL, 2);
+    /* Named as the CA of client-ca, another key: its CRL is not that CA's. */
+    X509 *other = new_cert("Clients CA", otherk, NULL, NULL, NULL, 2);
     X509 *web = new_cert("web", webk, ca, cak, "DNS:Web.example.com,DNS:www.example.com", 3);
     X509 *api = new_cert("api", apik, ca, cak, "DNS:api.example.com,IP:127.0.0.1", 4);
     X509 *noname = new_cert("noname", apik, ca, cak, NULL, 5);

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "gateway/config_priv.h"
 #include "gateway/tunnel.h"
 
 #define TUN(name, listen)                                                                          \
@@ -135,6 +136,11 @@ static const struct error_case cases[] = {
     {"[tunnel a]\nca = x\nca = y\n", TW_ERR_CONFIG, "t.conf:3: [tunnel a] ca = \"y\": set twice"},
     {"[tunnel a]\nserver-name = *.example.com\n", TW_ERR_CONFIG, "not a wildcard"},
     {"[tunnel a]\nserver-name = bad_name!\n", TW_ERR_CONFIG, "[tunnel a] server-name"},
+    /* Found by fuzzing: an empty server-name was checked one byte past its end. */
+    {"[tunnel a]\nserver-name =\n", TW_ERR_CONFIG,
+     "t.conf:2: [tunnel a] server-name = \"\": empty value"},
+    {"[tunnel a]\nserver-name = \t \n", TW_ERR_CONFIG, "[tunnel a] server-name = \"\": empty value"},
+    {"[global]\nidle-timeout =\n", TW_ERR_CONFIG, "[global] idle-timeout = \"\": empty value"},
     {"[tunnel a]\nidle-timeout = forever\n", TW_ERR_CONFIG, "[tunnel a] idle-timeout"},
     {"[global]\nworkers = many\n" TUN("a", "127.0.0.1:1"), TW_ERR_CONFIG,
      "t.conf:2: [global] workers"},
@@ -198,6 +204,8 @@ static void test_flag_errors(void **state)
         {{"tunnel", "--nope", "x"}, 3, "--nope \"x\": unknown flag"},
         {{"tunnel", "--listen", "127.0.0.1:1"}, 3, "--target is required"},
         {{"tunnel", "--listen", "1", "--listen", "2"}, 5, "--listen \"2\": set twice"},
+        {{"tunnel", "--server-name="}, 2, "--server-name \"\": empty value"},
+        {{"tunnel", "--server-name", ""}, 3, "--server-name \"\": empty value"},
     };
     for (size_t i = 0; i < sizeof(cases2) / sizeof(cases2[0]); i++) {
         struct gw_source src = {.argc = cases2[i].argc, .argv = cases2[i].argv};
@@ -206,6 +214,30 @@ static void test_flag_errors(void **state)
         struct gw_config *cfg = gw_tunnel_config_load(&src, &err);
         if (cfg != NULL || err.code != TW_ERR_USAGE || strstr(err.msg, cases2[i].want) == NULL)
             fail_msg("flag case %zu: got '%s', want '%s'", i, err.msg, cases2[i].want);
+    }
+}
+
+/* The value checks themselves stay within the string, whatever its length. */
+static void test_server_name_check_bounds(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        const char *want; /* NULL: accepted */
+    } names[] = {
+        {"", "empty server name"},
+        {"*", "a wildcard is only allowed as the whole first label"},
+        {"*.", "host name must be 1-253 characters"},
+        {"a", NULL},
+        {"*.a", NULL},
+        {"*.*.a", "only one leading '*.' wildcard"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char why[200] = "";
+        int rc = cfg_check_server_name(names[i].name, why, sizeof(why));
+        if (names[i].want == NULL ? rc != 0 : rc == 0 || strstr(why, names[i].want) == NULL)
+            fail_msg("'%s': got %d '%s', want '%s'", names[i].name, rc, why,
+                     names[i].want ? names[i].want : "accepted");
     }
 }
 
@@ -229,6 +261,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_binary_and_size_limits),
         cmocka_unit_test(test_flag_errors),
+        cmocka_unit_test(test_server_name_check_bounds),
         cmocka_unit_test(test_missing_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,12 +24,23 @@ static void round_trip_and_errors(void **state)
     assert_string_equal(back.base_url, "https://ca.example:8443");
     assert_int_equal(back.encrypted, 1);
     assert_int_equal(back.crl_days, 3);
+    assert_string_equal(back.http_listen, "");
+
+    static const char with_http[] = "[ca]\nname = x\nhttp-listen = [::1]:8080\n";
+    assert_int_equal(fs_write_atomic(path, with_http, strlen(with_http), 0600, &err), 0);
+    assert_int_equal(conf_read(path, &back, &err), 0);
+    assert_string_equal(back.http_listen, "[::1]:8080");
+    assert_int_equal(conf_write(path, &back, &err), 0);
+    memset(&back, 0, sizeof(back));
+    assert_int_equal(conf_read(path, &back, &err), 0);
+    assert_string_equal(back.http_listen, "[::1]:8080");
 
     static const char *const bad[] = {
         "[ca]\nname = x\ncolour = blue\n",
         "[ca]\nname = x\ncrl-days = 0\n",
         "[ca]\nname = x\nencrypted = maybe\n",
         "[ca]\nname = x\nbase-url = ftp://x\n",
+        "[ca]\nname = x\nhttp-listen =\n",
         "[other]\nname = x\n",
         "[ca]\nkey = ed25519\n",
         "[ca\nname = x\n",

@@ -22,6 +22,22 @@ static int verify_chain(struct test_ca *ca, X509 *leaf, int purpose)
     return ok;
 }
 
+/* The URI of the AIA access method nid in c ("" when absent), in a static buffer. */
+static const char *aia_uri(X509 *c, int nid)
+{
+    static char uri[256];
+    uri[0] = '\0';
+    AUTHORITY_INFO_ACCESS *aia = X509_get_ext_d2i(c, NID_info_access, NULL, NULL);
+    for (int i = 0; aia != NULL && i < sk_ACCESS_DESCRIPTION_num(aia); i++) {
+        ACCESS_DESCRIPTION *ad = sk_ACCESS_DESCRIPTION_value(aia, i);
+        if (OBJ_obj2nid(ad->method) == nid && ad->location->type == GEN_URI)
+            snprintf(uri, sizeof(uri), "%.*s", ad->location->d.uniformResourceIdentifier->length,
+                     (const char *)ad->location->d.uniformResourceIdentifier->data);
+    }
+    AUTHORITY_INFO_ACCESS_free(aia);
+    return uri;
+}
+
 static void chain_of_each_key_type_verifies(void **state)
 {
     (void)state;
@@ -89,6 +105,8 @@ static void extensions_serial_and_times(void **state)
                      0);
     assert_true(X509_get_ext_by_NID(c, NID_crl_distribution_points, -1) >= 0);
     assert_true(X509_get_ext_by_NID(c, NID_info_access, -1) >= 0);
+    assert_string_equal(aia_uri(c, NID_ad_OCSP), "https://ca.example:8443/ocsp");
+    assert_string_equal(aia_uri(c, NID_ad_ca_issuers), "https://ca.example:8443/ca.crt");
     assert_int_equal(X509_check_ca(c), 0);
     assert_int_equal(X509_check_ca(ca.intermediate), 1);
     assert_int_equal(X509_get_pathlen(ca.intermediate), 0);

@@ -167,7 +167,10 @@ static void server_ctx_errors(void **state)
 
     struct tw_err err;
     struct tlsx_crl_set *crls = tlsx_crl_set_new(&err);
-    X509_CRL *crl = tp_crl(&other, NULL, 0, 3600);
+    /* Signed by a CA named as one in client-ca, with another key. */
+    struct tp_cert impostor = tp_make("Ctx CA", NULL, &(struct tp_opts){.ca = 1});
+    X509_CRL *crl = tp_crl(&impostor, NULL, 0, 3600);
+    tp_free(&impostor);
     assert_int_equal(tlsx_crl_set_add_file(crls, tp_write_crl("other.crl", crl, 0), &err), 0);
     o = base();
     o.crls = crls;

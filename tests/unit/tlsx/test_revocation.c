@@ -7,6 +7,7 @@
 
 #include <time.h>
 
+#include "tlsx/internal.h"
 #include "tlsx/testpki.h"
 
 static struct tp_cert ca, other, leaf1, leaf2;
@@ -67,11 +68,19 @@ static void pem_and_der_files_and_lookup(void **state)
     assert_int_equal(tlsx_crl_set_expired(set, now + 1000), 1);
     assert_int_equal(tlsx_crl_set_expired(set, now + 5000), 2);
 
+    /* A CA of the same name with another key did not sign it: refused. */
+    struct tp_cert impostor = tp_make("Other CA", NULL, &(struct tp_opts){.ca = 1});
     STACK_OF(X509) *cas = sk_X509_new_null();
     sk_X509_push(cas, ca.cert);
+    sk_X509_push(cas, impostor.cert);
     assert_int_equal(tlsx_crl_set_verify(set, cas, &err), -1);
     assert_int_equal(err.code, TW_ERR_CONFIG);
     assert_non_null(strstr(err.msg, "Other CA"));
+    sk_X509_free(cas);
+    tp_free(&impostor);
+    cas = sk_X509_new_null();
+    sk_X509_push(cas, ca.cert);
+    assert_int_equal(tlsx_crl_set_verify(set, cas, &err), 0); /* Other CA: not in cas, kept */
     sk_X509_push(cas, other.cert);
     assert_int_equal(tlsx_crl_set_verify(set, cas, &err), 0);
     sk_X509_free(cas);
@@ -146,9 +155,38 @@ static void bad_input_errors(void **state)
     tlsx_crl_set_free(set);
 }
 
+/* A CRL from a CA not in client-ca (the intermediate clients present under a root-only
+ * client-ca) is kept, and judged when its CA is known: a listed serial is revoked whoever
+ * signed the list; "not revoked" counts only once the CA's key verified the CRL. */
+static void crl_of_a_ca_outside_client_ca(void **state)
+{
+    (void)state;
+    struct tw_err err;
+    long s1 = tp_serial(&leaf1);
+    X509_CRL *crl = tp_crl(&ca, &s1, 1, 3600);
+    struct tlsx_crl_set *set = tlsx_crl_set_new(&err);
+    assert_int_equal(tlsx_crl_set_add_file(set, tp_write_crl("ca.crl", crl, 0), &err), 0);
+    STACK_OF(X509) *cas = sk_X509_new_null();
+    sk_X509_push(cas, other.cert);
+    assert_int_equal(tlsx_crl_set_verify(set, cas, &err), 0);
+    sk_X509_free(cas);
+
+    struct tp_cert impostor = tp_make("CRL CA", NULL, &(struct tp_opts){.ca = 1});
+    assert_int_equal(tlsx_crl_set_check(set, leaf1.cert, impostor.cert), 1);
+    assert_int_equal(tlsx_crl_set_check(set, leaf2.cert, impostor.cert), -1);
+    assert_int_equal(tlsx_crl_set_check(set, leaf2.cert, NULL), 0);
+    assert_int_equal(tlsx_crl_set_check(set, leaf2.cert, ca.cert), 0);
+    assert_int_equal(tlsx_crl_set_check(set, leaf1.cert, ca.cert), 1);
+    assert_int_equal(tlsx_crl_set_check(set, other.cert, ca.cert), 0); /* no CRL of its issuer */
+    tp_free(&impostor);
+    tlsx_crl_set_free(set);
+    X509_CRL_free(crl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(crl_of_a_ca_outside_client_ca),
         cmocka_unit_test(pem_and_der_files_and_lookup),
         cmocka_unit_test(newest_crl_per_issuer_wins),
         cmocka_unit_test(bad_input_errors),

@@ -54,15 +54,15 @@ static int teardown(void **state)
     return 0;
 }
 
-static SSL_CTX *server_ctx(struct tlsx_crl_set *crls, struct tlsx_policy *policy,
-                           enum tlsx_crl_expired crl_expired)
+static SSL_CTX *server_ctx_cas(const char *cas, struct tlsx_crl_set *crls,
+                               struct tlsx_policy *policy, enum tlsx_crl_expired crl_expired)
 {
     struct tlsx_server_opts o;
     tlsx_server_opts_init(&o);
     o.name = "vcache";
     o.cert_file = server_cert_path;
     o.key_file = server_key_path;
-    o.client_ca_file = client_ca_path;
+    o.client_ca_file = cas;
     o.crls = crls;
     o.policy = policy;
     o.crl_expired = crl_expired;
@@ -71,6 +71,12 @@ static SSL_CTX *server_ctx(struct tlsx_crl_set *crls, struct tlsx_policy *policy
     if (ctx == NULL)
         fail_msg("server ctx: %s", err.msg);
     return ctx;
+}
+
+static SSL_CTX *server_ctx(struct tlsx_crl_set *crls, struct tlsx_policy *policy,
+                           enum tlsx_crl_expired crl_expired)
+{
+    return server_ctx_cas(client_ca_path, crls, policy, crl_expired);
 }
 
 /* A client presenting cert with key (which may not be the certificate's), chain = [ca] or
@@ -263,6 +269,36 @@ static void cached_chain_with_wrong_key_refused(void **state)
 
 /* The CRL set of a ctx never changes once built (a reload builds new ctxs, with new caches);
  * this test breaks that rule on purpose to show a hit still consults the set. */
+/* client-ca holding only the root, the client sending its intermediate (with the
+ * intermediate's CRL, from a CA outside client-ca): the second handshake hits, and a hit
+ * still finds the client revoked by a newer CRL. */
+static void root_only_layout_hits(void **state)
+{
+    (void)state;
+    for (int v = 0; v < 2; v++) {
+        int version = v ? TLS1_3_VERSION : TLS1_2_VERSION;
+        struct tlsx_crl_set *crls = crl_set(&inter, NULL, 0, 3600);
+        SSL_CTX *sctx = server_ctx_cas(root_path, crls, NULL, TLSX_CRL_EXPIRED_REJECT);
+        assert_true(admitted(sctx, &alice, inter.cert, version));
+        assert_true(admitted(sctx, &alice, inter.cert, version));
+        assert_true(admitted(sctx, &bob, inter.cert, version));
+        assert_int_equal(stats_of(sctx).hits, 1);
+        assert_int_equal(stats_of(sctx).stored, 2);
+        assert_false(admitted(sctx, &alice, NULL, version)); /* no intermediate: unknown CA */
+        long serial = tp_serial(&alice);
+        struct tlsx_crl_set *revoking = crl_set(&inter, &serial, 1, 3600);
+        SSL_CTX *gen2 = server_ctx_cas(root_path, revoking, NULL, TLSX_CRL_EXPIRED_REJECT);
+        assert_true(admitted(gen2, &bob, inter.cert, version));
+        assert_true(admitted(gen2, &bob, inter.cert, version));
+        assert_int_equal(stats_of(gen2).hits, 1);
+        assert_false(admitted(gen2, &alice, inter.cert, version));
+        SSL_CTX_free(gen2);
+        SSL_CTX_free(sctx);
+        tlsx_crl_set_free(revoking);
+        tlsx_crl_set_free(crls);
+    }
+}
+
 static void hit_still_looks_up_revocation(void **state)
 {
     (void)state;
@@ -472,6 +508,7 @@ int main(void)
         cmocka_unit_test(failures_are_not_stored),
         cmocka_unit_test(cached_chain_with_wrong_key_refused),
         cmocka_unit_test(hit_still_looks_up_revocation),
+        cmocka_unit_test(root_only_layout_hits),
         cmocka_unit_test(expired_crl_policy_on_hit),
         cmocka_unit_test(reload_starts_empty),
         cmocka_unit_test(key_covers_generation_and_chain),

@@ -56,6 +56,20 @@ static void hex_encodes_lower_case(void **state)
     assert_string_equal(tw_hex_encode(bytes, 3, out), "00abff");
 }
 
+static void str_copy_marks_a_cut(void **state)
+{
+    (void)state;
+    char out[8];
+    assert_false(tw_str_copy(out, sizeof(out), "1234567"));
+    assert_string_equal(out, "1234567");
+    assert_false(tw_str_copy(out, sizeof(out), ""));
+    assert_string_equal(out, "");
+    assert_true(tw_str_copy(out, sizeof(out), "12345678"));
+    assert_string_equal(out, "1234...");
+    assert_true(tw_str_copy(out, sizeof(out), "a much longer reason than fits"));
+    assert_string_equal(out, "a mu...");
+}
+
 static void durations_parse_with_units(void **state)
 {
     (void)state;
@@ -89,7 +103,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(buf_respects_limit),       cmocka_unit_test(cursor_never_reads_past_end),
         cmocka_unit_test(hex_encodes_lower_case),   cmocka_unit_test(durations_parse_with_units),
-        cmocka_unit_test(iso8601_is_utc),
+        cmocka_unit_test(iso8601_is_utc),           cmocka_unit_test(str_copy_marks_a_cut),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

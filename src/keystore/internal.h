@@ -1,0 +1,93 @@
+/* Private to keystore/: the PKCS#11 token layer, the in-process OpenSSL provider that makes a
+ * token key an EVP_PKEY, and the TPM 2.0 route through Debian's tpm2-openssl provider. */
+#ifndef TW_KEYSTORE_INTERNAL_H
+#define TW_KEYSTORE_INTERNAL_H
+
+#include <p11-kit/pkcs11.h>
+
+#include <openssl/core.h>
+#include <openssl/crypto.h>
+
+#include "keystore/keystore.h"
+
+#define P11_LABEL_MAX 128 /* token and object labels, after percent-decoding */
+#define P11_ID_MAX 64     /* CKA_ID bytes */
+#define P11_PROV_NAME "twoway-pkcs11"
+
+/* An RFC 7512 URI, decoded. Only the attributes twoway uses; others are refused by name. */
+struct p11_uri {
+    char token[P11_LABEL_MAX + 1];
+    char object[P11_LABEL_MAX + 1];
+    unsigned char id[P11_ID_MAX];
+    size_t id_len;
+    char module[KEYSTORE_REF_MAX];
+    char pin_file[KEYSTORE_REF_MAX];
+    int want_private; /* type=private or no type */
+};
+
+int p11_uri_parse(const char *uri, struct p11_uri *out, struct tw_err *err) TW_MUST_CHECK;
+
+/* A session on one token, logged in, with the private key object a URI names. Owned by the
+ * provider key (struct p11_key); signatures on one session are serialised by lock. */
+struct p11_session {
+    CK_FUNCTION_LIST *fn;
+    CK_SESSION_HANDLE handle;
+    CK_OBJECT_HANDLE priv;
+    CK_KEY_TYPE type; /* CKK_EC or CKK_RSA */
+    CRYPTO_RWLOCK *lock;
+    char token[P11_LABEL_MAX + 1];
+    char object[P11_LABEL_MAX + 1];
+};
+
+/* Open a session on the token u names, log in once with its PIN, find the private key and
+ * build its public half (*pub, a default-provider key). */
+struct p11_session *p11_session_open(const struct p11_uri *u, EVP_PKEY **pub,
+                                     struct tw_err *err);
+void p11_session_close(struct p11_session *s);
+
+/* A logged-in session on the token u names, no key looked up yet. */
+struct p11_session *p11_session_open_bare(const struct p11_uri *u, struct tw_err *err);
+
+/* C_Sign with mechanism mech (and its parameter) over in; out holds the raw signature. */
+/* Plain words for a PKCS#11 return value. */
+const char *p11_rv_text(CK_RV rv);
+
+int p11_session_sign(struct p11_session *s, CK_MECHANISM *mech, const unsigned char *in,
+                     size_t inlen, unsigned char *out, size_t *outlen, struct tw_err *err);
+
+/* Generate a key pair in the token u names; *uri_out gets the new key's URI (type=private). */
+int p11_generate(const struct p11_uri *u, const char *store_uri, const char *label,
+                 const struct keystore_keyspec *spec, char *uri_out, size_t cap,
+                 struct tw_err *err) TW_MUST_CHECK;
+
+/* The provider's key: a session and the public half the provider answers questions with. */
+struct p11_key {
+    struct p11_session *session;
+    EVP_PKEY *pub;
+    int refs;
+    CRYPTO_RWLOCK *refs_lock;
+};
+
+/* Register and load the twoway-pkcs11 provider in the default library context (once). */
+int p11_provider_load(struct tw_err *err) TW_MUST_CHECK;
+
+/* Wrap an open session as an EVP_PKEY of the provider; takes session and pub. */
+EVP_PKEY *p11_key_wrap(struct p11_session *session, EVP_PKEY *pub, struct tw_err *err);
+
+/* The provider's tables, defined in p11_keymgmt.c and p11_sig.c. */
+extern const OSSL_DISPATCH p11_keymgmt_ec[], p11_keymgmt_rsa[];
+extern const OSSL_DISPATCH p11_sig_ecdsa[], p11_sig_rsa[];
+struct p11_key *p11_key_ref(struct p11_key *k);
+void p11_key_unref(struct p11_key *k);
+
+/* The TPM route: load a tpm2:handle:... reference or TSS2 PEM text; generate in the TPM. */
+EVP_PKEY *tpm2_load_ref(const char *ref, struct tw_err *err);
+EVP_PKEY *tpm2_load_pem(const char *pem, size_t len, const char *label, struct tw_err *err);
+EVP_PKEY *tpm2_generate(const struct keystore_keyspec *spec, char **pem, size_t *len,
+                        struct tw_err *err);
+
+/* Prefer the default provider for every fetch that does not ask for another: once a token or
+ * TPM provider is loaded, its EC and RSA key management must not serve ordinary keys. */
+int keystore_prefer_default(struct tw_err *err) TW_MUST_CHECK;
+
+#endif
