@@ -124,7 +124,7 @@ int est_url_parse(const char *url, struct est_url *out, struct tw_err *err) TW_M
 /* Bounds on talking to a server: the answer's size (EST_RESPONSE_MAX above), its headers,
  * and time. A transfer that moves no byte for EST_CLIENT_STALL_SECS is given up. */
 #define EST_CLIENT_HEADERS_MAX (16u * 1024) /* bytes of response headers */
-#define EST_CLIENT_CONNECT_SECS 10          /* TCP (and proxy) connection */
+#define EST_CLIENT_CONNECT_SECS 30          /* TCP, proxy tunnel and TLS handshake */
 #define EST_CLIENT_STALL_SECS 30            /* no progress at all */
 #define EST_CLIENT_TOTAL_SECS 300           /* a whole request */
 
