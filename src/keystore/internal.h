@@ -30,6 +30,9 @@ int p11_uri_parse(const char *uri, struct p11_uri *out, struct tw_err *err) TW_M
 /* A session on one token, logged in, with the private key object a URI names. Owned by the
  * provider key (struct p11_key); signatures on one session are serialised by lock. */
 struct p11_session {
+    struct p11_uri uri; /* to find the token and key again after a removal (no PIN kept) */
+    int dead;           /* the PIN was refused on a re-login: never tried again */
+    long last_reopen;   /* monotonic second of the last reopen attempt */
     CK_FUNCTION_LIST *fn;
     CK_SESSION_HANDLE handle;
     CK_OBJECT_HANDLE priv;
