@@ -98,6 +98,10 @@ EVP_PKEY *tpm2_load_pem(const char *pem, size_t len, const char *label, struct t
 EVP_PKEY *tpm2_generate(const struct keystore_keyspec *spec, char **pem, size_t *len,
                         struct tw_err *err);
 
+/* OSSL_PROVIDER_load into the default library context, kept until exit; 1 on success. Only
+ * called under CRYPTO_THREAD_run_once. */
+int keystore_provider_load(const char *name);
+
 /* Prefer the default provider for every fetch that does not ask for another: once a token or
  * TPM provider is loaded, its EC and RSA key management must not serve ordinary keys. */
 int keystore_prefer_default(struct tw_err *err) TW_MUST_CHECK;
