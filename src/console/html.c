@@ -47,7 +47,7 @@ int console_html_head(struct console_req *q, struct tw_buf *b, const char *title
 {
     TW_GUARD(tw_buf_appendf(b, err,
                             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                            "<meta name=\"viewport\" content=\"width=device-width\">"
+                            "<meta name=\"viewport\" content=\"width=device-width\"><link rel=\"icon\" href=\"data:,\">"
                             "<title>"));
     TW_GUARD(console_html_esc(b, title, err));
     TW_GUARD(tw_buf_appendf(b, err,

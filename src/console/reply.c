@@ -8,7 +8,8 @@
 #include "console/internal.h"
 
 /* No inline script or style, nothing from elsewhere, no framing (also X-Frame-Options for
- * older browsers), no referrer leaking serials, HSTS for the origin (RFC 6797), no sniffing,
+ * older browsers), no referrer leaking serials to other sites (and Origin not nulled on our own
+ * forms, as "no-referrer" makes browsers do), HSTS for the origin (RFC 6797), no sniffing,
  * and nothing cached: pages show secrets once (tokens) and status that changes. */
 static const char *const security_headers[] = {
     "Content-Security-Policy",
@@ -16,7 +17,7 @@ static const char *const security_headers[] = {
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options", "DENY",
     "X-Content-Type-Options", "nosniff",
-    "Referrer-Policy", "no-referrer",
+    "Referrer-Policy", "same-origin",
     "Strict-Transport-Security", "max-age=31536000",
     "Cache-Control", "no-store",
     "Cross-Origin-Opener-Policy", "same-origin",

@@ -288,7 +288,7 @@ def test_security_headers_on_every_answer(con):
         assert "'unsafe-inline'" not in h["content-security-policy"]
         assert "frame-ancestors 'none'" in h["content-security-policy"]
         assert h["x-frame-options"] == "DENY"
-        assert h["referrer-policy"] == "no-referrer"
+        assert h["referrer-policy"] == "same-origin"
         assert h["strict-transport-security"].startswith("max-age=")
         assert h["x-content-type-options"] == "nosniff"
         assert "set-cookie" not in h
