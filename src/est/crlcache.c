@@ -9,6 +9,7 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/x509v3.h>
 
 #include "est/internal.h"
 #include "util/buf.h"
@@ -71,6 +72,10 @@ static int load(struct est_crl_cache *c, const struct stat *st, struct tw_err *e
     c->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
     c->size = (int64_t)st->st_size;
     c->ino = (uint64_t)st->st_ino;
+    ASN1_INTEGER *number = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
+    int64_t n = 0;
+    c->number = number != NULL && ASN1_INTEGER_get_int64(&n, number) == 1 ? n : 0;
+    ASN1_INTEGER_free(number);
     STACK_OF(X509_REVOKED) *revoked = X509_CRL_get_REVOKED(crl);
     c->entries = revoked != NULL ? sk_X509_REVOKED_num(revoked) : 0;
     return 0;

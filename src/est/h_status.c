@@ -43,9 +43,12 @@ void est_h_crl(struct est_req *r)
     /* Caches may keep it until nextUpdate and no longer: that is when a new one must exist. */
     snprintf(cache, sizeof(cache), "public, max-age=%lld, must-revalidate", (long long)max_age);
     est_http_date(c->next_update != 0 ? c->next_update : (int64_t)now, expires, sizeof(expires));
-    const char *const headers[] = {"ETag",        c->etag,         "Last-Modified",
-                                   last_modified, "Cache-Control", cache,
-                                   "Expires",     expires,         NULL};
+    /* Twoway-Revocation-Feed tells a twoway gateway it may follow /revocations instead of
+     * polling this URL (docs/commands/ca-serve.md). */
+    const char *const headers[] = {"ETag",          c->etag,       "Last-Modified",
+                                   last_modified,   "Cache-Control", cache,
+                                   "Expires",       expires,       "Twoway-Revocation-Feed",
+                                   "/revocations",  NULL};
     struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
     const char *inm = evhttp_find_header(in, "If-None-Match");
     const char *ims = evhttp_find_header(in, "If-Modified-Since");

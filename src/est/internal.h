@@ -23,6 +23,8 @@
 #define EST_LINGER_MAX 512        /* refused handshakes closing at once; beyond, closed at once */
 #define EST_STORE_RETRY_AFTER "5" /* Retry-After seconds while the inventory is down */
 #define EST_COALESCE_MAX 16384    /* answers up to one TLS record are sent as one write */
+#define EST_FEED_HOLD_SECS 55     /* a revocation feed request without news is held this long */
+#define EST_FEED_WAITERS_MAX 10000 /* feed requests held at once; beyond, 503 + Retry-After */
 
 /* ------------------------------------------------------------------ rate limiter (ratelimit.c) */
 
@@ -60,6 +62,7 @@ struct est_crl_cache {
     int64_t size;
     uint64_t ino;
     int64_t entries;   /* revoked certificates the CRL lists */
+    int64_t number;    /* its CRL number (RFC 5280 §5.2.3); 0 when it has none */
     time_t checked_at; /* last comparison with the inventory (issue 7) */
 };
 
@@ -93,6 +96,18 @@ struct est_ca_files {
 int est_ca_files_build(struct est_ca_files *f, struct pki_ca *ca, struct tw_err *err) TW_MUST_CHECK;
 void est_ca_files_free(struct est_ca_files *f);
 
+/* ------------------------------------------------------------------ revocation feed (feed.c) */
+
+struct est_feed_waiter;
+
+/* Requests to /revocations held until the CRL changes, and the inotify(7) watch on ca/. */
+struct est_feed {
+    int fd; /* inotify; -1 or 0 when not started */
+    struct event *ev;
+    struct est_feed_waiter *waiters;
+    size_t n;
+};
+
 /* ------------------------------------------------------------------ server (server.c, tls.c) */
 
 struct est_server {
@@ -105,6 +120,7 @@ struct est_server {
     SSL_CTX *ctx;
     struct est_ratelimit *rl;
     struct est_crl_cache crl;
+    struct est_feed feed;
     unsigned char *cacerts_b64; /* the /cacerts answer, made once */
     size_t cacerts_len;
     struct est_ca_files ca_files;
@@ -194,6 +210,14 @@ void est_h_chain_pem(struct est_req *r);
 void est_ocsp_remember(const unsigned char *der, size_t len);
 int est_ocsp_fallback(struct est_server *srv, const unsigned char *req, size_t len, time_t now,
                       unsigned char **der, size_t *dlen, int *status) TW_MUST_CHECK;
+
+/* The revocation feed (feed.c). start: watch the CRL's directory (after est_crl_refresh set
+ * srv->crl.path, with srv->base made). wake: re-read the CRL and answer every held request
+ * it is news to. stop: forget the held requests (before evhttp_free frees them). */
+int est_feed_start(struct est_server *srv, struct tw_err *err) TW_MUST_CHECK;
+void est_feed_wake(struct est_server *srv);
+void est_feed_stop(struct est_server *srv);
+void est_h_revocations(struct est_req *r);
 
 /* Make the cached /cacerts answer (intermediate, root). */
 int est_cacerts_build(struct est_server *srv, struct tw_err *err) TW_MUST_CHECK;

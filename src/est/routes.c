@@ -33,6 +33,7 @@ static const struct route top_routes[] = {
     {"/ca.crt", 0, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, est_h_ca_crt, 1},
     {"/chain.pem", 0, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, est_h_chain_pem, 1},
     {"/healthz", 0, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, est_h_healthz, 0},
+    {"/revocations", 0, EVHTTP_REQ_GET, est_h_revocations, 0},
     {NULL, 0, 0, NULL, 0},
 };
 

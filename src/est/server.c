@@ -167,6 +167,7 @@ static int setup_http(struct est_server *srv, struct evhttp **slot, const struct
 
 static void teardown(struct est_server *srv, struct event **evs, size_t n)
 {
+    est_feed_stop(srv);
     for (size_t i = 0; i < n; i++)
         if (evs[i] != NULL)
             event_free(evs[i]);
@@ -214,6 +215,7 @@ static int serve(struct est_server *srv, const struct listen_addr *la,
     srv->base = new_base();
     TW_ENSURE(srv->base != NULL, err, TW_ERR_INTERNAL, "event_base_new failed");
     unsigned port = 0, plain_port = 0;
+    TW_GUARD(est_feed_start(srv, err));
     TW_GUARD(setup_http(srv, &srv->http, la, 1, &port, err));
     if (plain != NULL)
         TW_GUARD(setup_http(srv, &srv->plain, plain, 0, &plain_port, err));

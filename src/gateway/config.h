@@ -148,6 +148,7 @@ struct gw_service {
     int64_t crl_refresh; /* crl-refresh seconds: URL fetch / file re-check (default 300) */
     char *crl_ca;        /* crl-ca: CA bundle to verify an https CRL server; NULL: client_ca */
     enum tlsx_crl_expired crl_expired; /* crl-expired (default reject) */
+    char *revocation_feed; /* revocation-feed: an https:// URL, "off"; NULL: auto */
     bool ocsp;                         /* ocsp (default off) */
     enum gw_ocsp_fail ocsp_fail;       /* ocsp-fail (default closed) */
 

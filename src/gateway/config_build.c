@@ -60,6 +60,7 @@ void cfg_service_clear(struct gw_service *s)
     strv_free(s->crl, s->n_crl);
     free(s->crl_is_url);
     free(s->crl_ca);
+    free(s->revocation_feed);
     strv_free(s->allow, s->n_allow);
     strv_free(s->server_name, s->n_server_name);
     free(s->backend_cert), free(s->backend_key), free(s->backend_ca);

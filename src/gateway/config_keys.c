@@ -290,6 +290,22 @@ static int p_crl(const struct cfg_key *k, void *obj, const char *v, char *why, s
     return append(&s->crl, &s->n_crl, v, why, cap);
 }
 
+/* auto (NULL: follow the feed a twoway CA advertises), off, or the feed's https:// URL. */
+static int p_feed(const struct cfg_key *k, void *obj, const char *v, char *why, size_t cap)
+{
+    char **field = FIELD(obj, k, char *);
+    if (strcmp(v, "auto") == 0) {
+        free(*field);
+        *field = NULL;
+        return 0;
+    }
+    if (strcmp(v, "off") != 0 && strncmp(v, "https://", 8) != 0)
+        return why_set(why, cap,
+                       "expected auto, off or the feed's https:// URL (e.g. "
+                       "https://ca.example:8443/revocations)");
+    return p_string(k, obj, v, why, cap);
+}
+
 static int p_allow(const struct cfg_key *k, void *obj, const char *v, char *why, size_t cap)
 {
     (void)k;
@@ -386,6 +402,9 @@ const struct cfg_key cfg_keys[] = {
      "CA bundle to verify an https CRL server"},
     {"crl-expired", CFG_BOTH, false, false, p_crl_expired, NULL, S(crl_expired), 0, 0, 0,
      "reject|warn", "reject", "what to do when a CRL is past its nextUpdate"},
+    {"revocation-feed", CFG_BOTH, false, false, p_feed, NULL, S(revocation_feed), 0, 0, 0,
+     "auto|off|URL", "auto",
+     "follow a twoway CA's revocation feed (long poll) instead of polling the CRL URL"},
     {"ocsp", CFG_BOTH, false, true, p_bool, NULL, S(ocsp), 0, 0, 0, "on|off", "off",
      "also check client certificates with OCSP"},
     {"ocsp-fail", CFG_BOTH, false, false, p_ocsp_fail, NULL, S(ocsp_fail), 0, 0, 0, "open|closed",

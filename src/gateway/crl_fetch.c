@@ -5,7 +5,9 @@
  * against the service's client-ca before it replaces the last good one; a failed fetch keeps
  * the last good one (logged, counted). A CRL that differs from the one held triggers the same
  * reload as a changed CRL file: a new generation is built (reading the CRL from here) and
- * swapped in, and the workers' sweep cuts live connections of now-revoked certificates. */
+ * swapped in, and the workers' sweep cuts live connections of now-revoked certificates.
+ * When the CA is twoway's (its answer names a revocation feed) or revocation-feed names one,
+ * the source follows that feed (crl_feed.c) and polls only while the feed is down. */
 #include "gateway/revocation.h"
 
 #include <stdlib.h>
@@ -37,6 +39,8 @@ struct crl_src {
     int64_t expired_logged;
     char last_error[200];
     uint64_t n_ok, n_not_modified, n_failed;
+    char *feed_cfg;       /* revocation-feed: NULL auto, "off", or the feed's URL */
+    struct gw_feed *feed; /* followed once a fetch succeeded; NULL before or when off */
 };
 
 struct gw_revoc {
@@ -76,6 +80,8 @@ static void src_free(struct crl_src *s)
     free(s->data);
     free(s->etag);
     free(s->last_modified);
+    free(s->feed_cfg);
+    gw_feed_free(s->feed);
     free(s);
 }
 
@@ -127,8 +133,13 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct crl_src *s = arg;
     const struct gw_gen *gen = s->r->srv->gen;
-    if (gen != NULL && !gen_uses(gen, s) && !s->in_flight) {
+    if (gen != NULL && !gen_uses(gen, s) && !s->in_flight && !gw_feed_busy(s->feed)) {
         src_drop(s);
+        return;
+    }
+    /* The feed brings every new CRL the moment it is made: no polling while it is up. */
+    if (gw_feed_up(s->feed)) {
+        arm(s, s->refresh);
         return;
     }
     src_fetch(s);
@@ -230,6 +241,48 @@ static void fetch_failed(struct crl_src *s, const char *why)
         log_warnx("crl %s: fetch failed: %s; no CRL from this URL yet", s->url, why);
 }
 
+/* A CRL from the feed: verified and applied like a polled one. */
+static int feed_news(const struct gw_fetch_res *res, void *arg)
+{
+    struct crl_src *s = arg;
+    struct tw_err err;
+    int64_t nu = 0;
+    bool changed = false;
+    if (check_crl(s, res, &nu, &err) != 0) {
+        log_warnx("revocation feed for crl %s: the CRL was refused: %s", s->url, err.msg);
+        return -1;
+    }
+    if (take(s, res, nu, &changed) != 0)
+        return -1;
+    s->n_ok++;
+    s->last_ok = now_unix();
+    s->last_error[0] = '\0';
+    if (changed && !s->r->starting) {
+        char reason[320];
+        snprintf(reason, sizeof(reason), "revocation feed for crl %s: a new CRL", s->url);
+        gw_server_reload(s->r->srv, reason);
+    }
+    return 0;
+}
+
+/* After a good answer: follow the feed revocation-feed names, or the one a twoway CA
+ * advertises for this URL (revocation-feed = auto). */
+static void maybe_follow(struct crl_src *s, const struct gw_fetch_res *res)
+{
+    if (s->feed != NULL || (s->feed_cfg != NULL && strcmp(s->feed_cfg, "off") == 0))
+        return;
+    char url[1024];
+    if (s->feed_cfg != NULL)
+        snprintf(url, sizeof(url), "%s", s->feed_cfg);
+    else if (res->feed == NULL || strncmp(s->url, "https://", 8) != 0 ||
+             gw_feed_url_for(s->url, res->feed, url, sizeof(url)) != 0)
+        return;
+    struct tw_err err;
+    s->feed = gw_feed_new(s->r->srv->base, s->r->fetcher, url, s->tls_ca, feed_news, s, &err);
+    if (s->feed == NULL)
+        log_warnx("crl %s: cannot follow the revocation feed: %s", s->url, err.msg);
+}
+
 static void on_fetched(const struct gw_fetch_res *res, void *arg)
 {
     struct crl_src *s = arg;
@@ -264,6 +317,7 @@ static void on_fetched(const struct gw_fetch_res *res, void *arg)
         s->last_ok = now_unix();
         s->max_age = res->max_age;
         s->last_error[0] = '\0';
+        maybe_follow(s, res);
     }
     warn_if_expired(s);
     if (!r->starting)
@@ -316,8 +370,10 @@ static struct crl_src *src_get(struct gw_revoc *r, const struct gw_service *c, s
     s->client_ca = strdup(c->client_ca);
     s->refresh = c->crl_refresh > 0 ? c->crl_refresh : 300;
     s->max_age = -1;
+    s->feed_cfg = dup_or_null(c->revocation_feed);
     s->timer = evtimer_new(r->srv->base, on_timer, s);
-    if (s->url == NULL || s->tls_ca == NULL || s->client_ca == NULL || s->timer == NULL) {
+    if (s->url == NULL || s->tls_ca == NULL || s->client_ca == NULL || s->timer == NULL ||
+        (c->revocation_feed != NULL && s->feed_cfg == NULL)) {
         src_free(s);
         return NULL;
     }
@@ -467,6 +523,41 @@ static int metrics_sources(struct tw_buf *b, const struct gw_revoc *r, struct tw
     return 0;
 }
 
+static int metrics_feeds(struct tw_buf *b, const struct gw_revoc *r, struct tw_err *err)
+{
+    TW_GUARD(tw_buf_appendf(
+        b, err,
+        "# HELP twoway_revocation_feed_up 1 while the CA's revocation feed is followed (no "
+        "polling), 0 while it is down (the CRL URL is polled).\n"
+        "# TYPE twoway_revocation_feed_up gauge\n"
+        "# HELP twoway_revocation_feed_lag_seconds From the last fed CRL's thisUpdate to its "
+        "arrival (-1: none yet).\n"
+        "# TYPE twoway_revocation_feed_lag_seconds gauge\n"
+        "# HELP twoway_revocation_feed_total Feed answers: news (a new CRL), idle (held without "
+        "news), failed.\n"
+        "# TYPE twoway_revocation_feed_total counter\n"));
+    char url[512];
+    for (const struct crl_src *s = r->srcs; s != NULL; s = s->next) {
+        if (s->feed == NULL)
+            continue;
+        struct gw_feed_stats st;
+        gw_feed_stats(s->feed, &st);
+        label(url, sizeof(url), gw_feed_url(s->feed));
+        TW_GUARD(tw_buf_appendf(b, err,
+                                "twoway_revocation_feed_up{url=\"%s\"} %d\n"
+                                "twoway_revocation_feed_lag_seconds{url=\"%s\"} %.3f\n"
+                                "twoway_revocation_feed_total{url=\"%s\",result=\"news\"} %llu\n"
+                                "twoway_revocation_feed_total{url=\"%s\",result=\"idle\"} %llu\n"
+                                "twoway_revocation_feed_total{url=\"%s\",result=\"failed\"} "
+                                "%llu\n",
+                                url, st.up ? 1 : 0, url, st.lag, url,
+                                (unsigned long long)st.news, url,
+                                (unsigned long long)st.held_over, url,
+                                (unsigned long long)st.failed));
+    }
+    return 0;
+}
+
 /* Every service's CRLs (files and URLs) past nextUpdate, with the policy that applies. */
 static int metrics_expired(struct tw_buf *b, const struct gw_gen *gen, struct tw_err *err)
 {
@@ -493,6 +584,7 @@ int gw_revoc_metrics(struct tw_buf *b, const struct gw_server *srv, struct tw_er
     if (r == NULL)
         return 0;
     TW_GUARD(metrics_sources(b, r, err));
+    TW_GUARD(metrics_feeds(b, r, err));
     TW_GUARD(metrics_expired(b, srv->gen, err));
     return gw_ocsp_metrics(b, r->ocsp, err);
 }

@@ -180,6 +180,8 @@ static void on_done(struct evhttp_request *req, void *arg)
         res.etag = evhttp_find_header(h, "ETag");
         res.last_modified = evhttp_find_header(h, "Last-Modified");
         res.max_age = parse_max_age(evhttp_find_header(h, "Cache-Control"));
+        res.feed = evhttp_find_header(h, "Twoway-Revocation-Feed");
+        res.crl_number = evhttp_find_header(h, "Twoway-Crl-Number");
         struct evbuffer *in = evhttp_request_get_input_buffer(req);
         res.len = evbuffer_get_length(in);
         if (res.len > x->max_body) {
@@ -308,7 +310,8 @@ out:
 
 static int make_request(struct fetch *x, const struct gw_fetch_req *r, struct tw_err *err)
 {
-    evhttp_connection_set_timeout(x->evcon, GW_FETCH_TIMEOUT_SECS);
+    evhttp_connection_set_timeout(x->evcon,
+                                  r->timeout_secs > 0 ? r->timeout_secs : GW_FETCH_TIMEOUT_SECS);
     evhttp_connection_set_retries(x->evcon, 0);
     evhttp_connection_set_max_body_size(x->evcon, (ev_ssize_t)r->max_body);
     evhttp_connection_set_max_headers_size(x->evcon, GW_FETCH_HEADERS_MAX);

@@ -26,6 +26,8 @@
 #define GW_FETCH_TIMEOUT_SECS 10             /* connect + request + response */
 #define GW_FETCH_HEADERS_MAX 16384           /* bytes of response headers */
 #define GW_OCSP_CACHE_MAX 4096               /* cached OCSP answers (oldest dropped) */
+#define GW_FEED_TIMEOUT_SECS 75   /* a feed request: ca serve holds it at most 55 s */
+#define GW_FEED_BACKOFF_MAX 30    /* seconds between feed reconnects, at most */
 
 /* ------------------------------------------------------------------------------------------ */
 /* One HTTP(S) request on an event loop (crl_fetch_http.c)                                     */
@@ -43,6 +45,7 @@ struct gw_fetch_req {
     const char *if_none_match;     /* ETag of what we hold, or NULL */
     const char *if_modified_since; /* Last-Modified of what we hold, or NULL */
     size_t max_body;
+    int timeout_secs; /* the whole exchange; 0: GW_FETCH_TIMEOUT_SECS */
 };
 
 struct gw_fetch_res {
@@ -53,6 +56,8 @@ struct gw_fetch_res {
     const char *etag;          /* NULL when absent */
     const char *last_modified; /* NULL when absent */
     int64_t max_age;           /* Cache-Control max-age seconds, -1 when absent */
+    const char *feed;          /* Twoway-Revocation-Feed: the CA's feed path, or NULL */
+    const char *crl_number;    /* Twoway-Crl-Number of a feed answer, or NULL */
 };
 
 typedef void (*gw_fetch_cb)(const struct gw_fetch_res *res, void *arg);
@@ -65,6 +70,38 @@ void gw_fetcher_free(struct gw_fetcher *f);
  * CA file cannot be used. */
 int gw_fetch_start(struct gw_fetcher *f, const struct gw_fetch_req *req, gw_fetch_cb cb, void *arg,
                    struct tw_err *err) TW_MUST_CHECK;
+
+/* ------------------------------------------------------------------------------------------ */
+/* A revocation feed: GET URL?since=N held by a twoway CA until news (crl_feed.c)              */
+/* ------------------------------------------------------------------------------------------ */
+
+struct gw_feed;
+
+/* A signed CRL the feed delivered (res->status 200): 0 when it was taken (verified), -1 when
+ * refused (the feed then backs off as after a failure). */
+typedef int (*gw_feed_news_cb)(const struct gw_fetch_res *res, void *arg);
+
+/* Follow url (https://…/revocations) with ca_file verifying the CA server: one request always
+ * held open, re-made at once after each answer, after 1, 2, 4 … GW_FEED_BACKOFF_MAX seconds
+ * after failures. news is called for each new CRL. NULL on a bad URL or out of memory. */
+struct gw_feed *gw_feed_new(struct event_base *base, struct gw_fetcher *f, const char *url,
+                            const char *ca_file, gw_feed_news_cb news, void *arg,
+                            struct tw_err *err);
+/* Only when gw_feed_busy is false (or the fetcher is freed first). NULL is a no-op. */
+void gw_feed_free(struct gw_feed *feed);
+bool gw_feed_up(const struct gw_feed *feed);   /* the last exchange succeeded */
+bool gw_feed_busy(const struct gw_feed *feed); /* a request is in flight */
+const char *gw_feed_url(const struct gw_feed *feed);
+/* The feed URL a twoway CA advertises for crl_url (path from Twoway-Revocation-Feed), into
+ * out. -1 when the path is not a plain absolute path. */
+int gw_feed_url_for(const char *crl_url, const char *path, char *out, size_t cap);
+/* What the metrics show of a feed. */
+struct gw_feed_stats {
+    bool up;
+    uint64_t news, held_over, failed; /* CRLs delivered, holds ended without news, failures */
+    double lag;                       /* seconds from the last CRL's thisUpdate to its news; -1 */
+};
+void gw_feed_stats(const struct gw_feed *feed, struct gw_feed_stats *out);
 
 /* ------------------------------------------------------------------------------------------ */
 /* The server's revocation state (crl_fetch.c)                                                */

@@ -65,7 +65,8 @@ def env(tmp_path):
     port, mport = free_port(), free_port()
     gw = Gateway(["--listen", f"127.0.0.1:{port}", "--backend", backend.address, "--mode", "tcp",
                   "--cert", server.chain, "--key", server.key, "--client-ca", pki.chain,
-                  "--crl", f"{ca.url}/crl", "--crl-refresh", "1s", "--workers", "2",
+                  "--crl", f"{ca.url}/crl", "--crl-refresh", "1s", "--revocation-feed", "off",
+                  "--workers", "2",
                   "--metrics", f"127.0.0.1:{mport}"])
     yield {"pki": pki, "ca": ca, "alice": alice, "bob": bob, "port": port, "mport": mport,
            "gw": gw}
