@@ -266,7 +266,8 @@ static int check_crl_file(const struct ctx *c, const char *path, STACK_OF(X509) 
     return rc;
 }
 
-/* Ask OpenSSL whether it knows the cipher, suite and group names. */
+/* Ask OpenSSL whether it knows the cipher, suite and group names, and whether the TLS 1.2
+ * ciphers fit the certificate's key (the files were checked before). */
 static int check_tls_lists(const struct ctx *c, const struct gw_service *s)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_method());
@@ -279,6 +280,12 @@ static int check_tls_lists(const struct ctx *c, const struct gw_service *s)
                      "not a valid TLS 1.3 cipher suite list");
     else if (s->groups != NULL && SSL_CTX_set1_groups_list(ctx, s->groups) != 1)
         rc = problem(c, TW_ERR_CONFIG, "groups", s->groups, "not a valid group list");
+    else if (s->ciphers != NULL && SSL_CTX_use_certificate_chain_file(ctx, s->cert) == 1 &&
+             SSL_CTX_use_PrivateKey_file(ctx, s->key, SSL_FILETYPE_PEM) == 1) {
+        char why[200];
+        if (tlsx_ctx_ciphers_fit_key(ctx, s->tls_min, why, sizeof(why)) != 0)
+            rc = problem(c, TW_ERR_CONFIG, "ciphers", s->ciphers, why);
+    }
     ERR_clear_error();
     SSL_CTX_free(ctx);
     return rc;
