@@ -112,8 +112,10 @@ def test_parallel_revocations_and_ocsp_across_servers(pgpki):
         for srv in (a, b):
             number, serials = crl_of(srv)
             assert number > before
+            # A server whose CRL lags the shared inventory writes one itself (est/crlcache.c),
+            # possibly after the last CLI revoke: never older, never missing a serial.
             if numbers:
-                assert number == max(numbers)
+                assert number >= max(numbers)
             assert {c.serial.upper() for c in certs} <= serials
             for c in certs[:3]:
                 assert ocsp_status(pgpki, srv, c.cert) == "revoked"
