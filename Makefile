@@ -19,10 +19,11 @@ DEPS += python3-pyasn1   # EST csrattrs test: an independent DER decoder for Csr
 DEPS += libcurl4-openssl-dev   # EST client HTTP (enroll, renew): proxies, timeouts
 DEPS += scdoc dpkg-dev file lintian man-db systemd bash-completion   # man pages, make deb, package tests
 DEPS += libp11-kit-dev softhsm2 opensc tpm2-openssl swtpm swtpm-tools tpm2-tools   # keys in tokens and TPMs
+DEPS += libqrencode-dev chromium   # console: QR codes; browser test (Playwright, needs node + npm)
 DEPS += libnghttp2-dev nghttp2-client python3-h2 python3-grpcio   # HTTP/2 and gRPC in the gateway
 DEPS += tinyproxy   # a second, independent CONNECT proxy for the EST proxy tests
 
-.PHONY: all deps build run test test-unit test-asan check clean build-matrix fuzz install man deb
+.PHONY: all deps browser-deps build run test test-unit test-asan check clean build-matrix fuzz install man deb
 
 all: build
 
@@ -47,7 +48,14 @@ build: deps
 run: build
 	./$(BUILD)/twoway demo
 
-test: build
+# The console's browser test drives Debian's chromium with Playwright (npm registry; the lock
+# file pins it). npm comes with Debian's npm package, or with a nodejs that bundles it.
+browser-deps:
+	@command -v npm >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; }
+	cd tests/browser && npm ci --no-audit --no-fund
+
+test: build browser-deps
 	scripts/checksrc.sh
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 

@@ -33,7 +33,7 @@ done
 rank() {
     case "$1" in
         util) echo 0 ;; keystore) echo 1 ;; store|tlsx) echo 2 ;; pki) echo 3 ;;
-        gateway|est|bench) echo 4 ;; cli) echo 5 ;; main.c) echo 6 ;; *) echo -1 ;;
+        gateway|est|bench) echo 4 ;; console) echo 5 ;; cli) echo 6 ;; main.c) echo 7 ;; *) echo -1 ;;
     esac
 }
 for f in $(printf '%s\n' $files | grep '^src/'); do

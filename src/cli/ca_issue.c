@@ -16,13 +16,15 @@
 #include "util/fs.h"
 
 static const char usage[] =
-    "usage: twoway ca issue client NAME | server NAME [--dir D] [--san LIST] [--days N]\n"
+    "usage: twoway ca issue client NAME | server NAME | admin NAME [--dir D] [--san LIST] [--days N]\n"
     "                       [--key TYPE | --csr FILE] [--out DIR] [--force]\n"
     "                       [--p12 [--p12-legacy] [--p12-pass-file F]] [--passphrase-file F]\n"
     "\n"
     "Issue a certificate signed by the CA's intermediate and write NAME.crt, NAME.key (0600,\n"
     "not with --csr), NAME.chain.pem (certificate then intermediate) and with --p12 NAME.p12.\n"
     "client: EKU clientAuth, CN=NAME. server: EKU serverAuth, NAME added as a DNS or IP SAN.\n"
+    "admin: a client certificate with the admin profile, for `ca serve --console-admin-allow`;\n"
+    "EST tokens, approvals and re-enrollment never produce one.\n"
     "\n"
     "  --san LIST           dns:NAME,ip:ADDR,email:ADDR,uri:URI (repeatable)\n"
     "  --days N             validity: days, or a duration like 12h (default client 30, server 90)\n"
@@ -41,7 +43,8 @@ static const char usage[] =
     "  twoway ca issue client alice --san email:alice@example.com --days 7\n"
     "  twoway ca issue server localhost --san ip:127.0.0.1,ip:::1 --out tls\n"
     "  twoway ca issue client bob --csr bob.csr\n"
-    "  twoway ca issue client carol --p12 --p12-pass-file pass.txt --p12-legacy\n";
+    "  twoway ca issue client carol --p12 --p12-pass-file pass.txt --p12-legacy\n"
+    "  twoway ca issue admin ops --p12 --p12-pass-file pass.txt   # import into the browser\n";
 
 static const char cmd[] = "ca issue";
 
@@ -75,7 +78,7 @@ static const struct flag_set flag_set = {.cmd = cmd,
                                          .usage = usage,
                                          .flags = flags,
                                          .nargs = 2,
-                                         .nargs_error = "expected 'client NAME' or 'server NAME'"};
+                                         .nargs_error = "expected 'client NAME', 'server NAME' or 'admin NAME'"};
 
 static int parse(int argc, char **argv, struct issue_args *a)
 {
@@ -83,11 +86,12 @@ static int parse(int argc, char **argv, struct issue_args *a)
     if (rc != FLAGS_GO_ON)
         return rc;
     const char *kind = argv[1];
-    if (strcmp(kind, "client") != 0 && strcmp(kind, "server") != 0)
-        return cli_usage_error(cmd, "unknown profile '%s' (use client or server)", kind);
-    a->profile = strcmp(kind, "client") == 0 ? PKI_PROFILE_CLIENT : PKI_PROFILE_SERVER;
-    a->name = argv[2];
     struct tw_err err;
+    if (pki_profile_parse(kind, &a->profile, &err) != 0 ||
+        (a->profile != PKI_PROFILE_CLIENT && a->profile != PKI_PROFILE_SERVER &&
+         a->profile != PKI_PROFILE_ADMIN))
+        return cli_usage_error(cmd, "unknown profile '%s' (use client, server or admin)", kind);
+    a->name = argv[2];
     if (pki_name_check(a->name, &err) != 0)
         return cli_usage_error(cmd, "%s", err.msg);
     if (a->key.given && a->csr != NULL)

@@ -8,6 +8,7 @@
 #include "cli/ca_common.h"
 #include "cli/cli.h"
 #include "cli/flags.h"
+#include "console/console.h"
 #include "est/est.h"
 #include "util/clock.h"
 #include "util/priv.h"
@@ -19,6 +20,7 @@ static const char usage[] =
     "                       [--ocsp-validity DURATION] [--approval token|manual]\n"
     "                       [--retry-after DURATION] [--max-pending N]\n"
     "                       [--user NAME | --allow-root]\n"
+    "                       [--console [--console-allow RULE]... [--console-admin-allow RULE]...]\n"
     "\n"
     "Serve the CA over HTTPS until SIGINT/SIGTERM:\n"
     "  /.well-known/est/{cacerts,simpleenroll,simplereenroll,csrattrs}   EST (RFC 7030),\n"
@@ -47,13 +49,22 @@ static const char usage[] =
     "  --user NAME          started as root: listen and read the CA keys, then run as NAME\n"
     "                       (D must be writable by NAME)\n"
     "  --allow-root         serve as root although no --user is given\n"
+    "  --console            also serve the web console at /console/ and its JSON API at\n"
+    "                       /api/v1/, to client certificates of this CA matching a rule:\n"
+    "  --console-allow RULE       read access (cn:, o:, ou:, dns:, email:, uri:, serial:,\n"
+    "                       sha256:, exact or * globs; repeatable); none: nobody\n"
+    "  --console-admin-allow RULE read and write access (revoke, tokens, approvals) for\n"
+    "                       certificates made by `ca issue admin` that match; none: nobody\n"
     "\n"
     "Examples:\n"
     "  twoway ca serve --listen 0.0.0.0:8443 --san dns:ca.example.com\n"
     "  twoway ca serve --http-listen 0.0.0.0:80   # a CA made with --base-url http://HOST\n"
-    "  twoway ca token alice        # then on alice's machine: twoway enroll ...\n";
+    "  twoway ca token alice        # then on alice's machine: twoway enroll ...\n"
+    "  twoway ca serve --console --console-admin-allow cn:ops --console-allow 'ou:security'\n";
 
 static const char cmd[] = "ca serve";
+
+#define CONSOLE_RULES_MAX 64
 
 struct serve_args {
     struct flags_ca ca;
@@ -66,6 +77,11 @@ struct serve_args {
     int max_pending;
     const char *user;
     bool allow_root;
+    bool console;
+    struct rules {
+        const char *v[CONSOLE_RULES_MAX];
+        size_t n;
+    } readers, admins;
 };
 
 static const struct flag_choice approvals[] = {
@@ -94,6 +110,15 @@ static int burst_flag(void *burst, const char *value, struct tw_err *err)
     return number_flag("--burst", value, burst, err);
 }
 
+static int rule_flag(void *field, const char *value, struct tw_err *err)
+{
+    struct rules *r = field;
+    TW_ENSURE(r->n < CONSOLE_RULES_MAX, err, TW_ERR_USAGE, "at most %d console rules of a kind",
+              CONSOLE_RULES_MAX);
+    r->v[r->n++] = value;
+    return 0;
+}
+
 #define AT(field) offsetof(struct serve_args, field)
 
 static const struct flag flags[] = {
@@ -119,6 +144,9 @@ static const struct flag flags[] = {
     {.name = "max-pending", .kind = FLAG_INT, .off = AT(max_pending), .min = 1, .max = 1000000},
     {.name = "user", .kind = FLAG_STRING, .off = AT(user)},
     {.name = "allow-root", .kind = FLAG_BOOL, .off = AT(allow_root)},
+    {.name = "console", .kind = FLAG_BOOL, .off = AT(console)},
+    {.name = "console-allow", .kind = FLAG_CALL, .off = AT(readers), .call = rule_flag},
+    {.name = "console-admin-allow", .kind = FLAG_CALL, .off = AT(admins), .call = rule_flag},
     {.kind = FLAG_END},
 };
 
@@ -137,6 +165,8 @@ static int parse(int argc, char **argv, struct serve_args *a)
         return cli_usage_error(cmd, "%s", err.msg);
     if (priv_check(a->user, a->allow_root, &err) != 0)
         return cli_usage_error(cmd, "%s", err.msg);
+    if (!a->console && (a->readers.n > 0 || a->admins.n > 0))
+        return cli_usage_error(cmd, "--console-allow and --console-admin-allow need --console");
     return FLAGS_GO_ON;
 }
 
@@ -151,6 +181,48 @@ static int http_listen(const struct serve_args *a, struct pki_ca *ca, const char
              est_listen_check("ca.conf http-listen", *out, err) != 0)
         return (err->code = TW_ERR_CONFIG, -1);
     return 0;
+}
+
+/* The console's role rules as policies (*out NULL when there are none). */
+static int rules_policy(const struct rules *r, const char *flag, struct tlsx_policy **out,
+                        struct tw_err *err)
+{
+    *out = NULL;
+    if (r->n == 0)
+        return 0;
+    struct tlsx_policy *p = tlsx_policy_new(err);
+    if (p == NULL)
+        return -1;
+    for (size_t i = 0; i < r->n; i++)
+        if (tlsx_policy_add(p, r->v[i], err) != 0) {
+            tlsx_policy_free(p);
+            char msg[TW_ERR_MSG_MAX];
+            snprintf(msg, sizeof(msg), "%s", err->msg);
+            return tw_err_set(err, TW_ERR_USAGE, "%s: %s", flag, msg);
+        }
+    *out = p;
+    return 0;
+}
+
+static struct console *console_make(const struct serve_args *a, struct pki_ca *ca,
+                                     struct pki_signer *ocsp, struct tw_err *err)
+{
+    struct tlsx_policy *readers = NULL, *admins = NULL;
+    struct console *c = NULL;
+    if (rules_policy(&a->readers, "--console-allow", &readers, err) == 0 &&
+        rules_policy(&a->admins, "--console-admin-allow", &admins, err) == 0) {
+        struct console_opts o = {
+            .ca = ca, .ocsp_signer = ocsp, .readers = readers, .admins = admins};
+        c = console_new(&o, err);
+    }
+    tlsx_policy_free(readers);
+    tlsx_policy_free(admins);
+    if (c != NULL) {
+        char line[1200];
+        console_describe(c, line, sizeof(line));
+        fprintf(stderr, "twoway ca serve: %s\n", line);
+    }
+    return c;
 }
 
 static int run(const struct serve_args *a, FILE *log, struct tw_err *err)
@@ -172,6 +244,9 @@ static int run(const struct serve_args *a, FILE *log, struct tw_err *err)
     if (rc == 0 && (ocsp = pki_ca_ocsp_signer(ca, have ? &pass : NULL, err)) == NULL)
         rc = -1;
     pki_secret_wipe(&pass);
+    struct console *console = NULL;
+    if (rc == 0 && a->console && (console = console_make(a, ca, ocsp, err)) == NULL)
+        rc = -1;
     if (rc == 0) {
         struct est_server_opts o = {.ca = ca,
                                     .ocsp_signer = ocsp,
@@ -185,9 +260,11 @@ static int run(const struct serve_args *a, FILE *log, struct tw_err *err)
                                     .approval_manual = a->approval,
                                     .retry_after = (long)a->retry_after,
                                     .max_pending = a->max_pending,
-                                    .user = a->user};
+                                    .user = a->user,
+                                    .exts = console != NULL ? console_exts(console) : NULL};
         rc = est_server_run(&o, err);
     }
+    console_free(console);
     pki_signer_free(ocsp);
     pki_ca_free(ca);
     return rc;

@@ -36,6 +36,20 @@
 /* Server                                                                                     */
 /* ------------------------------------------------------------------------------------------ */
 
+/* A request handed to an extension of the HTTPS listener (the console). Opaque; read it with the
+ * est_req_* accessors below and answer it exactly once with est_req_reply. */
+struct est_req;
+
+/* Paths under prefix ("/api/v1/") on the HTTPS listener go to run(arg, r), any method evhttp
+ * accepts (GET, HEAD, POST); never on the plain HTTP listener. */
+struct est_ext {
+    const char *prefix;
+    void (*run)(void *arg, struct est_req *r);
+    void *arg;
+};
+
+#define EST_EXT_MAX 4 /* extensions one server takes */
+
 struct est_server_opts {
     struct pki_ca *ca;                 /* unlocked (signs certificates and CRLs); borrowed */
     struct pki_signer *ocsp_signer;    /* the OCSP signing certificate and key; borrowed */
@@ -54,6 +68,7 @@ struct est_server_opts {
     long retry_after;    /* Retry-After seconds of a 202; <= 0: EST_RETRY_AFTER_DEFAULT */
     long max_pending;    /* requests that may wait at once; <= 0: EST_PENDING_MAX_DEFAULT */
     const char *user;    /* once listening, switch to this user (util/priv.h); NULL: stay */
+    const struct est_ext *exts; /* NULL or up to EST_EXT_MAX extensions, ended by a NULL prefix */
 };
 
 /* Make sure the server's own TLS certificate exists in DIR/serve/ (server.crt with the
@@ -77,6 +92,21 @@ int est_listen_check(const char *what, const char *listen, struct tw_err *err) T
  * opts->http_listen is set.
  * TW_ERR_USAGE for a bad listen address, TW_ERR_IO when it cannot bind. */
 int est_server_run(const struct est_server_opts *opts, struct tw_err *err) TW_MUST_CHECK;
+
+/* An extension's view of its request. */
+const char *est_req_method(const struct est_req *r); /* "GET", "HEAD", "POST" */
+const char *est_req_path(const struct est_req *r);   /* as sent, not percent-decoded */
+const char *est_req_query(const struct est_req *r);  /* after '?', or NULL */
+const char *est_req_header(const struct est_req *r, const char *name); /* NULL when absent */
+/* The body (NUL-terminated copy, free()); at most EST_BODY_MAX bytes. NULL: out of memory. */
+unsigned char *est_req_body(struct est_req *r, size_t *len);
+/* The verified client certificate of the connection (borrowed), or NULL: none sent, or it did
+ * not verify against the CA (*verify_error, may be NULL, says why). */
+X509 *est_req_client_cert(struct est_req *r, long *verify_error);
+/* Answer: status, Content-Type, body, NULL-terminated name/value header pairs (may be NULL);
+ * detail (may be NULL) goes to the access log line. */
+void est_req_reply(struct est_req *r, int status, const char *content_type, const void *body,
+                   size_t len, const char *const *headers, const char *detail);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Wire helpers (shared with the fuzzers)                                                     */
@@ -124,7 +154,7 @@ int est_url_parse(const char *url, struct est_url *out, struct tw_err *err) TW_M
 /* Bounds on talking to a server: the answer's size (EST_RESPONSE_MAX above), its headers,
  * and time. A transfer that moves no byte for EST_CLIENT_STALL_SECS is given up. */
 #define EST_CLIENT_HEADERS_MAX (16u * 1024) /* bytes of response headers */
-#define EST_CLIENT_CONNECT_SECS 10          /* TCP (and proxy) connection */
+#define EST_CLIENT_CONNECT_SECS 30          /* TCP, proxy tunnel and TLS handshake */
 #define EST_CLIENT_STALL_SECS 30            /* no progress at all */
 #define EST_CLIENT_TOTAL_SECS 300           /* a whole request */
 

@@ -173,6 +173,9 @@ X509 *est_peer_cert(struct est_req *r, long *verify_error);
 void est_dispatch(struct evhttp_request *req, void *arg);
 void est_dispatch_plain(struct evhttp_request *req, void *arg);
 
+/* The extension whose prefix path starts with (ext.c), or NULL. */
+const struct est_ext *est_ext_lookup(const struct est_server_opts *opts, const char *path);
+
 /* Send a response and write the access log line. headers: NULL or NULL-terminated
  * name/value pairs. */
 void est_reply(struct est_req *r, int status, const char *content_type, const void *body,

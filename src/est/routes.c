@@ -247,6 +247,11 @@ static void dispatch(struct evhttp_request *req, struct est_server *srv, int pla
         est_reply_text(&r, 400, "bad request path");
         return;
     }
+    const struct est_ext *ext = plain ? NULL : est_ext_lookup(srv->opts, r.path);
+    if (ext != NULL) {
+        ext->run(ext->arg, &r);
+        return;
+    }
     int est = strncmp(r.path, EST_PREFIX, strlen(EST_PREFIX)) == 0;
     const struct route *rt = est ? lookup_est(&r, r.path + strlen(EST_PREFIX))
                                  : lookup(top_routes, r.path, &r.tail);

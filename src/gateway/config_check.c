@@ -272,6 +272,7 @@ static int check_tls_lists(const struct ctx *c, const struct gw_service *s)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_method());
     TW_ENSURE(ctx != NULL, c->err, TW_ERR_INTERNAL, "cannot create an SSL_CTX");
+    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase); /* never a prompt on the terminal */
     int rc = 0;
     if (s->ciphers != NULL && SSL_CTX_set_cipher_list(ctx, s->ciphers) != 1)
         rc = problem(c, TW_ERR_CONFIG, "ciphers", s->ciphers, "OpenSSL knows none of these");

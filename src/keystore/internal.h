@@ -30,6 +30,9 @@ int p11_uri_parse(const char *uri, struct p11_uri *out, struct tw_err *err) TW_M
 /* A session on one token, logged in, with the private key object a URI names. Owned by the
  * provider key (struct p11_key); signatures on one session are serialised by lock. */
 struct p11_session {
+    struct p11_uri uri; /* to find the token and key again after a removal (no PIN kept) */
+    int dead;           /* the PIN was refused on a re-login: never tried again */
+    long last_reopen;   /* monotonic second of the last reopen attempt */
     CK_FUNCTION_LIST *fn;
     CK_SESSION_HANDLE handle;
     CK_OBJECT_HANDLE priv;
@@ -94,6 +97,10 @@ EVP_PKEY *tpm2_load_ref(const char *ref, struct tw_err *err);
 EVP_PKEY *tpm2_load_pem(const char *pem, size_t len, const char *label, struct tw_err *err);
 EVP_PKEY *tpm2_generate(const struct keystore_keyspec *spec, char **pem, size_t *len,
                         struct tw_err *err);
+
+/* OSSL_PROVIDER_load into the default library context, kept until exit; 1 on success. Only
+ * called under CRYPTO_THREAD_run_once. */
+int keystore_provider_load(const char *name);
 
 /* Prefer the default provider for every fetch that does not ask for another: once a token or
  * TPM provider is loaded, its EC and RSA key management must not serve ordinary keys. */

@@ -20,6 +20,35 @@ bool keystore_is_ref(const char *text)
     return text != NULL && (strncmp(text, "pkcs11:", 7) == 0 || strncmp(text, "tpm2:", 5) == 0);
 }
 
+/* Providers keystore loaded, unloaded at exit so nothing of them outlives OpenSSL's cleanup
+ * (OpenSSL registered its own atexit handler first, so ours runs before it). */
+#define KEPT_MAX 4
+static OSSL_PROVIDER *kept[KEPT_MAX];
+static size_t kept_count;
+
+static void release_providers(void)
+{
+    while (kept_count > 0)
+        OSSL_PROVIDER_unload(kept[--kept_count]);
+}
+
+int keystore_provider_load(const char *name)
+{
+    OSSL_PROVIDER *p = OSSL_PROVIDER_load(NULL, name);
+    if (p == NULL)
+        return 0;
+    if (kept_count == 0 && atexit(release_providers) != 0) {
+        OSSL_PROVIDER_unload(p);
+        return 0;
+    }
+    if (kept_count == KEPT_MAX) {
+        OSSL_PROVIDER_unload(p);
+        return 0;
+    }
+    kept[kept_count++] = p;
+    return 1;
+}
+
 static CRYPTO_ONCE prefer_once = CRYPTO_ONCE_STATIC_INIT;
 static int prefer_ok;
 

@@ -285,9 +285,9 @@ static void load_provider(void)
 {
     /* Loading any provider explicitly stops OpenSSL from loading the default one on demand:
      * load it first so ordinary keys and digests keep working. */
-    load_ok = OSSL_PROVIDER_load(NULL, "default") != NULL &&
+    load_ok = keystore_provider_load("default") &&
               OSSL_PROVIDER_add_builtin(NULL, P11_PROV_NAME, prov_init) == 1 &&
-              OSSL_PROVIDER_load(NULL, P11_PROV_NAME) != NULL;
+              keystore_provider_load(P11_PROV_NAME);
 }
 
 int p11_provider_load(struct tw_err *err)

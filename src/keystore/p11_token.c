@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -28,6 +29,8 @@ const char *p11_rv_text(CK_RV rv)
     case CKR_TOKEN_NOT_PRESENT: return "token not present";
     case CKR_DEVICE_REMOVED: return "device removed";
     case CKR_DEVICE_ERROR: return "device error";
+    case CKR_KEY_HANDLE_INVALID: return "key handle no longer valid";
+    case CKR_OBJECT_HANDLE_INVALID: return "object handle no longer valid";
     case CKR_SESSION_HANDLE_INVALID: return "session no longer valid";
     case CKR_SESSION_CLOSED: return "session closed";
     case CKR_USER_NOT_LOGGED_IN: return "not logged in";
@@ -276,6 +279,7 @@ struct p11_session *p11_session_open_bare(const struct p11_uri *u, struct tw_err
     struct p11_session *s = OPENSSL_zalloc(sizeof(*s));
     TW_ENSURE_PTR(s != NULL, err, TW_ERR_INTERNAL, "out of memory");
     s->fn = fn;
+    s->uri = *u;
     s->handle = CK_INVALID_HANDLE;
     snprintf(s->token, sizeof(s->token), "%s", u->token);
     snprintf(s->object, sizeof(s->object), "%s", key_name(u));
@@ -316,15 +320,74 @@ void p11_session_close(struct p11_session *s)
     OPENSSL_free(s);
 }
 
+/* What a token that was pulled out (or restarted) answers with. */
+static int token_gone(CK_RV rv)
+{
+    return rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED ||
+           rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_DEVICE_ERROR ||
+           rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_KEY_HANDLE_INVALID ||
+           rv == CKR_OBJECT_HANDLE_INVALID;
+}
+
+/* Find the token and key again, in a new session, logged in once. At most one attempt per
+ * second, so handshakes while the token is out do not hammer the module; a refused PIN marks
+ * the session dead (never retried). Caller holds the lock. */
+static int reopen(struct p11_session *s, struct tw_err *err)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    TW_ENSURE(!s->dead, err, TW_ERR_CONFIG,
+              "token '%s': the PIN was refused; not tried again (fix it and reload)", s->token);
+    TW_ENSURE(now.tv_sec != s->last_reopen, err, TW_ERR_TLS,
+              "token '%s' is not present (key '%s')", s->token, s->object);
+    s->last_reopen = now.tv_sec;
+    if (s->handle != CK_INVALID_HANDLE)
+        (void)s->fn->C_CloseSession(s->handle);
+    s->handle = CK_INVALID_HANDLE;
+    CK_SLOT_ID slot = 0;
+    TW_GUARD(find_slot(s->fn, s->uri.token, &slot, err));
+    CK_RV rv = s->fn->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
+                                    &s->handle);
+    TW_ENSURE(rv == CKR_OK, err, TW_ERR_TLS, "token '%s': cannot open a session: %s", s->token,
+              p11_rv_text(rv));
+    if (login(s->fn, s->handle, &s->uri, err) != 0) {
+        s->dead = strstr(err->msg, "wrong PIN") != NULL;
+        return -1;
+    }
+    s->priv = find_object(s->fn, s->handle, &s->uri, CKO_PRIVATE_KEY);
+    TW_ENSURE(s->priv != CK_INVALID_HANDLE, err, TW_ERR_TLS,
+              "token '%s' is back but holds no private key '%s'", s->token, s->object);
+    return 0;
+}
+
+static CK_RV sign_once(struct p11_session *s, CK_MECHANISM *mech, const unsigned char *in,
+                       size_t inlen, unsigned char *out, CK_ULONG *n)
+{
+    if (s->handle == CK_INVALID_HANDLE)
+        return CKR_SESSION_HANDLE_INVALID;
+    CK_RV rv = s->fn->C_SignInit(s->handle, mech, s->priv);
+    if (rv == CKR_OK)
+        rv = s->fn->C_Sign(s->handle, (CK_BYTE *)in, inlen, out, n);
+    return rv;
+}
+
 int p11_session_sign(struct p11_session *s, CK_MECHANISM *mech, const unsigned char *in,
                      size_t inlen, unsigned char *out, size_t *outlen, struct tw_err *err)
 {
     TW_ENSURE(CRYPTO_THREAD_write_lock(s->lock), err, TW_ERR_INTERNAL, "lock failed");
     CK_ULONG n = *outlen;
-    CK_RV rv = s->fn->C_SignInit(s->handle, mech, s->priv);
-    if (rv == CKR_OK)
-        rv = s->fn->C_Sign(s->handle, (CK_BYTE *)in, inlen, out, &n);
+    CK_RV rv = sign_once(s, mech, in, inlen, out, &n);
+    int rc = 0;
+    if (token_gone(rv)) {
+        /* The token went away and may be back: one new session, then one more try. */
+        rc = reopen(s, err);
+        n = *outlen;
+        if (rc == 0)
+            rv = sign_once(s, mech, in, inlen, out, &n);
+    }
     CRYPTO_THREAD_unlock(s->lock);
+    if (rc != 0)
+        return -1;
     TW_ENSURE(rv == CKR_OK, err, TW_ERR_TLS, "token '%s': signing with '%s' failed: %s",
               s->token, s->object, p11_rv_text(rv));
     *outlen = n;

@@ -22,8 +22,7 @@ static int load_ok;
 
 static void load_provider(void)
 {
-    load_ok = OSSL_PROVIDER_load(NULL, "default") != NULL &&
-              OSSL_PROVIDER_load(NULL, "tpm2") != NULL;
+    load_ok = keystore_provider_load("default") && keystore_provider_load("tpm2");
 }
 
 static int provider_load(struct tw_err *err)

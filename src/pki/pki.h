@@ -139,14 +139,16 @@ enum pki_profile {
     PKI_PROFILE_OCSP,
     PKI_PROFILE_CLIENT,
     PKI_PROFILE_SERVER,
+    PKI_PROFILE_ADMIN, /* a console administrator: a client certificate only `ca issue admin`
+                        * makes (never a token, an approval or a re-enrollment) */
 };
 
-/* Parse "root|intermediate|ocsp|client|server". TW_ERR_USAGE otherwise. */
+/* Parse "root|intermediate|ocsp|client|server|admin". TW_ERR_USAGE otherwise. */
 int pki_profile_parse(const char *name, enum pki_profile *out, struct tw_err *err) TW_MUST_CHECK;
 
 const char *pki_profile_name(enum pki_profile p);
 
-/* Default validity in days (client 30, server 90, ocsp/intermediate 1825, root 3650). */
+/* Default validity in days (client 30, admin 30, server 90, ocsp/intermediate 1825, root 3650). */
 int pki_profile_default_days(enum pki_profile p);
 
 /* 1 when a certificate of profile p may carry a SAN of type t. */

@@ -22,6 +22,8 @@ static const struct profile_def profiles[] = {
     [PKI_PROFILE_SERVER] = {"server", 90, "critical,CA:FALSE", "critical,digitalSignature",
                             "critical,digitalSignature,keyEncipherment", "serverAuth", 0, 1,
                             SAN_HOST, 1},
+    [PKI_PROFILE_ADMIN] = {"admin", 30, "critical,CA:FALSE", "critical,digitalSignature", NULL,
+                           "clientAuth", 0, 1, SAN_ALL, 0},
 };
 #define PROFILE_COUNT (sizeof(profiles) / sizeof(profiles[0]))
 
@@ -39,7 +41,7 @@ int pki_profile_parse(const char *name, enum pki_profile *out, struct tw_err *er
         }
     }
     return tw_err_set(err, TW_ERR_USAGE,
-                      "unknown profile '%s' (use root, intermediate, ocsp, client or server)",
+                      "unknown profile '%s' (use root, intermediate, ocsp, client, server or admin)",
                       name);
 }
 

@@ -62,9 +62,11 @@ static int auth_nid_for(EVP_PKEY *key, const char **kind)
     static const struct {
         const char *type, *kind;
         int nid;
-    } map[] = {{"RSA", "RSA", NID_auth_rsa},         {"RSA-PSS", "RSA", NID_auth_rsa},
-               {"EC", "ECDSA", NID_auth_ecdsa},      {"ED25519", "ECDSA", NID_auth_ecdsa},
-               {"ED448", "ECDSA", NID_auth_ecdsa},   {"DSA", "DSA", NID_auth_dss}};
+    } map[] = {{"RSA", "RSA", NID_auth_rsa},
+               {"RSA-PSS", "RSA", NID_auth_rsa},
+               {"EC", "ECDSA", NID_auth_ecdsa},
+               {"ED25519", "ECDSA", NID_auth_ecdsa},
+               {"ED448", "ECDSA", NID_auth_ecdsa}};
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
         if (EVP_PKEY_is_a(key, map[i].type)) {
             *kind = map[i].kind;

@@ -148,9 +148,9 @@ void tlsx_sess_keep_chain(SSL *ssl, SSL_SESSION *sess)
 static X509 *carried_ca(struct tlsx_capool *pool, const unsigned char *der, size_t len)
 {
     unsigned char id[TLSX_CAPOOL_ID_LEN];
-    X509 *x = NULL;
-    if (pool != NULL && tlsx_capool_id(pool, der, len, id) == 0 &&
-        (x = tlsx_capool_get(pool, id)) != NULL)
+    bool pooling = pool != NULL && tlsx_capool_id(pool, der, len, id) == 0;
+    X509 *x = pooling ? tlsx_capool_get(pool, id) : NULL;
+    if (x != NULL)
         return x;
     const unsigned char *p = der;
     X509 *fresh = d2i_X509(NULL, &p, (long)len);
@@ -158,7 +158,7 @@ static X509 *carried_ca(struct tlsx_capool *pool, const unsigned char *der, size
         X509_free(fresh);
         return NULL;
     }
-    if (pool == NULL)
+    if (!pooling)
         return fresh;
     x = tlsx_capool_put(pool, id, fresh);
     X509_free(fresh);

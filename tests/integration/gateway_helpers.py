@@ -237,12 +237,12 @@ def s_client_output(args, data="hi\n", timeout=15):
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        proc.stdin.write(data)
-        proc.stdin.flush()
         try:
+            proc.stdin.write(data)
+            proc.stdin.flush()
             wait_for_line(proc, "^" + data.strip() + "$", timeout=timeout)
-        except (TimeoutError, RuntimeError):
-            pass  # refused or dropped: the caller reads the verdict from the output
+        except (BrokenPipeError, TimeoutError, RuntimeError):
+            pass  # refused (s_client may be gone already): the caller reads the output
     finally:
         proc.kill()
         proc.wait(5)

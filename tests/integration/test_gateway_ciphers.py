@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from backends import TcpEchoBackend
 from gateway_helpers import (Gateway, MiniPki, client_context, echo_roundtrip, free_port,
-                             gateway_flags, tls_connect)
+                             gateway_flags, recv_exact, tls_connect)
 from twoway_testlib import run
 
 DHE = "DHE-RSA-AES128-GCM-SHA256"
@@ -56,8 +56,7 @@ def test_python_negotiates_dhe(env):
     with tls_connect(env["port"], ctx) as s:
         assert s.cipher()[0] == DHE
         s.sendall(b"over dhe\n")
-        s.settimeout(10)
-        assert s.recv(64) == b"over dhe\n"
+        assert recv_exact(s, 9) == b"over dhe\n"
 
 
 def test_gnutls_negotiates_dhe(env):

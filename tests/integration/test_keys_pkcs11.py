@@ -10,9 +10,9 @@ import ssl
 
 import pytest
 
-from backends import HttpEchoBackend
+from backends import HttpEchoBackend, TcpEchoBackend
 from est_helpers import CaServer, enroll, token
-from gateway_helpers import Gateway
+from gateway_helpers import Gateway, recv_exact
 from keystores import SoftHsm
 from test_tunnel import Tunnel, client_cert_cn, http_get
 from twoway_testlib import Pki, free_port, run, run_cmd
@@ -227,3 +227,44 @@ def test_rsa_ca_in_token(hsm, tmp_path):
     assert "OK" in r.stdout
     assert "sha256WithRSAEncryption" in run_cmd(
         ["openssl", "x509", "-in", got.cert, "-noout", "-text"], check=True).stdout
+
+
+def test_token_removed_while_serving(hsm, ca, tmp_path):
+    """The token goes away under a running gateway: established connections keep working,
+    new handshakes are refused with a logged reason, the gateway keeps running."""
+    pki, _ = ca
+    key, _, chain = enroll_in_token(hsm, ca, "rm1", tmp_path, profile="server",
+                                    san="ip:127.0.0.1")
+    alice = pki.issue_client("rm-alice", out=tmp_path)
+    echo = TcpEchoBackend()
+    port = free_port()
+    g = Gateway(["--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{echo.port}",
+                 "--mode", "tcp", "--cert", chain, "--key", key, "--client-ca", pki.chain,
+                 "--workers", "1"])
+    ctx = ssl.create_default_context(cafile=str(pki.root))
+    ctx.load_cert_chain(str(alice.chain), str(alice.key))
+    tokens = hsm.dir / "tokens"
+    away = hsm.dir / "away"
+    try:
+        live = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                               server_hostname="127.0.0.1")
+        live.sendall(b"one\n")
+        assert recv_exact(live, 4) == b"one\n"
+        (token_dir,) = list(tokens.iterdir())
+        token_dir.rename(away)  # SoftHSM's "unplug": the token's objects disappear
+        try:
+            with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+                with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                                     server_hostname="127.0.0.1") as s:
+                    s.sendall(b"x\n")
+                    recv_exact(s, 2)
+            g.wait_line(r"handshake from 127\.0\.0\.1:\d+ refused", timeout=10)
+            live.sendall(b"two\n")  # the established connection is not affected
+            assert recv_exact(live, 4) == b"two\n"
+            assert g.proc.poll() is None
+        finally:
+            away.rename(token_dir)
+        live.close()
+    finally:
+        assert g.stop() == 0
+        echo.close()

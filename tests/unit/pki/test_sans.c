@@ -86,7 +86,9 @@ static void profiles(void **state)
     assert_int_equal(pki_profile_parse("server", &p, &err), 0);
     assert_int_equal(p, PKI_PROFILE_SERVER);
     assert_string_equal(pki_profile_name(PKI_PROFILE_OCSP), "ocsp");
-    assert_int_equal(pki_profile_parse("admin", &p, &err), -1);
+    assert_int_equal(pki_profile_parse("admin", &p, &err), 0);
+    assert_int_equal(p, PKI_PROFILE_ADMIN);
+    assert_int_equal(pki_profile_parse("superuser", &p, &err), -1);
     assert_int_equal(err.code, TW_ERR_USAGE);
     assert_int_equal(pki_profile_default_days(PKI_PROFILE_CLIENT), 30);
     assert_int_equal(pki_profile_default_days(PKI_PROFILE_SERVER), 90);
