@@ -4,7 +4,10 @@
  * EST_FEED_HOLD_SECS, and answered the moment ca/crl.der is replaced. Every writer of the CRL
  * (`ca revoke` in another process, this server's own refresh, a wake from another instance on
  * the shared inventory) renames a new file into ca/, which inotify(7) reports, so an idle
- * gateway costs the CA one open socket and no polling. A held request whose client goes away
+ * gateway costs the CA one open socket and no polling. On a PostgreSQL inventory shared by
+ * several instances (each with its own CA directory), a revocation made through any of them
+ * is announced with NOTIFY at commit; the others hear it on a LISTEN connection and write a
+ * CRL of their own, which wakes their feeds the same way. A held request whose client goes away
  * is forgotten through the connection's close callback, before evhttp frees it. */
 #include <errno.h>
 #include <inttypes.h>
@@ -119,6 +122,72 @@ static void on_inotify(evutil_socket_t fd, short what, void *arg)
         est_feed_wake(srv);
 }
 
+static void watch_open(struct est_server *srv);
+
+static void watch_close(struct est_feed *f)
+{
+    if (f->watch_ev != NULL)
+        event_free(f->watch_ev);
+    f->watch_ev = NULL;
+    store_watch_free(f->watch);
+    f->watch = NULL;
+}
+
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct est_server *srv = arg;
+    struct est_feed *f = &srv->feed;
+    int heard = store_watch_drain(f->watch);
+    if (heard < 0) {
+        log_warnx("ca serve: lost the inventory connection that hears other instances' "
+                  "revocations; reconnecting in %ds",
+                  EST_FEED_WATCH_RETRY_SECS);
+        watch_close(f);
+        struct timeval tv = {EST_FEED_WATCH_RETRY_SECS, 0};
+        evtimer_add(f->watch_retry, &tv);
+        return;
+    }
+    if (heard) {
+        srv->crl.checked_at = 0; /* compare with the inventory now: a CRL of our own if behind */
+        est_feed_wake(srv);
+    }
+}
+
+static void on_watch_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    watch_open(arg);
+    struct est_server *srv = arg;
+    if (srv->feed.watch != NULL) {
+        srv->crl.checked_at = 0; /* what was announced while deaf */
+        est_feed_wake(srv);
+    }
+}
+
+static void watch_open(struct est_server *srv)
+{
+    struct est_feed *f = &srv->feed;
+    struct tw_err err;
+    f->watch = store_watch_revocations(pki_ca_store(srv->opts->ca), &err);
+    if (f->watch == NULL) {
+        if (err.code != TW_ERR_USAGE) { /* SQLite: nothing to hear */
+            log_warnx("ca serve: %s; retrying in %ds", err.msg, EST_FEED_WATCH_RETRY_SECS);
+            struct timeval tv = {EST_FEED_WATCH_RETRY_SECS, 0};
+            evtimer_add(f->watch_retry, &tv);
+        }
+        return;
+    }
+    f->watch_ev =
+        event_new(srv->base, store_watch_fd(f->watch), EV_READ | EV_PERSIST, on_watch, srv);
+    if (f->watch_ev == NULL || event_add(f->watch_ev, NULL) != 0) {
+        log_warnx("ca serve: cannot watch the inventory for revocations");
+        watch_close(f);
+    }
+}
+
 int est_feed_start(struct est_server *srv, struct tw_err *err)
 {
     struct est_feed *f = &srv->feed;
@@ -135,6 +204,9 @@ int est_feed_start(struct est_server *srv, struct tw_err *err)
     f->ev = event_new(srv->base, f->fd, EV_READ | EV_PERSIST, on_inotify, srv);
     TW_ENSURE(f->ev != NULL && event_add(f->ev, NULL) == 0, err, TW_ERR_INTERNAL,
               "cannot watch the CRL file");
+    f->watch_retry = evtimer_new(srv->base, on_watch_retry, srv);
+    TW_ENSURE(f->watch_retry != NULL, err, TW_ERR_INTERNAL, "event_new failed");
+    watch_open(srv);
     return 0;
 }
 
@@ -146,6 +218,10 @@ void est_feed_stop(struct est_server *srv)
     if (f->ev != NULL)
         event_free(f->ev);
     f->ev = NULL;
+    watch_close(f);
+    if (f->watch_retry != NULL)
+        event_free(f->watch_retry);
+    f->watch_retry = NULL;
     if (f->fd > 0)
         close(f->fd);
     f->fd = -1;

@@ -25,6 +25,7 @@
 #define EST_COALESCE_MAX 16384    /* answers up to one TLS record are sent as one write */
 #define EST_FEED_HOLD_SECS 55     /* a revocation feed request without news is held this long */
 #define EST_FEED_WAITERS_MAX 10000 /* feed requests held at once; beyond, 503 + Retry-After */
+#define EST_FEED_WATCH_RETRY_SECS 5 /* between attempts to re-open a lost LISTEN connection */
 
 /* ------------------------------------------------------------------ rate limiter (ratelimit.c) */
 
@@ -106,6 +107,9 @@ struct est_feed {
     struct event *ev;
     struct est_feed_waiter *waiters;
     size_t n;
+    struct store_watch *watch; /* PostgreSQL: revocations by other instances; else NULL */
+    struct event *watch_ev;
+    struct event *watch_retry; /* re-open a lost watch connection */
 };
 
 /* ------------------------------------------------------------------ server (server.c, tls.c) */

@@ -189,7 +189,8 @@ void gw_feed_stats(const struct gw_feed *f, struct gw_feed_stats *out)
 
 int gw_feed_url_for(const char *crl_url, const char *path, char *out, size_t cap)
 {
-    if (path == NULL || path[0] != '/' || strlen(path) > 256 || strpbrk(path, "?#\\ \t") != NULL)
+    if (path == NULL || path[0] != '/' || path[1] == '/' || strlen(path) > 256 ||
+        strpbrk(path, "?#\\ \t") != NULL)
         return -1;
     struct evhttp_uri *u = evhttp_uri_parse(crl_url);
     if (u == NULL)

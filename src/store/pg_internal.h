@@ -39,4 +39,8 @@ static inline void pg_result_cleanup(PGresult **r)
 }
 #define PG_AUTO_RESULT __attribute__((cleanup(pg_result_cleanup))) PGresult
 
+/* NOTIFY watchers (pg_watch.c) of a revocation, in the current transaction. */
+int store_pg_announce_revocation(struct store *s, const char *serial,
+                                 struct tw_err *err) TW_MUST_CHECK;
+
 #endif

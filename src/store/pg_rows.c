@@ -195,7 +195,7 @@ int store_pg_cert_revoke(struct store *s, const char *serial, int reason, int64_
                        "WHERE serial = $3 AND status = 'valid' RETURNING serial",
                        &p, &r, what, err));
     if (PQntuples(r) == 1)
-        return 0;
+        return store_pg_announce_revocation(s, norm, err);
     struct pg_params q = {0};
     store_pg_param_text(&q, norm);
     PG_AUTO_RESULT *e = NULL;

@@ -280,4 +280,15 @@ int store_pending_set_serial(struct store *s, const char *id, const char *serial
 const char *store_sqlite_version(void);
 void store_libpq_version(char *buf, size_t cap);
 
+/* Revocations committed by any process on the same PostgreSQL database (LISTEN/NOTIFY on a
+ * second connection, opened with the store's own parameters). NULL with TW_ERR_USAGE for a
+ * SQLite store, TW_ERR_STORE when the connection fails. fd: wait for it to be readable, then
+ * drain: 1 when at least one revocation was announced, 0 none, -1 the connection is lost
+ * (free it and open a new one). */
+struct store_watch;
+struct store_watch *store_watch_revocations(struct store *s, struct tw_err *err);
+int store_watch_fd(const struct store_watch *w);
+int store_watch_drain(struct store_watch *w) TW_MUST_CHECK;
+void store_watch_free(struct store_watch *w);
+
 #endif
