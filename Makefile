@@ -17,10 +17,11 @@ DEPS := cmake make gcc clang libclang-rt-14-dev pkg-config \
         python3 python3-pytest python3-cryptography curl gnutls-bin procps
 DEPS += python3-pyasn1   # EST csrattrs test: an independent DER decoder for CsrAttrs
 DEPS += libcurl4-openssl-dev   # EST client HTTP (enroll, renew): proxies, timeouts
-DEPS += scdoc dpkg-dev lintian systemd bash-completion   # man pages, make deb, package/unit tests
+DEPS += scdoc dpkg-dev file lintian man-db systemd bash-completion   # man pages, make deb, package tests
 DEPS += libp11-kit-dev softhsm2 opensc tpm2-openssl swtpm swtpm-tools tpm2-tools   # keys in tokens and TPMs
 DEPS += libqrencode-dev chromium   # console: QR codes; browser test (Playwright, needs node + npm)
 DEPS += libnghttp2-dev nghttp2-client python3-h2 python3-grpcio   # HTTP/2 and gRPC in the gateway
+DEPS += tinyproxy   # a second, independent CONNECT proxy for the EST proxy tests
 
 .PHONY: all deps browser-deps build run test test-unit test-asan check clean build-matrix fuzz install man deb
 

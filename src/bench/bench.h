@@ -26,6 +26,7 @@
 #define BENCH_MAX_REQUEST (16u << 20) /* --request: read back in full, so kept small */
 #define BENCH_MAX_SAMPLES (1u << 22)  /* latencies recorded; beyond, the first ones count */
 #define BENCH_ERR_KINDS 24            /* distinct failure reasons tallied */
+#define BENCH_MAX_STREAMS 1000        /* --streams: requests in flight per connection */
 
 enum bench_mode {
     BENCH_MODE_HANDSHAKE = 0, /* handshake (+ request), close_notify, wait for the server's close */
@@ -54,6 +55,10 @@ struct bench_opts {
     uint64_t upload;   /* UPLOAD: bytes written per connection */
     int hold;          /* HOLD: connections held open at once */
     int pid;           /* server process to sample from /proc; 0: none */
+    /* HTTP/2 (--h2 --streams N): N GET requests of path in flight per connection (ALPN h2);
+     * count is then in requests and the server CPU per request. 0: off. */
+    int h2_streams;
+    const char *path; /* --path; NULL: "/" */
 };
 
 /* --resume: the share of offered sessions that must resume for a run to count (a server that

@@ -81,6 +81,9 @@ int64_t bench_samples_mean(const struct bench_samples *s);
 /* Tally one failure under code; detail (may be NULL) becomes first_error if none yet. */
 void bench_fail_note(struct bench_result *r, const char *code, const char *detail);
 
+/* h2.c: --h2: the connections, their streams and the measurement, on b's base. */
+int bench_h2_run(struct bench *b, struct tw_err *err) TW_MUST_CHECK;
+
 /* loop.c: start the slots, run the loop, tear down. */
 int bench_loop_run(struct bench *b, struct tw_err *err) TW_MUST_CHECK;
 

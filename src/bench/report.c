@@ -60,7 +60,12 @@ json_t *bench_result_json(const struct bench_opts *o, const struct bench_result 
     char target[300];
     snprintf(target, sizeof(target), strchr(o->host, ':') ? "[%s]:%s" : "%s:%s", o->host, o->port);
     json_object_set_new(j, "target", json_string(target));
-    json_object_set_new(j, "mode", json_string(mode_name(o->mode)));
+    json_object_set_new(j, "mode", json_string(o->h2_streams > 0 ? "h2" : mode_name(o->mode)));
+    if (o->h2_streams > 0) {
+        /* ok/failed/started count requests; cpu_us_per_conn is per request */
+        json_object_set_new(j, "h2_streams", json_integer(o->h2_streams));
+        json_object_set_new(j, "requests_per_s", json_real(r->rate));
+    }
     json_object_set_new(j, "tls", json_string(version_name(r->tls_version)));
     json_object_set_new(j, "cipher", json_string(r->cipher));
     json_object_set_new(j, "conns", json_integer(o->conns));
@@ -110,10 +115,11 @@ bool bench_resumed_enough(const struct bench_opts *o, const struct bench_result 
 
 void bench_result_print(FILE *fp, const struct bench_opts *o, const struct bench_result *r)
 {
+    const char *unit = o->h2_streams > 0 ? "request" : "connection";
     fprintf(fp, "twoway bench %s:%s: %s, TLS %s%s%s, %d concurrent%s\n", o->host, o->port,
-            mode_name(o->mode), r->tls_version ? version_name(r->tls_version) : "-",
+            o->h2_streams > 0 ? "h2" : mode_name(o->mode), r->tls_version ? version_name(r->tls_version) : "-",
             r->cipher[0] ? " " : "", r->cipher, o->conns, o->resume ? ", resuming" : "");
-    fprintf(fp, "  connections: %lld ok (%lld full, %lld resumed), %lld failed in %.2f s%s\n",
+    fprintf(fp, "  %ss: %lld ok (%lld full, %lld resumed), %lld failed in %.2f s%s\n", unit,
             (long long)r->ok, (long long)r->full, (long long)r->resumed, (long long)r->failed,
             (double)r->elapsed_us / 1e6,
             r->gave_up          ? " (gave up: nothing succeeded)"
@@ -127,7 +133,7 @@ void bench_result_print(FILE *fp, const struct bench_opts *o, const struct bench
     if (o->mode == BENCH_MODE_HOLD)
         fprintf(fp, "  held: %lld connections at once\n", (long long)r->held);
     else
-        fprintf(fp, "  rate: %.1f connections/s\n", r->rate);
+        fprintf(fp, "  rate: %.1f %ss/s\n", r->rate, unit);
     if (r->ok > 0)
         fprintf(fp, "  latency: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms\n",
                 ms(r->lat_p50_us), ms(r->lat_p90_us), ms(r->lat_p99_us), ms(r->lat_max_us));
@@ -139,8 +145,8 @@ void bench_result_print(FILE *fp, const struct bench_opts *o, const struct bench
     if (r->first_error[0])
         fprintf(fp, "  first failure: %s\n", r->first_error);
     if (r->ok > 0)
-        fprintf(fp, "  load generator: %.0f us CPU per connection\n",
-                (double)r->client_cpu_us / (double)r->ok);
+        fprintf(fp, "  load generator: %.0f us CPU per %s\n",
+                (double)r->client_cpu_us / (double)r->ok, unit);
     if (r->pid <= 0)
         return;
     if (!r->before.ok || !r->after.ok) {
@@ -152,7 +158,7 @@ void bench_result_print(FILE *fp, const struct bench_opts *o, const struct bench
             (long long)r->after.rss_kb);
     double v;
     if ((v = bench_server_us_per_conn(r)) >= 0 && o->mode == BENCH_MODE_HANDSHAKE)
-        fprintf(fp, ", %.0f us CPU per connection", v);
+        fprintf(fp, ", %.0f us CPU per %s", v, unit);
     bool bulk = o->mode == BENCH_MODE_DOWNLOAD || o->mode == BENCH_MODE_UPLOAD;
     if ((v = bench_server_s_per_gb(r)) >= 0 && bulk)
         fprintf(fp, ", %.2f s CPU per GB", v);

@@ -35,6 +35,14 @@ static int check_opts(const struct bench_opts *o, struct tw_err *err)
               "--download/--upload: at most 1 TiB per connection");
     TW_ENSURE(o->mode != BENCH_MODE_HOLD || (o->hold >= 1 && o->hold <= BENCH_MAX_CONNS), err,
               TW_ERR_USAGE, "--hold %d: give 1 to %d", o->hold, BENCH_MAX_CONNS);
+    TW_ENSURE(o->h2_streams >= 0 && o->h2_streams <= BENCH_MAX_STREAMS, err, TW_ERR_USAGE,
+              "--streams %d: give 1 to %d", o->h2_streams, BENCH_MAX_STREAMS);
+    TW_ENSURE(o->h2_streams == 0 || ((o->mode == BENCH_MODE_HANDSHAKE ||
+                                      o->mode == BENCH_MODE_HOLD) &&
+                                     !o->resume && o->request == 0),
+              err, TW_ERR_USAGE,
+              "--h2 measures requests (or idle connections with --hold): no --resume, "
+              "--request, --download or --upload");
     TW_ENSURE(o->cert_file != NULL && o->key_file != NULL, err, TW_ERR_USAGE,
               "give --cert and --key: the client certificate to present");
     return 0;
@@ -144,7 +152,7 @@ int bench_run(const struct bench_opts *o, struct bench_result *res, struct tw_er
         b.slots[i].b = &b;
         b.slots[i].fd = -1;
     }
-    if (bench_loop_run(&b, err) != 0)
+    if ((o->h2_streams > 0 ? bench_h2_run(&b, err) : bench_loop_run(&b, err)) != 0)
         goto out;
     summarise(&b);
     rc = 0;

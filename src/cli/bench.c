@@ -20,7 +20,7 @@ static const char usage[] =
     "[--tls 1.2|1.3]\n"
     "                    [--request BYTES] [--download BYTES | --upload BYTES | "
     "--hold N]\n"
-    "                    [--pid P] [--timeout D] [--json]\n\n"
+    "                    [--h2 [--streams N] [--path P]] [--pid P] [--timeout D] [--json]\n\n"
     "Opens mutual-TLS connections to HOST:PORT, N at a time, back to back, and measures\n"
     "connections per second and latency percentiles. Each connection: full (or with\n"
     "--resume, resumed) handshake presenting --cert, an optional request read back in\n"
@@ -51,6 +51,11 @@ static const char usage[] =
     "  --hold N             open N connections, keep them idle --hold-time "
     "(default 1s)\n"
     "  --hold-time D        how long --hold keeps them\n"
+    "  --h2                 HTTP/2 requests instead (ALPN h2): --conns connections set\n"
+    "                       up first, each keeping --streams GET requests in flight;\n"
+    "                       --count counts requests, CPU is per request\n"
+    "  --streams N          requests in flight per connection (default 10, at most 1000)\n"
+    "  --path P             the request path (default /)\n"
     "  --pid P              server process to measure (CPU, memory) from /proc\n"
     "  --timeout D          per-connection inactivity timeout (default 10s)\n"
     "  --json               one JSON object on stdout\n\n"
@@ -68,6 +73,8 @@ struct opts {
     struct bench_opts b;
     struct flags_tls tls;
     bool json;
+    bool h2;
+    int streams;
     int count;                             /* 0: not given */
     int64_t duration_s, timeout_s, hold_s; /* 0: not given */
     char host[256], port[8];
@@ -149,6 +156,14 @@ static const struct flag flags[] = {
     {.name = "server-name", .kind = FLAG_STRING, .off = AT(b.server_name)},
     {.name = "json", .kind = FLAG_BOOL, .off = AT(json)},
     {.name = "resume", .kind = FLAG_BOOL, .off = AT(b.resume)},
+    {.name = "h2", .kind = FLAG_BOOL, .off = AT(h2)},
+    {.name = "streams",
+     .kind = FLAG_INT,
+     .off = AT(streams),
+     .min = 1,
+     .max = BENCH_MAX_STREAMS,
+     .bad = "give"},
+    {.name = "path", .kind = FLAG_STRING, .off = AT(b.path)},
     {.name = "conns",
      .kind = FLAG_INT,
      .off = AT(b.conns),
@@ -216,6 +231,14 @@ static int parse(int argc, char **argv, struct opts *o)
         o->b.timeout_ms = o->timeout_s * 1000;
     if (o->hold_s > 0)
         o->b.hold_ms = o->hold_s * 1000;
+    if (o->streams > 0 && !o->h2)
+        return cli_usage_error("bench", "--streams needs --h2");
+    if (o->h2)
+        o->b.h2_streams = o->streams > 0 ? o->streams : 10;
+    if (o->h2 && o->b.mode == BENCH_MODE_HOLD) {
+        o->b.h2_streams = 1; /* one request per held connection */
+        o->b.count = o->b.hold;
+    }
     if (o->b.mode == BENCH_MODE_HOLD && o->b.resume)
         return cli_usage_error("bench", "--hold and --resume do not go together");
     o->b.host = o->host;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
 #include "util/clock.h"
@@ -166,4 +167,22 @@ int ca_flag_sans(void *sans, const char *value, struct tw_err *err)
 int ca_flag_validity(void *seconds, const char *value, struct tw_err *err)
 {
     return ca_parse_validity(value, seconds, err);
+}
+
+EVP_PKEY *ca_key_make(const char *store, const char *name, enum pki_key_type t, char **file,
+                      size_t *len, struct tw_err *err)
+{
+    *file = NULL;
+    *len = 0;
+    if (store != NULL && store[0] != '\0') {
+        char label[PKI_NAME_MAX + 32], when[32];
+        snprintf(label, sizeof(label), "%s %s", name, clock_iso8601(time(NULL), when, sizeof(when)));
+        return pki_key_generate_in(store, label, t, file, len, err);
+    }
+    EVP_PKEY *key = pki_key_generate(t, err);
+    if (key != NULL && pki_key_to_pem(key, NULL, file, len, err) != 0) {
+        EVP_PKEY_free(key);
+        return NULL;
+    }
+    return key;
 }

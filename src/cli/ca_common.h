@@ -26,6 +26,12 @@ int ca_open(const char *dir, const char *passfile, const char *action, int unloc
  * neither is set (a usage error for the caller), 0 when read, -1 on a read failure. */
 int ca_p12_password(const char *flag, struct pki_secret *out, struct tw_err *err) TW_MUST_CHECK;
 
+/* Make a key of type t for name: in store (a pkcs11: URI or "tpm2:", labelled "NAME TIME" in
+ * a token so successive keys never clash) when store is non-empty, else in memory. *file is
+ * the key file to write (PEM, a reference line or a TSS2 blob); free with pki_pem_free. */
+EVP_PKEY *ca_key_make(const char *store, const char *name, enum pki_key_type t, char **file,
+                      size_t *len, struct tw_err *err);
+
 /* Write a user-facing output file: fs_write_new, or fs_write_atomic with force. */
 int ca_write_output(const char *path, const void *data, size_t len, mode_t mode, int force,
                     struct tw_err *err) TW_MUST_CHECK;

@@ -58,8 +58,7 @@ static const char usage[] =
     "\n"
     "Examples:\n"
     "  twoway ca serve --listen 0.0.0.0:8443 --san dns:ca.example.com\n"
-    "  twoway ca serve --listen 0.0.0.0:8443 --http-listen 0.0.0.0:80   # ca init --base-url "
-    "http://...\n"
+    "  twoway ca serve --http-listen 0.0.0.0:80   # a CA made with --base-url http://HOST\n"
     "  twoway ca token alice        # then on alice's machine: twoway enroll ...\n"
     "  twoway ca serve --console --console-admin-allow cn:ops --console-allow 'ou:security'\n";
 

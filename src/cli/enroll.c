@@ -24,7 +24,8 @@
 static const char usage[] =
     "usage: twoway enroll URL --name N (--token T | --token-file F | --wait DURATION)\n"
     "                     (--ca-fingerprint SHA256 | --ca FILE) [--key TYPE] [--san LIST]\n"
-    "                     [--out DIR] [--force] [--p12 [--p12-legacy] [--p12-pass-file F]]\n"
+    "                     [--key-store STORE] [--out DIR] [--force]\n"
+    "                     [--p12 [--p12-legacy] [--p12-pass-file F]]\n"
     "\n"
     "Get a certificate from `twoway ca serve` at URL (https://HOST:PORT; add\n"
     "/.well-known/est/server for a server certificate). A key is generated here, a CSR is sent\n"
@@ -40,6 +41,9 @@ static const char usage[] =
     "                       certificates are fetched and accepted only if the root matches\n"
     "  --ca FILE            trust the CA certificates in FILE instead\n"
     "  --key TYPE           ec:P-256 (default), ec:P-384, ed25519, rsa:2048, rsa:3072, rsa:4096\n"
+    "  --key-store STORE    make the key inside a PKCS#11 token (a pkcs11: URI naming the\n"
+    "                       token, with pin-source=file:... and module-path=...) or the TPM\n"
+    "                       (tpm2:); N.key then names the key instead of holding it\n"
     "  --san LIST           SANs to ask for (must be among those the token allows)\n"
     "  --out DIR            where to write (default .)\n"
     "  --force              overwrite existing files\n"
@@ -55,7 +59,7 @@ static const char cmd[] = "enroll";
 
 struct enroll_args {
     struct flags_p12 p12;
-    const char *url, *name, *token, *token_file, *fingerprint, *ca_file, *out;
+    const char *url, *name, *token, *token_file, *fingerprint, *ca_file, *out, *key_store;
     struct ca_key_flag key;
     struct pki_sans sans;
     bool force;
@@ -71,6 +75,7 @@ static const struct flag flags[] = {
     {.name = "name", .kind = FLAG_STRING, .off = AT(name)},
     {.name = "key", .kind = FLAG_CALL, .off = AT(key), .call = ca_flag_key},
     {.name = "out", .kind = FLAG_STRING, .off = AT(out)},
+    {.name = "key-store", .kind = FLAG_STRING, .off = AT(key_store)},
     {.name = "ca-fingerprint", .kind = FLAG_STRING, .off = AT(fingerprint)},
     {.name = "ca", .kind = FLAG_STRING, .off = AT(ca_file)},
     {.name = "san", .kind = FLAG_CALL, .off = AT(sans), .call = ca_flag_sans},
@@ -112,6 +117,9 @@ static int parse(int argc, char **argv, struct enroll_args *a)
     if ((a->fingerprint == NULL) == (a->ca_file == NULL))
         return cli_usage_error(cmd, "trust the CA with --ca-fingerprint SHA256 (printed by 'ca "
                                     "init' and 'ca token') or --ca FILE");
+    if (a->p12.p12 && a->key_store != NULL)
+        return cli_usage_error(cmd, "--p12 needs the private key, and a key made with "
+                                    "--key-store never leaves its token or TPM");
     return flags_p12_check(cmd, &a->p12);
 }
 
@@ -202,14 +210,11 @@ static int trust(const struct enroll_args *a, const struct est_url *u, const str
 
 /* Certificate, then every CA certificate of cacerts below the root (the intermediate). */
 static int write_outputs(const struct enroll_args *a, const struct paths *p, EVP_PKEY *key,
-                         X509 *cert, STACK_OF(X509) * cacerts, struct tw_err *err)
+                         const char *kfile, size_t klen, X509 *cert, STACK_OF(X509) * cacerts,
+                         struct tw_err *err)
 {
-    char *kpem = NULL;
-    size_t klen = 0;
-    TW_GUARD(pki_key_to_pem(key, NULL, &kpem, &klen, err));
-    int rc = ca_write_output(p->key, kpem, klen, 0600, a->force, err);
-    pki_pem_free(kpem, klen);
-    TW_GUARD(rc);
+    TW_GUARD(ca_write_output(p->key, kfile, klen, 0600, a->force, err));
+    int rc;
     size_t clen = 0;
     TW_AUTO(charp) *cpem = pki_cert_to_pem(cert, &clen, err);
     if (cpem == NULL)
@@ -326,16 +331,18 @@ static int post_until_done(const struct enroll_args *a, const struct tlsx_client
     }
 }
 
-/* The key and CSR to send. Without a token they are kept in DIR/N.pending.key (0600) and
- * DIR/N.pending.csr until the request is decided: the CA knows a request by its CSR's hash,
- * so a later run (after --wait ran out, after a reboot) asks about the same request instead
- * of queueing a new one. */
+/* The key, its key file (*kfile: PEM, or what names a key in a token or TPM) and the CSR to
+ * send. Without a token they are kept in DIR/N.pending.key (0600) and DIR/N.pending.csr until
+ * the request is decided: the CA knows a request by its CSR's hash, so a later run (after
+ * --wait ran out, after a reboot) asks about the same request instead of queueing a new one. */
 static int request_make(const struct enroll_args *a, const struct paths *p, EVP_PKEY **key,
-                        unsigned char **csr, size_t *csr_len, struct tw_err *err)
+                        char **kfile, size_t *klen, unsigned char **csr, size_t *csr_len,
+                        struct tw_err *err)
 {
     if (p->pending_key[0] != '\0' && fs_exists(p->pending_key) && fs_exists(p->pending_csr)) {
         if ((*key = pki_key_load(p->pending_key, NULL, err)) == NULL)
             return -1;
+        TW_GUARD(fs_read_file(p->pending_key, PKI_CSR_MAX, kfile, klen, err));
         TW_AUTO(charp) *data = NULL;
         size_t len = 0;
         TW_GUARD(fs_read_file(p->pending_csr, PKI_CSR_MAX, &data, &len, err));
@@ -352,17 +359,12 @@ static int request_make(const struct enroll_args *a, const struct paths *p, EVP_
         fprintf(stderr, "twoway enroll: asking again about the request in %s\n", p->pending_csr);
         return 0;
     }
-    if ((*key = pki_key_generate(a->key.type, err)) == NULL)
+    if ((*key = ca_key_make(a->key_store, a->name, a->key.type, kfile, klen, err)) == NULL)
         return -1;
     TW_GUARD(pki_csr_make(*key, a->name, &a->sans, NULL, csr, csr_len, err));
     if (p->pending_key[0] == '\0')
         return 0;
-    char *kpem = NULL;
-    size_t klen = 0;
-    TW_GUARD(pki_key_to_pem(*key, NULL, &kpem, &klen, err));
-    int rc = fs_write_atomic(p->pending_key, kpem, klen, 0600, err);
-    pki_pem_free(kpem, klen);
-    TW_GUARD(rc);
+    TW_GUARD(fs_write_atomic(p->pending_key, *kfile, *klen, 0600, err));
     return fs_write_atomic(p->pending_csr, *csr, *csr_len, 0644, err);
 }
 
@@ -375,8 +377,11 @@ static int enroll(const struct enroll_args *a, const char *token, struct tw_err 
     TW_AUTO(EVP_PKEY) *key = NULL;
     unsigned char *csr = NULL;
     size_t csr_len = 0;
-    if (request_make(a, &p, &key, &csr, &csr_len, err) != 0) {
+    char *kfile = NULL;
+    size_t klen = 0;
+    if (request_make(a, &p, &key, &kfile, &klen, &csr, &csr_len, err) != 0) {
         OPENSSL_free(csr);
+        pki_pem_free(kfile, klen);
         return -1;
     }
     STACK_OF(X509) *cacerts = NULL;
@@ -390,7 +395,7 @@ static int enroll(const struct enroll_args *a, const char *token, struct tw_err 
     if (rc == 0)
         rc = verify_issued(cert, cacerts, u.origin, err);
     if (rc == 0)
-        rc = write_outputs(a, &p, key, cert, cacerts, err);
+        rc = write_outputs(a, &p, key, kfile, klen, cert, cacerts, err);
     if (rc == 0)
         print_result(&p, cert, a->name);
     /* Decided (issued, or refused with 403): a new run starts a new request. */
@@ -401,6 +406,7 @@ static int enroll(const struct enroll_args *a, const char *token, struct tw_err 
     X509_free(cert);
     sk_X509_pop_free(cacerts, X509_free);
     OPENSSL_free(csr);
+    pki_pem_free(kfile, klen);
     return rc;
 }
 

@@ -64,8 +64,8 @@ int cli_gateway(int argc, char **argv)
         free(o.rest);
         return rc;
     }
-    struct gw_source src = {.config_path = o.config, .argc = o.nrest, .argv = o.rest,
-                          .allow_root = o.allow_root};
+    struct gw_source src = {
+        .config_path = o.config, .argc = o.nrest, .argv = o.rest, .allow_root = o.allow_root};
     struct tw_err err;
     tw_err_clear(&err);
     rc = gateway_run(&src, &err) == 0 ? 0 : cli_fail(&err);

@@ -19,6 +19,7 @@
 #include "cli/flags.h"
 #include "cli/renew_swap.h"
 #include "est/est.h"
+#include "keystore/keystore.h"
 #include "tlsx/tlsx.h"
 #include "util/buf.h"
 #include "util/cleanup.h"
@@ -227,19 +228,15 @@ static int update_chain(const char *path, X509 *cert, struct tw_err *err)
     return rc;
 }
 
+/* kfile: the new key file (NULL: the key stays). */
 static int install(const struct renew_args *a, const struct current *c, X509 *cert,
-                   EVP_PKEY *new_key, struct tw_err *err)
+                   const char *kfile, size_t klen, struct tw_err *err)
 {
     struct tw_buf crt;
     tw_buf_init(&crt, 1u << 20);
-    char *kpem = NULL;
-    size_t klen = 0;
     int rc = cert_file(cert, c->chain, &crt, err);
-    if (rc == 0 && new_key != NULL)
-        rc = pki_key_to_pem(new_key, NULL, &kpem, &klen, err);
     if (rc == 0)
-        rc = renew_swap(a->tls.cert, a->tls.key, (const char *)crt.data, crt.len, kpem, klen, err);
-    pki_pem_free(kpem, klen);
+        rc = renew_swap(a->tls.cert, a->tls.key, (const char *)crt.data, crt.len, kfile, klen, err);
     tw_buf_free(&crt);
     TW_GUARD(rc);
     return a->chain[0] != '\0' ? update_chain(a->chain, cert, err) : 0;
@@ -253,25 +250,40 @@ static int renew_once(const struct renew_args *a, const struct current *c, char 
     TW_GUARD(est_url_parse(a->server, &u, err));
     if ((int64_t)time(NULL) >= c->not_after)
         return expired_error(a, c, err);
+    /* --rekey: the new key is made where the current one lives (a file, the same token, the
+     * TPM), and its key file replaces the current one in the swap. */
     TW_AUTO(EVP_PKEY) *new_key = NULL;
-    if (a->rekey && (new_key = pki_key_generate(
-                         a->key_type.given ? a->key_type.type : key_type_of(c->key), err)) == NULL)
-        return -1;
+    char store[KEYSTORE_REF_MAX], name[STORE_SUBJECT_MAX] = "renewed";
+    X509_NAME_get_text_by_NID(X509_get_subject_name(c->cert), NID_commonName, name, sizeof(name));
+    char *kfile = NULL;
+    size_t klen = 0;
+    if (a->rekey) {
+        TW_GUARD(keystore_store_of(a->tls.key, store, sizeof(store), err));
+        new_key = ca_key_make(store, name, a->key_type.given ? a->key_type.type : key_type_of(c->key),
+                              &kfile, &klen, err);
+        if (new_key == NULL)
+            return -1;
+    }
     EVP_PKEY *key = new_key != NULL ? new_key : c->key;
     unsigned char *csr = NULL;
     size_t csr_len = 0;
-    TW_GUARD(pki_csr_make(key, NULL, NULL, c->cert, &csr, &csr_len, err));
+    int rc = pki_csr_make(key, NULL, NULL, c->cert, &csr, &csr_len, err);
     struct tlsx_client_opts tls;
     client_tls(a, c, &tls);
     TW_AUTO(X509) *cert = NULL;
-    int rc = est_client_enroll(&tls, &u, 1, NULL, NULL, csr, csr_len, &cert, NULL, err);
+    if (rc == 0)
+        rc = est_client_enroll(&tls, &u, 1, NULL, NULL, csr, csr_len, &cert, NULL, err);
     OPENSSL_free(csr);
-    TW_GUARD(rc);
-    TW_ENSURE(pki_key_matches_cert(key, cert), err, TW_ERR_PKI,
-              "%s returned a certificate for another key", u.origin);
-    TW_GUARD(pki_time_to_unix(X509_get0_notAfter(cert), new_not_after, err));
-    TW_GUARD(pki_cert_serial_hex(cert, serial, STORE_SERIAL_MAX, err));
-    return install(a, c, cert, new_key, err);
+    if (rc == 0 && !pki_key_matches_cert(key, cert))
+        rc = tw_err_set(err, TW_ERR_PKI, "%s returned a certificate for another key", u.origin);
+    if (rc == 0)
+        rc = pki_time_to_unix(X509_get0_notAfter(cert), new_not_after, err);
+    if (rc == 0)
+        rc = pki_cert_serial_hex(cert, serial, STORE_SERIAL_MAX, err);
+    if (rc == 0)
+        rc = install(a, c, cert, kfile, klen, err);
+    pki_pem_free(kfile, klen);
+    return rc;
 }
 
 /* --exec: the user's command through /bin/sh -c (fork + execl, no shell-out helper). */

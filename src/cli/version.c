@@ -22,8 +22,7 @@ int cli_version(int argc, char **argv)
     char pq[32];
     store_libpq_version(pq, sizeof(pq));
     printf("twoway %s\n", TWOWAY_VERSION);
-    printf("OpenSSL  %s (built with %s)\n", OpenSSL_version(OPENSSL_VERSION),
-           OPENSSL_VERSION_TEXT);
+    printf("OpenSSL  %s (built with %s)\n", OpenSSL_version(OPENSSL_VERSION), OPENSSL_VERSION_TEXT);
     printf("libevent %s\n", event_get_version());
     printf("SQLite   %s\n", store_sqlite_version());
     printf("libpq    %s\n", pq);

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include <curl/curl.h>
+#include <openssl/err.h>
 
 #include "est/internal.h"
 #include "util/buf.h"
@@ -32,19 +33,23 @@ void est_response_clear(struct est_response *r)
     r->retry_after = -1;
 }
 
-/* Alerts and, for the bootstrap, the chain the server sent: both are gone with the SSL object
- * by the time curl_easy_perform returns, so they are noted while the connection lives. */
+/* Why a handshake failed and, for the bootstrap, the chain the server sent: all gone with the
+ * SSL object by the time curl_easy_perform returns, so they are noted while it lives. */
 static void info_cb(const SSL *ssl, int where, int ret)
 {
     struct est_xfer *x = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), xfer_index);
     if (x == NULL)
         return;
-    if ((where & SSL_CB_ALERT) != 0 && (where & SSL_CB_READ) != 0)
+    /* Fatal alerts only: a close_notify at the end says nothing about a failure. */
+    int fatal = (where & SSL_CB_ALERT) != 0 && (ret >> 8) == SSL3_AL_FATAL;
+    if (fatal && (where & SSL_CB_READ) != 0)
         x->alert_received = ret & 0xff;
-    if ((where & SSL_CB_ALERT) != 0 && (where & SSL_CB_WRITE) != 0) {
-        x->alert_sent = ret & 0xff;
+    if (fatal && (where & SSL_CB_WRITE) != 0)
         x->verify_result = SSL_get_verify_result(ssl);
-    }
+    /* libcurl clears the error queue before each SSL_connect: a reason in it at the exit is
+     * why the handshake failed (a mere "want read" leaves none). Peeked, not taken. */
+    if ((where & SSL_CB_EXIT) != 0 && ret <= 0 && x->why == TLSX_R_OK && ERR_peek_error() != 0)
+        x->why = tlsx_handshake_reason(NULL, x->why_detail, sizeof(x->why_detail));
     if ((where & SSL_CB_HANDSHAKE_DONE) != 0 && x->want_chain && x->chain == NULL) {
         STACK_OF(X509) *sent = SSL_get_peer_cert_chain(ssl);
         x->chain = sk_X509_new_null();
@@ -67,10 +72,13 @@ static CURLcode ssl_ctx_cb(CURL *curl, void *sslctx, void *arg)
     }
     SSL_CTX_set_cert_store(ctx, empty);
     if (tlsx_client_ctx_setup(ctx, x->tls, &x->setup_err) != 0 ||
-        (!x->skip_name && tlsx_client_ctx_expect_name(ctx, x->u->host, &x->setup_err) != 0) ||
-        SSL_CTX_set_ex_data(ctx, xfer_index, x) != 1) {
+        (!x->skip_name && tlsx_client_ctx_expect_name(ctx, x->u->host, &x->setup_err) != 0)) {
         x->setup_failed = -1;
         return CURLE_SSL_CERTPROBLEM;
+    }
+    if (SSL_CTX_set_ex_data(ctx, xfer_index, x) != 1) {
+        x->setup_failed = tw_err_set(&x->setup_err, TW_ERR_INTERNAL, "out of memory");
+        return CURLE_OUT_OF_MEMORY;
     }
     SSL_CTX_set_info_callback(ctx, info_cb);
     return CURLE_OK;
@@ -238,7 +246,7 @@ int est_http_request(const struct tlsx_client_opts *tls, const struct est_url *u
     x.u = u;
     x.skip_name = skip_name_check;
     x.want_chain = peer_chain != NULL;
-    x.alert_received = x.alert_sent = -1;
+    x.alert_received = -1;
     x.verify_result = X509_V_OK;
     tw_buf_init(&x.body, EST_RESPONSE_MAX);
     int rc = perform(&x, req, resp, err);

@@ -31,6 +31,9 @@ static int tls_failure(const struct est_xfer *x, struct tw_err *err)
         why = tlsx_reason_from_alert(x->alert_received);
         snprintf(detail, sizeof(detail), "the server sent alert: %s",
                  tlsx_alert_name(x->alert_received));
+    } else if (x->why != TLSX_R_OK) {
+        why = x->why;
+        snprintf(detail, sizeof(detail), "%s", x->why_detail);
     }
     return tw_err_set(err, x->verify_result != X509_V_OK ? TW_ERR_VERIFY : TW_ERR_TLS,
                       "TLS handshake with %s failed: %s (%s)", x->u->origin,
@@ -49,7 +52,7 @@ static int is_tls(const struct est_xfer *x)
     default:
         /* A TLS 1.3 server refuses a client certificate after the handshake: the alert
          * comes with the first read. */
-        return x->alert_received >= 0 || x->verify_result != X509_V_OK;
+        return x->alert_received >= 0 || x->verify_result != X509_V_OK || x->why != TLSX_R_OK;
     }
 }
 

@@ -211,8 +211,10 @@ struct est_xfer {
     struct tw_buf body; /* bounded by EST_RESPONSE_MAX */
     size_t header_bytes;
     int too_large, headers_too_large;
-    int alert_received, alert_sent; /* SSL_AD_* or -1 */
+    int alert_received;             /* the last fatal one, SSL_AD_*; -1: none */
     long verify_result;             /* at the alert we sent: why we refused the server */
+    enum tlsx_reason why;           /* from OpenSSL's error queue when the handshake failed */
+    char why_detail[160];
     STACK_OF(X509) *chain;
     int setup_failed; /* -1: setup_err says why twoway's TLS set-up failed */
     struct tw_err setup_err;

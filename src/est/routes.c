@@ -85,6 +85,8 @@ static void access_log(struct est_req *r)
                           (json_int_t)r->bytes, "us", us);
     if (o == NULL)
         return;
+    if (r->plain)
+        json_object_set_new(o, "scheme", json_string("http"));
     if (r->client[0] != '\0')
         json_object_set_new(o, "client", json_string(r->client));
     if (r->detail[0] != '\0')

@@ -14,6 +14,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 
+#include "keystore/keystore.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 
@@ -160,13 +161,48 @@ static int check_perms(const struct ctx *c, const char *key, const char *path)
     return problem(c, perm.code, key, path, why);
 }
 
+/* A file that names a key in a token or TPM (a reference line, a TSS2 blob). */
+static bool names_hardware(const char *path)
+{
+    char *data = NULL;
+    size_t len = 0;
+    struct tw_err ignored;
+    if (fs_read_file(path, FS_READ_LIMIT_DEFAULT, &data, &len, &ignored) != 0)
+        return false;
+    bool hw = keystore_text_is_hw(data, len);
+    OPENSSL_cleanse(data, len);
+    free(data);
+    return hw;
+}
+
+/* The key through keystore/: the token or TPM is asked, so a wrong PIN or an absent token
+ * shows up here rather than at the first handshake. */
+static EVP_PKEY *load_hardware(const struct ctx *c, const char *key_name, const char *path)
+{
+    struct tw_err kerr;
+    tw_err_clear(&kerr);
+    EVP_PKEY *pkey = keystore_load(path, &kerr);
+    if (pkey == NULL)
+        problem(c, kerr.code, key_name, path, kerr.msg);
+    return pkey;
+}
+
 static int check_key(const struct ctx *c, const char *key_name, const char *path, X509 *cert)
 {
-    TW_GUARD(check_perms(c, key_name, path));
-    TW_AUTO(BIO) *bio = NULL;
-    TW_GUARD(open_file(c, key_name, path, &bio));
-    TW_AUTO(EVP_PKEY) *pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
-    ERR_clear_error();
+    TW_AUTO(EVP_PKEY) *pkey = NULL;
+    if (keystore_is_ref(path)) {
+        if ((pkey = load_hardware(c, key_name, path)) == NULL)
+            return -1;
+    } else {
+        TW_GUARD(check_perms(c, key_name, path));
+        TW_AUTO(BIO) *bio = NULL;
+        TW_GUARD(open_file(c, key_name, path, &bio));
+        pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+        ERR_clear_error();
+        if (pkey == NULL && names_hardware(path) &&
+            (pkey = load_hardware(c, key_name, path)) == NULL)
+            return -1;
+    }
     if (pkey == NULL)
         return problem(c, TW_ERR_CONFIG, key_name, path,
                        "no unencrypted PEM private key in the file");
@@ -230,7 +266,8 @@ static int check_crl_file(const struct ctx *c, const char *path, STACK_OF(X509) 
     return rc;
 }
 
-/* Ask OpenSSL whether it knows the cipher, suite and group names. */
+/* Ask OpenSSL whether it knows the cipher, suite and group names, and whether the TLS 1.2
+ * ciphers fit the certificate's key (the files were checked before). */
 static int check_tls_lists(const struct ctx *c, const struct gw_service *s)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_method());
@@ -243,6 +280,12 @@ static int check_tls_lists(const struct ctx *c, const struct gw_service *s)
                      "not a valid TLS 1.3 cipher suite list");
     else if (s->groups != NULL && SSL_CTX_set1_groups_list(ctx, s->groups) != 1)
         rc = problem(c, TW_ERR_CONFIG, "groups", s->groups, "not a valid group list");
+    else if (s->ciphers != NULL && SSL_CTX_use_certificate_chain_file(ctx, s->cert) == 1 &&
+             SSL_CTX_use_PrivateKey_file(ctx, s->key, SSL_FILETYPE_PEM) == 1) {
+        char why[200];
+        if (tlsx_ctx_ciphers_fit_key(ctx, s->tls_min, why, sizeof(why)) != 0)
+            rc = problem(c, TW_ERR_CONFIG, "ciphers", s->ciphers, why);
+    }
     ERR_clear_error();
     SSL_CTX_free(ctx);
     return rc;

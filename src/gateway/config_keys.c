@@ -136,10 +136,12 @@ static int p_user(const struct cfg_key *k, void *obj, const char *v, char *why, 
 {
     size_t n = strlen(v);
     if (n == 0 || n > 32 || v[0] == '-' || isdigit((unsigned char)v[0]))
-        return why_set(why, cap, "expected a user name (1-32 characters, not starting with - "
-                                 "or a digit)");
+        return why_set(why, cap,
+                       "expected a user name (1-32 characters, not starting with - "
+                       "or a digit)");
     for (const char *p = v; *p != '\0'; p++)
-        if (!isalnum((unsigned char)*p) && strchr("_-.", *p) == NULL && !(p[1] == '\0' && *p == '$'))
+        if (!isalnum((unsigned char)*p) && strchr("_-.", *p) == NULL &&
+            !(p[1] == '\0' && *p == '$'))
             return why_set(why, cap, "expected a user name (letters, digits, _ - .)");
     return p_string(k, obj, v, why, cap);
 }
@@ -354,8 +356,7 @@ const struct cfg_key cfg_keys[] = {
     {"ticket-rotate", CFG_GLOBAL, false, false, p_duration, NULL, G(ticket_rotate), 0, 60, 7 * DAY,
      "DURATION", "1h", "rotation period of in-memory ticket keys"},
     {"user", CFG_GLOBAL, false, false, p_user, NULL, G(user), 0, 0, 0, "NAME",
-     "(none: stay as started)",
-     "started as root: bind and read keys, then run as this user"},
+     "(none: stay as started)", "started as root: bind and read keys, then run as this user"},
     {"drain-timeout", CFG_GLOBAL, false, false, p_duration, NULL, G(drain_timeout), 0, 0, DAY,
      "DURATION", "30s", "on SIGTERM, how long open connections may finish"},
 

@@ -151,7 +151,21 @@ static char *dup_or_null(const char *v)
     return v != NULL ? strdup(v) : NULL;
 }
 
-/* Parse and verify a fetched CRL against the client CA; its nextUpdate into *next_update. */
+/* The CRL held from s as a set, NULL when none (or it no longer parses). */
+static struct tlsx_crl_set *held_set(const struct crl_src *s)
+{
+    struct tw_err ignored;
+    struct tlsx_crl_set *held = s->data != NULL ? tlsx_crl_set_new(&ignored) : NULL;
+    if (held != NULL && tlsx_crl_set_add_mem(held, s->data, s->len, s->url, &ignored) != 0) {
+        tlsx_crl_set_free(held);
+        held = NULL;
+    }
+    return held;
+}
+
+/* Parse and verify a fetched CRL against the client CA (a CRL of a CA outside client-ca, the
+ * clients' intermediate under a root-only client-ca, must keep the issuer of the one held);
+ * its nextUpdate into *next_update. */
 static int check_crl(const struct crl_src *s, const struct gw_fetch_res *res, int64_t *next_update,
                      struct tw_err *err)
 {
@@ -160,13 +174,16 @@ static int check_crl(const struct crl_src *s, const struct gw_fetch_res *res, in
     if (set == NULL)
         return -1;
     STACK_OF(X509) *cas = NULL;
+    struct tlsx_crl_set *held = held_set(s);
     int rc = -1;
     if (tlsx_crl_set_add_mem(set, res->body, res->len, s->url, err) == 0 &&
-        tlsx_certs_load(s->client_ca, &cas, err) == 0 && tlsx_crl_set_verify(set, cas, err) == 0) {
+        tlsx_certs_load(s->client_ca, &cas, err) == 0 && tlsx_crl_set_verify(set, cas, err) == 0 &&
+        tlsx_crl_set_same_outside(set, held, cas, err) == 0) {
         *next_update = tlsx_crl_set_next_update(set);
         rc = 0;
     }
     sk_X509_pop_free(cas, X509_free);
+    tlsx_crl_set_free(held);
     tlsx_crl_set_free(set);
     ERR_clear_error();
     return rc;

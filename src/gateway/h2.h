@@ -38,8 +38,13 @@ int gw_nvlist_add(struct gw_nvlist *l, const char *name, size_t nlen, const char
 void gw_nvlist_clear(struct gw_nvlist *l);
 void gw_nvlist_free(struct gw_nvlist *l);
 
+/* HTTP/1.1 backend connections kept open between the streams of one client connection. */
+#define GW_H2_POOL_MAX 16
+
 struct gw_h2 {
     struct gw_conn *c;
+    struct bufferevent *idle[GW_H2_POOL_MAX]; /* keep-alive backend connections, unused */
+    size_t n_idle;
     nghttp2_session *sess;
     struct gw_h2_stream *streams; /* open streams (intrusive list) */
     size_t nstreams;
@@ -76,6 +81,8 @@ struct gw_h2_stream {
     /* backend (h2_h1.c) */
     struct bufferevent *bev;
     bool chunked, connected, paused;
+    bool reused;   /* the backend connection came from the pool */
+    bool bodyless; /* the request had no body: safe to send again on a fresh connection */
     struct gw_http_resp *resp;
     /* backend (h2_upstream.c) */
     int32_t up_id;  /* the open backend stream, 0 when none */
@@ -128,6 +135,8 @@ void gw_h2_h1_end(struct gw_h2_stream *s);
 void gw_h2_h1_stop(struct gw_h2_stream *s);
 /* Response bytes left the stream's buffer: resume backend reads below the low mark. */
 void gw_h2_h1_drained(struct gw_h2_stream *s);
+/* Close the connection's pooled backend connections. */
+void gw_h2_h1_pool_free(struct gw_h2 *h);
 
 /* h2_upstream.c */
 int gw_h2_up_start(struct gw_h2_stream *s, const char *authority, struct tw_err *err)

@@ -1,5 +1,8 @@
 /* backend-protocol = http1 for an HTTP/2 client: each stream is one HTTP/1.1 exchange on a
- * backend connection of its own (RFC 9113 §8.3.1 in reverse): the request line from :method
+ * backend connection (RFC 9113 §8.3.1 in reverse). A connection whose exchange ended cleanly
+ * with keep-alive goes to the client connection's pool (GW_H2_POOL_MAX) for its next stream; a
+ * pooled connection that the backend closed before answering is replaced once by a fresh one
+ * when the request had no body (nothing can have been processed twice). The request head: the request line from :method
  * and :path, Host from :authority, the kept fields, the joined cookie, the identity lines, and
  * a body of unknown length sent chunked (request trailers then become chunked trailers). The
  * response is read by http_resp.h. Backend reads stop while buffer-size response bytes wait
@@ -16,6 +19,9 @@
 
 #include "gateway/http_resp.h"
 #include "util/log.h"
+
+static int connect_fresh(struct gw_h2_stream *s, struct tw_err *err);
+static void arm(struct gw_h2_stream *s, int64_t ms);
 
 static int on_resp_head(void *arg, int status, const struct gw_hdr *f, size_t n)
 {
@@ -89,6 +95,56 @@ void gw_h2_h1_drained(struct gw_h2_stream *s)
     }
 }
 
+/* ---- the pool ---------------------------------------------------------------------------- */
+
+static void pool_remove(struct gw_h2 *h, struct bufferevent *bev)
+{
+    for (size_t i = 0; i < h->n_idle; i++) {
+        if (h->idle[i] == bev) {
+            h->idle[i] = h->idle[--h->n_idle];
+            break;
+        }
+    }
+    bufferevent_free(bev);
+}
+
+/* An idle backend connection must stay silent: a byte or a close retires it. */
+static void pool_read(struct bufferevent *bev, void *arg)
+{
+    pool_remove(arg, bev);
+}
+
+static void pool_event(struct bufferevent *bev, short events, void *arg)
+{
+    (void)events;
+    ERR_clear_error();
+    pool_remove(arg, bev);
+}
+
+void gw_h2_h1_pool_free(struct gw_h2 *h)
+{
+    while (h->n_idle > 0)
+        bufferevent_free(h->idle[--h->n_idle]);
+}
+
+/* The exchange ended: keep the connection for the next stream when HTTP/1.1 allows it and
+ * nothing of this exchange is left on it. */
+static void park(struct gw_h2_stream *s)
+{
+    struct gw_h2 *h = s->h;
+    struct bufferevent *bev = s->bev;
+    s->bev = NULL;
+    if (gw_http_resp_keep_alive(s->resp) && s->ended && h->n_idle < GW_H2_POOL_MAX &&
+        evbuffer_get_length(bufferevent_get_output(bev)) == 0 &&
+        evbuffer_get_length(bufferevent_get_input(bev)) == 0 && h->c->state == GW_CONN_RELAY) {
+        bufferevent_setcb(bev, pool_read, NULL, pool_event, h);
+        bufferevent_enable(bev, EV_READ);
+        h->idle[h->n_idle++] = bev;
+        return;
+    }
+    bufferevent_free(bev);
+}
+
 /* After a backend callback: the response is complete, or the backend failed. Ends with the
  * pump, which may close the stream (and the connection): s is not used afterwards. */
 static void settle(struct gw_h2_stream *s, int status, const char *why)
@@ -99,12 +155,10 @@ static void settle(struct gw_h2_stream *s, int status, const char *why)
         log_warnx("client %s stream %d: %s", h->c->peer_text, (int)s->id, why);
         gw_h2_h1_stop(s);
         gw_h2_stream_error(s, status, why);
-    } else if (s->resp != NULL && gw_http_resp_done(s->resp)) {
-        /* One exchange per backend connection; the reader is kept for nothing more. */
-        if (s->bev != NULL) {
-            bufferevent_free(s->bev);
-            s->bev = NULL;
-        }
+    } else if (s->resp != NULL && gw_http_resp_done(s->resp) && s->bev != NULL) {
+        if (s->timer != NULL)
+            evtimer_del(s->timer);
+        park(s);
     }
     gw_h2_pump(h);
 }
@@ -173,6 +227,18 @@ static void backend_event(struct bufferevent *bev, short events, void *arg)
         settle(s, 502, why);
         return;
     }
+    if (s->reused && s->bodyless && !gw_http_resp_started(s->resp)) {
+        /* The pooled connection was closed by the backend meanwhile: once more, fresh. */
+        struct tw_err err;
+        bufferevent_free(s->bev);
+        s->bev = NULL;
+        s->reused = false;
+        if (connect_fresh(s, &err) != 0) {
+            settle(s, 502, err.msg);
+            return;
+        }
+        return;
+    }
     if (gw_http_resp_eof(s->resp) != 0) {
         settle(s, 502,
                gw_http_resp_started(s->resp) ? "backend response cut short"
@@ -195,8 +261,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     settle(s, 504, why);
 }
 
-static int write_head(struct gw_h2_stream *s, const char *authority, struct evbuffer *out)
+static int write_head(struct gw_h2_stream *s, struct evbuffer *out)
 {
+    const char *authority = s->authority != NULL ? s->authority : s->host;
     struct gw_h2 *h = s->h;
     bool has_cl = false;
     for (size_t i = 0; i < s->fields.n; i++)
@@ -212,9 +279,10 @@ static int write_head(struct gw_h2_stream *s, const char *authority, struct evbu
             evbuffer_add(out, nv->value, nv->valuelen) != 0 || evbuffer_add(out, "\r\n", 2) != 0)
             return -1;
     }
-    if (evbuffer_get_length(s->cookie) > 0 &&
-        (evbuffer_add(out, "cookie: ", 8) != 0 || evbuffer_add_buffer(out, s->cookie) != 0 ||
-         evbuffer_add(out, "\r\n", 2) != 0))
+    size_t cookie = evbuffer_get_length(s->cookie);
+    if (cookie > 0 && (evbuffer_add(out, "cookie: ", 8) != 0 ||
+                       evbuffer_add(out, evbuffer_pullup(s->cookie, -1), cookie) != 0 ||
+                       evbuffer_add(out, "\r\n", 2) != 0))
         return -1;
     if ((h->inject_len > 0 && evbuffer_add(out, h->inject, h->inject_len) != 0) ||
         (s->chunked && evbuffer_add(out, "transfer-encoding: chunked\r\n", 28) != 0) ||
@@ -223,22 +291,24 @@ static int write_head(struct gw_h2_stream *s, const char *authority, struct evbu
     return 0;
 }
 
-int gw_h2_h1_start(struct gw_h2_stream *s, const char *authority, struct tw_err *err)
+static void attach(struct gw_h2_stream *s)
 {
-    struct gw_conn *c = s->h->c;
-    const struct gw_svc *svc = c->svc;
-    s->resp = gw_http_resp_new(&resp_cb, s, strcmp(s->method, "HEAD") == 0, err);
-    if (s->resp == NULL)
-        return -1;
-    s->timer = evtimer_new(c->w->base, on_timer, s);
-    s->bev = gw_conn_backend_new(c, err);
-    if (s->timer == NULL || s->bev == NULL)
-        return tw_err_set(err, TW_ERR_INTERNAL, "backend connection: %s",
-                          s->bev == NULL ? err->msg : "out of memory");
+    const struct gw_svc *svc = gw_h2_stream_svc(s);
     bufferevent_setcb(s->bev, backend_read, backend_write, backend_event, s);
     bufferevent_setwatermark(s->bev, EV_READ, 0, svc->buffer_high);
     bufferevent_setwatermark(s->bev, EV_WRITE, svc->buffer_low, 0);
-    if (write_head(s, authority, bufferevent_get_output(s->bev)) != 0)
+}
+
+static int connect_fresh(struct gw_h2_stream *s, struct tw_err *err)
+{
+    struct gw_conn *c = s->h->c;
+    const struct gw_svc *svc = c->svc;
+    s->connected = false;
+    s->bev = gw_conn_backend_new(c, err);
+    if (s->bev == NULL)
+        return -1;
+    attach(s);
+    if (write_head(s, bufferevent_get_output(s->bev)) != 0)
         return tw_err_set(err, TW_ERR_INTERNAL, "out of memory");
     if (bufferevent_socket_connect(s->bev, (const struct sockaddr *)&svc->backend_addr,
                                    (int)svc->backend_len) != 0)
@@ -246,6 +316,30 @@ int gw_h2_h1_start(struct gw_h2_stream *s, const char *authority, struct tw_err 
                           strerror(EVUTIL_SOCKET_ERROR()));
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
     arm(s, svc->connect_ms);
+    return 0;
+}
+
+int gw_h2_h1_start(struct gw_h2_stream *s, const char *authority, struct tw_err *err)
+{
+    (void)authority; /* write_head reads it from the stream (a retry writes the head again) */
+    struct gw_h2 *h = s->h;
+    s->resp = gw_http_resp_new(&resp_cb, s, strcmp(s->method, "HEAD") == 0, err);
+    if (s->resp == NULL)
+        return -1;
+    s->timer = evtimer_new(h->c->w->base, on_timer, s);
+    if (s->timer == NULL)
+        return tw_err_set(err, TW_ERR_INTERNAL, "out of memory");
+    s->bodyless = s->ended;
+    if (h->n_idle == 0)
+        return connect_fresh(s, err);
+    s->bev = h->idle[--h->n_idle];
+    s->reused = true;
+    s->connected = true;
+    attach(s);
+    if (write_head(s, bufferevent_get_output(s->bev)) != 0)
+        return tw_err_set(err, TW_ERR_INTERNAL, "out of memory");
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    arm(s, gw_h2_stream_svc(s)->backend_ms);
     return 0;
 }
 

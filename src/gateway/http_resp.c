@@ -36,7 +36,7 @@ struct gw_http_resp {
     size_t n;
     enum { CB_NONE, CB_FIELD, CB_VALUE } last;
     bool in_trailers;
-    bool started, done, stopped;
+    bool started, done, stopped, keep_alive;
     const char *reason;
 };
 
@@ -211,6 +211,7 @@ static int on_message_complete(http_parser *p)
             return fail(r, "stopped");
     }
     r->done = true;
+    r->keep_alive = http_should_keep_alive(p) != 0;
     if (r->cb.end(r->arg) != 0)
         return fail(r, "stopped");
     http_parser_pause(p, 1);
@@ -288,6 +289,11 @@ bool gw_http_resp_started(const struct gw_http_resp *r)
 bool gw_http_resp_done(const struct gw_http_resp *r)
 {
     return r->done;
+}
+
+bool gw_http_resp_keep_alive(const struct gw_http_resp *r)
+{
+    return r->done && r->keep_alive;
 }
 
 const char *gw_http_resp_reason(const struct gw_http_resp *r)

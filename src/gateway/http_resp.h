@@ -64,6 +64,10 @@ int gw_http_resp_eof(struct gw_http_resp *r) TW_MUST_CHECK;
 bool gw_http_resp_started(const struct gw_http_resp *r);
 bool gw_http_resp_done(const struct gw_http_resp *r);
 
+/* After the end: whether the backend keeps the connection open for another request (HTTP/1.1
+ * without "Connection: close", RFC 9112 §9.3). */
+bool gw_http_resp_keep_alive(const struct gw_http_resp *r);
+
 /* After -1: a short reason for the log ("malformed response", "response head too large",
  * "unexpected 101 response", "response cut short"). */
 const char *gw_http_resp_reason(const struct gw_http_resp *r);

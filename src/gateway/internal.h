@@ -387,7 +387,7 @@ struct gw_server {
     uint64_t reloads_ok, reloads_failed;
     uint64_t watch_sig; /* gw_gen_watch_signature at the previous poll */
     bool stopping;
-    struct gw_revoc *revoc; /* CRL URLs and OCSP (crl_fetch.c, ocsp_check*.c) */
+    struct gw_revoc *revoc;     /* CRL URLs and OCSP (crl_fetch.c, ocsp_check*.c) */
     struct event *notify_timer; /* status (and watchdog) updates to systemd; notify.c */
     bool watchdog;              /* $WATCHDOG_USEC set: the timer also sends WATCHDOG=1 */
 };

@@ -235,10 +235,12 @@ static void client_event(struct bufferevent *bev, short events, void *arg)
 /* A TLS backend (`twoway tunnel`'s target) that refused us with an alert. A TLS 1.3 server
  * checks the client certificate after the client's side of the handshake is over (RFC 8446
  * §4.4.2.4), so its refusal arrives once relaying started and would otherwise read as a plain
- * close: the alert is the only place the reason is. true when one came. */
+ * close: the alert is the only place the reason is. true when one came before any answer. */
 static bool backend_refused(struct gw_conn *c)
 {
-    SSL *ssl = c->svc->backend_ctx != NULL ? bufferevent_openssl_get_ssl(c->backend) : NULL;
+    SSL *ssl = c->svc->backend_ctx != NULL && !c->backend_replied
+                   ? bufferevent_openssl_get_ssl(c->backend)
+                   : NULL;
     int alert = ssl != NULL ? tlsx_ssl_alert_received(ssl) : -1;
     if (alert < 0)
         return false;

@@ -263,9 +263,8 @@ static void server_free(struct gw_server *srv)
         gw_worker_cleanup(&srv->workers[i]);
     gw_metrics_stop(srv);
     gw_revoc_free(srv->revoc);
-    struct event *evs[] = {srv->sig_hup,    srv->sig_term,
-                           srv->sig_int,    srv->watch_timer,
-                           srv->stop_timer, srv->access_close_timer,
+    struct event *evs[] = {srv->sig_hup,     srv->sig_term,   srv->sig_int,
+                           srv->watch_timer, srv->stop_timer, srv->access_close_timer,
                            srv->notify_timer};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i] != NULL)

@@ -12,7 +12,7 @@
 
 #define P11_LABEL_MAX 128 /* token and object labels, after percent-decoding */
 #define P11_ID_MAX 64     /* CKA_ID bytes */
-#define P11_PROV_NAME "twoway-pkcs11"
+#define P11_PROV_NAME "twoway-hwkeys"
 
 /* An RFC 7512 URI, decoded. Only the attributes twoway uses; others are refused by name. */
 struct p11_uri {
@@ -60,19 +60,28 @@ int p11_generate(const struct p11_uri *u, const char *store_uri, const char *lab
                  const struct keystore_keyspec *spec, char *uri_out, size_t cap,
                  struct tw_err *err) TW_MUST_CHECK;
 
-/* The provider's key: a session and the public half the provider answers questions with. */
+/* The provider's key: the public half the provider answers questions with, and what signs:
+ * a PKCS#11 session, or an inner key of another provider (a TPM key of tpm2-openssl) that
+ * signs with the property query inner_props. */
 struct p11_key {
     struct p11_session *session;
+    EVP_PKEY *inner;
+    const char *inner_props;
     EVP_PKEY *pub;
     int refs;
     CRYPTO_RWLOCK *refs_lock;
 };
 
-/* Register and load the twoway-pkcs11 provider in the default library context (once). */
+/* Register and load the twoway-hwkeys provider in the default library context (once). */
 int p11_provider_load(struct tw_err *err) TW_MUST_CHECK;
 
 /* Wrap an open session as an EVP_PKEY of the provider; takes session and pub. */
 EVP_PKEY *p11_key_wrap(struct p11_session *session, EVP_PKEY *pub, struct tw_err *err);
+
+/* Wrap a key of another provider (taken) so that signing always stays in it: OpenSSL would
+ * otherwise move a TPM key's public half to the default provider's signature code and fail
+ * with "missing private key". props selects the inner key's provider ("provider=tpm2"). */
+EVP_PKEY *p11_key_wrap_inner(EVP_PKEY *inner, const char *props, struct tw_err *err);
 
 /* The provider's tables, defined in p11_keymgmt.c and p11_sig.c. */
 extern const OSSL_DISPATCH p11_keymgmt_ec[], p11_keymgmt_rsa[];

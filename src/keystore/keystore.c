@@ -45,11 +45,23 @@ static EVP_PKEY *load_pkcs11(const char *uri, struct tw_err *err)
     return s != NULL ? p11_key_wrap(s, pub, err) : NULL;
 }
 
+/* A TPM key (taken) wrapped so that it always signs in the TPM (see p11_key_wrap_inner). */
+static EVP_PKEY *wrap_tpm2(EVP_PKEY *key, struct tw_err *err)
+{
+    if (key == NULL)
+        return NULL;
+    if (p11_provider_load(err) != 0) {
+        EVP_PKEY_free(key);
+        return NULL;
+    }
+    return p11_key_wrap_inner(key, "?provider=tpm2", err);
+}
+
 static EVP_PKEY *load_ref(const char *ref, struct tw_err *err)
 {
     if (strncmp(ref, "pkcs11:", 7) == 0)
         return load_pkcs11(ref, err);
-    return tpm2_load_ref(ref + 5, err);
+    return wrap_tpm2(tpm2_load_ref(ref + 5, err), err);
 }
 
 /* One line naming a reference: the line, without its end, into ref. */
@@ -86,7 +98,7 @@ EVP_PKEY *keystore_load_text(const char *text, size_t len, const char *label,
     if (ref_line(text, len, ref, sizeof(ref)))
         return load_ref(ref, err);
     if (memmem(text, len, TSS2_PEM, strlen(TSS2_PEM)) != NULL)
-        return tpm2_load_pem(text, len, label, err);
+        return wrap_tpm2(tpm2_load_pem(text, len, label, err), err);
     TW_ENSURE_PTR(memmem(text, len, "ENCRYPTED", 9) == NULL, err, TW_ERR_CONFIG,
                   "%s: the private key is encrypted; twoway needs an unencrypted key "
                   "protected by file permissions (0600), or a key in a token or TPM",
@@ -147,8 +159,14 @@ EVP_PKEY *keystore_generate(const char *store, const char *label,
 {
     *file = NULL;
     *file_len = 0;
+    int ec = strcmp(spec->alg, "EC") == 0;
+    TW_ENSURE_PTR(ec ? spec->group != NULL &&
+                           (strcmp(spec->group, "P-256") == 0 || strcmp(spec->group, "P-384") == 0)
+                     : strcmp(spec->alg, "RSA") == 0 && (spec->bits == 2048 || spec->bits == 3072),
+                  err, TW_ERR_USAGE,
+                  "keys made in a token or TPM are ec:P-256, ec:P-384, rsa:2048 or rsa:3072");
     if (strncmp(store, "tpm2:", 5) == 0)
-        return tpm2_generate(spec, file, file_len, err);
+        return wrap_tpm2(tpm2_generate(spec, file, file_len, err), err);
     TW_ENSURE_PTR(strncmp(store, "pkcs11:", 7) == 0, err, TW_ERR_USAGE,
                   "--key-store must be a pkcs11: URI or tpm2: (got '%s')", store);
     struct p11_uri u;
@@ -176,4 +194,25 @@ void keystore_file_free(char *file, size_t len)
 {
     if (file != NULL)
         OPENSSL_clear_free(file, len);
+}
+
+int keystore_store_of(const char *key_file, char *store, size_t cap, struct tw_err *err)
+{
+    store[0] = '\0';
+    if (keystore_is_ref(key_file)) {
+        TW_ENSURE(strlen(key_file) < cap, err, TW_ERR_CONFIG, "key reference too long");
+        snprintf(store, cap, "%s", strncmp(key_file, "tpm2:", 5) == 0 ? "tpm2:" : key_file);
+        return 0;
+    }
+    char *data = NULL;
+    size_t len = 0;
+    TW_GUARD(fs_read_file(key_file, KEYSTORE_FILE_MAX, &data, &len, err));
+    char ref[KEYSTORE_REF_MAX];
+    if (ref_line(data, len, ref, sizeof(ref)))
+        snprintf(store, cap, "%s", strncmp(ref, "tpm2:", 5) == 0 ? "tpm2:" : ref);
+    else if (memmem(data, len, TSS2_PEM, strlen(TSS2_PEM)) != NULL)
+        snprintf(store, cap, "tpm2:");
+    OPENSSL_cleanse(data, len);
+    free(data);
+    return 0;
 }

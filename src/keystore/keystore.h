@@ -52,6 +52,11 @@ EVP_PKEY *keystore_generate(const char *store, const char *label,
                             const struct keystore_keyspec *spec, char **file, size_t *file_len,
                             struct tw_err *err);
 
+/* The store the key named by key_file (a path or a reference) lives in, for making its
+ * successor there (renew --rekey): its pkcs11: URI, "tpm2:", or "" for a plain key file. */
+int keystore_store_of(const char *key_file, char *store, size_t cap,
+                      struct tw_err *err) TW_MUST_CHECK;
+
 /* Free what keystore_generate returned in *file. Accepts NULL. */
 void keystore_file_free(char *file, size_t len);
 

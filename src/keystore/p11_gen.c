@@ -17,9 +17,7 @@ static int curve_der(const char *group, unsigned char *der, size_t cap, size_t *
     int nid = strcmp(group, "P-256") == 0   ? NID_X9_62_prime256v1
               : strcmp(group, "P-384") == 0 ? NID_secp384r1
                                             : NID_undef;
-    TW_ENSURE(nid != NID_undef, err, TW_ERR_USAGE,
-              "a token key must be EC P-256, EC P-384, RSA 2048 or RSA 3072 (not EC %s)",
-              group);
+    TW_ENSURE(nid != NID_undef, err, TW_ERR_USAGE, "no curve %s in a token", group);
     const ASN1_OBJECT *oid = OBJ_nid2obj(nid);
     int n = i2d_ASN1_OBJECT(oid, NULL);
     TW_ENSURE(n > 0 && (size_t)n <= cap, err, TW_ERR_INTERNAL, "cannot encode the curve");
@@ -44,26 +42,46 @@ static void pct_append(char *out, size_t cap, const unsigned char *v, size_t n)
     out[o] = '\0';
 }
 
-/* The new key's URI: the store URI's path attributes, then object, id and type, then the
- * store URI's query (pin-source, module-path). */
+/* Path attributes of the store URI that name a key: a new key gets its own. */
+static int names_key(const char *attr, size_t n)
+{
+    static const char *const drop[] = {"object=", "id=", "type="};
+    for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
+        if (n >= strlen(drop[i]) && strncmp(attr, drop[i], strlen(drop[i])) == 0)
+            return 1;
+    return 0;
+}
+
+/* The new key's URI: the store URI's path attributes but those naming a key, then object, id
+ * and type, then the store URI's query (pin-source, module-path). */
 static int key_uri(const char *store_uri, const char *label, const unsigned char *id,
                    char *out, size_t cap, struct tw_err *err)
 {
     const char *q = strchr(store_uri, '?');
-    size_t plen = q != NULL ? (size_t)(q - store_uri) : strlen(store_uri);
-    while (plen > 7 && store_uri[plen - 1] == ';')
-        plen--;
-    int n = snprintf(out, cap, "%.*s;object=", (int)plen, store_uri);
-    TW_ENSURE(n > 0 && (size_t)n < cap, err, TW_ERR_CONFIG, "pkcs11 URI too long");
-    pct_append(out, cap, (const unsigned char *)label, strlen(label));
+    const char *end = q != NULL ? q : store_uri + strlen(store_uri);
+    TW_ENSURE(cap > 7, err, TW_ERR_INTERNAL, "URI buffer too small");
+    snprintf(out, cap, "pkcs11:");
+    for (const char *p = store_uri + 7; p < end;) {
+        size_t n = strcspn(p, ";?");
+        if (p + n > end)
+            n = (size_t)(end - p);
+        if (n > 0 && !names_key(p, n)) {
+            size_t o = strlen(out);
+            snprintf(out + o, cap - o, "%s%.*s", out[o - 1] == ':' ? "" : ";", (int)n, p);
+        }
+        p += n + (p + n < end ? 1 : 0);
+    }
     size_t o = strlen(out);
+    snprintf(out + o, cap - o, ";object=");
+    pct_append(out, cap, (const unsigned char *)label, strlen(label));
+    o = strlen(out);
     snprintf(out + o, cap - o, ";id=");
     for (size_t i = 0; i < GEN_ID_LEN; i++) {
         o = strlen(out);
         snprintf(out + o, cap - o, "%%%02X", id[i]);
     }
     o = strlen(out);
-    n = snprintf(out + o, cap - o, ";type=private%s", q != NULL ? q : "");
+    int n = snprintf(out + o, cap - o, ";type=private%s", q != NULL ? q : "");
     TW_ENSURE(n > 0 && (size_t)n < cap - o, err, TW_ERR_CONFIG, "pkcs11 URI too long");
     return 0;
 }
@@ -106,14 +124,8 @@ int p11_generate(const struct p11_uri *u, const char *store_uri, const char *lab
         tw_err_ossl(err, TW_ERR_INTERNAL, "no randomness for the key id");
         goto out;
     }
-    if (is_ec ? curve_der(spec->group, curve, sizeof(curve), &curve_len, err) != 0
-              : spec->bits != 2048 && spec->bits != 3072) {
-        if (!is_ec)
-            tw_err_set(err, TW_ERR_USAGE,
-                       "a token key must be EC P-256, EC P-384, RSA 2048 or RSA 3072 (not %s %zu)",
-                       spec->alg, spec->bits);
+    if (is_ec && curve_der(spec->group, curve, sizeof(curve), &curve_len, err) != 0)
         goto out;
-    }
     CK_ATTRIBUTE pub[] = {
         {CKA_TOKEN, &yes, sizeof(yes)},
         {CKA_VERIFY, &yes, sizeof(yes)},

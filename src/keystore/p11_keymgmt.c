@@ -1,5 +1,5 @@
-/* The twoway-pkcs11 provider, built into the binary (OSSL_PROVIDER_add_builtin): key
- * management for EC and RSA keys whose private half stays in a PKCS#11 token. Every question
+/* The twoway-hwkeys provider, built into the binary (OSSL_PROVIDER_add_builtin): key
+ * management for EC and RSA keys whose private half stays in a PKCS#11 token or a TPM. Every question
  * about the key (size, curve, public point, encoding) is answered by its public half, a plain
  * default-provider key; only signing (p11_sig.c) goes to the token. The provider has no key
  * generation or decoders: token keys enter through EVP_PKEY_fromdata with a pointer parameter
@@ -28,6 +28,7 @@ void p11_key_unref(struct p11_key *k)
     if (k == NULL || !CRYPTO_atomic_add(&k->refs, -1, &n, k->refs_lock) || n > 0)
         return;
     p11_session_close(k->session);
+    EVP_PKEY_free(k->inner);
     EVP_PKEY_free(k->pub);
     CRYPTO_THREAD_lock_free(k->refs_lock);
     OPENSSL_free(k);
@@ -69,7 +70,8 @@ static int km_has(const void *kd, int selection)
     const struct p11_key *k = kd;
     if (k == NULL || k->pub == NULL)
         return 0;
-    return (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) == 0 || k->session != NULL;
+    return (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) == 0 || k->session != NULL ||
+           k->inner != NULL;
 }
 
 static int km_match(const void *a, const void *b, int selection)
@@ -103,11 +105,14 @@ static int import(void *kd, const char *alg, const OSSL_PARAM params[])
     if (p->data_type != OSSL_PARAM_OCTET_STRING || p->data_size != sizeof(holder))
         return 0;
     memcpy(&holder, p->data, sizeof(holder));
-    if (holder == NULL || holder->session == NULL)
+    if (holder == NULL || (holder->session == NULL && holder->inner == NULL))
         return 0;
     k->session = holder->session;
+    k->inner = holder->inner;
+    k->inner_props = holder->inner_props;
     k->pub = holder->pub;
     holder->session = NULL;
+    holder->inner = NULL;
     holder->pub = NULL;
     return 1;
 }
@@ -241,14 +246,14 @@ const OSSL_DISPATCH p11_keymgmt_rsa[] = {
 #define PROPS "provider=" P11_PROV_NAME
 
 static const OSSL_ALGORITHM keymgmts[] = {
-    {"EC:id-ecPublicKey:1.2.840.10045.2.1", PROPS, p11_keymgmt_ec, "twoway PKCS#11 EC key"},
-    {"RSA:rsaEncryption:1.2.840.113549.1.1.1", PROPS, p11_keymgmt_rsa, "twoway PKCS#11 RSA key"},
+    {"EC:id-ecPublicKey:1.2.840.10045.2.1", PROPS, p11_keymgmt_ec, "twoway hardware EC key"},
+    {"RSA:rsaEncryption:1.2.840.113549.1.1.1", PROPS, p11_keymgmt_rsa, "twoway hardware RSA key"},
     {NULL, NULL, NULL, NULL},
 };
 
 static const OSSL_ALGORITHM signatures[] = {
-    {"ECDSA", PROPS, p11_sig_ecdsa, "ECDSA in a PKCS#11 token"},
-    {"RSA:rsaEncryption:1.2.840.113549.1.1.1", PROPS, p11_sig_rsa, "RSA in a PKCS#11 token"},
+    {"ECDSA", PROPS, p11_sig_ecdsa, "ECDSA in a token or TPM"},
+    {"RSA:rsaEncryption:1.2.840.113549.1.1.1", PROPS, p11_sig_rsa, "RSA in a token or TPM"},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -288,8 +293,24 @@ static void load_provider(void)
 int p11_provider_load(struct tw_err *err)
 {
     TW_ENSURE_OSSL(CRYPTO_THREAD_run_once(&load_once, load_provider) && load_ok, err,
-                   TW_ERR_INTERNAL, "cannot load the twoway PKCS#11 provider");
+                   TW_ERR_INTERNAL, "cannot load twoway's hardware key provider");
     return keystore_prefer_default(err);
+}
+
+/* holder (taken) as a key of this provider, through EVP_PKEY_fromdata and km_import. */
+static EVP_PKEY *wrap(struct p11_key *holder, const char *what, struct tw_err *err)
+{
+    const char *alg = EVP_PKEY_is_a(holder->pub, "EC") ? "EC" : "RSA";
+    OSSL_PARAM params[] = {OSSL_PARAM_octet_string(PARAM_KEY, &holder, sizeof(holder)),
+                           OSSL_PARAM_END};
+    EVP_PKEY *key = NULL;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, alg, PROPS);
+    if (ctx == NULL || EVP_PKEY_fromdata_init(ctx) != 1 ||
+        EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_KEYPAIR, params) != 1)
+        tw_err_ossl(err, TW_ERR_INTERNAL, "cannot make an OpenSSL key of %s", what);
+    EVP_PKEY_CTX_free(ctx);
+    p11_key_unref(holder); /* frees what import did not take */
+    return key;
 }
 
 EVP_PKEY *p11_key_wrap(struct p11_session *session, EVP_PKEY *pub, struct tw_err *err)
@@ -303,16 +324,30 @@ EVP_PKEY *p11_key_wrap(struct p11_session *session, EVP_PKEY *pub, struct tw_err
     }
     holder->session = session;
     holder->pub = pub;
-    const char *alg = session->type == CKK_EC ? "EC" : "RSA";
-    OSSL_PARAM params[] = {OSSL_PARAM_octet_string(PARAM_KEY, &holder, sizeof(holder)),
-                           OSSL_PARAM_END};
-    EVP_PKEY *key = NULL;
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, alg, PROPS);
-    if (ctx == NULL || EVP_PKEY_fromdata_init(ctx) != 1 ||
-        EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_KEYPAIR, params) != 1)
-        tw_err_ossl(err, TW_ERR_INTERNAL, "cannot make an OpenSSL key of token key '%s'",
-                    session->object);
+    return wrap(holder, "a token key", err);
+}
+
+EVP_PKEY *p11_key_wrap_inner(EVP_PKEY *inner, const char *props, struct tw_err *err)
+{
+    struct p11_key *holder = key_alloc();
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, EVP_PKEY_is_a(inner, "EC") ? "EC" : "RSA",
+                                                   "provider=default");
+    EVP_PKEY *pub = NULL;
+    if (holder == NULL || ctx == NULL || EVP_PKEY_todata(inner, EVP_PKEY_PUBLIC_KEY, &params) != 1 ||
+        EVP_PKEY_fromdata_init(ctx) != 1 ||
+        EVP_PKEY_fromdata(ctx, &pub, EVP_PKEY_PUBLIC_KEY, params) != 1) {
+        tw_err_ossl(err, TW_ERR_CONFIG, "cannot read the public half of the key");
+        EVP_PKEY_free(inner);
+        p11_key_unref(holder);
+        holder = NULL;
+    }
+    OSSL_PARAM_free(params);
     EVP_PKEY_CTX_free(ctx);
-    p11_key_unref(holder); /* frees what import did not take */
-    return key;
+    if (holder == NULL)
+        return NULL;
+    holder->inner = inner;
+    holder->inner_props = props;
+    holder->pub = pub;
+    return wrap(holder, "a TPM key", err);
 }

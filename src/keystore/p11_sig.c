@@ -1,5 +1,7 @@
-/* Signatures of the twoway-pkcs11 provider: the message is hashed here (OpenSSL's digests),
- * the hash is signed by the token. ECDSA uses CKM_ECDSA and turns the token's r || s into the
+/* Signatures of the twoway-hwkeys provider. A key wrapping another provider's key (a TPM
+ * key) signs through that provider, asked for by property so OpenSSL cannot pick another.
+ * A token key: the message is hashed here (OpenSSL's digests), the hash is signed by the
+ * token. ECDSA uses CKM_ECDSA and turns the token's r || s into the
  * DER ECDSA-Sig-Value X.509 and TLS expect (RFC 3279 §2.2.3); RSA uses
  * CKM_RSA_PKCS over a DigestInfo (RFC 8017 §9.2) or CKM_RSA_PKCS_PSS (RFC 8017 §9.1, what
  * TLS 1.3 requires of RSA keys, RFC 8446 §4.2.3). */
@@ -13,11 +15,14 @@
 
 #include "keystore/internal.h"
 
-#define SIG_MAX 1024 /* RSA 8192 bits; ECDSA P-521 */
+#define SIG_MAX 1024             /* RSA 8192 bits; ECDSA P-521 */
+#define MSG_MAX (64u << 20)      /* largest message an inner key signs (a big CRL) */
 
 struct sigctx {
     struct p11_key *key;
     EVP_MD_CTX *md;
+    unsigned char *msg; /* an inner key's message, signed whole at the end: TPM contexts */
+    size_t msglen, msgcap; /* cannot be duplicated, and OpenSSL duplicates before final */
     char mdname[64];
     int pad;     /* RSA_PKCS1_PADDING or RSA_PKCS1_PSS_PADDING */
     int saltlen; /* RSA_PSS_SALTLEN_DIGEST, _MAX, _AUTO or a length */
@@ -53,6 +58,7 @@ static void sig_freectx(void *vc)
     if (c == NULL)
         return;
     EVP_MD_CTX_free(c->md);
+    OPENSSL_clear_free(c->msg, c->msgcap);
     p11_key_unref(c->key);
     OPENSSL_free(c);
 }
@@ -64,8 +70,15 @@ static void *sig_dupctx(void *vc)
     if (d == NULL)
         return NULL;
     d->md = NULL;
+    d->msg = NULL;
+    d->msgcap = 0;
     if (d->key != NULL)
         p11_key_ref(d->key);
+    if (c->msg != NULL && (d->msg = OPENSSL_memdup(c->msg, c->msgcap)) == NULL) {
+        sig_freectx(d);
+        return NULL;
+    }
+    d->msgcap = c->msg != NULL ? c->msgcap : 0;
     if (c->md != NULL && ((d->md = EVP_MD_CTX_new()) == NULL ||
                           EVP_MD_CTX_copy_ex(d->md, c->md) != 1)) {
         sig_freectx(d);
@@ -98,12 +111,64 @@ static int sig_init(void *vc, void *provkey, const OSSL_PARAM params[])
     return c->key != NULL && sig_set_ctx_params(c, params);
 }
 
+/* RSA padding and PSS salt length, as this context has them, on the inner key's context. */
+static int inner_padding(const struct sigctx *c, EVP_PKEY_CTX *pctx)
+{
+    if (c->is_ec)
+        return 1;
+    int pad = c->pad, saltlen = c->saltlen;
+    OSSL_PARAM p[] = {OSSL_PARAM_int(OSSL_SIGNATURE_PARAM_PAD_MODE, &pad), OSSL_PARAM_END,
+                      OSSL_PARAM_END};
+    if (pad == RSA_PKCS1_PSS_PADDING)
+        p[1] = OSSL_PARAM_construct_int(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, &saltlen);
+    return pctx != NULL && EVP_PKEY_CTX_set_params(pctx, p) == 1;
+}
+
+/* Keep an inner key's message (bounded: certificates, CRLs, TLS transcripts). */
+static int msg_append(struct sigctx *c, const unsigned char *data, size_t len)
+{
+    if (len > MSG_MAX - c->msglen)
+        return 0;
+    if (c->msglen + len > c->msgcap) {
+        size_t cap = c->msgcap == 0 ? 4096 : c->msgcap;
+        while (cap < c->msglen + len)
+            cap *= 2;
+        unsigned char *m = OPENSSL_clear_realloc(c->msg, c->msgcap, cap);
+        if (m == NULL)
+            return 0;
+        c->msg = m;
+        c->msgcap = cap;
+    }
+    memcpy(c->msg + c->msglen, data, len);
+    c->msglen += len;
+    return 1;
+}
+
+/* The whole message signed by the inner key's own provider, with this context's settings. */
+static int inner_sign(struct sigctx *c, unsigned char *sig, size_t *siglen, size_t sigsize)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pctx = NULL;
+    *siglen = sigsize;
+    int ok = md != NULL &&
+             EVP_DigestSignInit_ex(md, &pctx, c->mdname, NULL, c->key->inner_props,
+                                   c->key->inner, NULL) == 1 &&
+             inner_padding(c, pctx) &&
+             EVP_DigestSign(md, sig, siglen, c->msg != NULL ? c->msg : (unsigned char *)"",
+                            c->msglen) == 1;
+    EVP_MD_CTX_free(md);
+    return ok;
+}
+
 static int digest_sign_init(void *vc, const char *mdname, void *provkey,
                             const OSSL_PARAM params[])
 {
     struct sigctx *c = vc;
     if (!sig_init(c, provkey, params) || !set_md(c, mdname))
         return 0;
+    c->msglen = 0;
+    if (c->key->inner != NULL)
+        return 1;
     EVP_MD *md = EVP_MD_fetch(NULL, c->mdname, "provider=default");
     if (c->md == NULL)
         c->md = EVP_MD_CTX_new();
@@ -115,6 +180,8 @@ static int digest_sign_init(void *vc, const char *mdname, void *provkey,
 static int digest_sign_update(void *vc, const unsigned char *data, size_t len)
 {
     struct sigctx *c = vc;
+    if (c->key->inner != NULL)
+        return msg_append(c, data, len);
     return c->md != NULL && EVP_DigestUpdate(c->md, data, len) == 1;
 }
 
@@ -237,11 +304,28 @@ static int digest_sign_final(void *vc, unsigned char *sig, size_t *siglen, size_
         *siglen = max_sig(c);
         return 1;
     }
+    if (c->key->inner != NULL)
+        return inner_sign(c, sig, siglen, sigsize);
     unsigned char h[EVP_MAX_MD_SIZE];
     unsigned int hlen = 0;
     if (c->md == NULL || EVP_DigestFinal_ex(c->md, h, &hlen) != 1)
         return 0;
     return sign_hash(c, h, hlen, sig, siglen, sigsize);
+}
+
+static int inner_sign_hash(struct sigctx *c, const unsigned char *h, size_t hlen,
+                           unsigned char *sig, size_t *siglen, size_t sigsize)
+{
+    EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_pkey(NULL, c->key->inner, c->key->inner_props);
+    EVP_MD *md = EVP_MD_fetch(NULL, c->mdname, "provider=default");
+    *siglen = sigsize;
+    int ok = pctx != NULL && md != NULL && EVP_PKEY_sign_init(pctx) == 1 &&
+             EVP_PKEY_CTX_set_signature_md(pctx, md) == 1 &&
+             (c->is_ec || EVP_PKEY_CTX_set_rsa_padding(pctx, c->pad) == 1) &&
+             EVP_PKEY_sign(pctx, sig, siglen, h, hlen) == 1;
+    EVP_MD_free(md);
+    EVP_PKEY_CTX_free(pctx);
+    return ok;
 }
 
 static int sig_sign(void *vc, unsigned char *sig, size_t *siglen, size_t sigsize,
@@ -254,6 +338,8 @@ static int sig_sign(void *vc, unsigned char *sig, size_t *siglen, size_t sigsize
     }
     if (c->mdname[0] == '\0' && !set_md(c, NULL))
         return 0;
+    if (c->key->inner != NULL)
+        return inner_sign_hash(c, tbs, tbslen, sig, siglen, sigsize);
     return sign_hash(c, tbs, tbslen, sig, siglen, sigsize);
 }
 

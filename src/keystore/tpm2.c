@@ -75,10 +75,6 @@ EVP_PKEY *tpm2_generate(const struct keystore_keyspec *spec, char **pem, size_t 
                         struct tw_err *err)
 {
     int is_ec = strcmp(spec->alg, "EC") == 0;
-    TW_ENSURE_PTR(is_ec ? strcmp(spec->group, "P-256") == 0 || strcmp(spec->group, "P-384") == 0
-                        : spec->bits == 2048 || spec->bits == 3072,
-                  err, TW_ERR_USAGE,
-                  "a TPM key must be EC P-256, EC P-384, RSA 2048 or RSA 3072");
     TW_GUARD_PTR(provider_load(err));
     EVP_PKEY *key = NULL;
     TW_AUTO(EVP_PKEY_CTX) *ctx = EVP_PKEY_CTX_new_from_name(NULL, spec->alg, "provider=tpm2");

@@ -59,8 +59,8 @@ SSL_CTX *tlsx_client_ctx_new(const struct tlsx_client_opts *opts, struct tw_err 
     return ctx;
 }
 
-/* The name check on param; *dns (may be NULL) is true for a DNS name, which goes out as SNI
- * too, and name gets the name without the brackets of "[::1]". */
+/* The name check on param; *dns is true for a DNS name (which goes out as SNI too), false for
+ * an address; name (cap bytes) gets the name without the brackets of "[::1]". */
 static int expect_name(X509_VERIFY_PARAM *param, const char *server_name, char *name,
                        size_t cap, bool *dns, struct tw_err *err)
 {

@@ -1,8 +1,11 @@
 /* Settings shared by server and client contexts: protocol versions, ciphers, groups, and the
  * local certificate + key (checked to match). */
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
 
 #include "tlsx/internal.h"
 #include "util/cleanup.h"
@@ -49,6 +52,43 @@ int tlsx_ctx_set_ciphers(SSL_CTX *ctx, const char *ciphers, const char *suites,
     TW_GUARD_OSSL((int)SSL_CTX_set1_groups_list(ctx, g), err, TW_ERR_CONFIG,
                   "groups '%s': not a valid group list", g);
     return 0;
+}
+
+/* The TLS 1.2 authentication a key can give: a suite is chosen only if the server's
+ * certificate can sign for it (RFC 5246 §7.4.2; Ed25519 certificates use the ECDSA suites,
+ * RFC 8422 §5.1.1). NID_undef: a key type we do not judge. */
+static int auth_nid_for(EVP_PKEY *key, const char **kind)
+{
+    static const struct {
+        const char *type, *kind;
+        int nid;
+    } map[] = {{"RSA", "RSA", NID_auth_rsa},         {"RSA-PSS", "RSA", NID_auth_rsa},
+               {"EC", "ECDSA", NID_auth_ecdsa},      {"ED25519", "ECDSA", NID_auth_ecdsa},
+               {"ED448", "ECDSA", NID_auth_ecdsa},   {"DSA", "DSA", NID_auth_dss}};
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (EVP_PKEY_is_a(key, map[i].type)) {
+            *kind = map[i].kind;
+            return map[i].nid;
+        }
+    return NID_undef;
+}
+
+int tlsx_ctx_ciphers_fit_key(SSL_CTX *ctx, int min, char *why, size_t cap)
+{
+    EVP_PKEY *key = SSL_CTX_get0_privatekey(ctx);
+    const char *kind = NULL;
+    int want = key != NULL ? auth_nid_for(key, &kind) : NID_undef;
+    if ((min != 0 && min != TLS1_2_VERSION) || want == NID_undef)
+        return 0;
+    STACK_OF(SSL_CIPHER) *list = SSL_CTX_get_ciphers(ctx);
+    for (int i = 0; i < sk_SSL_CIPHER_num(list); i++)
+        if (SSL_CIPHER_get_auth_nid(sk_SSL_CIPHER_value(list, i)) == want)
+            return 0;
+    snprintf(why, cap,
+             "no TLS 1.2 suite in the list fits the %s certificate, so no TLS 1.2 client could "
+             "connect (name *-%s-* suites, or set tls-min = 1.3)",
+             kind, kind);
+    return -1;
 }
 
 int tlsx_ctx_use_cert(SSL_CTX *ctx, const char *what, const char *cert_file, const char *key_file,

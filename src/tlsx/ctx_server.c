@@ -196,8 +196,17 @@ static int build(SSL_CTX *ctx, const struct tlsx_server_opts *o, struct tw_err *
     TW_GUARD(tlsx_ctx_set_ciphers(ctx, o->ciphers, o->ciphersuites, o->groups, err));
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
                                  SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* A `ciphers` list naming DHE suites needs DH parameters, or OpenSSL silently skips those
+     * suites. Automatic parameters are well-known groups sized to the certificate key's
+     * strength; the default list has no DHE suite, so this changes nothing unless asked for. */
+    TW_GUARD_OSSL((int)SSL_CTX_set_dh_auto(ctx, 1), err, TW_ERR_INTERNAL,
+                  "cannot enable DH parameters");
     TW_GUARD(tlsx_ctx_use_cert(ctx, what, o->cert_file, o->key_file, o->cert_file ? NULL : o->cert,
                                o->cert_file ? NULL : o->chain, o->key_file ? NULL : o->key, err));
+    char why[200];
+    TW_ENSURE(tlsx_ctx_ciphers_fit_key(ctx, o->min_version, why, sizeof(why)) == 0, err,
+              TW_ERR_CONFIG, "%s: ciphers '%.100s': %s", what,
+              o->ciphers != NULL ? o->ciphers : "(default)", why);
     TW_GUARD(verification(ctx, o, st, what, err));
     TW_GUARD(sessions(ctx, o, st, what, err));
     return 0;

@@ -187,6 +187,26 @@ int tlsx_crl_set_verify(const struct tlsx_crl_set *set, STACK_OF(X509) *cas, str
     return 0;
 }
 
+int tlsx_crl_set_same_outside(const struct tlsx_crl_set *set, const struct tlsx_crl_set *held,
+                              STACK_OF(X509) *cas, struct tw_err *err)
+{
+    for (int i = 0; set != NULL && held != NULL && i < sk_X509_CRL_num(set->crls); i++) {
+        const X509_NAME *issuer = X509_CRL_get_issuer(sk_X509_CRL_value(set->crls, i));
+        int known = find_issuer(held, issuer) >= 0;
+        for (int j = 0; !known && j < sk_X509_num(cas); j++)
+            known = X509_NAME_cmp(X509_get_subject_name(sk_X509_value(cas, j)), issuer) == 0;
+        if (!known) {
+            char name[200];
+            X509_NAME_oneline(issuer, name, sizeof(name));
+            return tw_err_set(err, TW_ERR_VERIFY,
+                              "CRL from '%s', neither a CA in client-ca nor the issuer of the "
+                              "CRL held",
+                              name);
+        }
+    }
+    return 0;
+}
+
 int tlsx_crl_set_check(const struct tlsx_crl_set *set, X509 *cert, X509 *issuer)
 {
     int at = set != NULL && cert != NULL ? find_issuer(set, X509_get_issuer_name(cert)) : -1;

@@ -13,6 +13,7 @@
  * decodes each distinct CA once.
  *
  * Format: for each carried CA, leaf side first, a 2-byte big-endian length and its DER. */
+#include <stdbool.h>
 #include <string.h>
 
 #include "tlsx/capool_internal.h"
@@ -68,25 +69,35 @@ static X509 *pooled(struct tlsx_capool *pool, X509 *x)
     return out;
 }
 
-/* Swap every certificate the client sent after its leaf for the shared object: the ctx's
- * client-ca copy, or the pool's for a CA of the verified chain that is not in client-ca. */
-static void share_sent(SSL *ssl, const struct tlsx_server_state *st, STACK_OF(X509) *verified)
+/* The shared object to use instead of x (a new reference), or NULL to keep x: the ctx's
+ * client-ca copy, or for a CA of the verified chain (verified_ca) the pool's. */
+static X509 *shared_of(const struct tlsx_server_state *st, X509 *x, bool verified_ca)
 {
-    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl); /* server side: without the leaf */
-    for (int i = 0; chain != NULL && i < sk_X509_num(chain); i++) {
-        X509 *sent = sk_X509_value(chain, i);
-        X509 *shared = client_ca_of(st, sent);
-        if (shared != NULL && X509_up_ref(shared) != 1)
-            continue;
-        for (int j = 1; shared == NULL && j < sk_X509_num(verified); j++)
-            if (sk_X509_value(verified, j) == sent)
-                shared = pooled(pool_of(st), sent);
-        if (shared == NULL || shared == sent) {
-            X509_free(shared);
-            continue;
+    X509 *ca = client_ca_of(st, x);
+    if (ca != NULL)
+        return ca == x || X509_up_ref(ca) != 1 ? NULL : ca;
+    X509 *pooled_x = verified_ca ? pooled(pool_of(st), x) : NULL;
+    if (pooled_x == x) {
+        X509_free(pooled_x); /* x is the pool's object already */
+        return NULL;
+    }
+    return pooled_x;
+}
+
+/* Swap the certificates of sk from index `from` on for their shared objects. */
+static void share_in(STACK_OF(X509) *sk, int from, const struct tlsx_server_state *st,
+                     STACK_OF(X509) *verified)
+{
+    for (int i = from; sk != NULL && i < sk_X509_num(sk); i++) {
+        X509 *x = sk_X509_value(sk, i);
+        bool ca = false;
+        for (int j = 1; !ca && j < sk_X509_num(verified); j++)
+            ca = sk_X509_value(verified, j) == x;
+        X509 *shared = shared_of(st, x, ca);
+        if (shared != NULL) {
+            sk_X509_set(sk, i, shared); /* the reference taken moves into the stack */
+            X509_free(x);
         }
-        sk_X509_set(chain, i, shared); /* the reference taken above moves into the chain */
-        X509_free(sent);
     }
 }
 
@@ -97,8 +108,14 @@ void tlsx_sess_keep_chain(SSL *ssl, SSL_SESSION *sess)
     /* A resumed handshake verified nothing: its session copy keeps the data it came with. */
     if (st == NULL || verified == NULL || sk_X509_num(verified) < 2)
         return;
-    if (SSL_get_session(ssl) == sess)
-        share_sent(ssl, st, verified);
+    if (SSL_get_session(ssl) == sess) {
+        /* What the client sent after its leaf, kept with the session (server side: without
+         * the leaf), then the connection's verified chain, which otherwise keeps the sent
+         * copies alive for as long as the connection lasts (a client-ca holding only the
+         * root: the intermediate is the client's). */
+        share_in(SSL_get_peer_cert_chain(ssl), 0, st, verified);
+        share_in(verified, 1, st, verified);
+    }
     /* The CAs above the leaf up to the first one client-ca holds. */
     int n = 0, len[TLSX_SESS_MAX_CARRIED];
     size_t total = 0;

@@ -129,6 +129,13 @@ int tlsx_crl_set_add_mem(struct tlsx_crl_set *set, const void *data, size_t len,
 int tlsx_crl_set_verify(const struct tlsx_crl_set *set, STACK_OF(X509) *cas,
                         struct tw_err *err) TW_MUST_CHECK;
 
+/* For a CRL fetched again from the same place: every CRL in set whose issuer is not a CA in
+ * cas (so not checkable by tlsx_crl_set_verify) must have an issuer held already has, so a
+ * source that starts serving another CA's CRL is refused rather than replacing the one held.
+ * held NULL (first fetch): 0. TW_ERR_VERIFY naming the issuer otherwise. */
+int tlsx_crl_set_same_outside(const struct tlsx_crl_set *set, const struct tlsx_crl_set *held,
+                              STACK_OF(X509) *cas, struct tw_err *err) TW_MUST_CHECK;
+
 int tlsx_crl_set_up_ref(struct tlsx_crl_set *set);
 void tlsx_crl_set_free(struct tlsx_crl_set *set);
 
@@ -326,6 +333,13 @@ void tlsx_server_opts_init(struct tlsx_server_opts *opts);
  * ctx's CRLs and policy before OpenSSL accepts them (else a full handshake happens).
  * Errors: TW_ERR_IO (files), TW_ERR_CONFIG (bad values, each naming the option/file). */
 SSL_CTX *tlsx_server_ctx_new(const struct tlsx_server_opts *opts, struct tw_err *err);
+
+/* Whether a server ctx holding its ciphers, certificate and key can serve TLS 1.2 clients:
+ * when TLS 1.2 is enabled (min 0 or TLS1_2_VERSION), some enabled TLS 1.2 suite must be one
+ * the key can sign for (an ECDSA key cannot serve ECDHE-RSA or DHE-RSA suites). 0 when it can
+ * (or TLS 1.2 is off, or the key type is not judged); -1 with why in plain words otherwise.
+ * tlsx_server_ctx_new refuses such a ctx; the gateway's --check calls it before. */
+int tlsx_ctx_ciphers_fit_key(SSL_CTX *ctx, int min, char *why, size_t cap);
 
 /* SNI: several server ctxs behind one listener. The table maps names (exact, case-insensitive,
  * or "*.example.com" matching one label) to ctxs. Install it on the listener's ctx; a

@@ -62,7 +62,6 @@ int priv_drop(const char *user, struct tw_err *err)
         return tw_err_sys(err, TW_ERR_IO, "user %s: cannot set user id %u", user, (unsigned)uid);
     /* setuid as root sets all three ids; if root still came back, something is badly off. */
     TW_ENSURE(uid == 0 || (setuid(0) != 0 && geteuid() == uid && getuid() == uid), err,
-              TW_ERR_INTERNAL, "user %s: root privileges could be regained after the switch",
-              user);
+              TW_ERR_INTERNAL, "user %s: root privileges could be regained after the switch", user);
     return 0;
 }

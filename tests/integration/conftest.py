@@ -12,6 +12,11 @@ from twoway_testlib import Pki  # noqa: E402
 # The suite runs as root on CI; the daemons refuse that without a user to switch to, unless
 # told otherwise (test_privdrop.py checks the refusal and the switch themselves).
 os.environ.setdefault("TWOWAY_ALLOW_ROOT", "1")
+# Every peer is on loopback: a proxy set on the machine (enroll and renew follow HTTPS_PROXY,
+# as curl does) must not stand between a test and its peer. Proxy tests set their own.
+for _var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
+             "NO_PROXY", "no_proxy"):
+    os.environ.pop(_var, None)
 
 
 @pytest.fixture

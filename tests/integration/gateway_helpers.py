@@ -76,8 +76,9 @@ class MiniPki:
         self.revoked = []
 
     def issue(self, cn, kind="client", days=10, not_before=None, not_after=None, eku=None,
-              dns=(), ips=(), uris=(), ou=None):
-        key = ec.generate_private_key(ec.SECP256R1())
+              dns=(), ips=(), uris=(), ou=None, key=None):
+        """key: the leaf's private key (default: a new P-256 key)."""
+        key = key or ec.generate_private_key(ec.SECP256R1())
         attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
         if ou:
             attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou))
@@ -113,8 +114,9 @@ class MiniPki:
         _write_key(kp, key)
         return Cert(cert, key, cp, kp)
 
-    def server(self, cn="localhost"):
-        return self.issue(cn, kind="server", dns=["localhost"], ips=["127.0.0.1", "::1"])
+    def server(self, cn="localhost", key=None):
+        return self.issue(cn, kind="server", dns=["localhost"], ips=["127.0.0.1", "::1"],
+                          key=key)
 
     def crl_bytes(self, revoked_serials=()):
         b = (x509.CertificateRevocationListBuilder().issuer_name(self.cert.subject)
@@ -228,6 +230,25 @@ class Gateway:
         self.kill()
 
 
+def s_client_output(args, data="hi\n", timeout=15):
+    """Run `openssl s_client ARGS`, send data, wait until its echo comes back (or the client
+    ends: a refusal) and return everything s_client printed."""
+    proc = subprocess.Popen(["openssl", "s_client"] + [str(a) for a in args],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        proc.stdin.write(data)
+        proc.stdin.flush()
+        try:
+            wait_for_line(proc, "^" + data.strip() + "$", timeout=timeout)
+        except (TimeoutError, RuntimeError):
+            pass  # refused or dropped: the caller reads the verdict from the output
+    finally:
+        proc.kill()
+        proc.wait(5)
+    return output_so_far(proc)
+
+
 def gateway_flags(ca, server, port, backend, crl=None, extra=()):
     args = ["--listen", f"127.0.0.1:{port}", "--backend", backend, "--mode", "tcp",
             "--cert", server.cert_path, "--key", server.key_path, "--client-ca", ca.ca_path,
@@ -273,5 +294,5 @@ def metric(text, name, labels=None):
 
 
 __all__ = ["MiniPki", "Gateway", "client_context", "tls_connect", "echo_roundtrip", "refused",
-           "gateway_flags", "access_lines", "fetch_metrics", "metric", "free_port",
-           "recv_exact"]
+           "gateway_flags", "s_client_output", "access_lines", "fetch_metrics", "metric",
+           "free_port", "recv_exact"]

@@ -60,6 +60,16 @@ def env(tmp_path_factory):
         yield pki, srv, good, bad, tmp
 
 
+@pytest.fixture(scope="module")
+def two_roots(env, tmp_path_factory):
+    """A trust store with another CA's root beside ours (several CAs trusted at once)."""
+    pki = env[0]
+    other = Pki(tmp_path_factory.mktemp("other-ca"), name="Other CA")
+    both = pki.tmp / "two-roots.pem"
+    both.write_bytes(other.root.read_bytes() + pki.root.read_bytes())
+    return both
+
+
 def aia(cert_path, method):
     ext = load_cert(cert_path).extensions.get_extension_for_class(x509.AuthorityInformationAccess)
     return [d.access_location.value for d in ext.value if d.access_method == method]
@@ -87,11 +97,15 @@ def test_readiness_names_both_listeners_and_certificates_point_at_plain_http(env
     assert aia(good.cert, AuthorityInformationAccessOID.CA_ISSUERS) == [f"{srv.http_url}/ca.crt"]
 
 
-@pytest.mark.parametrize("layout", ["root-only+untrusted-intermediate", "whole-chain"])
-def test_openssl_crl_download_through_the_certificates_own_cdp(env, layout):
+@pytest.mark.parametrize("layout", ["root-only+untrusted-intermediate", "whole-chain",
+                                    "two-roots+untrusted-intermediate"])
+def test_openssl_crl_download_through_the_certificates_own_cdp(env, two_roots, layout):
     pki, _, good, bad, _ = env
-    trust = (["-CAfile", pki.root, "-untrusted", pki.intermediate] if layout.startswith("root")
-             else ["-CAfile", pki.chain])
+    trust = {"root-only+untrusted-intermediate": ["-CAfile", pki.root, "-untrusted",
+                                                  pki.intermediate],
+             "whole-chain": ["-CAfile", pki.chain],
+             "two-roots+untrusted-intermediate": ["-CAfile", two_roots, "-untrusted",
+                                                  pki.intermediate]}[layout]
     ok = run_cmd(["openssl", "verify", "-crl_check", "-crl_download", *trust, good.cert])
     assert ok.returncode == 0 and f"{good.cert}: OK" in ok.stdout, ok.stdout + ok.stderr
     revoked = run_cmd(["openssl", "verify", "-crl_check", "-crl_download", *trust, bad.cert])
@@ -182,8 +196,8 @@ def test_garbage_ocsp_post_is_answered_malformed_at_once(env, tmp_path):
             x509_ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
 
 
-@pytest.mark.parametrize("layout", ["root-only", "whole-chain"])
-def test_ca_issuers_url_fetched_with_curl_verifies_the_leaf(env, layout):
+@pytest.mark.parametrize("layout", ["root-only", "whole-chain", "two-roots"])
+def test_ca_issuers_url_fetched_with_curl_verifies_the_leaf(env, two_roots, layout):
     pki, _, good, _, tmp = env
     url = aia(good.cert, AuthorityInformationAccessOID.CA_ISSUERS)[0]
     der = tmp / f"issuer-{layout}.der"
@@ -198,6 +212,8 @@ def test_ca_issuers_url_fetched_with_curl_verifies_the_leaf(env, layout):
     assert alone.returncode != 0
     if layout == "root-only":
         trust = ["-CAfile", pki.root, "-untrusted", pem]
+    elif layout == "two-roots":
+        trust = ["-CAfile", two_roots, "-untrusted", pem]
     else:
         both = tmp / "fetched-chain.pem"
         both.write_bytes(pem.read_bytes() + pki.root.read_bytes())
@@ -237,6 +253,7 @@ def test_enrollment_and_everything_else_is_404_on_plain_http(env, tmp_path):
         status, _, body = plain(srv, "POST", path, base64.b64encode(csr),
                                 {"Authorization": auth, "Content-Type": "application/pkcs10"})
         assert status == 404 and b"HTTPS" in body
+    srv.wait_log(r'"path":"/\.well-known/est/simpleenroll","status":404,.*"scheme":"http"')
     for path in (f"{EST}/cacerts", f"{EST}/csrattrs", f"{EST}/server/cacerts", "/healthz",
                  "/", "/nothing", "/ca.crt/x"):
         assert plain(srv, "GET", path)[0] == 404, path

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 
 from backends import HttpEchoBackend, unused_port
 from gateway_helpers import Gateway, MiniPki, access_lines, free_port
+from twoway_testlib import twoway_bin
 
 pytest.importorskip("h2.connection")
 from h2_helpers import H2Client  # noqa: E402
@@ -205,14 +206,16 @@ def test_cookie_crumbs_joined_and_te_dropped(env):
 
 # ---- responses -------------------------------------------------------------------------------
 
-class ChunkedBackend:
-    """Answers every request with a chunked body in several pieces, plus a trailer."""
+class RawBackend:
+    """A loopback HTTP/1.1 backend written by hand: serve(conn, n) answers the n-th connection
+    (each in a thread of its own)."""
 
     def __init__(self):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
+        self.conns = 0
         threading.Thread(target=self._loop, daemon=True).start()
 
     def _loop(self):
@@ -221,23 +224,34 @@ class ChunkedBackend:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            with conn:
-                buf = b""
-                while b"\r\n\r\n" not in buf:
-                    d = conn.recv(4096)
-                    if not d:
-                        break
-                    buf += d
-                conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
-                             b"Connection: keep-alive, X-Hop\r\nX-Hop: secret\r\n"
-                             b"Keep-Alive: timeout=5\r\nX-Kept: yes\r\n\r\n")
-                for piece in (b"one-", b"two-", b"three"):
-                    conn.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
-                    time.sleep(0.01)
-                conn.sendall(b"0\r\nX-Checksum: abc\r\n\r\n")
+            self.conns += 1
+            threading.Thread(target=self._serve, args=(conn, self.conns), daemon=True).start()
+
+    def _serve(self, conn, n):
+        with conn:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                d = conn.recv(4096)
+                if not d:
+                    return
+                buf += d
+            self.serve(conn, n)
 
     def close(self):
         self.sock.close()
+
+
+class ChunkedBackend(RawBackend):
+    """Answers a request with a chunked body in several pieces, plus a trailer."""
+
+    def serve(self, conn, n):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                     b"Connection: keep-alive, X-Hop\r\nX-Hop: secret\r\n"
+                     b"Keep-Alive: timeout=5\r\nX-Kept: yes\r\n\r\n")
+        for piece in (b"one-", b"two-", b"three"):
+            conn.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+            time.sleep(0.01)
+        conn.sendall(b"0\r\nX-Checksum: abc\r\n\r\n")
 
 
 def test_chunked_response_with_trailer_and_hop_headers_removed(env):
@@ -393,3 +407,78 @@ def test_drain_answers_streams_in_flight_after_goaway(env):
         assert gw.proc.wait(15) == 0
     finally:
         slow.close()
+
+
+# ---- twoway bench --h2 ------------------------------------------------------------------------
+
+def test_bench_h2_streams_through_the_gateway(env):
+    gw = env.gateways[0]  # the module's main gateway, serving env.port
+    p = subprocess.run([twoway_bin(), "bench", f"127.0.0.1:{env.port}", "--h2", "--streams", "8",
+                        "--conns", "2", "--count", "200", "--cert", str(env.alice.cert_path),
+                        "--key", str(env.alice.key_path), "--ca", str(env.root.ca_path),
+                        "--server-name", "localhost", "--pid", str(gw.proc.pid), "--json"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    r = json.loads(p.stdout)
+    assert r["mode"] == "h2" and r["h2_streams"] == 8
+    assert (r["ok"], r["failed"], r["full"]) == (200, 0, 2)
+    assert r["requests_per_s"] > 0 and r["server"]["cpu_us_per_conn"] is not None
+    # a server that ends connections with GOAWAY (h2-max-streams) gets new ones
+    port = env.gateway("--h2-max-streams", "50")
+    p = subprocess.run([twoway_bin(), "bench", f"127.0.0.1:{port}", "--h2", "--streams", "4",
+                        "--conns", "2", "--count", "300", "--cert", str(env.alice.cert_path),
+                        "--key", str(env.alice.key_path), "--ca", str(env.root.ca_path),
+                        "--server-name", "localhost", "--json"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    r = json.loads(p.stdout)
+    assert (r["ok"], r["failed"]) == (300, 0) and r["full"] >= 6
+    # the refusal of a server that does not speak h2 is counted, not hidden
+    port = env.gateway("--alpn", "http/1.1")
+    p = subprocess.run([twoway_bin(), "bench", f"127.0.0.1:{port}", "--h2", "--conns", "1",
+                        "--count", "5", "--cert", str(env.alice.cert_path),
+                        "--key", str(env.alice.key_path), "--ca", str(env.root.ca_path),
+                        "--server-name", "localhost", "--json"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1
+    assert json.loads(p.stdout)["ok"] == 0
+
+
+# ---- backend connection reuse -----------------------------------------------------------------
+
+class OneShotBackend(RawBackend):
+    """Answers the first request of each connection with keep-alive, then closes the
+    connection without answering when a second request arrives on it (a backend that timed
+    out an idle connection just as the gateway reused it)."""
+
+    def serve(self, conn, n):
+        body = b"conn %d" % n
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        conn.recv(4096)  # the second request: closed unanswered
+
+
+def test_backend_connections_are_reused_across_streams(env):
+    c = H2Client(env, env.port)
+    seen = set()
+    for i in range(5):
+        status, _, body, _ = c.response(c.request(f"/reuse{i}"))
+        assert status == 200
+        seen.add(json.loads(body)["conn"])
+    assert len(seen) == 1  # one backend connection served the five sequential streams
+    c.close()
+
+
+def test_reused_connection_closed_by_backend_is_replaced_for_a_bodyless_request(env):
+    b = OneShotBackend()
+    try:
+        port = env.gateway(backend_addr=f"127.0.0.1:{b.port}")
+        c = H2Client(env, port)
+        bodies = []
+        for i in range(3):
+            status, _, body, _ = c.response(c.request(f"/one{i}"))
+            assert status == 200
+            bodies.append(body)
+        assert bodies == [b"conn 1", b"conn 2", b"conn 3"]
+        c.close()
+    finally:
+        b.close()

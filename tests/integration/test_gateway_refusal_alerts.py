@@ -8,8 +8,9 @@ or a browser, keeps writing after its Finished (its first request) and only then
 Linux a RST does not throw away bytes the client already received, but it fails the client's
 next write, and clients give up there: curl says "getpeername() failed errno 107" (16 of 20 on
 the old code), this client says "reset-write". Before the change this file failed in most of
-its 100 tries; now every try must read the exact alert. Two trust layouts: client-ca holding
-only the root while clients send their intermediate, and intermediate + root with CRLs."""
+its 100 tries; now every try must read the exact alert. Three trust layouts: client-ca holding
+only the root while clients send their intermediate, intermediate + root with CRLs, and two
+roots (several CAs)."""
 
 import select
 import socket
@@ -159,9 +160,12 @@ def pki(tmp_path_factory):
     }
     both = d / "inter+root.pem"
     both.write_bytes(inter.ca_path.read_bytes() + root.ca_path.read_bytes())
+    partner = MiniPki(d / "partner", name="Partner Root")
+    two_roots = d / "two-roots.pem"
+    two_roots.write_bytes(partner.ca_path.read_bytes() + root.ca_path.read_bytes())
     crl = d / "crls.pem"
     crl.write_bytes(root.crl_bytes() + inter.crl_bytes([p["revoked"].serial]))
-    p.update(both=both, crl=crl)
+    p.update(both=both, two_roots=two_roots, crl=crl)
     return p
 
 
@@ -176,6 +180,8 @@ def start_gateway(pki, layout, extra=()):
     log = pki["d"] / f"access-{layout}-{port}.log"
     if layout == "root-only":  # trust the root; clients send their intermediate
         args = gateway_flags(pki["root"], pki["server"], port, backend.address)
+    elif layout == "two-roots":  # several CAs, one of them ours
+        args = gateway_flags(_CaFile(pki["two_roots"]), pki["server"], port, backend.address)
     else:  # intermediate + root, with CRLs
         args = gateway_flags(_CaFile(pki["both"]), pki["server"], port, backend.address,
                              crl=pki["crl"])
@@ -183,7 +189,7 @@ def start_gateway(pki, layout, extra=()):
     return gw, backend, port, log
 
 
-@pytest.fixture(scope="module", params=["root-only", "chain+crl"])
+@pytest.fixture(scope="module", params=["root-only", "chain+crl", "two-roots"])
 def gateway(request, pki):
     gw, backend, port, log = start_gateway(pki, request.param)
     yield {"layout": request.param, "gw": gw, "backend": backend, "port": port, "log": log}

@@ -5,12 +5,14 @@ generation and open connections, WATCHDOG=1 at half of WATCHDOG_USEC, and STOPPI
 SIGTERM. The test plays systemd: a datagram socket named by NOTIFY_SOCKET (a path, or '@' for
 the abstract namespace)."""
 
+import http.server
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -229,3 +231,38 @@ def test_ca_serve_ready_watchdog_stopping(tmp_path, monkeypatch):
         assert m.next("STOPPING")["STOPPING"] == "1"
     finally:
         m.close()
+
+
+def test_gateway_ready_only_after_first_crl_fetch(setup, manager):
+    """With a CRL URL, READY=1 waits for the first fetch: a unit that is active has
+    revocation data. The CRL server holds its answer for a second."""
+    e = setup
+    crl = e["ca"].crl_bytes()
+    served = []
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            time.sleep(1.0)
+            served.append(time.monotonic())
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(crl)))
+            self.end_headers()
+            self.wfile.write(crl)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        cfg = write_config(e)
+        cfg.write_text(cfg.read_text() +
+                       f"crl = http://127.0.0.1:{httpd.server_address[1]}/ca.crl\n")
+        with Gateway(["--config", cfg], env=manager.env()) as gw:
+            manager.next("READY")
+            got_ready = time.monotonic()
+            assert served, "READY=1 came before the CRL was fetched"
+            assert got_ready >= served[0]
+            assert gw.stop() == 0
+    finally:
+        httpd.shutdown()

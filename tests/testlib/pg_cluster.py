@@ -14,6 +14,7 @@ Command line (for unit tests and bench/est_pg by hand):
     /usr/bin/python3 tests/testlib/pg_cluster.py start DIR   # prints the URI; DIR must not exist
     /usr/bin/python3 tests/testlib/pg_cluster.py stop DIR
 """
+import fcntl
 import glob
 import os
 import pwd
@@ -48,14 +49,18 @@ def free_port():
 
 
 def ensure_user():
-    try:
-        pwd.getpwnam(PG_USER)
-    except KeyError:
-        # Two test modules may race here (ctest -j): whoever loses finds the user made.
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
-                        "/usr/sbin/nologin", PG_USER], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-    return pwd.getpwnam(PG_USER)
+    # Test modules start clusters side by side (ctest -j). Two concurrent useradd runs do not
+    # both succeed: the loser fails on the passwd lock while the winner has not written the
+    # user yet, and its getpwnam then fails too. So check and create under one lock.
+    with open("/tmp/twoway-pg-useradd.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return pwd.getpwnam(PG_USER)
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
+                            "/usr/sbin/nologin", PG_USER], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            return pwd.getpwnam(PG_USER)
 
 
 class PgCluster:
@@ -104,9 +109,27 @@ class PgCluster:
         return self
 
     def start(self):
-        self._check(["pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "30", "start"])
-        self.running = True
+        # The port was free when chosen, seconds ago (initdb): a test beside this one may
+        # have taken it since. Then postgres cannot bind: take another port, a few times.
+        for attempt in range(3):
+            r = self._run(["pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "30", "start"])
+            if r.returncode == 0:
+                self.running = True
+                return self
+            log = open(self.log, errors="replace").read() if os.path.exists(self.log) else ""
+            if "could not bind" not in log or attempt == 2:
+                raise RuntimeError("pg_ctl failed: %s%s" % (r.stdout.decode(errors="replace"),
+                                                            log[-2000:]))
+            self._set_port(free_port())
         return self
+
+    def _set_port(self, port):
+        self.port = port
+        self.uri = "postgresql://twoway@127.0.0.1:%d/twoway" % port
+        with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
+            f.write("port = %d\n" % port)
+        if os.path.exists(self.log):
+            os.truncate(self.log, 0)
 
     def stop(self, mode="fast"):
         if self.running:

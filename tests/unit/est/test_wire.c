@@ -31,7 +31,9 @@ static void b64_decodes_across_any_whitespace(void **state)
 static void b64_rejects_bad_input_with_pki_error(void **state)
 {
     (void)state;
-    static const char *const bad[] = {"", "   ", "YQ=", "Y===", "YQ==YQ==", "YQ!=", "YWJj\x80"};
+    /* '-' would end OpenSSL's decoder early ("-----END"): the junk after it must not pass. */
+    static const char *const bad[] = {"",     "   ",      "YQ=",      "Y===",        "YQ==YQ==",
+                                      "YQ!=", "YWJj\x80", "YWJj-xx!", "YQ==\n-----", "YWJj\v"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct tw_err err;
         unsigned char *out = NULL;
@@ -147,6 +149,15 @@ static void url_parse(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(est_url_parse(bad[i], &u, &err), -1);
         assert_int_equal(err.code, TW_ERR_USAGE);
+    }
+    /* Hosts the HTTP library would read differently from the name check. */
+    static const char *const hosts[] = {"https://evil@ca.example.com", "https://ca%2eexample.com",
+                                        "https://[::1%eth0]:8443",     "https://[]:8443",
+                                        "https://ca_example.com"};
+    for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+        assert_int_equal(est_url_parse(hosts[i], &u, &err), -1);
+        assert_int_equal(err.code, TW_ERR_USAGE);
+        assert_non_null(strstr(err.msg, "not a DNS name or an IP address"));
     }
 }
 

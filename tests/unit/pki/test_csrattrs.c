@@ -37,6 +37,16 @@ static X509_ATTRIBUTE *attr_at(ASN1_SEQUENCE_ANY *seq, int i)
     return d2i_X509_ATTRIBUTE(NULL, &p, t->value.sequence->length);
 }
 
+/* The attribute at i, which must be of type nid with count values. */
+static X509_ATTRIBUTE *attr_of(ASN1_SEQUENCE_ANY *seq, int i, int nid, int count)
+{
+    X509_ATTRIBUTE *attr = attr_at(seq, i);
+    assert_non_null(attr);
+    assert_int_equal(OBJ_obj2nid(X509_ATTRIBUTE_get0_object(attr)), nid);
+    assert_int_equal(X509_ATTRIBUTE_count(attr), count);
+    return attr;
+}
+
 static void free_seq(ASN1_SEQUENCE_ANY *seq)
 {
     sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
@@ -48,10 +58,7 @@ static void client_with_challenge(void **state)
     ASN1_SEQUENCE_ANY *seq = decode(PKI_PROFILE_CLIENT, 1);
     assert_int_equal(sk_ASN1_TYPE_num(seq), 6);
     assert_int_equal(oid_at(seq, 0), NID_pkcs9_challengePassword);
-    X509_ATTRIBUTE *ec = attr_at(seq, 1);
-    assert_non_null(ec);
-    assert_int_equal(OBJ_obj2nid(X509_ATTRIBUTE_get0_object(ec)), NID_X9_62_id_ecPublicKey);
-    assert_int_equal(X509_ATTRIBUTE_count(ec), 3);
+    X509_ATTRIBUTE *ec = attr_of(seq, 1, NID_X9_62_id_ecPublicKey, 3);
     /* Every curve announced is one the CA takes: a key on it passes pki_key_check_public. */
     for (int i = 0; i < 3; i++) {
         ASN1_OBJECT *curve = X509_ATTRIBUTE_get0_data(ec, i, V_ASN1_OBJECT, NULL);
@@ -76,10 +83,7 @@ static void server_asks_for_a_san_and_no_challenge_without_tokens(void **state)
     ASN1_SEQUENCE_ANY *seq = decode(PKI_PROFILE_SERVER, 0);
     assert_int_equal(sk_ASN1_TYPE_num(seq), 6);
     assert_int_not_equal(oid_at(seq, 0), NID_pkcs9_challengePassword);
-    X509_ATTRIBUTE *ext = attr_at(seq, 5);
-    assert_non_null(ext);
-    assert_int_equal(OBJ_obj2nid(X509_ATTRIBUTE_get0_object(ext)), NID_ext_req);
-    assert_int_equal(X509_ATTRIBUTE_count(ext), 1);
+    X509_ATTRIBUTE *ext = attr_of(seq, 5, NID_ext_req, 1);
     ASN1_OBJECT *want = X509_ATTRIBUTE_get0_data(ext, 0, V_ASN1_OBJECT, NULL);
     assert_int_equal(OBJ_obj2nid(want), NID_subject_alt_name);
     X509_ATTRIBUTE_free(ext);

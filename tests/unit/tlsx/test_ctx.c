@@ -165,6 +165,18 @@ static void server_ctx_errors(void **state)
     o.groups = "nogroup";
     expect_fail(&o, TW_ERR_CONFIG, "groups 'nogroup'");
 
+    /* The test key is ECDSA: a TLS 1.2 list of RSA-only suites could never be chosen. */
+    o = base();
+    o.ciphers = "DHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256";
+    expect_fail(&o, TW_ERR_CONFIG,
+                "ciphers 'DHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256': no TLS 1.2 "
+                "suite in the list fits the ECDSA certificate");
+    o.min_version = TLS1_3_VERSION; /* the TLS 1.2 list is never used */
+    struct tw_err ok_err;
+    SSL_CTX *tls13 = tlsx_server_ctx_new(&o, &ok_err);
+    assert_non_null(tls13);
+    SSL_CTX_free(tls13);
+
     struct tw_err err;
     struct tlsx_crl_set *crls = tlsx_crl_set_new(&err);
     /* Signed by a CA named as one in client-ca, with another key. */

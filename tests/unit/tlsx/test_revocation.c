@@ -179,6 +179,25 @@ static void crl_of_a_ca_outside_client_ca(void **state)
     assert_int_equal(tlsx_crl_set_check(set, leaf1.cert, ca.cert), 1);
     assert_int_equal(tlsx_crl_set_check(set, other.cert, ca.cert), 0); /* no CRL of its issuer */
     tp_free(&impostor);
+
+    /* Fetched again: a CRL from outside client-ca must keep the issuer of the one held. */
+    X509_CRL *ocrl = tp_crl(&other, NULL, 0, 3600);
+    struct tlsx_crl_set *again = tlsx_crl_set_new(&err);
+    assert_int_equal(tlsx_crl_set_add_file(again, tp_write_crl("again.crl", crl, 0), &err), 0);
+    struct tlsx_crl_set *swapped = tlsx_crl_set_new(&err);
+    assert_int_equal(tlsx_crl_set_add_file(swapped, tp_write_crl("swap.crl", ocrl, 0), &err), 0);
+    STACK_OF(X509) *none = sk_X509_new_null();
+    assert_int_equal(tlsx_crl_set_same_outside(again, set, none, &err), 0);
+    assert_int_equal(tlsx_crl_set_same_outside(swapped, NULL, none, &err), 0); /* first fetch */
+    assert_int_equal(tlsx_crl_set_same_outside(swapped, set, none, &err), -1);
+    assert_int_equal(err.code, TW_ERR_VERIFY);
+    assert_non_null(strstr(err.msg, "Other CA"));
+    sk_X509_push(none, other.cert); /* a CA of client-ca: tlsx_crl_set_verify's business */
+    assert_int_equal(tlsx_crl_set_same_outside(swapped, set, none, &err), 0);
+    sk_X509_free(none);
+    tlsx_crl_set_free(again);
+    tlsx_crl_set_free(swapped);
+    X509_CRL_free(ocrl);
     tlsx_crl_set_free(set);
     X509_CRL_free(crl);
 }

@@ -362,6 +362,9 @@ static void root_only_sessions_share_the_intermediate(void **state)
         X509 *shared = kept_intermediate(sa);
         assert_ptr_equal(kept_intermediate(sb), shared);
         assert_ptr_not_equal(shared, inter.cert);
+        /* The live connections' verified chains too, not only the sessions. */
+        assert_ptr_equal(sk_X509_value(SSL_get0_verified_chain(sa), 1), shared);
+        assert_ptr_equal(sk_X509_value(SSL_get0_verified_chain(sb), 1), shared);
         SSL_SESSION *sess = SSL_get1_session(c);
         assert_int_equal(tp_handshake(sctx, ca, sess, NULL, &sr, NULL), 1);
         assert_int_equal(SSL_session_reused(sr), 1);

@@ -1,0 +1,229 @@
+"""Keys that never leave a PKCS#11 token (SoftHSM2 in a temp dir, inspected with pkcs11-tool):
+the CA with all three keys in the token issues, revokes, signs CRLs and OCSP answers that
+`openssl verify`, `openssl crl` and `openssl ocsp` accept; a gateway whose key is in the token
+serves curl and Python's ssl; a client whose key is made in the token enrolls, renews with
+--rekey and reaches the gateway through `twoway tunnel`; every error names its cause."""
+
+import json
+import socket
+import ssl
+
+import pytest
+
+from backends import HttpEchoBackend
+from est_helpers import CaServer, enroll, token
+from gateway_helpers import Gateway
+from keystores import SoftHsm
+from test_tunnel import Tunnel, client_cert_cn, http_get
+from twoway_testlib import Pki, free_port, run, run_cmd
+
+
+@pytest.fixture(scope="module")
+def hsm(tmp_path_factory):
+    return SoftHsm(tmp_path_factory.mktemp("softhsm"))
+
+
+@pytest.fixture(scope="module")
+def ca(hsm, tmp_path_factory):
+    pki = Pki(tmp_path_factory.mktemp("token-ca"), name="Token CA",
+              extra_args=["--key-store", hsm.uri()])
+    with CaServer(pki) as srv:
+        yield pki, srv
+
+
+def never_extractable(access):
+    return "sensitive" in access and "never extractable" in access
+
+
+def test_ca_keys_live_in_the_token(hsm, ca):
+    pki, _ = ca
+    keys = hsm.private_keys()
+    for part in ("Root", "Intermediate", "OCSP Signer"):
+        assert never_extractable(keys[f"Token CA {part}"]), keys
+    for f in ("root.key", "intermediate.key", "ocsp.key"):
+        text = (pki.ca_dir / f).read_text()
+        assert text.startswith("pkcs11:token=twoway;object=Token%20CA%20") and "PRIVATE" not in text
+    assert "OK" in run_cmd(["openssl", "verify", "-CAfile", pki.root, "-untrusted",
+                            pki.intermediate, pki.ocsp], check=True).stdout
+
+
+def test_token_ca_issues_revokes_and_signs_crl_and_ocsp(ca, tmp_path):
+    pki, srv = ca
+    good = pki.issue_client("alice", out=tmp_path)
+    bad = pki.issue_client("mallory", out=tmp_path)
+    r = run_cmd(["openssl", "verify", "-CAfile", pki.root, "-untrusted", pki.intermediate,
+                 good.cert], check=True)
+    assert f"{good.cert}: OK" in r.stdout
+    pki.revoke(bad.serial, reason="keyCompromise")
+    pki.write_crl()
+    r = run_cmd(["openssl", "crl", "-in", pki.crl, "-CAfile", pki.chain, "-noout", "-text"],
+                check=True)
+    assert "verify OK" in r.stderr + r.stdout and bad.serial.upper() in r.stdout.upper()
+    r = run_cmd(["openssl", "verify", "-crl_check", "-CRLfile", pki.crl, "-CAfile", pki.root,
+                 "-untrusted", pki.intermediate, bad.cert])
+    assert r.returncode != 0 and "revoked" in r.stdout + r.stderr
+    url = f"https://127.0.0.1:{srv.port}/ocsp"
+    r = run_cmd(["openssl", "ocsp", "-issuer", pki.intermediate, "-url", url, "-CAfile",
+                 pki.chain, "-cert", good.cert, "-cert", bad.cert], check=True)
+    assert "Response verify OK" in r.stderr + r.stdout
+    assert f"{good.cert}: good" in r.stdout and f"{bad.cert}: revoked" in r.stdout
+
+
+def enroll_in_token(hsm, ca, name, out, profile="client", san=None):
+    pki, srv = ca
+    args = ["--profile", profile] + (["--san", san] if san else [])
+    tok, _ = token(pki, name, *args)
+    srv_url = srv
+    extra = ["--key-store", hsm.uri()] + (["--san", san] if san else [])
+    if profile == "server":
+        class _S:  # the server profile's EST path
+            url = srv.url + "/.well-known/est/server"
+            pki = srv.pki
+        srv_url = _S
+    r = enroll(srv_url, name, tok, out, *extra)
+    assert r.returncode == 0, r.stderr + srv.output()[-3000:]
+    return out / f"{name}.key", out / f"{name}.crt", out / f"{name}.chain.pem"
+
+
+@pytest.fixture(scope="module")
+def backend():
+    b = HttpEchoBackend()
+    yield b
+    b.close()
+
+
+def start_gateway(ca, key, chain, backend):
+    pki, _ = ca
+    port = free_port()
+    g = Gateway(["--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{backend.port}",
+                 "--cert", chain, "--key", key, "--client-ca", pki.chain, "--workers", "1"])
+    g.port = port
+    return g
+
+
+def test_gateway_key_in_token_serves_curl_and_python(hsm, ca, backend, tmp_path):
+    pki, _ = ca
+    key, crt, chain = enroll_in_token(hsm, ca, "gw1", tmp_path, profile="server",
+                                      san="ip:127.0.0.1")
+    assert key.read_text().startswith("pkcs11:") and "never extractable" in \
+        [a for lbl, a in hsm.private_keys().items() if lbl.startswith("gw1 ")][0]
+    alice = pki.issue_client("gw-alice", out=tmp_path)
+    g = start_gateway(ca, key, chain, backend)
+    try:
+        # TLS 1.3 (the token signs CertificateVerify) and TLS 1.2 (it signs the ECDHE
+        # parameters): both handshakes need the key in the token.
+        for version in (["--tlsv1.3"], ["--tlsv1.2", "--tls-max", "1.2"]):
+            r = run_cmd(["curl", "-sS", "--fail", *version, "--cacert", pki.root, "--cert",
+                         alice.cert, "--key", alice.key, f"https://127.0.0.1:{g.port}/x"],
+                        check=True)
+            assert json.loads(r.stdout)["path"] == "/x"
+        ctx = ssl.create_default_context(cafile=str(pki.root))
+        ctx.load_cert_chain(str(alice.chain), str(alice.key))
+        with socket.create_connection(("127.0.0.1", g.port), timeout=10) as s:
+            with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
+                assert t.version() in ("TLSv1.3", "TLSv1.2")
+                peer = t.getpeercert()
+                assert dict(x[0] for x in peer["subject"])["commonName"] == "gw1"
+    finally:
+        assert g.stop() == 0
+
+
+def test_client_key_in_token_enrolls_renews_with_rekey_and_tunnels(hsm, ca, backend, tmp_path):
+    pki, srv = ca
+    key, crt, chain = enroll_in_token(hsm, ca, "bob", tmp_path)
+    first = key.read_text()
+    assert first.startswith("pkcs11:token=twoway;object=bob%20")
+    (tmp_path / "ca.pem").write_bytes(pki.root.read_bytes())
+    before = run_cmd(["openssl", "x509", "-in", crt, "-noout", "-pubkey"], check=True).stdout
+    r = run(["renew", "--cert", crt, "--key", key, "--server", srv.url, "--rekey"])
+    assert r.returncode == 0, r.stderr
+    second = key.read_text()
+    assert second != first and second.startswith("pkcs11:token=twoway;object=bob%20")
+    after = run_cmd(["openssl", "x509", "-in", crt, "-noout", "-pubkey"], check=True).stdout
+    assert after != before
+    bobs = [a for lbl, a in hsm.private_keys().items() if lbl.startswith("bob ")]
+    assert len(bobs) == 2 and all(never_extractable(a) for a in bobs)
+
+    server_key, _, server_chain = enroll_in_token(hsm, ca, "tgw", tmp_path / "gw",
+                                                  profile="server", san="ip:127.0.0.1")
+    g = start_gateway(ca, server_key, server_chain, backend)
+    listen = free_port()
+    try:
+        with Tunnel(["--listen", f"127.0.0.1:{listen}", "--target", f"127.0.0.1:{g.port}",
+                     "--server-name", "127.0.0.1", "--cert", chain, "--key", key, "--ca",
+                     pki.chain, "--workers", "1", "--access-log", "off"]):
+            status, resp = http_get(listen)
+            assert status is not None and " 200 " in status + " ", status
+            subject, _ = client_cert_cn(resp)
+            assert subject == "CN=bob"
+    finally:
+        assert g.stop() == 0
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+def gateway_check(key, cert, client_ca):
+    return run(["gateway", "--check", "--listen", "127.0.0.1:1", "--backend", "127.0.0.1:2",
+                "--cert", cert, "--key", key, "--client-ca", client_ca])
+
+
+@pytest.mark.parametrize("uri_kw, message", [
+    ({"module": "/nonexistent/libpkcs11.so"},
+     "cannot load PKCS#11 module /nonexistent/libpkcs11.so"),
+    ({"object": "no-such-key"}, "token 'twoway' holds no private key 'no-such-key'"),
+])
+def test_errors_name_the_cause(hsm, ca, tmp_path, uri_kw, message):
+    pki, _ = ca
+    module = uri_kw.pop("module", None)
+    uri = hsm.uri(module=module, **uri_kw) if module else hsm.uri(**uri_kw)
+    r = gateway_check(uri, pki.root, pki.chain)
+    assert r.returncode == 1 and message in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_absent_token_is_named(hsm, ca):
+    pki, _ = ca
+    uri = hsm.uri(object="x").replace("token=twoway", "token=absent")
+    r = gateway_check(uri, pki.root, pki.chain)
+    assert r.returncode == 1 and "no token labelled 'absent' is present" in r.stdout + r.stderr
+
+
+def test_wrong_pin_is_refused_once_and_not_retried(hsm, ca, tmp_path):
+    pki, _ = ca
+    wrong = tmp_path / "wrong-pin"
+    wrong.write_text("0000\n")
+    wrong.chmod(0o600)
+    r = gateway_check(hsm.uri(pin_file=wrong, object="Token CA Root"), pki.root, pki.chain)
+    assert r.returncode == 1
+    assert "token 'twoway': wrong PIN (not retried" in r.stdout + r.stderr
+    # One failure, not a loop: the token still takes the right PIN (SoftHSM locks after 10).
+    info = run_cmd(["pkcs11-tool", "--module", "/usr/lib/softhsm/libsofthsm2.so", "-L"],
+                   check=True).stdout
+    assert "PIN locked" not in info
+    assert hsm.tool("--list-objects", "--type", "privkey").returncode == 0
+
+
+def test_pin_in_uri_and_key_types_tokens_cannot_make_are_refused(hsm, tmp_path):
+    r = run(["ca", "init", "--dir", tmp_path / "a", "--key-store",
+             f"pkcs11:token=twoway?pin-value=1234&module-path=/usr/lib/softhsm/libsofthsm2.so"])
+    assert r.returncode == 1 and "pin-value is refused" in r.stderr
+    r = run(["ca", "init", "--dir", tmp_path / "b", "--key", "ed25519", "--key-store",
+             hsm.uri()])
+    assert r.returncode == 2
+    assert "keys made in a token or TPM are ec:P-256, ec:P-384, rsa:2048 or rsa:3072" in r.stderr
+    passfile = tmp_path / "pass"
+    passfile.write_text("long enough passphrase\n")
+    r = run(["ca", "init", "--dir", tmp_path / "c", "--passphrase-file", passfile,
+             "--key-store", hsm.uri()])
+    assert r.returncode == 2 and "exclude each other" in r.stderr
+
+
+def test_rsa_ca_in_token(hsm, tmp_path):
+    pki = Pki(tmp_path, name="RSA Token CA", key="rsa:2048",
+              extra_args=["--key-store", hsm.uri()])
+    got = pki.issue_client("rsa-alice", out=tmp_path / "out")
+    r = run_cmd(["openssl", "verify", "-CAfile", pki.root, "-untrusted", pki.intermediate,
+                 got.cert], check=True)
+    assert "OK" in r.stdout
+    assert "sha256WithRSAEncryption" in run_cmd(
+        ["openssl", "x509", "-in", got.cert, "-noout", "-text"], check=True).stdout
