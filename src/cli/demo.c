@@ -17,11 +17,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "util/fs.h"
+
 #define OUT_MAX 8192
+
+#define DEMO_P12_PASS "twoway-demo" /* a throwaway PKI on loopback: no secret to keep */
 
 struct demo {
     char dir[64];
-    char data[128], gw[128], alice[128], bob[128];
+    char data[128], gw[128], alice[128], bob[128], admin[128];
     char url[128];     /* the CA server, https://127.0.0.1:PORT */
     char root_fp[128]; /* SHA-256 of the root, for enrollment */
     char port_text[16];
@@ -115,7 +119,18 @@ static int step_ca(struct demo *d)
         return fail("ca init printed no fingerprint", NULL);
     char *issue[] = {"ca", "issue", "server", "localhost", "--san", "ip:127.0.0.1",
                      "--dir", d->data, "--out", d->gw, NULL};
-    return run_shown(issue, out, sizeof(out)) == 0 ? 0 : fail("ca issue server", NULL);
+    if (run_shown(issue, out, sizeof(out)) != 0)
+        return fail("ca issue server", NULL);
+    say("The security team gets an admin certificate for the CA's web console, as a PKCS#12 for\n"
+        "the browser (password " DEMO_P12_PASS ").\n");
+    char pass[192];
+    struct tw_err err;
+    snprintf(pass, sizeof(pass), "%s/admin.pass", d->dir);
+    if (fs_write_atomic(pass, DEMO_P12_PASS "\n", strlen(DEMO_P12_PASS) + 1, 0600, &err) != 0)
+        return fail("admin password file", &err);
+    char *admin[] = {"ca", "issue", "admin", "ops", "--dir", d->data, "--out", d->admin,
+                     "--p12", "--p12-pass-file", pass, NULL};
+    return run_shown(admin, out, sizeof(out)) == 0 ? 0 : fail("ca issue admin", NULL);
 }
 
 static int step_servers(struct demo *d)
@@ -126,7 +141,7 @@ static int step_servers(struct demo *d)
     struct tw_err err;
     char line[512], log[256], listen[64], backend[64], cert[160], key[160], ca[160], crl[160];
     char *serve[] = {"ca", "serve", "--dir", d->data, "--listen", "127.0.0.1:0",
-                     "--access-log", "off", NULL};
+                     "--access-log", "off", "--console", "--console-admin-allow", "cn:ops", NULL};
     snprintf(log, sizeof(log), "%s/ca-serve.log", d->dir);
     show_cmd(serve);
     if (demo_spawn(&d->ca, serve, log, "ready", 15000, line, sizeof(line), &err) != 0)
@@ -303,6 +318,12 @@ static void on_signal(int sig)
 
 static void serve_forever(const struct demo *d)
 {
+    say("\nThe CA's web console: %s/console/\n"
+        "  import %s/ops.p12 into the browser (password " DEMO_P12_PASS ") and choose it when\n"
+        "  asked; the browser warns about the server certificate: the demo CA is not one it "
+        "trusts\n"
+        "  curl --cacert %s/ca/chain.pem --cert %s/ops.crt --key %s/ops.key %s/api/v1/overview\n",
+        d->url, d->admin, d->data, d->admin, d->admin, d->url);
     say("\nEverything keeps running until Ctrl-C. Try it by hand:\n"
         "  curl --cacert %s/ca.pem --cert %s/bob.crt --key %s/bob.key https://localhost:%d/\n"
         "  curl --cacert %s/ca/root.crt https://localhost:%d/      # no certificate: refused\n"
@@ -362,6 +383,7 @@ int cli_demo(int argc, char **argv)
     snprintf(d.gw, sizeof(d.gw), "%s/gateway", d.dir);
     snprintf(d.alice, sizeof(d.alice), "%s/alice", d.dir);
     snprintf(d.bob, sizeof(d.bob), "%s/bob", d.dir);
+    snprintf(d.admin, sizeof(d.admin), "%s/admin", d.dir);
     say("twoway demo: two-way SSL on a throwaway PKI in %s (all on 127.0.0.1)\n", d.dir);
 
     int ok = 1;

@@ -4,6 +4,12 @@
 #include <string.h>
 
 #include "console/internal.h"
+#include "util/clock.h"
+
+const char *console_when(int64_t t, char *buf, size_t cap)
+{
+    return t == 0 ? "-" : clock_iso8601((time_t)t, buf, cap);
+}
 
 int console_html_esc(struct tw_buf *b, const char *text, struct tw_err *err)
 {

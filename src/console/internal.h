@@ -151,6 +151,8 @@ int console_stats(struct console *c, struct console_stats *s, struct tw_err *err
 
 /* ---------------------------------------------------------------- pages (html*.c, svg.c, qr.c) */
 
+/* A time as ISO 8601 UTC into buf, "-" for 0. */
+const char *console_when(int64_t t, char *buf, size_t cap);
 /* Append text with &<>"' escaped. */
 int console_html_esc(struct tw_buf *b, const char *text, struct tw_err *err) TW_MUST_CHECK;
 /* Page head (title escaped, nav) and foot. */

@@ -13,13 +13,6 @@
 #define A(...) TW_GUARD(tw_buf_appendf(b, err, __VA_ARGS__))
 #define E(text) TW_GUARD(console_html_esc(b, (text), err))
 
-static const char *when(int64_t t, char *buf, size_t cap)
-{
-    if (t == 0)
-        return "-";
-    return clock_iso8601((time_t)t, buf, cap);
-}
-
 static int overview(struct console_req *q, struct tw_buf *b, struct tw_err *err)
 {
     struct console_stats s;
@@ -132,7 +125,7 @@ static int inventory(struct console_req *q, const struct console_page *p, struct
         E(r->profile);
         A("</td><td class=\"%s\">%s</td><td>%s</td><td>%s</td></tr>\n",
           console_status_name(r->status), console_status_name(r->status),
-          when(r->not_before, nb, sizeof(nb)), when(r->not_after, na, sizeof(na)));
+          console_when(r->not_before, nb, sizeof(nb)), console_when(r->not_after, na, sizeof(na)));
     }
     A("</table>\n<p>");
     if (p->page > 1) {
@@ -190,12 +183,12 @@ static int cert_page(struct console_req *q, const struct store_cert *row, X509 *
     EVP_PKEY *pk = cert != NULL ? X509_get0_pubkey(cert) : NULL;
     A("<tr><th>Key</th><td>%s %d bits</td></tr>", pk != NULL ? EVP_PKEY_get0_type_name(pk) : "?",
       pk != NULL ? EVP_PKEY_get_bits(pk) : 0);
-    A("<tr><th>Validity</th><td>%s to %s</td></tr>", when(row->not_before, nb, sizeof(nb)),
-      when(row->not_after, na, sizeof(na)));
+    A("<tr><th>Validity</th><td>%s to %s</td></tr>", console_when(row->not_before, nb, sizeof(nb)),
+      console_when(row->not_after, na, sizeof(na)));
     A("<tr><th>Status</th><td class=\"%s\">%s", console_status_name((int)row->status),
       console_status_name((int)row->status));
     if (row->status == STORE_REVOKED)
-        A(" at %s (%s)", when(row->revoked_at, ra, sizeof(ra)), pki_reason_name(row->revoke_reason));
+        A(" at %s (%s)", console_when(row->revoked_at, ra, sizeof(ra)), pki_reason_name(row->revoke_reason));
     A("</td></tr><tr><th>OCSP says</th><td id=\"ocsp\">%s</td></tr>",
       cert != NULL ? console_ocsp_says(q->c, cert) : "?");
     A("<tr><th>Chain</th><td>this certificate, the intermediate, the root (<a "

@@ -13,11 +13,6 @@
 #define A(...) TW_GUARD(tw_buf_appendf(b, err, __VA_ARGS__))
 #define E(text) TW_GUARD(console_html_esc(b, (text), err))
 
-static const char *when(int64_t t, char *buf, size_t cap)
-{
-    return t == 0 ? "-" : clock_iso8601((time_t)t, buf, cap);
-}
-
 struct rows_ctx {
     struct tw_buf *b;
     struct tw_err *err;
@@ -40,7 +35,7 @@ static int token_line(const struct store_token *t, void *arg)
         (x->rc = tw_buf_appendf(b, err, "</td><td>%s</td><td>", t->profile)) != 0 ||
         (x->rc = console_html_esc(b, t->sans, err)) != 0 ||
         (x->rc = tw_buf_appendf(b, err, "</td><td>%s</td><td>%s</td><td>%s</td><td class=\"mono\">%s</td></tr>\n",
-                                when(t->created_at, c, sizeof(c)), when(t->expires_at, e, sizeof(e)),
+                                console_when(t->created_at, c, sizeof(c)), console_when(t->expires_at, e, sizeof(e)),
                                 state, t->serial)) != 0)
         return 1;
     return 0;
@@ -126,7 +121,7 @@ static int pending_line(const struct store_pending *p, void *arg)
     if (x->rc == 0)
         x->rc = console_html_esc(b, p->peer, err);
     if (x->rc == 0)
-        x->rc = tw_buf_appendf(b, err, "</td><td>%s</td><td>", when(p->created_at, c, sizeof(c)));
+        x->rc = tw_buf_appendf(b, err, "</td><td>%s</td><td>", console_when(p->created_at, c, sizeof(c)));
     for (int approve = 1; x->rc == 0 && approve >= 0 && x->q->role == CONSOLE_ADMIN; approve--)
         x->rc = tw_buf_appendf(
             b, err,
@@ -190,7 +185,7 @@ static int audit(struct console_req *q, const struct store_audit *rows, size_t n
       total, page);
     for (size_t i = 0; i < n; i++) {
         char at[32];
-        A("<tr><td>%s</td><td>", when(rows[i].at, at, sizeof(at)));
+        A("<tr><td>%s</td><td>", console_when(rows[i].at, at, sizeof(at)));
         E(rows[i].action);
         A("</td><td>");
         E(rows[i].subject);
