@@ -6,7 +6,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/rand.h>
+
 #include "cli/cli.h"
+#include "util/buf.h"
 #include "util/clock.h"
 #include "util/fs.h"
 
@@ -175,8 +178,16 @@ EVP_PKEY *ca_key_make(const char *store, const char *name, enum pki_key_type t, 
     *file = NULL;
     *len = 0;
     if (store != NULL && store[0] != '\0') {
-        char label[PKI_NAME_MAX + 32], when[32];
-        snprintf(label, sizeof(label), "%s %s", name, clock_iso8601(time(NULL), when, sizeof(when)));
+        /* A random tail: a renewal in the same second as the enrollment (or two devices of
+         * one name on one token) must not collide with the key already there. */
+        char label[PKI_NAME_MAX + 48], when[32], tail[9];
+        uint8_t rnd[4];
+        if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+            (void)tw_err_ossl(err, TW_ERR_INTERNAL, "no random bytes for a key label");
+            return NULL;
+        }
+        snprintf(label, sizeof(label), "%s %s %s", name,
+                 clock_iso8601(time(NULL), when, sizeof(when)), tw_hex_encode(rnd, sizeof(rnd), tail));
         return pki_key_generate_in(store, label, t, file, len, err);
     }
     EVP_PKEY *key = pki_key_generate(t, err);
