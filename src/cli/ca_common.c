@@ -187,7 +187,8 @@ EVP_PKEY *ca_key_make(const char *store, const char *name, enum pki_key_type t, 
             return NULL;
         }
         snprintf(label, sizeof(label), "%s %s %s", name,
-                 clock_iso8601(time(NULL), when, sizeof(when)), tw_hex_encode(rnd, sizeof(rnd), tail));
+                 clock_iso8601(time(NULL), when, sizeof(when)),
+                 tw_hex_encode(rnd, sizeof(rnd), tail));
         return pki_key_generate_in(store, label, t, file, len, err);
     }
     EVP_PKEY *key = pki_key_generate(t, err);
