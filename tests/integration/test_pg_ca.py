@@ -112,8 +112,11 @@ def test_parallel_revocations_and_ocsp_across_servers(pgpki):
         for srv in (a, b):
             number, serials = crl_of(srv)
             assert number > before
+            # The servers also publish CRLs of their own while the revocations land (an
+            # inventory ahead of the CRL file makes one), so the newest CRL may carry a number
+            # no `ca revoke` printed; it is never older than any of theirs.
             if numbers:
-                assert number == max(numbers)
+                assert number >= max(numbers)
             assert {c.serial.upper() for c in certs} <= serials
             for c in certs[:3]:
                 assert ocsp_status(pgpki, srv, c.cert) == "revoked"
