@@ -27,6 +27,10 @@ struct p11_uri {
 
 int p11_uri_parse(const char *uri, struct p11_uri *out, struct tw_err *err) TW_MUST_CHECK;
 
+/* Fill the PIN file and module the URI leaves out from keystore_set_pin_file/_module (done by
+ * p11_uri_parse); TW_ERR_CONFIG when the URI names a different one. */
+int p11_uri_apply_defaults(struct p11_uri *u, struct tw_err *err) TW_MUST_CHECK;
+
 /* A session on one token, logged in, with the private key object a URI names. Owned by the
  * provider key (struct p11_key); signatures on one session are serialised by lock. */
 struct p11_session {

@@ -47,8 +47,9 @@ const char *p11_rv_text(CK_RV rv)
 static CK_FUNCTION_LIST *module_load(const char *path, struct tw_err *err)
 {
     TW_ENSURE_PTR(path[0] != '\0', err, TW_ERR_CONFIG,
-                  "no PKCS#11 module: add module-path=/path/to/module.so to the pkcs11: URI or "
-                  "set TWOWAY_PKCS11_MODULE");
+                  "no PKCS#11 module: add module-path=/path/to/module.so to the pkcs11: URI, "
+                  "give --pkcs11-module (pkcs11-module = in a config) or set "
+                  "TWOWAY_PKCS11_MODULE");
     /* Never dlclose: the module keeps state (C_Initialize) for the life of the process, and
      * dlopen of the same path returns the same handle. */
     void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -108,8 +109,8 @@ static int read_pin(const struct p11_uri *u, char *pin, size_t cap, size_t *len,
 {
     const char *path = u->pin_file[0] != '\0' ? u->pin_file : getenv("TWOWAY_PKCS11_PIN_FILE");
     TW_ENSURE(path != NULL && path[0] != '\0', err, TW_ERR_CONFIG,
-              "token '%s' needs a PIN: add pin-source=file:/path to the pkcs11: URI or set "
-              "TWOWAY_PKCS11_PIN_FILE",
+              "token '%s' needs a PIN: add pin-source=file:/path to the pkcs11: URI, give "
+              "--pin-file (pin-file = in a config) or set TWOWAY_PKCS11_PIN_FILE",
               u->token);
     TW_GUARD(fs_check_key_perms(path, err));
     char *data = NULL;
