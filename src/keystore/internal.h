@@ -37,6 +37,8 @@ struct p11_session {
     struct p11_uri uri; /* to find the token and key again after a removal (no PIN kept) */
     int dead;           /* the PIN was refused on a re-login: never tried again */
     long last_reopen;   /* monotonic second of the last reopen attempt */
+    CK_RV last_rv;      /* what the token last answered a signature with, for the log */
+    char module[KEYSTORE_REF_MAX]; /* the module's path, to re-initialise it */
     CK_FUNCTION_LIST *fn;
     CK_SESSION_HANDLE handle;
     CK_OBJECT_HANDLE priv;
@@ -101,6 +103,9 @@ EVP_PKEY *tpm2_load_ref(const char *ref, struct tw_err *err);
 EVP_PKEY *tpm2_load_pem(const char *pem, size_t len, const char *label, struct tw_err *err);
 EVP_PKEY *tpm2_generate(const struct keystore_keyspec *spec, char **pem, size_t *len,
                         struct tw_err *err);
+
+/* Remember msg as this thread's last signing failure (keystore_take_failure). */
+void keystore_note_failure(const char *msg);
 
 /* OSSL_PROVIDER_load into the default library context, kept until exit; 1 on success. Only
  * called under CRYPTO_THREAD_run_once. */

@@ -75,4 +75,10 @@ bool keystore_key_is_hardware(const EVP_PKEY *key);
  * certificates. Returns a new reference; NULL with err on failure. */
 EVP_PKEY *keystore_public(EVP_PKEY *key, struct tw_err *err);
 
+/* Why the last signature in a token or TPM failed on this thread, in the token's words
+ * ("token 'gw': signing with 'k' failed: the token is not present (CKR_TOKEN_NOT_PRESENT)"),
+ * once: true and buf filled when there is one (then forgotten). libssl reports such a failure
+ * only as "EVP lib"; the gateway logs this instead. */
+bool keystore_take_failure(char *buf, size_t cap);
+
 #endif
