@@ -14,7 +14,7 @@ import pytest
 from backends import HttpEchoBackend, TcpEchoBackend
 from est_helpers import CaServer, enroll, token
 from gateway_helpers import Gateway, recv_exact
-from keystores import SoftHsm
+from keystores import SoftHsm, check_ca_signs
 from test_tunnel import Tunnel, client_cert_cn, http_get
 from twoway_testlib import Pki, free_port, run, run_cmd
 
@@ -50,24 +50,7 @@ def test_ca_keys_live_in_the_token(hsm, ca):
 
 def test_token_ca_issues_revokes_and_signs_crl_and_ocsp(ca, tmp_path):
     pki, srv = ca
-    good = pki.issue_client("alice", out=tmp_path)
-    bad = pki.issue_client("mallory", out=tmp_path)
-    r = run_cmd(["openssl", "verify", "-CAfile", pki.root, "-untrusted", pki.intermediate,
-                 good.cert], check=True)
-    assert f"{good.cert}: OK" in r.stdout
-    pki.revoke(bad.serial, reason="keyCompromise")
-    pki.write_crl()
-    r = run_cmd(["openssl", "crl", "-in", pki.crl, "-CAfile", pki.chain, "-noout", "-text"],
-                check=True)
-    assert "verify OK" in r.stderr + r.stdout and bad.serial.upper() in r.stdout.upper()
-    r = run_cmd(["openssl", "verify", "-crl_check", "-CRLfile", pki.crl, "-CAfile", pki.root,
-                 "-untrusted", pki.intermediate, bad.cert])
-    assert r.returncode != 0 and "revoked" in r.stdout + r.stderr
-    url = f"https://127.0.0.1:{srv.port}/ocsp"
-    r = run_cmd(["openssl", "ocsp", "-issuer", pki.intermediate, "-url", url, "-CAfile",
-                 pki.chain, "-cert", good.cert, "-cert", bad.cert], check=True)
-    assert "Response verify OK" in r.stderr + r.stdout
-    assert f"{good.cert}: good" in r.stdout and f"{bad.cert}: revoked" in r.stdout
+    check_ca_signs(pki, srv.port, tmp_path)
 
 
 def enroll_in_token(hsm, ca, name, out, profile="client", san=None):

@@ -10,7 +10,7 @@ import pytest
 from backends import HttpEchoBackend
 from est_helpers import CaServer, enroll, token
 from gateway_helpers import Gateway
-from keystores import Swtpm
+from keystores import Swtpm, check_ca_signs
 from test_tunnel import Tunnel, client_cert_cn, http_get
 from twoway_testlib import Pki, free_port, run, run_cmd
 
@@ -142,25 +142,8 @@ def test_ca_with_all_three_keys_in_the_tpm(tpm, tmp_path):
     r = run_cmd(["openssl", "verify", "-CAfile", pki.root, "-untrusted", pki.intermediate,
                  pki.ocsp], check=True)
     assert f"{pki.ocsp}: OK" in r.stdout
-    good = pki.issue_client("tpm-alice", out=tmp_path)
-    bad = pki.issue_client("tpm-mallory", out=tmp_path)
-    r = run_cmd(["openssl", "verify", "-CAfile", pki.root, "-untrusted", pki.intermediate,
-                 good.cert], check=True)
-    assert f"{good.cert}: OK" in r.stdout
-    pki.revoke(bad.serial, reason="keyCompromise")
-    pki.write_crl()
-    r = run_cmd(["openssl", "crl", "-in", pki.crl, "-CAfile", pki.chain, "-noout", "-text"],
-                check=True)
-    assert "verify OK" in r.stdout + r.stderr and bad.serial.upper() in r.stdout.upper()
-    r = run_cmd(["openssl", "verify", "-crl_check", "-CRLfile", pki.crl, "-CAfile", pki.root,
-                 "-untrusted", pki.intermediate, bad.cert])
-    assert r.returncode != 0 and "revoked" in r.stdout + r.stderr
     with CaServer(pki) as srv:
-        url = f"https://127.0.0.1:{srv.port}/ocsp"
-        r = run_cmd(["openssl", "ocsp", "-issuer", pki.intermediate, "-url", url, "-CAfile",
-                     pki.chain, "-cert", good.cert, "-cert", bad.cert], check=True)
-    assert "Response verify OK" in r.stdout + r.stderr
-    assert f"{good.cert}: good" in r.stdout and f"{bad.cert}: revoked" in r.stdout
+        check_ca_signs(pki, srv.port, tmp_path, prefix="tpm-")
     # The blobs are useless without this TPM: another (fresh) TPM cannot load them.
     other = Swtpm(tmp_path / "other-tpm")
     try:
