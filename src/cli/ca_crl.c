@@ -17,6 +17,9 @@ static const char usage[] =
     "  --out F              also write it to F (DER when F ends in .der, else PEM)\n"
     "  --days N             nextUpdate N days from now (default 7)\n"
     "  --passphrase-file F  the CA passphrase, if the CA keys are encrypted\n"
+    "  --pin-file F         PIN of keys in a PKCS#11 token (0600 file, first line), for\n"
+    "                       pkcs11: references without pin-source=\n"
+    "  --pkcs11-module M    the PKCS#11 module (.so) when the reference names none\n"
     "\n"
     "Examples:\n"
     "  twoway ca crl\n"
@@ -34,6 +37,7 @@ struct crl_args {
 
 static const struct flag flags[] = {
     {.kind = FLAG_GROUP, .off = AT(ca), .group = flags_ca_group},
+    {.kind = FLAG_GROUP, .off = 0, .group = flags_hw_group},
     {.name = "out", .kind = FLAG_STRING, .off = AT(out)},
     {.name = "days", .kind = FLAG_INT, .off = AT(days), .min = 1, .max = 3650},
     {.kind = FLAG_END},

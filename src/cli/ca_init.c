@@ -27,6 +27,9 @@ static const char usage[] =
     "                       URL/crl (CRL distribution point) and URL/ocsp (OCSP)\n"
     "  --passphrase-file F  encrypt the CA keys with the passphrase on F's first line\n"
     "                       (also $TWOWAY_PASSPHRASE_FILE; at least 8 characters)\n"
+    "  --pin-file F         PIN of keys in a PKCS#11 token (0600 file, first line), for\n"
+    "                       pkcs11: references without pin-source=\n"
+    "  --pkcs11-module M    the PKCS#11 module (.so) when the reference names none\n"
     "  --key-store STORE    make the three keys inside a PKCS#11 token (a pkcs11: URI naming\n"
     "                       the token, e.g. 'pkcs11:token=ca?pin-source=file:/etc/pin&\n"
     "                       module-path=/usr/lib/softhsm/libsofthsm2.so') or the TPM (tpm2:);\n"
@@ -65,6 +68,7 @@ struct init_args {
 
 static const struct flag flags[] = {
     {.kind = FLAG_GROUP, .off = AT(ca), .group = flags_ca_group},
+    {.kind = FLAG_GROUP, .off = 0, .group = flags_hw_group},
     {.name = "name", .kind = FLAG_STRING, .off = AT(opt.name)},
     {.name = "key", .kind = FLAG_CALL, .off = AT(key), .call = ca_flag_key},
     {.name = "root-days", .kind = FLAG_INT, .off = AT(opt.root_days), .min = 1, .max = 36500},

@@ -37,6 +37,9 @@ static const char usage[] =
     "  --p12-legacy         PKCS#12 with 3DES/SHA-1 for old macOS, Windows and Java\n"
     "  --p12-pass-file F    PKCS#12 password on F's first line (or $TWOWAY_P12_PASS_FILE)\n"
     "  --passphrase-file F  the CA passphrase, if the CA keys are encrypted\n"
+    "  --pin-file F         PIN of keys in a PKCS#11 token (0600 file, first line), for\n"
+    "                       pkcs11: references without pin-source=\n"
+    "  --pkcs11-module M    the PKCS#11 module (.so) when the reference names none\n"
     "\n"
     "Examples:\n"
     "  twoway ca issue client alice\n"
@@ -64,6 +67,7 @@ struct issue_args {
 
 static const struct flag flags[] = {
     {.kind = FLAG_GROUP, .off = AT(ca), .group = flags_ca_group},
+    {.kind = FLAG_GROUP, .off = 0, .group = flags_hw_group},
     {.kind = FLAG_GROUP, .off = AT(p12), .group = flags_p12_group},
     {.name = "san", .kind = FLAG_CALL, .off = AT(extra), .call = ca_flag_sans},
     {.name = "days", .kind = FLAG_CALL, .off = AT(lifetime), .call = ca_flag_validity},

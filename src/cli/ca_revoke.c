@@ -19,6 +19,9 @@ static const char usage[] =
     "                       cessationOfOperation, certificateHold, removeFromCRL,\n"
     "                       privilegeWithdrawn, aACompromise\n"
     "  --passphrase-file F  the CA passphrase, if the CA keys are encrypted\n"
+    "  --pin-file F         PIN of keys in a PKCS#11 token (0600 file, first line), for\n"
+    "                       pkcs11: references without pin-source=\n"
+    "  --pkcs11-module M    the PKCS#11 module (.so) when the reference names none\n"
     "\n"
     "Examples:\n"
     "  twoway ca revoke alice --reason keyCompromise\n"
@@ -40,6 +43,7 @@ static int reason_flag(void *reason, const char *value, struct tw_err *err)
 
 static const struct flag flags[] = {
     {.kind = FLAG_GROUP, .off = AT(ca), .group = flags_ca_group},
+    {.kind = FLAG_GROUP, .off = 0, .group = flags_hw_group},
     {.name = "reason", .kind = FLAG_CALL, .off = AT(reason), .call = reason_flag},
     {.kind = FLAG_END},
 };

@@ -42,6 +42,9 @@ static const char usage[] =
     "  --access-log FILE    JSON lines, one per request (default - : stderr; off: none)\n"
     "  --ocsp-validity D    OCSP nextUpdate - thisUpdate (default 1h)\n"
     "  --passphrase-file F  the CA passphrase, if the CA keys are encrypted\n"
+    "  --pin-file F         PIN of keys in a PKCS#11 token (0600 file, first line), for\n"
+    "                       pkcs11: references without pin-source=\n"
+    "  --pkcs11-module M    the PKCS#11 module (.so) when the reference names none\n"
     "  --approval MODE      token (default): simpleenroll needs a `ca token`; manual: without\n"
     "                       one the request waits for `twoway ca approve` (202 Accepted)\n"
     "  --retry-after D      Retry-After of a 202 (default 60s)\n"
@@ -123,6 +126,7 @@ static int rule_flag(void *field, const char *value, struct tw_err *err)
 
 static const struct flag flags[] = {
     {.kind = FLAG_GROUP, .off = AT(ca), .group = flags_ca_group},
+    {.kind = FLAG_GROUP, .off = 0, .group = flags_hw_group},
     {.name = "listen", .kind = FLAG_STRING, .off = AT(listen)},
     {.name = "http-listen", .kind = FLAG_STRING, .off = AT(http_listen)},
     {.name = "san", .kind = FLAG_CALL, .off = AT(sans), .call = ca_flag_sans},

@@ -31,6 +31,8 @@ static const char usage[] =
     "options:\n"
     "  --cert FILE         client certificate (PEM: certificate, then its chain)\n"
     "  --key FILE          its private key (0600)\n"
+    "  --pin-file F        PIN of a key in a PKCS#11 token (0600 file, first line)\n"
+    "  --pkcs11-module M   the PKCS#11 module (.so) when the key's URI names none\n"
     "  --ca FILE           CAs trusted for the server's certificate (default: system);\n"
     "                      offline: the CAs the certificate must chain to\n"
     "  --server-name NAME  name the server's certificate must hold (default: HOST)\n"
@@ -75,6 +77,7 @@ static const struct flag_choice roles[] = {
 
 static const struct flag flags[] = {
     {.kind = FLAG_GROUP, .off = AT(tls), .group = flags_tls_group},
+    {.kind = FLAG_GROUP, .off = 0, .group = flags_hw_group},
     {.name = "crl", .kind = FLAG_STRING, .off = AT(crl)},
     {.name = "server-name", .kind = FLAG_STRING, .off = AT(server_name)},
     {.name = "ciphers", .kind = FLAG_STRING, .off = AT(ciphers)},

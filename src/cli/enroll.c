@@ -44,6 +44,9 @@ static const char usage[] =
     "  --key-store STORE    make the key inside a PKCS#11 token (a pkcs11: URI naming the\n"
     "                       token, with pin-source=file:... and module-path=...) or the TPM\n"
     "                       (tpm2:); N.key then names the key instead of holding it\n"
+    "  --pin-file F         PIN of keys in a PKCS#11 token (0600 file, first line), for\n"
+    "                       pkcs11: references without pin-source=\n"
+    "  --pkcs11-module M    the PKCS#11 module (.so) when the reference names none\n"
     "  --san LIST           SANs to ask for (must be among those the token allows)\n"
     "  --out DIR            where to write (default .)\n"
     "  --force              overwrite existing files\n"
@@ -70,6 +73,7 @@ struct enroll_args {
 
 static const struct flag flags[] = {
     {.kind = FLAG_GROUP, .off = AT(p12), .group = flags_p12_group},
+    {.kind = FLAG_GROUP, .off = 0, .group = flags_hw_group},
     {.name = "token", .kind = FLAG_STRING, .off = AT(token)},
     {.name = "token-file", .kind = FLAG_STRING, .off = AT(token_file)},
     {.name = "name", .kind = FLAG_STRING, .off = AT(name)},

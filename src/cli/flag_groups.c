@@ -3,6 +3,7 @@
 
 #include "cli/cli.h"
 #include "cli/flags.h"
+#include "keystore/keystore.h"
 
 const struct flag flags_ca_group[] = {
     {.name = "dir", .kind = FLAG_STRING, .off = offsetof(struct flags_ca, dir)},
@@ -14,6 +15,25 @@ const struct flag flags_tls_group[] = {
     {.name = "cert", .kind = FLAG_STRING, .off = offsetof(struct flags_tls, cert)},
     {.name = "key", .kind = FLAG_STRING, .off = offsetof(struct flags_tls, key)},
     {.name = "ca", .kind = FLAG_STRING, .off = offsetof(struct flags_tls, ca)},
+    {.kind = FLAG_END},
+};
+
+/* The field is unused: the values are the key store's process-wide defaults. */
+static int set_pin_file(void *field, const char *value, struct tw_err *err)
+{
+    (void)field;
+    return keystore_set_pin_file(value, err);
+}
+
+static int set_module(void *field, const char *value, struct tw_err *err)
+{
+    (void)field;
+    return keystore_set_module(value, err);
+}
+
+const struct flag flags_hw_group[] = {
+    {.name = "pin-file", .kind = FLAG_CALL, .call = set_pin_file},
+    {.name = "pkcs11-module", .kind = FLAG_CALL, .call = set_module},
     {.kind = FLAG_END},
 };
 

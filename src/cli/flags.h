@@ -95,6 +95,10 @@ struct flags_tls {
 };
 extern const struct flag flags_tls_group[];
 
+/* --pin-file F, --pkcs11-module M: how keys in a PKCS#11 token unlock (keystore_set_pin_file,
+ * keystore_set_module); no field of its own (a FLAG_GROUP row at any offset). */
+extern const struct flag flags_hw_group[];
+
 /* --p12, --p12-legacy, --p12-pass-file F: also write a PKCS#12 file. */
 struct flags_p12 {
     bool p12, legacy;

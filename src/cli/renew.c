@@ -36,6 +36,9 @@ static const char usage[] =
     "\n"
     "  --ca F               CA certificates to verify the server (default: ca.pem next to C)\n"
     "  --rekey              make a new key pair too (same type, or --key-type)\n"
+    "  --pin-file F         PIN of keys in a PKCS#11 token (0600 file, first line), for\n"
+    "                       pkcs11: references without pin-source=\n"
+    "  --pkcs11-module M    the PKCS#11 module (.so) when the reference names none\n"
     "  --exec CMD           run CMD with /bin/sh -c after each renewal (e.g. reload a server)\n"
     "  --daemon             keep running: renew at about 2/3 of each certificate's lifetime\n"
     "                       (with jitter), retry with exponential backoff while the CA is down\n"
@@ -87,6 +90,7 @@ static int chain_flag(void *chain, const char *value, struct tw_err *err)
 
 static const struct flag flags[] = {
     {.kind = FLAG_GROUP, .off = AT(tls), .group = flags_tls_group},
+    {.kind = FLAG_GROUP, .off = 0, .group = flags_hw_group},
     {.name = "server", .kind = FLAG_STRING, .off = AT(server)},
     {.name = "exec", .kind = FLAG_STRING, .off = AT(exec)},
     {.name = "rekey", .kind = FLAG_BOOL, .off = AT(rekey)},

@@ -221,6 +221,8 @@ struct gw_global {
     int64_t ticket_rotate;    /* ticket-rotate seconds (default 3600) */
     int64_t drain_timeout;    /* drain-timeout seconds on SIGTERM (default 30) */
     char *user;               /* user: switch to it once listening; NULL = stay as started */
+    char *pin_file;           /* pin-file: PIN of pkcs11: keys without pin-source= */
+    char *pkcs11_module;      /* pkcs11-module: module of pkcs11: keys without module-path= */
 };
 
 struct gw_config {
@@ -285,6 +287,10 @@ void gw_config_free(struct gw_config *cfg);
  * the first problem: TW_ERR_IO or TW_ERR_CONFIG, "FILE: [service web] key = "path": why" (or
  * "--key "path": why" for a config built from flags). */
 int gw_config_check(const struct gw_config *cfg, struct tw_err *err) TW_MUST_CHECK;
+
+/* Hand pin-file and pkcs11-module to the key store (keystore_set_pin_file/_module) before any
+ * key is loaded; done by gw_config_check, the tunnel's check and every generation's build. */
+int gw_config_apply_keystore(const struct gw_config *cfg, struct tw_err *err) TW_MUST_CHECK;
 
 /* Human summary: global settings, then per service "listen -> backend", mode, certificate,
  * client CA, revocation, policy, forwarding, SNI names, backend TLS, timeouts. */

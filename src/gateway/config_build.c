@@ -74,6 +74,8 @@ void cfg_global_clear(struct gw_global *g)
     free(g->access_log);
     free(g->ticket_key_file);
     free(g->user);
+    free(g->pin_file);
+    free(g->pkcs11_module);
     memset(g, 0, sizeof(*g));
 }
 

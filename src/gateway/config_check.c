@@ -327,9 +327,16 @@ static int check_ticket_file(const struct ctx *c, const char *path)
     return 0;
 }
 
+int gw_config_apply_keystore(const struct gw_config *cfg, struct tw_err *err)
+{
+    TW_GUARD(keystore_set_pin_file(cfg->global.pin_file, err));
+    return keystore_set_module(cfg->global.pkcs11_module, err);
+}
+
 int gw_config_check(const struct gw_config *cfg, struct tw_err *err)
 {
     struct ctx c = {.cfg = cfg, .err = err};
+    TW_GUARD(gw_config_apply_keystore(cfg, err));
     if (cfg->global.ticket_key_file != NULL)
         TW_GUARD(check_ticket_file(&c, cfg->global.ticket_key_file));
     for (size_t i = 0; i < cfg->n_services; i++) {

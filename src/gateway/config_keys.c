@@ -373,6 +373,12 @@ const struct cfg_key cfg_keys[] = {
      "DURATION", "1h", "rotation period of in-memory ticket keys"},
     {"user", CFG_GLOBAL, false, false, p_user, NULL, G(user), 0, 0, 0, "NAME",
      "(none: stay as started)", "started as root: bind and read keys, then run as this user"},
+    {"pin-file", CFG_GLOBAL, false, false, p_string, NULL, G(pin_file), 0, 0, 0, "PATH",
+     "(the key's pin-source=, else $TWOWAY_PKCS11_PIN_FILE)",
+     "PIN of pkcs11: keys, first line of a 0600 file"},
+    {"pkcs11-module", CFG_GLOBAL, false, false, p_string, NULL, G(pkcs11_module), 0, 0, 0,
+     "PATH", "(the key's module-path=, else $TWOWAY_PKCS11_MODULE)",
+     "PKCS#11 module (.so) for pkcs11: keys"},
     {"drain-timeout", CFG_GLOBAL, false, false, p_duration, NULL, G(drain_timeout), 0, 0, DAY,
      "DURATION", "30s", "on SIGTERM, how long open connections may finish"},
 

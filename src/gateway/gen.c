@@ -240,6 +240,7 @@ static int build(struct gw_server *srv, struct gw_gen *gen, struct tw_err *err)
     if (gen->cfg == NULL)
         return -1;
     const struct gw_config *cfg = gen->cfg;
+    TW_GUARD(gw_config_apply_keystore(cfg, err));
     TW_ENSURE(cfg->n_services <= GW_MAX_SERVICES && cfg->n_listeners <= GW_MAX_LISTENS, err,
               TW_ERR_CONFIG, "too many services or listen addresses (limit %d)", GW_MAX_SERVICES);
     TW_GUARD(build_watch(gen, err));

@@ -10,6 +10,7 @@
 
 int gw_tunnel_config_check(const struct gw_config *cfg, struct tw_err *err)
 {
+    TW_GUARD(gw_config_apply_keystore(cfg, err));
     for (size_t i = 0; i < cfg->n_services; i++) {
         const struct gw_service *s = &cfg->services[i];
         struct tlsx_client_opts o;

@@ -112,8 +112,9 @@ static const char *const shared_keys[] = {
 };
 
 /* [global] keys the tunnel uses itself. */
-static const char *const global_keys[] = {"workers",   "metrics",       "access-log",
-                                          "log-level", "drain-timeout", "user"};
+static const char *const global_keys[] = {"workers",       "metrics",  "access-log",
+                                          "log-level",     "drain-timeout", "user",
+                                          "pin-file",      "pkcs11-module"};
 
 static bool in_list(const char *const *list, size_t n, const char *key)
 {

@@ -27,12 +27,18 @@ struct p11_uri {
 
 int p11_uri_parse(const char *uri, struct p11_uri *out, struct tw_err *err) TW_MUST_CHECK;
 
+/* Fill the PIN file and module the URI leaves out from keystore_set_pin_file/_module (done by
+ * p11_uri_parse); TW_ERR_CONFIG when the URI names a different one. */
+int p11_uri_apply_defaults(struct p11_uri *u, struct tw_err *err) TW_MUST_CHECK;
+
 /* A session on one token, logged in, with the private key object a URI names. Owned by the
  * provider key (struct p11_key); signatures on one session are serialised by lock. */
 struct p11_session {
     struct p11_uri uri; /* to find the token and key again after a removal (no PIN kept) */
     int dead;           /* the PIN was refused on a re-login: never tried again */
     long last_reopen;   /* monotonic second of the last reopen attempt */
+    CK_RV last_rv;      /* what the token last answered a signature with, for the log */
+    char module[KEYSTORE_REF_MAX]; /* the module's path, to re-initialise it */
     CK_FUNCTION_LIST *fn;
     CK_SESSION_HANDLE handle;
     CK_OBJECT_HANDLE priv;
@@ -97,6 +103,9 @@ EVP_PKEY *tpm2_load_ref(const char *ref, struct tw_err *err);
 EVP_PKEY *tpm2_load_pem(const char *pem, size_t len, const char *label, struct tw_err *err);
 EVP_PKEY *tpm2_generate(const struct keystore_keyspec *spec, char **pem, size_t *len,
                         struct tw_err *err);
+
+/* Remember msg as this thread's last signing failure (keystore_take_failure). */
+void keystore_note_failure(const char *msg);
 
 /* OSSL_PROVIDER_load into the default library context, kept until exit; 1 on success. Only
  * called under CRYPTO_THREAD_run_once. */

@@ -1,6 +1,7 @@
 /* Dispatch on what a key reference names, and the file backend: PEM files as twoway always
  * read them, plus the two kinds of key file that only point at hardware (a reference line,
  * a TSS2 key blob). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +48,24 @@ int keystore_provider_load(const char *name)
     }
     kept[kept_count++] = p;
     return 1;
+}
+
+/* Per thread: a gateway worker's handshake fails on the thread whose signature failed. */
+static _Thread_local char last_failure[256];
+
+void keystore_note_failure(const char *msg)
+{
+    snprintf(last_failure, sizeof(last_failure), "%s", msg != NULL ? msg : "");
+}
+
+bool keystore_take_failure(char *buf, size_t cap)
+{
+    if (last_failure[0] == '\0')
+        return false;
+    if (cap > 0)
+        snprintf(buf, cap, "%s", last_failure);
+    last_failure[0] = '\0';
+    return true;
 }
 
 static CRYPTO_ONCE prefer_once = CRYPTO_ONCE_STATIC_INIT;

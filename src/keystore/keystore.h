@@ -14,6 +14,14 @@
 
 #define KEYSTORE_REF_MAX 1024 /* longest key reference (URI) accepted */
 
+/* The PIN file (--pin-file, `pin-file =`) and PKCS#11 module (--pkcs11-module,
+ * `pkcs11-module =`) for every pkcs11: URI that does not name its own `pin-source=` /
+ * `module-path=`; a URI naming a different one is refused ("... disagree"). They win over
+ * $TWOWAY_PKCS11_PIN_FILE / $TWOWAY_PKCS11_MODULE. NULL or "" clears. The PIN file must exist
+ * and not be readable by group or others (like a key file); the module must exist. */
+int keystore_set_pin_file(const char *path, struct tw_err *err) TW_MUST_CHECK;
+int keystore_set_module(const char *path, struct tw_err *err) TW_MUST_CHECK;
+
 /* True when text is a key reference (starts with "pkcs11:" or "tpm2:") rather than a path. */
 bool keystore_is_ref(const char *text);
 
@@ -21,9 +29,9 @@ bool keystore_is_ref(const char *text);
  * A key file holds an unencrypted PEM private key, a TSS2 PEM key (a TPM key blob), or one
  * line naming a reference (what `--key-store` leaves next to a certificate). Key files must
  * not be readable by group or others. The PIN of a token comes from the URI's
- * `pin-source=file:PATH`, else $TWOWAY_PKCS11_PIN_FILE; it is tried once, never again after
+ * `pin-source=file:PATH`, else keystore_set_pin_file's, else $TWOWAY_PKCS11_PIN_FILE; it is tried once, never again after
  * a refusal (tokens lock after a few wrong PINs). The PKCS#11 module is the URI's
- * `module-path=`, else $TWOWAY_PKCS11_MODULE. Errors: TW_ERR_IO for unreadable files,
+ * `module-path=`, else keystore_set_module's, else $TWOWAY_PKCS11_MODULE. Errors: TW_ERR_IO for unreadable files,
  * TW_ERR_CONFIG for a malformed reference, a module that does not load, a token or key not
  * found, a wrong or locked PIN; an encrypted PEM file fails with "... is encrypted". */
 EVP_PKEY *keystore_load(const char *ref, struct tw_err *err);
@@ -66,5 +74,11 @@ bool keystore_key_is_hardware(const EVP_PKEY *key);
 /* The public half of key as a plain (default provider) key, for encoding into CSRs and
  * certificates. Returns a new reference; NULL with err on failure. */
 EVP_PKEY *keystore_public(EVP_PKEY *key, struct tw_err *err);
+
+/* Why the last signature in a token or TPM failed on this thread, in the token's words
+ * ("token 'gw': signing with 'k' failed: the token is not present (CKR_TOKEN_NOT_PRESENT)"),
+ * once: true and buf filled when there is one (then forgotten). libssl reports such a failure
+ * only as "EVP lib"; the gateway logs this instead. */
+bool keystore_take_failure(char *buf, size_t cap);
 
 #endif

@@ -289,6 +289,7 @@ fail:
     /* The reason reaches the caller through OpenSSL's error queue, which libssl and twoway
      * turn into the handshake's logged reason. */
     ERR_raise_data(ERR_LIB_PROV, ERR_R_OPERATION_FAIL, "%s", err.msg);
+    keystore_note_failure(err.msg);
     return 0;
 }
 

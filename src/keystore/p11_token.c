@@ -19,36 +19,45 @@
 #define P11_PIN_MAX 256
 #define P11_ATTR_MAX 1024 /* EC point, EC params, RSA modulus */
 
+#define RV(name, words) \
+    case name: return words " (" #name ")"
+
 const char *p11_rv_text(CK_RV rv)
 {
     switch (rv) {
     case CKR_OK: return "ok";
-    case CKR_PIN_INCORRECT: return "wrong PIN";
-    case CKR_PIN_LOCKED: return "the PIN is locked";
-    case CKR_PIN_EXPIRED: return "the PIN has expired";
-    case CKR_TOKEN_NOT_PRESENT: return "token not present";
-    case CKR_DEVICE_REMOVED: return "device removed";
-    case CKR_DEVICE_ERROR: return "device error";
-    case CKR_KEY_HANDLE_INVALID: return "key handle no longer valid";
-    case CKR_OBJECT_HANDLE_INVALID: return "object handle no longer valid";
-    case CKR_SESSION_HANDLE_INVALID: return "session no longer valid";
-    case CKR_SESSION_CLOSED: return "session closed";
-    case CKR_USER_NOT_LOGGED_IN: return "not logged in";
-    case CKR_KEY_TYPE_INCONSISTENT: return "key type inconsistent with the mechanism";
-    case CKR_MECHANISM_INVALID: return "mechanism not supported by the token";
-    case CKR_TEMPLATE_INCONSISTENT: return "template inconsistent";
-    case CKR_ATTRIBUTE_VALUE_INVALID: return "attribute value invalid";
-    case CKR_FUNCTION_FAILED: return "function failed";
-    case CKR_GENERAL_ERROR: return "general error";
+    RV(CKR_PIN_INCORRECT, "wrong PIN");
+    RV(CKR_PIN_LOCKED, "the PIN is locked");
+    RV(CKR_PIN_EXPIRED, "the PIN has expired");
+    RV(CKR_TOKEN_NOT_PRESENT, "the token is not present");
+    RV(CKR_TOKEN_NOT_RECOGNIZED, "the token is not recognised");
+    RV(CKR_DEVICE_REMOVED, "the token was removed");
+    RV(CKR_DEVICE_ERROR, "the token reports a device error");
+    RV(CKR_DEVICE_MEMORY, "the token is out of memory");
+    RV(CKR_KEY_HANDLE_INVALID, "the key handle is no longer valid");
+    RV(CKR_OBJECT_HANDLE_INVALID, "the key object is no longer valid");
+    RV(CKR_SESSION_HANDLE_INVALID, "the session is no longer valid");
+    RV(CKR_SESSION_CLOSED, "the session was closed");
+    RV(CKR_USER_NOT_LOGGED_IN, "the session is not logged in");
+    RV(CKR_CRYPTOKI_NOT_INITIALIZED, "the module is not initialised");
+    RV(CKR_KEY_TYPE_INCONSISTENT, "the key type does not fit the mechanism");
+    RV(CKR_MECHANISM_INVALID, "the token does not support the mechanism");
+    RV(CKR_TEMPLATE_INCONSISTENT, "the template is inconsistent");
+    RV(CKR_ATTRIBUTE_VALUE_INVALID, "an attribute value is invalid");
+    RV(CKR_FUNCTION_FAILED, "the function failed");
+    RV(CKR_GENERAL_ERROR, "general error");
     default: return "PKCS#11 error";
     }
 }
 
+#undef RV
+
 static CK_FUNCTION_LIST *module_load(const char *path, struct tw_err *err)
 {
     TW_ENSURE_PTR(path[0] != '\0', err, TW_ERR_CONFIG,
-                  "no PKCS#11 module: add module-path=/path/to/module.so to the pkcs11: URI or "
-                  "set TWOWAY_PKCS11_MODULE");
+                  "no PKCS#11 module: add module-path=/path/to/module.so to the pkcs11: URI, "
+                  "give --pkcs11-module (pkcs11-module = in a config) or set "
+                  "TWOWAY_PKCS11_MODULE");
     /* Never dlclose: the module keeps state (C_Initialize) for the life of the process, and
      * dlopen of the same path returns the same handle. */
     void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -108,8 +117,8 @@ static int read_pin(const struct p11_uri *u, char *pin, size_t cap, size_t *len,
 {
     const char *path = u->pin_file[0] != '\0' ? u->pin_file : getenv("TWOWAY_PKCS11_PIN_FILE");
     TW_ENSURE(path != NULL && path[0] != '\0', err, TW_ERR_CONFIG,
-              "token '%s' needs a PIN: add pin-source=file:/path to the pkcs11: URI or set "
-              "TWOWAY_PKCS11_PIN_FILE",
+              "token '%s' needs a PIN: add pin-source=file:/path to the pkcs11: URI, give "
+              "--pin-file (pin-file = in a config) or set TWOWAY_PKCS11_PIN_FILE",
               u->token);
     TW_GUARD(fs_check_key_perms(path, err));
     char *data = NULL;
@@ -280,6 +289,7 @@ struct p11_session *p11_session_open_bare(const struct p11_uri *u, struct tw_err
     TW_ENSURE_PTR(s != NULL, err, TW_ERR_INTERNAL, "out of memory");
     s->fn = fn;
     s->uri = *u;
+    snprintf(s->module, sizeof(s->module), "%s", module != NULL ? module : "");
     s->handle = CK_INVALID_HANDLE;
     snprintf(s->token, sizeof(s->token), "%s", u->token);
     snprintf(s->object, sizeof(s->object), "%s", key_name(u));
@@ -326,7 +336,27 @@ static int token_gone(CK_RV rv)
     return rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED ||
            rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_DEVICE_ERROR ||
            rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_KEY_HANDLE_INVALID ||
-           rv == CKR_OBJECT_HANDLE_INVALID;
+           rv == CKR_OBJECT_HANDLE_INVALID || rv == CKR_CRYPTOKI_NOT_INITIALIZED;
+}
+
+/* Find the token's slot; when the token is not listed, finalise and initialise the module once
+ * and look again: some modules (SoftHSM) read their token list only in C_Initialize, so a
+ * token that comes back stays invisible until then. Every session of the module ends with
+ * C_Finalize; the other keys of the module reopen theirs on their next signature. */
+static int find_slot_again(struct p11_session *s, CK_SLOT_ID *slot, struct tw_err *err)
+{
+    if (find_slot(s->fn, s->uri.token, slot, err) == 0)
+        return 0;
+    /* Modules built on OpenSSL (SoftHSM) leave errors of their own in the queue. */
+    ERR_set_mark();
+    (void)s->fn->C_Finalize(NULL);
+    CK_C_INITIALIZE_ARGS args = {.flags = CKF_OS_LOCKING_OK};
+    CK_RV rv = s->fn->C_Initialize(&args);
+    ERR_pop_to_mark();
+    TW_ENSURE(rv == CKR_OK || rv == CKR_CRYPTOKI_ALREADY_INITIALIZED, err, TW_ERR_TLS,
+              "%s: C_Initialize failed: %s", s->module, p11_rv_text(rv));
+    tw_err_clear(err);
+    return find_slot(s->fn, s->uri.token, slot, err);
 }
 
 /* Find the token and key again, in a new session, logged in once. At most one attempt per
@@ -339,13 +369,16 @@ static int reopen(struct p11_session *s, struct tw_err *err)
     TW_ENSURE(!s->dead, err, TW_ERR_CONFIG,
               "token '%s': the PIN was refused; not tried again (fix it and reload)", s->token);
     TW_ENSURE(now.tv_sec != s->last_reopen, err, TW_ERR_TLS,
-              "token '%s' is not present (key '%s')", s->token, s->object);
+              "token '%s': signing with '%s' failed: %s", s->token, s->object,
+              p11_rv_text(s->last_rv));
     s->last_reopen = now.tv_sec;
     if (s->handle != CK_INVALID_HANDLE)
         (void)s->fn->C_CloseSession(s->handle);
     s->handle = CK_INVALID_HANDLE;
     CK_SLOT_ID slot = 0;
-    TW_GUARD(find_slot(s->fn, s->uri.token, &slot, err));
+    if (find_slot_again(s, &slot, err) != 0)
+        return tw_err_set(err, TW_ERR_TLS, "token '%s': signing with '%s' failed: %s",
+                          s->token, s->object, p11_rv_text(s->last_rv));
     CK_RV rv = s->fn->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
                                     &s->handle);
     TW_ENSURE(rv == CKR_OK, err, TW_ERR_TLS, "token '%s': cannot open a session: %s", s->token,
@@ -378,12 +411,16 @@ int p11_session_sign(struct p11_session *s, CK_MECHANISM *mech, const unsigned c
     CK_ULONG n = *outlen;
     CK_RV rv = sign_once(s, mech, in, inlen, out, &n);
     int rc = 0;
+    if (rv != CKR_OK)
+        s->last_rv = rv;
     if (token_gone(rv)) {
         /* The token went away and may be back: one new session, then one more try. */
         rc = reopen(s, err);
         n = *outlen;
         if (rc == 0)
             rv = sign_once(s, mech, in, inlen, out, &n);
+        if (rv != CKR_OK)
+            s->last_rv = rv;
     }
     CRYPTO_THREAD_unlock(s->lock);
     if (rc != 0)

@@ -127,5 +127,5 @@ int p11_uri_parse(const char *uri, struct p11_uri *out, struct tw_err *err)
     }
     TW_ENSURE(out->token[0] != '\0', err, TW_ERR_CONFIG,
               "pkcs11 URI '%s' names no token (add token=LABEL)", uri);
-    return 0;
+    return p11_uri_apply_defaults(out, err);
 }

@@ -6,6 +6,7 @@
 #include <openssl/err.h>
 #include <openssl/x509_vfy.h>
 
+#include "keystore/keystore.h"
 #include "tlsx/internal.h"
 
 static const struct {
@@ -190,6 +191,11 @@ enum tlsx_reason tlsx_handshake_reason(SSL *ssl, char *detail, size_t detail_cap
         put_detail(detail, detail_cap, "connection closed");
         return TLSX_R_CLOSED;
     }
+    /* A signature that failed in a token or TPM reaches libssl as a bare "EVP lib": the
+     * token's own reason is kept by the key store. */
+    if ((ERR_GET_REASON(e) == ERR_R_EVP_LIB || ERR_GET_LIB(e) == ERR_LIB_PROV) &&
+        keystore_take_failure(detail, detail != NULL ? detail_cap : 0))
+        return TLSX_R_OTHER;
     const char *r = ERR_reason_error_string(e);
     put_detail(detail, detail_cap, r != NULL ? r : "unknown error");
     return ERR_GET_LIB(e) == ERR_LIB_SSL ? from_lib_reason(ERR_GET_REASON(e)) : TLSX_R_OTHER;

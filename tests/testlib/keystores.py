@@ -112,3 +112,27 @@ class Swtpm:
 
 def have(*programs):
     return all(shutil.which(p) for p in programs)
+
+
+def check_ca_signs(pki, ocsp_port, out, prefix=""):
+    """The CA (keys wherever they are) issues two client certificates, revokes one, signs a
+    CRL and answers OCSP on ocsp_port; `openssl verify`, `openssl crl` and `openssl ocsp`
+    accept each result."""
+    good = pki.issue_client(f"{prefix}alice", out=out)
+    bad = pki.issue_client(f"{prefix}mallory", out=out)
+    r = run_cmd(["openssl", "verify", "-CAfile", pki.root, "-untrusted", pki.intermediate,
+                 good.cert], check=True)
+    assert f"{good.cert}: OK" in r.stdout
+    pki.revoke(bad.serial, reason="keyCompromise")
+    pki.write_crl()
+    r = run_cmd(["openssl", "crl", "-in", pki.crl, "-CAfile", pki.chain, "-noout", "-text"],
+                check=True)
+    assert "verify OK" in r.stderr + r.stdout and bad.serial.upper() in r.stdout.upper()
+    r = run_cmd(["openssl", "verify", "-crl_check", "-CRLfile", pki.crl, "-CAfile", pki.root,
+                 "-untrusted", pki.intermediate, bad.cert])
+    assert r.returncode != 0 and "revoked" in r.stdout + r.stderr
+    url = f"https://127.0.0.1:{ocsp_port}/ocsp"
+    r = run_cmd(["openssl", "ocsp", "-issuer", pki.intermediate, "-url", url, "-CAfile",
+                 pki.chain, "-cert", good.cert, "-cert", bad.cert], check=True)
+    assert "Response verify OK" in r.stderr + r.stdout
+    assert f"{good.cert}: good" in r.stdout and f"{bad.cert}: revoked" in r.stdout
