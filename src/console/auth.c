@@ -50,7 +50,12 @@ int console_auth(struct console_req *q)
         return -1;
     }
     snprintf(q->who, sizeof(q->who), "%s", q->id->subject);
-    snprintf(q->who_serial, sizeof(q->who_serial), "%s", q->id->serial_hex);
+    /* The identity prints whole bytes ("04AB..."); the inventory, its API and the audit log
+     * drop leading zeros. */
+    const char *serial = q->id->serial_hex;
+    while (serial[0] == '0' && serial[1] != '\0')
+        serial++;
+    snprintf(q->who_serial, sizeof(q->who_serial), "%s", serial);
     struct store_cert row;
     memset(&row, 0, sizeof(row));
     int rc = store_cert_get(pki_ca_store(q->c->o.ca), q->id->serial_hex, &row, &err);
