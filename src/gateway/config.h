@@ -78,6 +78,7 @@ enum gw_alpn {
 enum gw_backend_proto {
     GW_BACKEND_PROTO_HTTP1 = 0, /* each stream one HTTP/1.1 exchange */
     GW_BACKEND_PROTO_H2,        /* HTTP/2: h2c prior knowledge, or ALPN h2 on tls:// */
+    GW_BACKEND_PROTO_AUTO,      /* h2 where a tls:// backend picks it by ALPN, else http1 */
 };
 
 /* HTTP/2 limits on the client side (RFC 9113 §6.5.2 settings and the gateway's own budgets). */

@@ -227,7 +227,8 @@ static int check_service(const struct cfg_raw *raw, const struct cfg_section *se
                            "proxy-v2 needs mode = tcp; in http mode use rfc9440 or xfcc", err);
     }
     bool h2_backend = s->backend_protocol == GW_BACKEND_PROTO_H2;
-    if (h2_backend && s->mode == GW_MODE_TCP && own(org, sec, "backend-protocol"))
+    if (s->backend_protocol != GW_BACKEND_PROTO_HTTP1 && s->mode == GW_MODE_TCP &&
+        own(org, sec, "backend-protocol"))
         return entry_error(raw, org, "backend-protocol", "only applies to mode = http", err);
     if (org[cfg_key_find("alpn")].e == NULL) {
         /* HTTP mode speaks both (only h2 to an h2 backend); a TCP service does not know what

@@ -183,7 +183,8 @@ WORDS(p_forward, {"rfc9440", GW_FORWARD_RFC9440}, {"xfcc", GW_FORWARD_XFCC},
       {"proxy-v2", GW_FORWARD_PROXY_V2}, {"none", GW_FORWARD_NONE})
 WORDS(p_crl_expired, {"reject", TLSX_CRL_EXPIRED_REJECT}, {"warn", TLSX_CRL_EXPIRED_WARN})
 WORDS(p_ocsp_fail, {"closed", GW_OCSP_FAIL_CLOSED}, {"open", GW_OCSP_FAIL_OPEN})
-WORDS(p_backend_proto, {"http1", GW_BACKEND_PROTO_HTTP1}, {"h2", GW_BACKEND_PROTO_H2})
+WORDS(p_backend_proto, {"http1", GW_BACKEND_PROTO_HTTP1}, {"h2", GW_BACKEND_PROTO_H2},
+      {"auto", GW_BACKEND_PROTO_AUTO})
 WORDS(p_tls_version, {"1.2", TLS1_2_VERSION}, {"1.3", TLS1_3_VERSION})
 
 _Static_assert(sizeof(enum gw_mode) == sizeof(int), "enum fields are written as int");
@@ -465,7 +466,7 @@ const struct cfg_key cfg_keys[] = {
     {"alpn", CFG_BOTH, false, false, p_alpn, NULL, 0, 0, 0, 0, "h2,http/1.1|http/1.1|h2|none",
      "h2,http/1.1 (http), none (tcp)", "application protocols offered by ALPN, preferred first"},
     {"backend-protocol", CFG_BOTH, false, false, p_backend_proto, NULL, S(backend_protocol), 0, 0,
-     0, "http1|h2", "http1", "http mode: what HTTP/2 clients' requests reach the backend as"},
+     0, "http1|h2|auto", "http1", "http mode: what HTTP/2 clients' requests reach the backend as"},
     {"h2-max-concurrent-streams", CFG_BOTH, false, false, p_u32, NULL,
      S(h2.max_concurrent_streams), 0, 1, 10000, "N", "100",
      "HTTP/2: open streams per connection (more are refused with RST_STREAM)"},
