@@ -117,12 +117,15 @@ struct gw_timeouts {
     int64_t backend_connect; /* backend-connect-timeout (default 5) */
     int64_t backend;         /* backend-timeout: waiting for a backend response (default 60) */
     int64_t max_lifetime;    /* max-lifetime: whole connection; 0 = unlimited (default 0) */
+    int64_t backend_idle;    /* backend-idle-timeout: a pooled backend connection (default 60) */
 };
 
 /* Byte/count limits applied per connection. */
 struct gw_limits {
     size_t max_header_bytes; /* max-header-bytes: request head, 431 beyond (default 16384) */
     uint32_t max_headers;    /* max-headers: header fields per request, 431 beyond (100) */
+    uint32_t backend_keepalive; /* backend-keepalive: idle backend connections kept per worker
+                                 * (default 32; 0 = none) */
     size_t buffer_size;      /* buffer-size: bytes buffered per direction before
                               * backpressure (default 65536) */
 };

@@ -38,13 +38,8 @@ int gw_nvlist_add(struct gw_nvlist *l, const char *name, size_t nlen, const char
 void gw_nvlist_clear(struct gw_nvlist *l);
 void gw_nvlist_free(struct gw_nvlist *l);
 
-/* HTTP/1.1 backend connections kept open between the streams of one client connection. */
-#define GW_H2_POOL_MAX 16
-
 struct gw_h2 {
     struct gw_conn *c;
-    struct bufferevent *idle[GW_H2_POOL_MAX]; /* keep-alive backend connections, unused */
-    size_t n_idle;
     nghttp2_session *sess;
     struct gw_h2_stream *streams; /* open streams (intrusive list) */
     size_t nstreams;
@@ -141,8 +136,6 @@ void gw_h2_h1_drained(struct gw_h2_stream *s);
 int gw_h2_h1_adopt(struct gw_h2_stream *s, struct tw_err *err) TW_MUST_CHECK;
 /* Keep an idle HTTP/1.1 backend connection for the next stream (or close it when full). */
 void gw_h2_h1_pool_add(struct gw_h2 *h, struct bufferevent *bev);
-/* Close the connection's pooled backend connections. */
-void gw_h2_h1_pool_free(struct gw_h2 *h);
 
 /* h2_upstream.c */
 /* Whether s's request goes to the backend over HTTP/2 (backend-protocol = h2, or auto where the

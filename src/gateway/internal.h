@@ -204,6 +204,7 @@ struct gw_worker {
     struct gw_conn *conns; /* live connections (intrusive list), lingering ones included */
     size_t nconns;
     struct tw_linger_set lingers; /* refused TLS connections being closed (util/linger.h) */
+    struct gw_pool_ent *pool;     /* idle backend connections (http_pool.h), newest first */
     struct gw_stats stats;
 };
 
