@@ -125,7 +125,7 @@ struct gw_limits {
     size_t max_header_bytes; /* max-header-bytes: request head, 431 beyond (default 16384) */
     uint32_t max_headers;    /* max-headers: header fields per request, 431 beyond (100) */
     uint32_t backend_keepalive; /* backend-keepalive: idle backend connections kept per worker
-                                 * (default 32; 0 = none) */
+                                 * (default 256; 0 = none) */
     size_t buffer_size;      /* buffer-size: bytes buffered per direction before
                               * backpressure (default 65536) */
 };

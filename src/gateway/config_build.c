@@ -44,7 +44,7 @@ static void service_defaults(struct gw_service *s)
     s->limits = (struct gw_limits){.max_header_bytes = 16384,
                                    .max_headers = 100,
                                    .buffer_size = 65536,
-                                   .backend_keepalive = 32};
+                                   .backend_keepalive = 256};
     s->h2 = (struct gw_h2_limits){
         .max_concurrent_streams = 100, .initial_window = 65536, .max_streams = 10000,
         .max_resets = 100};

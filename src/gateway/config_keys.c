@@ -461,7 +461,7 @@ const struct cfg_key cfg_keys[] = {
      S(timeouts.backend_idle), 0, 1, DAY, "DURATION", "60s",
      "how long an idle pooled backend connection is kept"},
     {"backend-keepalive", CFG_BOTH, false, false, p_u32, NULL, S(limits.backend_keepalive), 0, 0,
-     10000, "N", "32", "idle HTTP/1.1 backend connections kept per worker and service"},
+     10000, "N", "256", "idle HTTP/1.1 backend connections kept per worker and service"},
     {"max-lifetime", CFG_BOTH, false, false, p_duration, NULL, S(timeouts.max_lifetime), 0, 0,
      365 * DAY, "DURATION", "0 (unlimited)", "longest a connection may stay open"},
     {"max-header-bytes", CFG_BOTH, false, false, p_size, NULL, S(limits.max_header_bytes), 0, 1024,
