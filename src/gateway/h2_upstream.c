@@ -1,6 +1,6 @@
-/* backend-protocol = h2 (or auto): one HTTP/2 connection to the backend per client connection, made
- * when the first stream needs it (prior-knowledge h2c on a plaintext backend, ALPN "h2" on a
- * tls:// one); each client stream becomes one backend stream. What gRPC needs end to end:
+/* backend-protocol = h2 (or auto): one HTTP/2 connection to the backend per client
+ * connection, made when the first stream needs it (prior-knowledge h2c on a plaintext
+ * backend, ALPN "h2" on a tls:// one); each client stream becomes one backend stream. What gRPC needs end to end:
  *   - the request's fields, identity lines and "te: trailers" go through as a header list;
  *   - response trailers (grpc-status) and trailers-only responses come back as sent;
  *   - streaming both ways with flow control end to end: a client's request bytes open its
