@@ -78,6 +78,7 @@ enum gw_alpn {
 enum gw_backend_proto {
     GW_BACKEND_PROTO_HTTP1 = 0, /* each stream one HTTP/1.1 exchange */
     GW_BACKEND_PROTO_H2,        /* HTTP/2: h2c prior knowledge, or ALPN h2 on tls:// */
+    GW_BACKEND_PROTO_AUTO,      /* h2 where a tls:// backend picks it by ALPN, else http1 */
 };
 
 /* HTTP/2 limits on the client side (RFC 9113 §6.5.2 settings and the gateway's own budgets). */
@@ -116,12 +117,15 @@ struct gw_timeouts {
     int64_t backend_connect; /* backend-connect-timeout (default 5) */
     int64_t backend;         /* backend-timeout: waiting for a backend response (default 60) */
     int64_t max_lifetime;    /* max-lifetime: whole connection; 0 = unlimited (default 0) */
+    int64_t backend_idle;    /* backend-idle-timeout: a pooled backend connection (default 60) */
 };
 
 /* Byte/count limits applied per connection. */
 struct gw_limits {
     size_t max_header_bytes; /* max-header-bytes: request head, 431 beyond (default 16384) */
     uint32_t max_headers;    /* max-headers: header fields per request, 431 beyond (100) */
+    uint32_t backend_keepalive; /* backend-keepalive: idle backend connections kept per worker
+                                 * (default 256; 0 = none) */
     size_t buffer_size;      /* buffer-size: bytes buffered per direction before
                               * backpressure (default 65536) */
 };

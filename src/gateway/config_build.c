@@ -35,10 +35,16 @@ static void service_defaults(struct gw_service *s)
     s->ocsp_fail = GW_OCSP_FAIL_CLOSED;
     s->tls_min = TLS1_2_VERSION;
     s->tls_max = TLS1_3_VERSION;
-    s->timeouts = (struct gw_timeouts){
-        .handshake = 10, .idle = 300, .backend_connect = 5, .backend = 60, .max_lifetime = 0};
-    s->limits =
-        (struct gw_limits){.max_header_bytes = 16384, .max_headers = 100, .buffer_size = 65536};
+    s->timeouts = (struct gw_timeouts){.handshake = 10,
+                                       .idle = 300,
+                                       .backend_connect = 5,
+                                       .backend = 60,
+                                       .max_lifetime = 0,
+                                       .backend_idle = 60};
+    s->limits = (struct gw_limits){.max_header_bytes = 16384,
+                                   .max_headers = 100,
+                                   .buffer_size = 65536,
+                                   .backend_keepalive = 256};
     s->h2 = (struct gw_h2_limits){
         .max_concurrent_streams = 100, .initial_window = 65536, .max_streams = 10000,
         .max_resets = 100};
@@ -229,7 +235,8 @@ static int check_service(const struct cfg_raw *raw, const struct cfg_section *se
                            "proxy-v2 needs mode = tcp; in http mode use rfc9440 or xfcc", err);
     }
     bool h2_backend = s->backend_protocol == GW_BACKEND_PROTO_H2;
-    if (h2_backend && s->mode == GW_MODE_TCP && own(org, sec, "backend-protocol"))
+    if (s->backend_protocol != GW_BACKEND_PROTO_HTTP1 && s->mode == GW_MODE_TCP &&
+        own(org, sec, "backend-protocol"))
         return entry_error(raw, org, "backend-protocol", "only applies to mode = http", err);
     if (org[cfg_key_find("alpn")].e == NULL) {
         /* HTTP mode speaks both (only h2 to an h2 backend); a TCP service does not know what

@@ -183,7 +183,8 @@ WORDS(p_forward, {"rfc9440", GW_FORWARD_RFC9440}, {"xfcc", GW_FORWARD_XFCC},
       {"proxy-v2", GW_FORWARD_PROXY_V2}, {"none", GW_FORWARD_NONE})
 WORDS(p_crl_expired, {"reject", TLSX_CRL_EXPIRED_REJECT}, {"warn", TLSX_CRL_EXPIRED_WARN})
 WORDS(p_ocsp_fail, {"closed", GW_OCSP_FAIL_CLOSED}, {"open", GW_OCSP_FAIL_OPEN})
-WORDS(p_backend_proto, {"http1", GW_BACKEND_PROTO_HTTP1}, {"h2", GW_BACKEND_PROTO_H2})
+WORDS(p_backend_proto, {"http1", GW_BACKEND_PROTO_HTTP1}, {"h2", GW_BACKEND_PROTO_H2},
+      {"auto", GW_BACKEND_PROTO_AUTO})
 WORDS(p_tls_version, {"1.2", TLS1_2_VERSION}, {"1.3", TLS1_3_VERSION})
 
 _Static_assert(sizeof(enum gw_mode) == sizeof(int), "enum fields are written as int");
@@ -462,6 +463,11 @@ const struct cfg_key cfg_keys[] = {
      S(timeouts.backend_connect), 0, 1, 3600, "DURATION", "5s", "connecting to the backend"},
     {"backend-timeout", CFG_BOTH, false, false, p_duration, NULL, S(timeouts.backend), 0, 1, DAY,
      "DURATION", "60s", "waiting for a backend response (504 in http mode)"},
+    {"backend-idle-timeout", CFG_BOTH, false, false, p_duration, NULL,
+     S(timeouts.backend_idle), 0, 1, DAY, "DURATION", "60s",
+     "how long an idle pooled backend connection is kept"},
+    {"backend-keepalive", CFG_BOTH, false, false, p_u32, NULL, S(limits.backend_keepalive), 0, 0,
+     10000, "N", "256", "idle HTTP/1.1 backend connections kept per worker and service"},
     {"max-lifetime", CFG_BOTH, false, false, p_duration, NULL, S(timeouts.max_lifetime), 0, 0,
      365 * DAY, "DURATION", "0 (unlimited)", "longest a connection may stay open"},
     {"max-header-bytes", CFG_BOTH, false, false, p_size, NULL, S(limits.max_header_bytes), 0, 1024,
@@ -471,7 +477,7 @@ const struct cfg_key cfg_keys[] = {
     {"alpn", CFG_BOTH, false, false, p_alpn, NULL, 0, 0, 0, 0, "h2,http/1.1|http/1.1|h2|none",
      "h2,http/1.1 (http), none (tcp)", "application protocols offered by ALPN, preferred first"},
     {"backend-protocol", CFG_BOTH, false, false, p_backend_proto, NULL, S(backend_protocol), 0, 0,
-     0, "http1|h2", "http1", "http mode: what HTTP/2 clients' requests reach the backend as"},
+     0, "http1|h2|auto", "http1", "http mode: what HTTP/2 clients' requests reach the backend as"},
     {"h2-max-concurrent-streams", CFG_BOTH, false, false, p_u32, NULL,
      S(h2.max_concurrent_streams), 0, 1, 10000, "N", "100",
      "HTTP/2: open streams per connection (more are refused with RST_STREAM)"},

@@ -38,13 +38,8 @@ int gw_nvlist_add(struct gw_nvlist *l, const char *name, size_t nlen, const char
 void gw_nvlist_clear(struct gw_nvlist *l);
 void gw_nvlist_free(struct gw_nvlist *l);
 
-/* HTTP/1.1 backend connections kept open between the streams of one client connection. */
-#define GW_H2_POOL_MAX 16
-
 struct gw_h2 {
     struct gw_conn *c;
-    struct bufferevent *idle[GW_H2_POOL_MAX]; /* keep-alive backend connections, unused */
-    size_t n_idle;
     nghttp2_session *sess;
     struct gw_h2_stream *streams; /* open streams (intrusive list) */
     size_t nstreams;
@@ -89,6 +84,7 @@ struct gw_h2_stream {
     int32_t up_sid; /* the backend stream ever used (window accounting after its close) */
     size_t up_owed; /* response bytes received from the backend, not yet consumed */
     bool up_deferred;
+    bool up_wait; /* backend-protocol = auto: waiting for the backend's ALPN choice */
     struct gw_nvlist up_head; /* the backend's response head as it arrives */
     /* both */
     struct event *timer;
@@ -135,10 +131,16 @@ void gw_h2_h1_end(struct gw_h2_stream *s);
 void gw_h2_h1_stop(struct gw_h2_stream *s);
 /* Response bytes left the stream's buffer: resume backend reads below the low mark. */
 void gw_h2_h1_drained(struct gw_h2_stream *s);
-/* Close the connection's pooled backend connections. */
-void gw_h2_h1_pool_free(struct gw_h2 *h);
+/* backend-protocol = auto chose HTTP/1.1 while s waited: start it with its waiting request
+ * bytes. */
+int gw_h2_h1_adopt(struct gw_h2_stream *s, struct tw_err *err) TW_MUST_CHECK;
+/* Keep an idle HTTP/1.1 backend connection for the next stream (or close it when full). */
+void gw_h2_h1_pool_add(struct gw_h2 *h, struct bufferevent *bev);
 
 /* h2_upstream.c */
+/* Whether s's request goes to the backend over HTTP/2 (backend-protocol = h2, or auto where the
+ * backend is known or hoped to choose h2). */
+bool gw_h2_up_wanted(const struct gw_svc *svc);
 int gw_h2_up_start(struct gw_h2_stream *s, const char *authority, struct tw_err *err)
     TW_MUST_CHECK;
 void gw_h2_up_data(struct gw_h2_stream *s, const uint8_t *data, size_t len);

@@ -1,10 +1,11 @@
 /* backend-protocol = http1 for an HTTP/2 client: each stream is one HTTP/1.1 exchange on a
  * backend connection (RFC 9113 §8.3.1 in reverse). A connection whose exchange ended cleanly
- * with keep-alive goes to the client connection's pool (GW_H2_POOL_MAX) for its next stream; a
+ * with keep-alive goes to the worker's pool (http_pool.h) for the next stream of any client; a
  * pooled connection that the backend closed before answering is replaced once by a fresh one
- * when the request had no body (nothing can have been processed twice). The request head: the request line from :method
- * and :path, Host from :authority, the kept fields, the joined cookie, the identity lines, and
- * a body of unknown length sent chunked (request trailers then become chunked trailers). The
+ * when the request had no body (nothing can have been processed twice). The request head: the
+ * request line from :method and :path, Host from :authority, the kept fields, the joined
+ * cookie, the identity lines, and a body of unknown length sent chunked (request trailers then
+ * become chunked trailers). The
  * response is read by http_resp.h. Backend reads stop while buffer-size response bytes wait
  * for the client's window; request bytes open the client's window only once they were
  * written towards the backend. */
@@ -17,6 +18,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 
+#include "gateway/http_pool.h"
 #include "gateway/http_resp.h"
 #include "util/log.h"
 
@@ -97,52 +99,27 @@ void gw_h2_h1_drained(struct gw_h2_stream *s)
 
 /* ---- the pool ---------------------------------------------------------------------------- */
 
-static void pool_remove(struct gw_h2 *h, struct bufferevent *bev)
+void gw_h2_h1_pool_add(struct gw_h2 *h, struct bufferevent *bev)
 {
-    for (size_t i = 0; i < h->n_idle; i++) {
-        if (h->idle[i] == bev) {
-            h->idle[i] = h->idle[--h->n_idle];
-            break;
-        }
+    if (h->c->state != GW_CONN_RELAY) {
+        bufferevent_free(bev);
+        return;
     }
-    bufferevent_free(bev);
-}
-
-/* An idle backend connection must stay silent: a byte or a close retires it. */
-static void pool_read(struct bufferevent *bev, void *arg)
-{
-    pool_remove(arg, bev);
-}
-
-static void pool_event(struct bufferevent *bev, short events, void *arg)
-{
-    (void)events;
-    ERR_clear_error();
-    pool_remove(arg, bev);
-}
-
-void gw_h2_h1_pool_free(struct gw_h2 *h)
-{
-    while (h->n_idle > 0)
-        bufferevent_free(h->idle[--h->n_idle]);
+    gw_pool_put(h->c->w, h->c->svc, bev);
 }
 
 /* The exchange ended: keep the connection for the next stream when HTTP/1.1 allows it and
  * nothing of this exchange is left on it. */
 static void park(struct gw_h2_stream *s)
 {
-    struct gw_h2 *h = s->h;
     struct bufferevent *bev = s->bev;
     s->bev = NULL;
-    if (gw_http_resp_keep_alive(s->resp) && s->ended && h->n_idle < GW_H2_POOL_MAX &&
+    if (gw_http_resp_keep_alive(s->resp) && s->ended &&
         evbuffer_get_length(bufferevent_get_output(bev)) == 0 &&
-        evbuffer_get_length(bufferevent_get_input(bev)) == 0 && h->c->state == GW_CONN_RELAY) {
-        bufferevent_setcb(bev, pool_read, NULL, pool_event, h);
-        bufferevent_enable(bev, EV_READ);
-        h->idle[h->n_idle++] = bev;
-        return;
-    }
-    bufferevent_free(bev);
+        evbuffer_get_length(bufferevent_get_input(bev)) == 0)
+        gw_h2_h1_pool_add(s->h, bev);
+    else
+        bufferevent_free(bev);
 }
 
 /* After a backend callback: the response is complete, or the backend failed. Ends with the
@@ -268,7 +245,8 @@ static int write_head(struct gw_h2_stream *s, struct evbuffer *out)
     bool has_cl = false;
     for (size_t i = 0; i < s->fields.n; i++)
         has_cl = has_cl || strcmp((const char *)s->fields.nv[i].name, "content-length") == 0;
-    s->chunked = !s->ended && !has_cl;
+    /* auto: a request that waited for the ALPN choice may have ended with its body waiting. */
+    s->chunked = !has_cl && (!s->ended || evbuffer_get_length(s->req_body) > 0);
     TW_GUARD(evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nhost: %s\r\n", s->method, s->path,
                                  authority) < 0
                  ? -1
@@ -329,10 +307,10 @@ int gw_h2_h1_start(struct gw_h2_stream *s, const char *authority, struct tw_err 
     s->timer = evtimer_new(h->c->w->base, on_timer, s);
     if (s->timer == NULL)
         return tw_err_set(err, TW_ERR_INTERNAL, "out of memory");
-    s->bodyless = s->ended;
-    if (h->n_idle == 0)
+    s->bodyless = s->ended && evbuffer_get_length(s->req_body) == 0;
+    s->bev = gw_pool_take(h->c->w, h->c->svc);
+    if (s->bev == NULL)
         return connect_fresh(s, err);
-    s->bev = h->idle[--h->n_idle];
     s->reused = true;
     s->connected = true;
     attach(s);
@@ -372,4 +350,21 @@ void gw_h2_h1_end(struct gw_h2_stream *s)
     if (rc != 0 || evbuffer_add(out, "\r\n", 2) != 0)
         (void)nghttp2_submit_rst_stream(s->h->sess, NGHTTP2_FLAG_NONE, s->id,
                                         NGHTTP2_INTERNAL_ERROR);
+}
+
+int gw_h2_h1_adopt(struct gw_h2_stream *s, struct tw_err *err)
+{
+    if (s->timer != NULL) { /* the HTTP/2 side's; gw_h2_h1_start arms its own */
+        event_free(s->timer);
+        s->timer = NULL;
+    }
+    TW_GUARD(gw_h2_h1_start(s, NULL, err));
+    size_t n;
+    while (s->bev != NULL && (n = evbuffer_get_contiguous_space(s->req_body)) > 0) {
+        gw_h2_h1_data(s, evbuffer_pullup(s->req_body, (ev_ssize_t)n), n);
+        evbuffer_drain(s->req_body, n);
+    }
+    if (s->ended && s->bev != NULL)
+        gw_h2_h1_end(s);
+    return 0;
 }

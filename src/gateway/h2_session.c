@@ -337,7 +337,6 @@ void gw_h2_free(struct gw_h2 *h)
     while (h->streams != NULL)
         gw_h2_stream_free(h->streams);
     gw_h2_up_free(h->up);
-    gw_h2_h1_pool_free(h);
     nghttp2_session_del(h->sess);
     gw_nvlist_free(&h->inject_nv);
     free(h->inject);

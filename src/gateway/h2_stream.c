@@ -353,7 +353,7 @@ void gw_h2_stream_head_done(struct gw_h2_stream *s, bool end)
         return;
     }
     struct tw_err err;
-    bool up = gw_h2_stream_svc(s)->cfg->backend_protocol == GW_BACKEND_PROTO_H2;
+    bool up = gw_h2_up_wanted(gw_h2_stream_svc(s));
     if ((up ? gw_h2_up_start(s, authority, &err) : gw_h2_h1_start(s, authority, &err)) != 0) {
         ERR_clear_error();
         gw_stat_add(&h->c->w->stats.backend_errors, 1);
@@ -366,7 +366,7 @@ void gw_h2_stream_head_done(struct gw_h2_stream *s, bool end)
 void gw_h2_stream_data(struct gw_h2_stream *s, const uint8_t *data, size_t len)
 {
     s->bytes_in += len;
-    if (s->up_id > 0)
+    if (s->up_id > 0 || s->up_wait)
         gw_h2_up_data(s, data, len);
     else if (s->bev != NULL)
         gw_h2_h1_data(s, data, len);
@@ -377,7 +377,7 @@ void gw_h2_stream_data(struct gw_h2_stream *s, const uint8_t *data, size_t len)
 void gw_h2_stream_end(struct gw_h2_stream *s)
 {
     s->ended = true;
-    if (s->up_id > 0)
+    if (s->up_id > 0 || s->up_wait)
         gw_h2_up_end(s);
     else if (s->bev != NULL)
         gw_h2_h1_end(s);

@@ -1,6 +1,6 @@
-/* backend-protocol = h2: one HTTP/2 connection to the backend per client connection, made
- * when the first stream needs it (prior-knowledge h2c on a plaintext backend, ALPN "h2" on a
- * tls:// one); each client stream becomes one backend stream. What gRPC needs end to end:
+/* backend-protocol = h2 (or auto): one HTTP/2 connection to the backend per client
+ * connection, made when the first stream needs it (prior-knowledge h2c on a plaintext
+ * backend, ALPN "h2" on a tls:// one); each client stream becomes one backend stream. What gRPC needs end to end:
  *   - the request's fields, identity lines and "te: trailers" go through as a header list;
  *   - response trailers (grpc-status) and trailers-only responses come back as sent;
  *   - streaming both ways with flow control end to end: a client's request bytes open its
@@ -10,7 +10,12 @@
  *   - a reset crosses both ways (a cancelled call cancels the backend stream; a backend reset
  *     resets the client's stream with the same code).
  * If the backend connection fails, its streams get 502 (or a reset, once their response has
- * begun); the next stream opens a new connection. */
+ * begun); the next stream opens a new connection.
+ * backend-protocol = auto on a tls:// backend offers "h2,http/1.1" by ALPN and holds the streams
+ * (their request bytes wait in req_body, inside the client's window) until the handshake says
+ * which one the backend chose: h2 submits them here, http/1.1 hands each to h2_h1.c. The choice
+ * is remembered for the service, so that while the backend keeps choosing http/1.1 the later
+ * client connections go straight to HTTP/1.1. */
 #include "gateway/h2.h"
 
 #include <stdlib.h>
@@ -28,8 +33,14 @@ struct gw_h2_up {
     nghttp2_session *sess;
     bool connected;
     bool in_send;
+    bool probing; /* auto: the streams wait for the ALPN choice */
     const char *fatal;
 };
+
+enum { GW_UP_ALPN_UNKNOWN = 0, GW_UP_ALPN_H2 = 1, GW_UP_ALPN_HTTP11 = 2 };
+
+static int submit(struct gw_h2_stream *s, struct tw_err *err);
+static void on_timer(evutil_socket_t fd, short what, void *arg);
 
 static struct gw_h2_stream *stream_of(nghttp2_session *sess, int32_t id)
 {
@@ -156,10 +167,11 @@ static void retire(struct gw_h2_up *up, const char *why)
     struct gw_h2 *h = up->h;
     bool any = false;
     for (struct gw_h2_stream *s = h->streams; s != NULL; s = s->next) {
-        if (s->up_id == 0)
+        if (s->up_id == 0 && !s->up_wait)
             continue;
         any = true;
         s->up_id = 0;
+        s->up_wait = false;
         gw_h2_stream_error(s, 502, why);
     }
     if (any) {
@@ -173,7 +185,7 @@ static void retire(struct gw_h2_up *up, const char *why)
 void gw_h2_up_pump(struct gw_h2 *h)
 {
     struct gw_h2_up *up = h->up;
-    if (up == NULL || up->in_send)
+    if (up == NULL || up->in_send || up->probing) /* auto: not a byte before the choice */
         return;
     up->in_send = true;
     struct evbuffer *out = bufferevent_get_output(up->bev);
@@ -225,6 +237,39 @@ static void up_write(struct bufferevent *bev, void *arg)
     gw_h2_up_pump(up->h);
 }
 
+/* backend-protocol = auto: the handshake says what the backend chose; the waiting streams go
+ * that way. */
+static void decided(struct gw_h2_up *up, bool h2)
+{
+    struct gw_h2 *h = up->h;
+    struct gw_svc *svc = (struct gw_svc *)h->c->svc; /* the shared verdict is atomic */
+    atomic_store(&svc->backend_alpn, h2 ? GW_UP_ALPN_H2 : GW_UP_ALPN_HTTP11);
+    up->probing = false;
+    if (!h2) {
+        /* A TLS connection that speaks HTTP/1.1 already: the first waiting stream's. */
+        gw_h2_h1_pool_add(h, up->bev);
+        up->bev = NULL;
+        h->up = NULL;
+        gw_h2_up_free(up);
+    }
+    for (struct gw_h2_stream *s = h->streams; s != NULL; s = s->next) {
+        if (!s->up_wait)
+            continue;
+        s->up_wait = false;
+        struct tw_err err;
+        if (h2 ? submit(s, &err) != 0 : gw_h2_h1_adopt(s, &err) != 0) {
+            ERR_clear_error();
+            gw_stat_add(&h->c->w->stats.backend_errors, 1);
+            log_warnx("client %s stream %d: %s", h->c->peer_text, (int)s->id, err.msg);
+            gw_h2_h1_stop(s);
+            gw_h2_stream_error(s, 502, "backend connection failed");
+        }
+    }
+    if (h2)
+        gw_h2_up_pump(h);
+    gw_h2_pump(h);
+}
+
 static void up_event(struct bufferevent *bev, short events, void *arg)
 {
     struct gw_h2_up *up = arg;
@@ -235,6 +280,10 @@ static void up_event(struct bufferevent *bev, short events, void *arg)
         SSL *ssl = svc->backend_ctx != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
         if (ssl != NULL) {
             bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+            if (up->probing) {
+                decided(up, gw_alpn_is_h2(ssl));
+                return;
+            }
             if (!gw_alpn_is_h2(ssl)) {
                 retire(up, "backend did not agree to h2 by ALPN");
                 gw_h2_pump(h);
@@ -304,7 +353,11 @@ static struct gw_h2_up *up_new(struct gw_h2 *h, struct tw_err *err)
         return NULL;
     }
     SSL *ssl = svc->backend_ctx != NULL ? bufferevent_openssl_get_ssl(up->bev) : NULL;
-    if (ssl != NULL && SSL_set_alpn_protos(ssl, (const unsigned char *)"\x02h2", 3) != 0) {
+    up->probing = ssl != NULL && svc->cfg->backend_protocol == GW_BACKEND_PROTO_AUTO;
+    static const unsigned char h2[] = "\x02h2", both[] = "\x02h2\x08http/1.1";
+    if (ssl != NULL && SSL_set_alpn_protos(ssl, up->probing ? both : h2,
+                                           up->probing ? sizeof(both) - 1 : sizeof(h2) - 1) !=
+                           0) {
         gw_h2_up_free(up);
         TW_ENSURE_PTR(false, err, TW_ERR_TLS, "backend ALPN setup failed");
     }
@@ -356,14 +409,12 @@ static int add(struct gw_nvlist *l, const char *name, const char *value)
     return gw_nvlist_add(l, name, strlen(name), value, strlen(value));
 }
 
-int gw_h2_up_start(struct gw_h2_stream *s, const char *authority, struct tw_err *err)
+/* The request as a backend stream. */
+static int submit(struct gw_h2_stream *s, struct tw_err *err)
 {
     struct gw_h2 *h = s->h;
     const struct gw_svc *svc = h->c->svc;
-    if (h->up != NULL && nghttp2_session_check_request_allowed(h->up->sess) == 0)
-        retire(h->up, "backend ended the http/2 connection");
-    if (h->up == NULL && (h->up = up_new(h, err)) == NULL)
-        return -1;
+    const char *authority = s->authority != NULL ? s->authority : s->host;
     /* The request as a header list: pseudo-header fields first (RFC 9113 §8.3). */
     struct gw_nvlist l = {0};
     int rc = add(&l, ":method", s->method) | add(&l, ":scheme", svc->backend_ctx ? "https" : "http") |
@@ -382,7 +433,8 @@ int gw_h2_up_start(struct gw_h2_stream *s, const char *authority, struct tw_err 
     int32_t id = -1;
     if (rc == 0) {
         nghttp2_data_provider prd = {.source.ptr = s, .read_callback = read_request};
-        id = nghttp2_submit_request(h->up->sess, NULL, l.nv, l.n, s->ended ? NULL : &prd, s);
+        bool body = !s->ended || evbuffer_get_length(s->req_body) > 0;
+        id = nghttp2_submit_request(h->up->sess, NULL, l.nv, l.n, body ? &prd : NULL, s);
     }
     gw_nvlist_free(&l);
     if (id < 0)
@@ -390,12 +442,46 @@ int gw_h2_up_start(struct gw_h2_stream *s, const char *authority, struct tw_err 
                           rc != 0 ? "out of memory" : nghttp2_strerror(id));
     s->up_id = id;
     s->up_sid = id;
-    s->timer = evtimer_new(h->c->w->base, on_timer, s);
+    return 0;
+}
+
+static void arm(struct gw_h2_stream *s)
+{
+    const struct gw_svc *svc = gw_h2_stream_svc(s);
+    if (s->timer == NULL)
+        s->timer = evtimer_new(s->h->c->w->base, on_timer, s);
     if (s->timer != NULL) {
         struct timeval tv = {(time_t)(svc->backend_ms / 1000),
                              (suseconds_t)(svc->backend_ms % 1000) * 1000};
         evtimer_add(s->timer, &tv);
     }
+}
+
+bool gw_h2_up_wanted(const struct gw_svc *svc)
+{
+    switch (svc->cfg->backend_protocol) {
+    case GW_BACKEND_PROTO_H2:
+        return true;
+    case GW_BACKEND_PROTO_AUTO: /* plaintext: no ALPN to ask, so HTTP/1.1 */
+        return svc->backend_ctx != NULL && atomic_load(&svc->backend_alpn) != GW_UP_ALPN_HTTP11;
+    default:
+        return false;
+    }
+}
+
+int gw_h2_up_start(struct gw_h2_stream *s, const char *authority, struct tw_err *err)
+{
+    (void)authority; /* submit reads it from the stream (auto may submit later) */
+    struct gw_h2 *h = s->h;
+    if (h->up != NULL && nghttp2_session_check_request_allowed(h->up->sess) == 0)
+        retire(h->up, "backend ended the http/2 connection");
+    if (h->up == NULL && (h->up = up_new(h, err)) == NULL)
+        return -1;
+    if (h->up->probing)
+        s->up_wait = true;
+    else
+        TW_GUARD(submit(s, err));
+    arm(s);
     return 0;
 }
 
@@ -426,6 +512,7 @@ void gw_h2_up_stop(struct gw_h2_stream *s)
     if (up != NULL && s->up_owed > 0) /* never leave the backend's connection window short */
         (void)nghttp2_session_consume_connection(up->sess, s->up_owed);
     s->up_owed = 0;
+    s->up_wait = false;
     if (s->up_id <= 0 || up == NULL)
         return;
     /* RFC 9113 §8.7: a request the client abandoned is cancelled at the backend too. */

@@ -68,6 +68,9 @@ struct gw_svc {
     struct gw_svc_slot *slot;
     X509 *server_cert;    /* borrowed from ctx: expiry metric */
     STACK_OF(X509) * cas; /* client CAs: expiry metric (owned) */
+    /* backend-protocol = auto: what the backend last chose by ALPN (0 unknown, 1 h2,
+     * 2 http/1.1), shared by the workers; learned again with each generation. */
+    _Atomic int backend_alpn;
 };
 
 /* ALPN (alpn.c): install s's protocol list on its server ctx (nothing when it offers none);
@@ -201,6 +204,7 @@ struct gw_worker {
     struct gw_conn *conns; /* live connections (intrusive list), lingering ones included */
     size_t nconns;
     struct tw_linger_set lingers; /* refused TLS connections being closed (util/linger.h) */
+    struct gw_pool_ent *pool;     /* idle backend connections (http_pool.h), newest first */
     struct gw_stats stats;
 };
 

@@ -12,6 +12,7 @@
 
 #include <event2/buffer.h>
 
+#include "gateway/http_pool.h"
 #include "gateway/revocation.h"
 #include "util/log.h"
 
@@ -150,6 +151,7 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 static void begin_drain(struct gw_worker *w)
 {
     w->draining = true;
+    gw_pool_flush(w);
     for (size_t i = 0; i < w->nlev; i++) {
         if (w->lev[i] != NULL)
             evconnlistener_free(w->lev[i]);
@@ -178,6 +180,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
         w->gen = gen;
         if (!w->draining)
             relisten(w, old, gen);
+        gw_pool_flush(w); /* the old generation's services: their pooled connections go */
         gw_gen_unref(old);
         sweep(w);
     }
@@ -317,6 +320,7 @@ void gw_worker_cleanup(struct gw_worker *w)
 {
     while (w->conns != NULL)
         gw_conn_close(w->conns, "shutdown");
+    gw_pool_flush(w);
     for (size_t i = 0; i < w->nlev; i++)
         if (w->lev[i] != NULL)
             evconnlistener_free(w->lev[i]);

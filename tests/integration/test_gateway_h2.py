@@ -482,3 +482,89 @@ def test_reused_connection_closed_by_backend_is_replaced_for_a_bodyless_request(
         c.close()
     finally:
         b.close()
+
+
+class KeepAliveBackend(RawBackend):
+    """Answers every request of a connection with keep-alive ("conn N" in the body) and records
+    when the gateway closes a connection (with how long it had been idle)."""
+
+    def __init__(self):
+        super().__init__()
+        self.closed = threading.Event()
+        self.idle_before_close = []
+
+    def serve(self, conn, n):
+        buf = b""
+        for _ in range(1000):
+            body = b"conn %d" % n
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            idle_from = time.monotonic()
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                d = conn.recv(4096)
+                if not d:
+                    self.idle_before_close.append(time.monotonic() - idle_from)
+                    self.closed.set()
+                    return
+                buf += d
+
+
+def one_request(env, port, path, peer):
+    if peer == "curl":
+        version, code, body = curl(env, port, path=path)
+        assert (version, code) == ("2", 200)
+        return body
+    c = H2Client(env, port)
+    status, _, body, _ = c.response(c.request(path))
+    c.close()
+    assert status == 200
+    return body.decode()
+
+
+def test_backend_connections_are_pooled_across_client_connections(env):
+    b = KeepAliveBackend()
+    try:
+        port = env.gateway(backend_addr=f"127.0.0.1:{b.port}")
+        n = 20
+        bodies = [one_request(env, port, f"/pool{i}", "curl" if i % 2 else "python")
+                  for i in range(n)]
+        # Sequential client connections, each its own TLS connection to the gateway: one
+        # backend connection served them all.
+        assert b.conns == 1 and set(bodies) == {"conn 1"}
+    finally:
+        b.close()
+
+
+def test_backend_keepalive_zero_turns_the_pool_off(env):
+    b = KeepAliveBackend()
+    try:
+        port = env.gateway("--backend-keepalive", "0", backend_addr=f"127.0.0.1:{b.port}")
+        bodies = [one_request(env, port, f"/nopool{i}", "python") for i in range(4)]
+        assert b.conns == 4 and bodies == ["conn 1", "conn 2", "conn 3", "conn 4"]
+    finally:
+        b.close()
+
+
+def test_pooled_connection_closed_after_backend_idle_timeout(env):
+    b = KeepAliveBackend()
+    try:
+        port = env.gateway("--backend-idle-timeout", "1s", backend_addr=f"127.0.0.1:{b.port}")
+        assert one_request(env, port, "/idle", "curl") == "conn 1"
+        assert b.closed.wait(20), "the gateway never closed its idle pooled connection"
+        assert b.idle_before_close[0] >= 0.9
+        assert one_request(env, port, "/idle2", "python") == "conn 2"
+    finally:
+        b.close()
+
+
+def test_pooled_connection_closed_by_backend_is_replaced_for_a_new_client(env):
+    b = OneShotBackend()
+    try:
+        port = env.gateway(backend_addr=f"127.0.0.1:{b.port}")
+        # Client 1 leaves a connection in the worker's pool; the backend closes it unanswered
+        # when client 2's request arrives on it: the gateway sends it again on a fresh one.
+        assert one_request(env, port, "/a", "python") == "conn 1"
+        assert one_request(env, port, "/b", "curl") == "conn 2"
+        assert one_request(env, port, "/c", "python") == "conn 3"
+    finally:
+        b.close()
