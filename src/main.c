@@ -1,4 +1,5 @@
 /* twoway: two-way SSL (mutual TLS) toolkit. The command table is the whole program's map. */
+#include <signal.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -19,6 +20,9 @@ static const struct cli_command commands[] = {
 
 int main(int argc, char **argv)
 {
+    /* Every command talks to peers that may close first (a GOAWAY'd h2 connection in bench, a
+     * backend, an EST server): a write to a closed socket must be an EPIPE error, not a kill. */
+    signal(SIGPIPE, SIG_IGN);
     if (argc >= 2 && strcmp(argv[1], "--version") == 0)
         return cli_version(1, argv + 1);
     return cli_dispatch("twoway", commands, argc, argv);

@@ -499,13 +499,19 @@ static void send_close_notify(struct gw_conn *c)
 
 /* Whether c ends with a lingering close: a TLS client refused before it was admitted, whose
  * alert may be in flight behind bytes the client is still sending (its Finished, its first
- * request). Not a max-connections refusal (nothing was sent; lingering would only hold the
- * slot longer), nor a client that closed first, nor a close for another reason (reason -1:
- * drain timeout, shutdown). */
+ * request); or an admitted client we close after writing our last words to it (an HTTP/2
+ * GOAWAY ending the connection's stream budget, a canned HTTP answer) while it may still be
+ * sending new streams or requests. Not a max-connections refusal (nothing was sent; lingering
+ * would only hold the slot longer), nor a client that closed first, nor a close for another
+ * reason (reason -1: drain timeout, shutdown). */
 static bool wants_linger(const struct gw_conn *c)
 {
-    return c->ssl != NULL && c->fd >= 0 && c->state == GW_CONN_HANDSHAKE && c->reason >= 0 &&
-           c->reason != TLSX_R_OK && c->reason != TLSX_R_CLOSED && c->reason != GW_R_LIMIT;
+    if (c->ssl == NULL || c->fd < 0)
+        return false;
+    if (c->state == GW_CONN_FLUSH)
+        return c->flush_target == c->client && !c->client_eof;
+    return c->state == GW_CONN_HANDSHAKE && c->reason >= 0 && c->reason != TLSX_R_OK &&
+           c->reason != TLSX_R_CLOSED && c->reason != GW_R_LIMIT;
 }
 
 /* Everything but the socket, the counts and the list entry. */
