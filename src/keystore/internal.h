@@ -71,11 +71,16 @@ int p11_generate(const struct p11_uri *u, const char *store_uri, const char *lab
 
 /* The provider's key: the public half the provider answers questions with, and what signs:
  * a PKCS#11 session, or an inner key of another provider (a TPM key of tpm2-openssl) that
- * signs with the property query inner_props. */
+ * signs with the property query inner_props: kept loaded (inner, a persistent TPM handle,
+ * which takes no transient slot) or loaded from its TSS2 blob for each signature and flushed
+ * right after (blob): a TPM has only a few transient object slots (swtpm: three), and a CA
+ * holds three keys. */
 struct p11_key {
     struct p11_session *session;
     EVP_PKEY *inner;
     const char *inner_props;
+    char *blob;
+    size_t blob_len;
     EVP_PKEY *pub;
     int refs;
     CRYPTO_RWLOCK *refs_lock;
@@ -92,6 +97,17 @@ EVP_PKEY *p11_key_wrap(struct p11_session *session, EVP_PKEY *pub, struct tw_err
  * with "missing private key". props selects the inner key's provider ("provider=tpm2"). */
 EVP_PKEY *p11_key_wrap_inner(EVP_PKEY *inner, const char *props, struct tw_err *err);
 
+/* The same for a key loaded from TSS2 PEM text: blob (copied) is kept and inner (taken) is
+ * freed, which flushes it from the TPM, once its public half is read. */
+EVP_PKEY *p11_key_wrap_blob(EVP_PKEY *inner, const char *props, const char *blob,
+                            size_t blob_len, struct tw_err *err);
+
+/* True when k signs through another provider's key (kept loaded or loaded per signature). */
+static inline int p11_key_has_inner(const struct p11_key *k)
+{
+    return k->inner != NULL || k->blob != NULL;
+}
+
 /* The provider's tables, defined in p11_keymgmt.c and p11_sig.c. */
 extern const OSSL_DISPATCH p11_keymgmt_ec[], p11_keymgmt_rsa[];
 extern const OSSL_DISPATCH p11_sig_ecdsa[], p11_sig_rsa[];
@@ -103,6 +119,14 @@ EVP_PKEY *tpm2_load_ref(const char *ref, struct tw_err *err);
 EVP_PKEY *tpm2_load_pem(const char *pem, size_t len, const char *label, struct tw_err *err);
 EVP_PKEY *tpm2_generate(const struct keystore_keyspec *spec, char **pem, size_t *len,
                         struct tw_err *err);
+
+/* The key of another provider k signs with now: k->inner (a new reference), or k->blob loaded
+ * into the TPM under a process-wide lock (one TPM key loaded at a time, and ESYS contexts are
+ * not thread-safe). NULL when the TPM cannot load it, with the reason noted for
+ * keystore_take_failure. Every non-NULL result goes back through tpm2_inner_put, which frees
+ * it (flushing a blob's transient object) and releases the lock. */
+EVP_PKEY *tpm2_inner_get(struct p11_key *k);
+void tpm2_inner_put(struct p11_key *k, EVP_PKEY *inner);
 
 /* Remember msg as this thread's last signing failure (keystore_take_failure). */
 void keystore_note_failure(const char *msg);

@@ -93,8 +93,10 @@ static EVP_PKEY *load_pkcs11(const char *uri, struct tw_err *err)
     return s != NULL ? p11_key_wrap(s, pub, err) : NULL;
 }
 
-/* A TPM key (taken) wrapped so that it always signs in the TPM (see p11_key_wrap_inner). */
-static EVP_PKEY *wrap_tpm2(EVP_PKEY *key, struct tw_err *err)
+/* A TPM key (taken) wrapped so that it always signs in the TPM (see p11_key_wrap_inner):
+ * kept loaded when it is a persistent handle, else (blob, its TSS2 PEM text) flushed now and
+ * loaded from the blob again for each signature. */
+static EVP_PKEY *wrap_tpm2(EVP_PKEY *key, const char *blob, size_t blob_len, struct tw_err *err)
 {
     if (key == NULL)
         return NULL;
@@ -102,6 +104,8 @@ static EVP_PKEY *wrap_tpm2(EVP_PKEY *key, struct tw_err *err)
         EVP_PKEY_free(key);
         return NULL;
     }
+    if (blob != NULL)
+        return p11_key_wrap_blob(key, "?provider=tpm2", blob, blob_len, err);
     return p11_key_wrap_inner(key, "?provider=tpm2", err);
 }
 
@@ -109,7 +113,7 @@ static EVP_PKEY *load_ref(const char *ref, struct tw_err *err)
 {
     if (strncmp(ref, "pkcs11:", 7) == 0)
         return load_pkcs11(ref, err);
-    return wrap_tpm2(tpm2_load_ref(ref + 5, err), err);
+    return wrap_tpm2(tpm2_load_ref(ref + 5, err), NULL, 0, err);
 }
 
 /* One line naming a reference: the line, without its end, into ref. */
@@ -146,7 +150,7 @@ EVP_PKEY *keystore_load_text(const char *text, size_t len, const char *label,
     if (ref_line(text, len, ref, sizeof(ref)))
         return load_ref(ref, err);
     if (memmem(text, len, TSS2_PEM, strlen(TSS2_PEM)) != NULL)
-        return wrap_tpm2(tpm2_load_pem(text, len, label, err), err);
+        return wrap_tpm2(tpm2_load_pem(text, len, label, err), text, len, err);
     TW_ENSURE_PTR(memmem(text, len, "ENCRYPTED", 9) == NULL, err, TW_ERR_CONFIG,
                   "%s: the private key is encrypted; twoway needs an unencrypted key "
                   "protected by file permissions (0600), or a key in a token or TPM",
@@ -213,8 +217,16 @@ EVP_PKEY *keystore_generate(const char *store, const char *label,
                      : strcmp(spec->alg, "RSA") == 0 && (spec->bits == 2048 || spec->bits == 3072),
                   err, TW_ERR_USAGE,
                   "keys made in a token or TPM are ec:P-256, ec:P-384, rsa:2048 or rsa:3072");
-    if (strncmp(store, "tpm2:", 5) == 0)
-        return wrap_tpm2(tpm2_generate(spec, file, file_len, err), err);
+    if (strncmp(store, "tpm2:", 5) == 0) {
+        EVP_PKEY *key = tpm2_generate(spec, file, file_len, err); /* sets *file first */
+        key = wrap_tpm2(key, *file, *file_len, err);
+        if (key == NULL) {
+            keystore_file_free(*file, *file_len);
+            *file = NULL;
+            *file_len = 0;
+        }
+        return key;
+    }
     TW_ENSURE_PTR(strncmp(store, "pkcs11:", 7) == 0, err, TW_ERR_USAGE,
                   "--key-store must be a pkcs11: URI or tpm2: (got '%s')", store);
     struct p11_uri u;

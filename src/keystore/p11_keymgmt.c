@@ -29,6 +29,7 @@ void p11_key_unref(struct p11_key *k)
         return;
     p11_session_close(k->session);
     EVP_PKEY_free(k->inner);
+    OPENSSL_free(k->blob);
     EVP_PKEY_free(k->pub);
     CRYPTO_THREAD_lock_free(k->refs_lock);
     OPENSSL_free(k);
@@ -71,7 +72,7 @@ static int km_has(const void *kd, int selection)
     if (k == NULL || k->pub == NULL)
         return 0;
     return (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) == 0 || k->session != NULL ||
-           k->inner != NULL;
+           p11_key_has_inner(k);
 }
 
 static int km_match(const void *a, const void *b, int selection)
@@ -105,14 +106,17 @@ static int import(void *kd, const char *alg, const OSSL_PARAM params[])
     if (p->data_type != OSSL_PARAM_OCTET_STRING || p->data_size != sizeof(holder))
         return 0;
     memcpy(&holder, p->data, sizeof(holder));
-    if (holder == NULL || (holder->session == NULL && holder->inner == NULL))
+    if (holder == NULL || (holder->session == NULL && !p11_key_has_inner(holder)))
         return 0;
     k->session = holder->session;
     k->inner = holder->inner;
     k->inner_props = holder->inner_props;
+    k->blob = holder->blob;
+    k->blob_len = holder->blob_len;
     k->pub = holder->pub;
     holder->session = NULL;
     holder->inner = NULL;
+    holder->blob = NULL;
     holder->pub = NULL;
     return 1;
 }
@@ -327,7 +331,8 @@ EVP_PKEY *p11_key_wrap(struct p11_session *session, EVP_PKEY *pub, struct tw_err
     return wrap(holder, "a token key", err);
 }
 
-EVP_PKEY *p11_key_wrap_inner(EVP_PKEY *inner, const char *props, struct tw_err *err)
+/* A holder for inner's public half (read now); inner itself is left to the caller. */
+static struct p11_key *inner_holder(EVP_PKEY *inner, const char *props, struct tw_err *err)
 {
     struct p11_key *holder = key_alloc();
     OSSL_PARAM *params = NULL;
@@ -338,16 +343,42 @@ EVP_PKEY *p11_key_wrap_inner(EVP_PKEY *inner, const char *props, struct tw_err *
         EVP_PKEY_fromdata_init(ctx) != 1 ||
         EVP_PKEY_fromdata(ctx, &pub, EVP_PKEY_PUBLIC_KEY, params) != 1) {
         tw_err_ossl(err, TW_ERR_CONFIG, "cannot read the public half of the key");
-        EVP_PKEY_free(inner);
         p11_key_unref(holder);
         holder = NULL;
     }
     OSSL_PARAM_free(params);
     EVP_PKEY_CTX_free(ctx);
+    if (holder != NULL) {
+        holder->inner_props = props;
+        holder->pub = pub;
+    }
+    return holder;
+}
+
+EVP_PKEY *p11_key_wrap_inner(EVP_PKEY *inner, const char *props, struct tw_err *err)
+{
+    struct p11_key *holder = inner_holder(inner, props, err);
+    if (holder == NULL) {
+        EVP_PKEY_free(inner);
+        return NULL;
+    }
+    holder->inner = inner;
+    return wrap(holder, "a TPM key", err);
+}
+
+EVP_PKEY *p11_key_wrap_blob(EVP_PKEY *inner, const char *props, const char *blob,
+                            size_t blob_len, struct tw_err *err)
+{
+    struct p11_key *holder = inner_holder(inner, props, err);
+    EVP_PKEY_free(inner); /* flushes its transient object: loaded again to sign */
     if (holder == NULL)
         return NULL;
-    holder->inner = inner;
-    holder->inner_props = props;
-    holder->pub = pub;
+    holder->blob = OPENSSL_memdup(blob, blob_len);
+    if (holder->blob == NULL) {
+        p11_key_unref(holder);
+        tw_err_set(err, TW_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    holder->blob_len = blob_len;
     return wrap(holder, "a TPM key", err);
 }

@@ -147,16 +147,20 @@ static int msg_append(struct sigctx *c, const unsigned char *data, size_t len)
 /* The whole message signed by the inner key's own provider, with this context's settings. */
 static int inner_sign(struct sigctx *c, unsigned char *sig, size_t *siglen, size_t sigsize)
 {
+    EVP_PKEY *inner = tpm2_inner_get(c->key);
+    if (inner == NULL)
+        return 0;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     EVP_PKEY_CTX *pctx = NULL;
     *siglen = sigsize;
     int ok = md != NULL &&
-             EVP_DigestSignInit_ex(md, &pctx, c->mdname, NULL, c->key->inner_props,
-                                   c->key->inner, NULL) == 1 &&
+             EVP_DigestSignInit_ex(md, &pctx, c->mdname, NULL, c->key->inner_props, inner,
+                                   NULL) == 1 &&
              inner_padding(c, pctx) &&
              EVP_DigestSign(md, sig, siglen, c->msg != NULL ? c->msg : (unsigned char *)"",
                             c->msglen) == 1;
     EVP_MD_CTX_free(md);
+    tpm2_inner_put(c->key, inner);
     return ok;
 }
 
@@ -167,7 +171,7 @@ static int digest_sign_init(void *vc, const char *mdname, void *provkey,
     if (!sig_init(c, provkey, params) || !set_md(c, mdname))
         return 0;
     c->msglen = 0;
-    if (c->key->inner != NULL)
+    if (p11_key_has_inner(c->key))
         return 1;
     EVP_MD *md = EVP_MD_fetch(NULL, c->mdname, "provider=default");
     if (c->md == NULL)
@@ -180,7 +184,7 @@ static int digest_sign_init(void *vc, const char *mdname, void *provkey,
 static int digest_sign_update(void *vc, const unsigned char *data, size_t len)
 {
     struct sigctx *c = vc;
-    if (c->key->inner != NULL)
+    if (p11_key_has_inner(c->key))
         return msg_append(c, data, len);
     return c->md != NULL && EVP_DigestUpdate(c->md, data, len) == 1;
 }
@@ -305,7 +309,7 @@ static int digest_sign_final(void *vc, unsigned char *sig, size_t *siglen, size_
         *siglen = max_sig(c);
         return 1;
     }
-    if (c->key->inner != NULL)
+    if (p11_key_has_inner(c->key))
         return inner_sign(c, sig, siglen, sigsize);
     unsigned char h[EVP_MAX_MD_SIZE];
     unsigned int hlen = 0;
@@ -317,7 +321,10 @@ static int digest_sign_final(void *vc, unsigned char *sig, size_t *siglen, size_
 static int inner_sign_hash(struct sigctx *c, const unsigned char *h, size_t hlen,
                            unsigned char *sig, size_t *siglen, size_t sigsize)
 {
-    EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_pkey(NULL, c->key->inner, c->key->inner_props);
+    EVP_PKEY *inner = tpm2_inner_get(c->key);
+    if (inner == NULL)
+        return 0;
+    EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_pkey(NULL, inner, c->key->inner_props);
     EVP_MD *md = EVP_MD_fetch(NULL, c->mdname, "provider=default");
     *siglen = sigsize;
     int ok = pctx != NULL && md != NULL && EVP_PKEY_sign_init(pctx) == 1 &&
@@ -326,6 +333,7 @@ static int inner_sign_hash(struct sigctx *c, const unsigned char *h, size_t hlen
              EVP_PKEY_sign(pctx, sig, siglen, h, hlen) == 1;
     EVP_MD_free(md);
     EVP_PKEY_CTX_free(pctx);
+    tpm2_inner_put(c->key, inner);
     return ok;
 }
 
@@ -339,7 +347,7 @@ static int sig_sign(void *vc, unsigned char *sig, size_t *siglen, size_t sigsize
     }
     if (c->mdname[0] == '\0' && !set_md(c, NULL))
         return 0;
-    if (c->key->inner != NULL)
+    if (p11_key_has_inner(c->key))
         return inner_sign_hash(c, tbs, tbslen, sig, siglen, sigsize);
     return sign_hash(c, tbs, tbslen, sig, siglen, sigsize);
 }

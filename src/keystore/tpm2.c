@@ -102,3 +102,40 @@ EVP_PKEY *tpm2_generate(const struct keystore_keyspec *spec, char **pem, size_t 
     *len = (size_t)n;
     return key;
 }
+
+/* One TPM key loaded from its blob at a time, process-wide: the transient slots are few and
+ * tpm2-openssl's ESYS context serves every thread. */
+static CRYPTO_ONCE lock_once = CRYPTO_ONCE_STATIC_INIT;
+static CRYPTO_RWLOCK *blob_lock;
+
+static void lock_new(void)
+{
+    blob_lock = CRYPTO_THREAD_lock_new();
+}
+
+EVP_PKEY *tpm2_inner_get(struct p11_key *k)
+{
+    if (k->blob == NULL) {
+        EVP_PKEY_up_ref(k->inner);
+        return k->inner;
+    }
+    if (!CRYPTO_THREAD_run_once(&lock_once, lock_new) || blob_lock == NULL ||
+        !CRYPTO_THREAD_write_lock(blob_lock)) {
+        keystore_note_failure("TPM key: cannot take the TPM lock");
+        return NULL;
+    }
+    struct tw_err err = {0};
+    EVP_PKEY *inner = tpm2_load_pem(k->blob, k->blob_len, "TPM key", &err);
+    if (inner == NULL) {
+        CRYPTO_THREAD_unlock(blob_lock);
+        keystore_note_failure(err.msg);
+    }
+    return inner;
+}
+
+void tpm2_inner_put(struct p11_key *k, EVP_PKEY *inner)
+{
+    EVP_PKEY_free(inner); /* a blob's object: flushed from the TPM */
+    if (k->blob != NULL)
+        CRYPTO_THREAD_unlock(blob_lock);
+}

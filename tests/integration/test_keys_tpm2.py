@@ -3,7 +3,10 @@ Debian's tpm2-openssl provider through $TPM2OPENSSL_TCTI): a device key made ins
 enrolls, serves mTLS through `twoway tunnel`, renews with --rekey, and is useless without the
 TPM; a persistent handle works as a key reference."""
 
+import json
 import os
+import socket
+import ssl
 
 import pytest
 
@@ -128,22 +131,36 @@ def test_unreachable_tpm_is_named(tpm, ca, tmp_path):
     assert not (tmp_path / "dev9.key").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: ca init --key-store tpm2: fails with "
-                   "TPM_RC_OBJECT_MEMORY (0x902): the keys made so far stay loaded in the TPM "
-                   "(3 transient slots in swtpm) while the next one is made")
-def test_ca_with_all_three_keys_in_the_tpm(tpm, tmp_path):
-    """`ca init --key-store tpm2:`: root, intermediate and OCSP signer keys made in the TPM
-    (the key files are TSS2 blobs, no private key in them); the CA issues, revokes, signs a
+def transient_handles(tpm):
+    """The TPM's loaded transient objects (swtpm has no resource manager: what a process
+    leaves loaded stays loaded after it exits)."""
+    out = run_cmd(["tpm2_getcap", "handles-transient"], env=tpm.env, check=True).stdout
+    return [line for line in out.splitlines() if line.strip().startswith("- 0x")]
+
+
+@pytest.fixture(scope="module")
+def tpm_ca(tpm, tmp_path_factory):
+    """`ca init --key-store tpm2:`: root, intermediate and OCSP signer keys made in the TPM,
+    one after the other, although swtpm has only three transient object slots."""
+    run_cmd(["tpm2_flushcontext", "-t"], env=tpm.env, check=True)
+    pki = Pki(tmp_path_factory.mktemp("tpm-ca3"), name="TPM CA",
+              extra_args=["--key-store", "tpm2:"])
+    assert transient_handles(tpm) == []  # every key flushed after use
+    with CaServer(pki) as srv:
+        yield pki, srv
+
+
+def test_ca_with_all_three_keys_in_the_tpm(tpm, tpm_ca, tmp_path):
+    """The key files are TSS2 blobs, no private key in them; the CA issues, revokes, signs a
     CRL and answers OCSP, and openssl accepts each result."""
-    pki = Pki(tmp_path / "ca", name="TPM CA", extra_args=["--key-store", "tpm2:"])
+    pki, srv = tpm_ca
     for f in ("root.key", "intermediate.key", "ocsp.key"):
         text = (pki.ca_dir / f).read_text()
         assert text.startswith("-----BEGIN TSS2 PRIVATE KEY-----") and "BEGIN PRIVATE" not in text
     r = run_cmd(["openssl", "verify", "-CAfile", pki.root, "-untrusted", pki.intermediate,
                  pki.ocsp], check=True)
     assert f"{pki.ocsp}: OK" in r.stdout
-    with CaServer(pki) as srv:
-        check_ca_signs(pki, srv.port, tmp_path, prefix="tpm-")
+    check_ca_signs(pki, srv.port, tmp_path, prefix="tpm-")
     # The blobs are useless without this TPM: another (fresh) TPM cannot load them.
     other = Swtpm(tmp_path / "other-tpm")
     try:
@@ -151,3 +168,66 @@ def test_ca_with_all_three_keys_in_the_tpm(tpm, tmp_path):
         assert r.returncode == 1 and "intermediate.key" in r.stderr, r.stderr
     finally:
         other.stop()
+
+
+def test_tpm_ca_serves_est_enrollment(tpm_ca, tmp_path):
+    """`ca serve` with its keys in the TPM: its TLS, the certificate it issues over EST and
+    the chain it hands out are all signed there; openssl accepts the certificate."""
+    pki, srv = tpm_ca
+    tok, _ = token(pki, "est-dev")
+    r = enroll(srv, "est-dev", tok, tmp_path)
+    assert r.returncode == 0, r.stderr + srv.output()[-3000:]
+    r = run_cmd(["openssl", "verify", "-CAfile", pki.root, "-untrusted", pki.intermediate,
+                 tmp_path / "est-dev.crt"], check=True)
+    assert "OK" in r.stdout
+    r = run_cmd(["curl", "-sS", "--fail", "--cacert", pki.root, "-o", tmp_path / "cacerts.p7",
+                 f"{srv.url}/.well-known/est/cacerts"], check=True)
+    assert (tmp_path / "cacerts.p7").stat().st_size > 0
+
+
+def test_gateway_key_in_tpm_serves_curl_and_python_root_only_client_ca(tpm_ca, backend,
+                                                                        tmp_path):
+    """A gateway whose own key was made in the TPM (enrolled from the TPM CA) serves curl and
+    Python's ssl over TLS 1.3 and 1.2; its client-ca holds only the root, and the clients
+    send their intermediate."""
+    pki, srv = tpm_ca
+    tok, _ = token(pki, "tpm-gw", "--profile", "server", "--san", "ip:127.0.0.1")
+
+    class ServerEst:  # the server profile's EST path
+        url = srv.url + "/.well-known/est/server"
+
+    ServerEst.pki = pki
+    r = enroll(ServerEst, "tpm-gw", tok, tmp_path, "--key-store", "tpm2:", "--san",
+               "ip:127.0.0.1")
+    assert r.returncode == 0, r.stderr
+    key, chain = tmp_path / "tpm-gw.key", tmp_path / "tpm-gw.chain.pem"
+    assert key.read_text().startswith("-----BEGIN TSS2 PRIVATE KEY-----")
+    alice = pki.issue_client("tpm-alice", out=tmp_path)
+    port = free_port()
+    g = Gateway(["--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{backend.port}",
+                 "--cert", chain, "--key", key, "--client-ca", pki.root, "--workers", "2"])
+    try:
+        for version in (["--tlsv1.3"], ["--tlsv1.2", "--tls-max", "1.2"]):
+            r = run_cmd(["curl", "-sS", "--fail", *version, "--cacert", pki.root, "--cert",
+                         alice.chain, "--key", alice.key, f"https://127.0.0.1:{port}/t"],
+                        check=True)
+            assert json.loads(r.stdout)["path"] == "/t"
+        ctx = ssl.create_default_context(cafile=str(pki.root))
+        ctx.load_cert_chain(str(alice.chain), str(alice.key))
+        for _ in range(3):  # the key is loaded from its blob for each handshake
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
+                    peer = t.getpeercert()
+                    assert dict(x[0] for x in peer["subject"])["commonName"] == "tpm-gw"
+                    t.sendall(b"GET /p HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    assert t.recv(64).startswith(b"HTTP/1.1 200")
+        # A client without a certificate is refused: the client-ca check is real.
+        bare = ssl.create_default_context(cafile=str(pki.root))
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                with bare.wrap_socket(s, server_hostname="127.0.0.1") as t:
+                    t.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                    if not t.recv(64):
+                        raise ConnectionError("closed")
+    finally:
+        assert g.stop() == 0
