@@ -117,6 +117,10 @@ static int parse(int argc, char **argv, struct renew_args *a)
         return cli_usage_error(cmd, "--cert, --key and --server are required");
     if (a->key_type.given && !a->rekey)
         return cli_usage_error(cmd, "--key-type needs --rekey");
+    if (a->rekey && keystore_is_ref(a->tls.key))
+        return cli_usage_error(cmd, "--rekey needs --key to be a key file, where the new key's "
+                                    "reference is written: put '%s' on one line of a file (0600)",
+                               a->tls.key);
     chain_default(a);
     if (a->tls.ca == NULL) {
         char copy[PATH_MAX];
@@ -246,6 +250,24 @@ static int install(const struct renew_args *a, const struct current *c, X509 *ce
     return a->chain[0] != '\0' ? update_chain(a->chain, cert, err) : 0;
 }
 
+/* A key retired by --rekey: after a successful swap the previous key (old, its key file's
+ * text), after a failure before the swap the key just made; destroyed where it lives, so no
+ * unused private key stays in a token. A failure leaves the key there, with a warning. */
+static void retire_key(const char *why, const char *text, size_t len)
+{
+    char what[2 * KEYSTORE_REF_MAX], left[KEYSTORE_REF_MAX];
+    struct tw_err err = {0};
+    if (keystore_destroy(text, len, what, sizeof(what), left, sizeof(left), &err) != 0)
+        fprintf(stderr, "twoway renew: warning: the %s key stays in the token: %s\n", why,
+                err.msg);
+    else if (what[0] != '\0')
+        fprintf(stderr, "twoway renew: destroyed the %s %s\n", why, what);
+    else if (left[0] != '\0')
+        fprintf(stderr, "twoway renew: the %s key %s stays in the TPM: evict it with "
+                        "'tpm2_evictcontrol -C o -c %s' once nothing uses it\n",
+                why, left, left + strlen("tpm2:handle:"));
+}
+
 /* One re-enrollment with c; installs the result. *new_not_after gets its expiry. */
 static int renew_once(const struct renew_args *a, const struct current *c, char *serial,
                       int64_t *new_not_after, struct tw_err *err)
@@ -259,14 +281,18 @@ static int renew_once(const struct renew_args *a, const struct current *c, char 
     TW_AUTO(EVP_PKEY) *new_key = NULL;
     char store[KEYSTORE_REF_MAX], name[STORE_SUBJECT_MAX] = "renewed";
     X509_NAME_get_text_by_NID(X509_get_subject_name(c->cert), NID_commonName, name, sizeof(name));
-    char *kfile = NULL;
-    size_t klen = 0;
+    char *kfile = NULL, *old = NULL;
+    size_t klen = 0, old_len = 0;
     if (a->rekey) {
         TW_GUARD(keystore_store_of(a->tls.key, store, sizeof(store), err));
+        if (store[0] != '\0') /* a key in hardware: its key file names it, retired below */
+            TW_GUARD(fs_read_file(a->tls.key, 64u * 1024, &old, &old_len, err));
         new_key = ca_key_make(store, name, a->key_type.given ? a->key_type.type : key_type_of(c->key),
                               &kfile, &klen, err);
-        if (new_key == NULL)
+        if (new_key == NULL) {
+            free(old);
             return -1;
+        }
     }
     EVP_PKEY *key = new_key != NULL ? new_key : c->key;
     unsigned char *csr = NULL;
@@ -284,9 +310,15 @@ static int renew_once(const struct renew_args *a, const struct current *c, char 
         rc = pki_time_to_unix(X509_get0_notAfter(cert), new_not_after, err);
     if (rc == 0)
         rc = pki_cert_serial_hex(cert, serial, STORE_SERIAL_MAX, err);
+    int installing = rc == 0;
     if (rc == 0)
         rc = install(a, c, cert, kfile, klen, err);
+    if (rc == 0 && old != NULL)
+        retire_key("previous", old, old_len);
+    else if (rc != 0 && !installing && kfile != NULL)
+        retire_key("new", kfile, klen); /* the swap never started: the old key stays */
     pki_pem_free(kfile, klen);
+    free(old);
     return rc;
 }
 

@@ -64,6 +64,10 @@ const char *p11_rv_text(CK_RV rv);
 int p11_session_sign(struct p11_session *s, CK_MECHANISM *mech, const unsigned char *in,
                      size_t inlen, unsigned char *out, size_t *outlen, struct tw_err *err);
 
+/* Destroy the private key u names and the public key object with the same label and id; the
+ * URI must match exactly one private key. */
+int p11_destroy(const struct p11_uri *u, struct tw_err *err) TW_MUST_CHECK;
+
 /* Generate a key pair in the token u names; *uri_out gets the new key's URI (type=private). */
 int p11_generate(const struct p11_uri *u, const char *store_uri, const char *label,
                  const struct keystore_keyspec *spec, char *uri_out, size_t cap,

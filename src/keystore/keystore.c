@@ -256,6 +256,25 @@ void keystore_file_free(char *file, size_t len)
         OPENSSL_clear_free(file, len);
 }
 
+int keystore_destroy(const char *old_text, size_t len, char *what, size_t what_cap, char *left,
+                     size_t left_cap, struct tw_err *err)
+{
+    char ref[KEYSTORE_REF_MAX];
+    what[0] = left[0] = '\0';
+    if (!ref_line(old_text, len, ref, sizeof(ref)))
+        return 0; /* a PEM or TSS2 blob file: the swap removed the only copy */
+    if (strncmp(ref, "tpm2:", 5) == 0) {
+        snprintf(left, left_cap, "%s", ref);
+        return 0;
+    }
+    struct p11_uri u;
+    TW_GUARD(p11_uri_parse(ref, &u, err));
+    TW_GUARD(p11_destroy(&u, err));
+    snprintf(what, what_cap, "key '%s' in token '%s'", u.object[0] != '\0' ? u.object : "(by id)",
+             u.token);
+    return 0;
+}
+
 int keystore_store_of(const char *key_file, char *store, size_t cap, struct tw_err *err)
 {
     store[0] = '\0';

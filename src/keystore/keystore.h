@@ -65,6 +65,17 @@ EVP_PKEY *keystore_generate(const char *store, const char *label,
 int keystore_store_of(const char *key_file, char *store, size_t cap,
                       struct tw_err *err) TW_MUST_CHECK;
 
+/* After `renew --rekey` swapped in a new key file: destroy the previous key where it lives,
+ * so that no retired private key stays usable in the token. old_text is the previous key
+ * file's text (or reference). A pkcs11: reference: its private key object and the public key
+ * object beside it are destroyed (C_DestroyObject; the reference must match exactly one
+ * private key); *what names it ("key 'bob 1' in token 'twoway'"). A TSS2 blob or a PEM key:
+ * nothing to do, the file the swap replaced was the only copy; *what is "". A tpm2:handle:
+ * reference: left in place (*what is "" and *left names it): evicting a persistent handle
+ * needs the owner hierarchy's authorization, which twoway does not hold. */
+int keystore_destroy(const char *old_text, size_t len, char *what, size_t what_cap, char *left,
+                     size_t left_cap, struct tw_err *err) TW_MUST_CHECK;
+
 /* Free what keystore_generate returned in *file. Accepts NULL. */
 void keystore_file_free(char *file, size_t len);
 

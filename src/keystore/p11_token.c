@@ -155,9 +155,10 @@ static int login(CK_FUNCTION_LIST *fn, CK_SESSION_HANDLE h, const struct p11_uri
                       p11_rv_text(rv));
 }
 
-/* The one object of class cls matching the URI's label and id; 0 when there is none. */
-static CK_OBJECT_HANDLE find_object(CK_FUNCTION_LIST *fn, CK_SESSION_HANDLE h,
-                                    const struct p11_uri *u, CK_OBJECT_CLASS cls)
+/* The first object of class cls matching the URI's label and id (CK_INVALID_HANDLE: none);
+ * *count says whether there were one or more (at most 2 are counted). */
+static CK_OBJECT_HANDLE find_match(CK_FUNCTION_LIST *fn, CK_SESSION_HANDLE h,
+                                   const struct p11_uri *u, CK_OBJECT_CLASS cls, CK_ULONG *count)
 {
     CK_ATTRIBUTE tmpl[3] = {{CKA_CLASS, &cls, sizeof(cls)}};
     CK_ULONG n = 1;
@@ -166,12 +167,19 @@ static CK_OBJECT_HANDLE find_object(CK_FUNCTION_LIST *fn, CK_SESSION_HANDLE h,
     if (u->id_len > 0)
         tmpl[n++] = (CK_ATTRIBUTE){CKA_ID, (void *)u->id, u->id_len};
     CK_OBJECT_HANDLE found[2];
-    CK_ULONG count = 0;
+    *count = 0;
     if (fn->C_FindObjectsInit(h, tmpl, n) != CKR_OK)
         return CK_INVALID_HANDLE;
-    CK_RV rv = fn->C_FindObjects(h, found, 2, &count);
+    CK_RV rv = fn->C_FindObjects(h, found, 2, count);
     fn->C_FindObjectsFinal(h);
-    return rv == CKR_OK && count >= 1 ? found[0] : CK_INVALID_HANDLE;
+    return rv == CKR_OK && *count >= 1 ? found[0] : CK_INVALID_HANDLE;
+}
+
+static CK_OBJECT_HANDLE find_object(CK_FUNCTION_LIST *fn, CK_SESSION_HANDLE h,
+                                    const struct p11_uri *u, CK_OBJECT_CLASS cls)
+{
+    CK_ULONG count;
+    return find_match(fn, h, u, cls, &count);
 }
 
 static int get_attr(CK_FUNCTION_LIST *fn, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o,
@@ -429,4 +437,32 @@ int p11_session_sign(struct p11_session *s, CK_MECHANISM *mech, const unsigned c
               s->token, s->object, p11_rv_text(rv));
     *outlen = n;
     return 0;
+}
+
+int p11_destroy(const struct p11_uri *u, struct tw_err *err)
+{
+    struct p11_session *s = p11_session_open_bare(u, err);
+    if (s == NULL)
+        return -1;
+    CK_ULONG count = 0, pcount = 0;
+    /* Exactly one of each, or nothing is destroyed: never guess which key a URI meant. */
+    CK_OBJECT_HANDLE priv = find_match(s->fn, s->handle, u, CKO_PRIVATE_KEY, &count);
+    CK_OBJECT_HANDLE pub = find_match(s->fn, s->handle, u, CKO_PUBLIC_KEY, &pcount);
+    CK_RV rv = CKR_OK;
+    int rc = 0;
+    if (pcount > 1)
+        pub = CK_INVALID_HANDLE;
+    if (count != 1)
+        rc = tw_err_set(err, TW_ERR_CONFIG, "token '%s': %s private key '%s': not destroyed",
+                        u->token, count == 0 ? "no" : "more than one", key_name(u));
+    else if ((rv = s->fn->C_DestroyObject(s->handle, priv)) != CKR_OK)
+        rc = tw_err_set(err, TW_ERR_CONFIG, "token '%s': cannot destroy key '%s': %s", u->token,
+                        key_name(u), p11_rv_text(rv));
+    /* The public key object made with it (absent for keys imported without one). */
+    else if (pub != CK_INVALID_HANDLE && (rv = s->fn->C_DestroyObject(s->handle, pub)) != CKR_OK)
+        rc = tw_err_set(err, TW_ERR_CONFIG,
+                        "token '%s': destroyed key '%s' but not its public key object: %s",
+                        u->token, key_name(u), p11_rv_text(rv));
+    p11_session_close(s);
+    return rc;
 }

@@ -8,6 +8,7 @@ import json
 import socket
 import ssl
 import time
+from urllib.parse import unquote
 
 import pytest
 
@@ -30,6 +31,13 @@ def ca(hsm, tmp_path_factory):
               extra_args=["--key-store", hsm.uri()])
     with CaServer(pki) as srv:
         yield pki, srv
+
+
+def object_label(key_file_text):
+    """The object= label of the pkcs11: URI a key file holds, percent-decoded."""
+    path = key_file_text.strip().split("?", 1)[0]
+    attrs = dict(a.split("=", 1) for a in path[len("pkcs11:"):].split(";"))
+    return unquote(attrs["object"])
 
 
 def never_extractable(access):
@@ -117,6 +125,8 @@ def test_client_key_in_token_enrolls_renews_with_rekey_and_tunnels(hsm, ca, back
     key, crt, chain = enroll_in_token(hsm, ca, "bob", tmp_path)
     first = key.read_text()
     assert first.startswith("pkcs11:token=twoway;object=bob%20")
+    old_label = object_label(first)
+    assert hsm.labels("privkey", "bob ") == [old_label] == hsm.labels("pubkey", "bob ")
     (tmp_path / "ca.pem").write_bytes(pki.root.read_bytes())
     before = run_cmd(["openssl", "x509", "-in", crt, "-noout", "-pubkey"], check=True).stdout
     r = run(["renew", "--cert", crt, "--key", key, "--server", srv.url, "--rekey"])
@@ -125,8 +135,12 @@ def test_client_key_in_token_enrolls_renews_with_rekey_and_tunnels(hsm, ca, back
     assert second != first and second.startswith("pkcs11:token=twoway;object=bob%20")
     after = run_cmd(["openssl", "x509", "-in", crt, "-noout", "-pubkey"], check=True).stdout
     assert after != before
-    bobs = [a for lbl, a in hsm.private_keys().items() if lbl.startswith("bob ")]
-    assert len(bobs) == 2 and all(never_extractable(a) for a in bobs)
+    # The swap done, the previous key pair is destroyed in the token: one bob key, the new one.
+    new_label = object_label(second)
+    assert new_label != old_label
+    assert hsm.labels("privkey", "bob ") == [new_label] == hsm.labels("pubkey", "bob ")
+    assert f"destroyed the previous key '{old_label}' in token 'twoway'" in r.stderr, r.stderr
+    assert never_extractable(hsm.private_keys()[new_label])
 
     server_key, _, server_chain = enroll_in_token(hsm, ca, "tgw", tmp_path / "gw",
                                                   profile="server", san="ip:127.0.0.1")
@@ -142,6 +156,33 @@ def test_client_key_in_token_enrolls_renews_with_rekey_and_tunnels(hsm, ca, back
             assert subject == "CN=bob"
     finally:
         assert g.stop() == 0
+
+
+def test_failed_rekey_keeps_the_old_key_and_leaves_no_new_one(hsm, ca, tmp_path):
+    """renew --rekey that fails before the swap (the CA unreachable): the key file still names
+    the old key, which still authenticates (the next renewal succeeds with it), and the key
+    made for the failed attempt is destroyed again."""
+    pki, srv = ca
+    key, crt, _ = enroll_in_token(hsm, ca, "carol", tmp_path)
+    first = key.read_text()
+    label = object_label(first)
+    (tmp_path / "ca.pem").write_bytes(pki.root.read_bytes())
+    dead = f"https://127.0.0.1:{free_port()}"
+    r = run(["renew", "--cert", crt, "--key", key, "--server", dead, "--rekey"])
+    assert r.returncode != 0
+    assert key.read_text() == first
+    assert "destroyed the new key 'carol " in r.stderr, r.stderr
+    assert hsm.labels("privkey", "carol ") == [label] == hsm.labels("pubkey", "carol ")
+    r = run(["renew", "--cert", crt, "--key", key, "--server", srv.url, "--rekey"])
+    assert r.returncode == 0, r.stderr
+    assert hsm.labels("privkey", "carol ") == [object_label(key.read_text())] != [label]
+
+
+def test_rekey_needs_a_key_file(hsm, ca, tmp_path):
+    pki, srv = ca
+    r = run(["renew", "--cert", pki.root, "--key", hsm.uri(object="x"), "--server", srv.url,
+             "--ca", pki.root, "--rekey"])
+    assert r.returncode == 2 and "--rekey needs --key to be a key file" in r.stderr, r.stderr
 
 
 # ------------------------------------------------------------------------------ errors

@@ -54,6 +54,14 @@ class SoftHsm:
                 keys[label] = line.split(":", 1)[1].strip()
         return keys
 
+    def labels(self, kind, prefix=""):
+        """Sorted labels of the token's objects of kind (privkey, pubkey) starting with prefix,
+        one entry per object (pkcs11-tool --list-objects)."""
+        out = self.tool("--list-objects", "--type", kind).stdout
+        found = [line.split(":", 1)[1].strip() for line in out.splitlines()
+                 if line.strip().startswith("label:")]
+        return sorted(x for x in found if x.startswith(prefix))
+
     def keypair(self, label, key_type="EC:prime256v1", id="01"):
         self.tool("--keypairgen", "--key-type", key_type, "--label", label, "--id", id)
 
