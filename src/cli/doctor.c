@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "cli/doctor.h"
 #include "cli/flags.h"
+#include "keystore/keystore.h"
 #include "util/clock.h"
 
 static const char usage[] =
@@ -157,6 +158,19 @@ static int finish(const struct doctor_facts *facts, bool json)
     return rc;
 }
 
+/* The key in a token or TPM could not be used: say which key and where, then the store's
+ * reason; for a refused PIN, what to fix (the PIN was tried once, as it always is). */
+static void hw_key_failure(const char *key, const char *where, const struct tw_err *err)
+{
+    fprintf(stderr, "twoway doctor: the key %s is %s, and it cannot be used:\n", key, where);
+    if (strstr(err->msg, "wrong PIN") != NULL)
+        fprintf(stderr, "twoway doctor: the token refused the PIN. Put the token's user PIN "
+                        "on the first line of the PIN file (pin-source=file: in the key's "
+                        "URI, --pin-file, or $TWOWAY_PKCS11_PIN_FILE). It was tried once and "
+                        "will not be tried again: each wrong try counts towards locking "
+                        "the token.\n");
+}
+
 static int check_files(const struct opts *o, struct doctor_facts *facts,
                        struct tlsx_file_check *mine)
 {
@@ -169,8 +183,13 @@ static int check_files(const struct opts *o, struct doctor_facts *facts,
                                       .now = facts->now};
     struct tw_err err;
     tw_err_clear(&err);
-    if (tlsx_file_check(&fo, mine, &err) != 0)
+    if (o->tls.key != NULL) /* a token or TPM: say so, the success and failures differ */
+        keystore_describe(o->tls.key, facts->key_where, sizeof(facts->key_where));
+    if (tlsx_file_check(&fo, mine, &err) != 0) {
+        if (facts->key_where[0] != '\0')
+            hw_key_failure(o->tls.key, facts->key_where, &err);
         return cli_fail(&err);
+    }
     facts->mine = mine;
     facts->key_unusable = mine->key_checked && !mine->key_match;
     return -1;

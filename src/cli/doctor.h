@@ -18,6 +18,7 @@ struct doctor_facts {
     const struct tlsx_file_check *mine; /* --cert given */
     const char *cert_file, *key_file, *ca_file, *crl_file;
     bool key_unusable; /* the key did not match: the probe ran without a certificate */
+    char key_where[320]; /* keystore_describe of the key: "" for a key file */
     int64_t now;
 };
 

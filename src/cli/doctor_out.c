@@ -164,6 +164,9 @@ void doctor_print_files(FILE *out, const struct doctor_facts *f)
     if (m->key_checked)
         fprintf(out, "    key      %s %s\n", f->key_file,
                 m->key_match ? "matches" : "does NOT match");
+    if (f->key_where[0] != '\0')
+        fprintf(out, "    held     %s: it signs there, the private key never leaves it\n",
+                f->key_where);
     if (m->chain_checked && !f->online) {
         if (m->chain_err == X509_V_OK)
             fprintf(out, "    chain    verifies against %s%s\n", f->ca_file,
@@ -185,6 +188,10 @@ void doctor_print_diagnosis(FILE *out, const struct doctor_facts *f,
                 d->f[i].problem);
         fprintf(out, "      fix: %s\n", d->f[i].fix);
     }
+    if (f->online && d->ok && f->key_where[0] != '\0' && f->probe != NULL &&
+        f->probe->client_cert_sent)
+        fprintf(out, "\nThe client's handshake signature (CertificateVerify) was made %s.\n",
+                f->key_where);
     if (f->online)
         fprintf(out, "\nResult: %s\n",
                 d->ok ? "two-way TLS handshake OK" : "two-way TLS handshake FAILED");
@@ -254,6 +261,8 @@ static json_t *file_json(const struct doctor_facts *f)
                   "role", m->role == TLSX_ROLE_SERVER ? "server" : "client", "eku_ok", m->eku_ok);
     if (o == NULL)
         return json_null();
+    json_object_set_new(o, "key_store", f->key_where[0] != '\0' ? json_string(f->key_where)
+                                                                : json_null());
     json_object_set_new(o, "key_match", m->key_checked ? json_boolean(m->key_match) : json_null());
     json_object_set_new(o, "chain", m->chain_checked ? verify_json(m->chain_err) : json_null());
     json_object_set_new(o, "validity", json_string(tlsx_reason_code(m->validity)));

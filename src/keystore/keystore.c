@@ -275,6 +275,37 @@ int keystore_destroy(const char *old_text, size_t len, char *what, size_t what_c
     return 0;
 }
 
+void keystore_describe(const char *key_file, char *buf, size_t cap)
+{
+    char ref[KEYSTORE_REF_MAX] = "";
+    buf[0] = '\0';
+    if (keystore_is_ref(key_file)) {
+        snprintf(ref, sizeof(ref), "%s", key_file);
+    } else {
+        char *data = NULL;
+        size_t len = 0;
+        struct tw_err err;
+        if (fs_read_file(key_file, KEYSTORE_FILE_MAX, &data, &len, &err) != 0)
+            return;
+        if (!ref_line(data, len, ref, sizeof(ref))) {
+            ref[0] = '\0';
+            if (memmem(data, len, TSS2_PEM, strlen(TSS2_PEM)) != NULL)
+                snprintf(buf, cap, "in the TPM (a TSS2 key blob only that TPM can load)");
+        }
+        OPENSSL_cleanse(data, len);
+        free(data);
+    }
+    struct p11_uri u;
+    struct tw_err err;
+    if (strncmp(ref, "tpm2:handle:", 12) == 0)
+        snprintf(buf, cap, "in the TPM at persistent handle %s", ref + 12);
+    else if (strncmp(ref, "pkcs11:", 7) == 0 && p11_uri_parse(ref, &u, &err) == 0)
+        snprintf(buf, cap, "in PKCS#11 token '%s' (object '%s')", u.token,
+                 u.object[0] != '\0' ? u.object : "(by id)");
+    else if (ref[0] != '\0')
+        snprintf(buf, cap, "in hardware (%s)", strncmp(ref, "tpm2:", 5) == 0 ? "TPM" : "PKCS#11");
+}
+
 int keystore_store_of(const char *key_file, char *store, size_t cap, struct tw_err *err)
 {
     store[0] = '\0';

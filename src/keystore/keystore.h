@@ -76,6 +76,12 @@ int keystore_store_of(const char *key_file, char *store, size_t cap,
 int keystore_destroy(const char *old_text, size_t len, char *what, size_t what_cap, char *left,
                      size_t left_cap, struct tw_err *err) TW_MUST_CHECK;
 
+/* Where the key named by key_file (a path or a reference) lives, in words for people, into
+ * buf: "in PKCS#11 token 'T' (object 'O')", "in the TPM (a TSS2 key blob only that TPM can
+ * load)", "in the TPM at persistent handle 0x81000001", or "" for a key in a file (also when
+ * the file cannot be read: the load reports that). */
+void keystore_describe(const char *key_file, char *buf, size_t cap);
+
 /* Free what keystore_generate returned in *file. Accepts NULL. */
 void keystore_file_free(char *file, size_t len);
 
