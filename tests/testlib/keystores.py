@@ -18,12 +18,18 @@ class SoftHsm:
     """One token labelled `label` in dir, user PIN `pin` in dir/pin (0600). Sets
     SOFTHSM2_CONF in this process's environment, which every child inherits."""
 
-    def __init__(self, dir, label="twoway", pin="1234", so_pin="87654321"):
+    def __init__(self, dir, label="twoway", pin="1234", so_pin="87654321", beside=None):
+        """beside: another SoftHsm whose token directory gets this token too (SoftHSM reads
+        one SOFTHSM2_CONF per process, so several tokens in one process share it)."""
         self.dir = Path(dir)
-        (self.dir / "tokens").mkdir(parents=True, exist_ok=True)
-        self.conf = self.dir / "softhsm2.conf"
-        self.conf.write_text(f"directories.tokendir = {self.dir / 'tokens'}\n"
-                             "objectstore.backend = file\nlog.level = ERROR\n")
+        if beside is None:
+            (self.dir / "tokens").mkdir(parents=True, exist_ok=True)
+            self.conf = self.dir / "softhsm2.conf"
+            self.conf.write_text(f"directories.tokendir = {self.dir / 'tokens'}\n"
+                                 "objectstore.backend = file\nlog.level = ERROR\n")
+        else:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self.conf = beside.conf
         os.environ["SOFTHSM2_CONF"] = str(self.conf)
         self.label, self.pin = label, pin
         self.pin_file = self.dir / "pin"
