@@ -71,14 +71,8 @@ void est_slot_abort(struct est_slot *s)
 
 static void tls_fail(struct est_slot *s, int sslerr)
 {
-    char detail[160] = "";
-    enum tlsx_reason reason = tlsx_handshake_reason(s->ssl, detail, sizeof(detail));
-    const char *code = tlsx_reason_code(reason);
-    if (sslerr == SSL_ERROR_SYSCALL && reason == TLSX_R_OTHER) {
-        code = "closed";
-        snprintf(detail, sizeof(detail), "the server closed the connection%s%s", errno ? ": " : "",
-                 errno ? strerror(errno) : "");
-    }
+    char detail[160];
+    const char *code = bench_tls_failure(s->ssl, sslerr, detail, sizeof(detail));
     end(s, false, code, detail);
 }
 

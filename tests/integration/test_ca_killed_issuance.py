@@ -22,6 +22,13 @@ LOAD_ROUNDS = 3      # ca serve started and killed this many times under load
 LOAD_TOKENS = 150    # enrollments offered per round (most are cut off by the kill)
 
 
+def move_to_postgres(pki, uri):
+    run(["ca", "migrate", "--from", "sqlite:%s" % pki.db, "--to", uri], check=True)
+    pki.db.rename(pki.dir / "ca.db.migrated")
+    with open(pki.ca_dir / "ca.conf", "a") as f:
+        f.write("store = %s\n" % uri)
+
+
 def kill_issuances(pki, out, env=None):
     """Start ROUNDS `ca issue` processes, SIGKILL each after a random moment of its run."""
     rng = random.Random(7)
@@ -102,10 +109,7 @@ def test_killed_serve_under_load_postgres(pki, tmp_path):
         pytest.skip(reason)
     with PgCluster() as pg:
         uri = pg.create_database("killedload")
-        run(["ca", "migrate", "--from", "sqlite:%s" % pki.db, "--to", uri], check=True)
-        pki.db.rename(pki.dir / "ca.db.migrated")
-        with open(pki.ca_dir / "ca.conf", "a") as f:
-            f.write("store = %s\n" % uri)
+        move_to_postgres(pki, uri)
         check_received_have_rows(pki, kill_serve_under_load(pki, tmp_path))
 
 
@@ -120,9 +124,6 @@ def test_killed_issuance_postgres(pki, tmp_path):
         pytest.skip(reason)
     with PgCluster() as pg:
         uri = pg.create_database("killed")
-        run(["ca", "migrate", "--from", "sqlite:%s" % pki.db, "--to", uri], check=True)
-        pki.db.rename(pki.dir / "ca.db.migrated")
-        with open(pki.ca_dir / "ca.conf", "a") as f:
-            f.write("store = %s\n" % uri)
+        move_to_postgres(pki, uri)
         kill_issuances(pki, tmp_path)
         check_no_orphans(pki, tmp_path)
