@@ -268,9 +268,9 @@ static int parse_est(int nargs, struct opts *o)
     if (o->tls.cert != NULL || o->tls.key != NULL)
         return cli_usage_error("bench", "--est enrolls with tokens: no --cert or --key");
     if (b->resume || b->mode != BENCH_MODE_HANDSHAKE || b->request > 0 || o->h2 ||
-        o->streams > 0 || b->path != NULL || o->count > 0)
+        o->streams > 0 || b->path != NULL || o->count > 0 || b->tls_version != 0)
         return cli_usage_error("bench", "--est: no --resume, --request, --download, --upload, "
-                                        "--hold, --h2, --streams, --path or --count "
+                                        "--hold, --h2, --streams, --path, --tls or --count "
                                         "(--enrollments counts)");
     if (o->e.tokens_file == NULL)
         return cli_usage_error("bench", "--est needs --tokens FILE (`twoway ca token NAME "
