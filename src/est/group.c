@@ -28,10 +28,10 @@ struct est_job {
     char user[PKI_NAME_MAX + 1];
     char token[PKI_TOKEN_TEXT_MAX];
     struct pki_csr *csr;
-    X509 *peer;            /* reenroll: the current certificate (up-referenced) */
-    X509_NAME *subject;    /* reenroll: the CSR's subject */
-    X509 *cert;            /* issued, waiting for the commit */
-    struct tw_err err;     /* why the job failed */
+    X509 *peer;         /* reenroll: the current certificate (up-referenced) */
+    X509_NAME *subject; /* reenroll: the CSR's subject */
+    X509 *cert;         /* issued, waiting for the commit */
+    struct tw_err err;  /* why the job failed */
     int rc;
 };
 
@@ -192,8 +192,7 @@ static struct est_job *job_new(struct est_req *r, struct pki_csr *csr)
     return j;
 }
 
-void est_group_enroll(struct est_req *r, const char *user, const char *token,
-                      struct pki_csr *csr)
+void est_group_enroll(struct est_req *r, const char *user, const char *token, struct pki_csr *csr)
 {
     struct est_job *j = job_new(r, csr);
     if (j == NULL)

@@ -239,8 +239,7 @@ void est_h_revocations(struct est_req *r);
  * it is answered after the group's commit. flush: run, commit and answer the current group
  * now. stop: drop queued jobs unanswered (nothing was begun for them). */
 int est_group_start(struct est_server *srv, struct tw_err *err) TW_MUST_CHECK;
-void est_group_enroll(struct est_req *r, const char *user, const char *token,
-                      struct pki_csr *csr);
+void est_group_enroll(struct est_req *r, const char *user, const char *token, struct pki_csr *csr);
 void est_group_reenroll(struct est_req *r, X509 *peer, X509_NAME *subject, struct pki_csr *csr);
 void est_group_flush(struct est_server *srv);
 void est_group_stop(struct est_server *srv);
