@@ -174,15 +174,8 @@ void est_h_simpleenroll(struct est_req *r)
         return;
     }
     struct pki_csr *csr = read_csr(r, NULL);
-    if (csr != NULL) {
-        X509 *cert = NULL;
-        if (pki_ca_enroll_token(r->srv->opts->ca, user, token, csr, r->label, &cert, &err) == 0)
-            est_send_cert(r, cert);
-        else
-            est_fail(r, &err, 401);
-        X509_free(cert);
-        pki_csr_free(csr);
-    }
+    if (csr != NULL)
+        est_group_enroll(r, user, token, csr); /* answered after its group's commit */
     OPENSSL_cleanse(token, sizeof(token));
 }
 
@@ -206,14 +199,6 @@ void est_h_simplereenroll(struct est_req *r)
     }
     X509_NAME *subject = NULL;
     struct pki_csr *csr = read_csr(r, &subject);
-    if (csr == NULL)
-        return;
-    X509 *cert = NULL;
-    if (pki_ca_reenroll(r->srv->opts->ca, peer, csr, subject, r->label, &cert, &err) == 0)
-        est_send_cert(r, cert);
-    else
-        est_fail(r, &err, 403);
-    X509_free(cert);
-    X509_NAME_free(subject);
-    pki_csr_free(csr);
+    if (csr != NULL)
+        est_group_reenroll(r, peer, subject, csr); /* answered after its group's commit */
 }

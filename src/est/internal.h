@@ -112,6 +112,16 @@ struct est_feed {
     struct event *watch_retry; /* re-open a lost watch connection */
 };
 
+/* ------------------------------------------------------------------ group commit (group.c) */
+#define EST_GROUP_MAX 64 /* enrollments committed together at most */
+struct est_job;
+/* Enrollments waiting for the flush event: one transaction, one commit, then the answers. */
+struct est_group {
+    struct event *flush;
+    struct est_job *jobs[EST_GROUP_MAX];
+    size_t n;
+    unsigned long long groups, jobs_run; /* logged at stop: the mean group size */
+};
 /* ------------------------------------------------------------------ server (server.c, tls.c) */
 
 struct est_server {
@@ -125,6 +135,7 @@ struct est_server {
     struct est_ratelimit *rl;
     struct est_crl_cache crl;
     struct est_feed feed;
+    struct est_group group;
     unsigned char *cacerts_b64; /* the /cacerts answer, made once */
     size_t cacerts_len;
     struct est_ca_files ca_files;
@@ -223,6 +234,15 @@ void est_feed_wake(struct est_server *srv);
 void est_feed_stop(struct est_server *srv);
 void est_h_revocations(struct est_req *r);
 
+/* Group commit (group.c). start: make the flush event (after srv->base). enroll/reenroll:
+ * queue a checked request (csr and subject taken, peer up-referenced) into the current group;
+ * it is answered after the group's commit. flush: run, commit and answer the current group
+ * now. stop: drop queued jobs unanswered (nothing was begun for them). */
+int est_group_start(struct est_server *srv, struct tw_err *err) TW_MUST_CHECK;
+void est_group_enroll(struct est_req *r, const char *user, const char *token, struct pki_csr *csr);
+void est_group_reenroll(struct est_req *r, X509 *peer, X509_NAME *subject, struct pki_csr *csr);
+void est_group_flush(struct est_server *srv);
+void est_group_stop(struct est_server *srv);
 /* Make the cached /cacerts answer (intermediate, root). */
 int est_cacerts_build(struct est_server *srv, struct tw_err *err) TW_MUST_CHECK;
 

@@ -1,7 +1,7 @@
 /* `twoway ca serve`: one event_base, one evhttp whose connections are TLS bufferevents
  * (evhttp_set_bevcb), a timer that keeps the CRL fresh, and SIGINT/SIGTERM for a clean stop.
  * Single-threaded on purpose: signing is fast, SQLite serialises writers anyway, and the
- * inventory is read fresh for every request. */
+ * inventory is read fresh for every request. Enrollments are committed in groups (group.c). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -168,6 +168,7 @@ static int setup_http(struct est_server *srv, struct evhttp **slot, const struct
 static void teardown(struct est_server *srv, struct event **evs, size_t n)
 {
     est_feed_stop(srv);
+    est_group_stop(srv);
     for (size_t i = 0; i < n; i++)
         if (evs[i] != NULL)
             event_free(evs[i]);
@@ -216,6 +217,7 @@ static int serve(struct est_server *srv, const struct listen_addr *la,
     TW_ENSURE(srv->base != NULL, err, TW_ERR_INTERNAL, "event_base_new failed");
     unsigned port = 0, plain_port = 0;
     TW_GUARD(est_feed_start(srv, err));
+    TW_GUARD(est_group_start(srv, err));
     TW_GUARD(setup_http(srv, &srv->http, la, 1, &port, err));
     if (plain != NULL)
         TW_GUARD(setup_http(srv, &srv->plain, plain, 0, &plain_port, err));

@@ -10,6 +10,7 @@
 #include "util/cleanup.h"
 
 struct pki_csr {
+    X509_REQ *req; /* kept for its SubjectPublicKeyInfo */
     EVP_PKEY *pubkey;
     struct pki_sans sans;
 };
@@ -92,6 +93,7 @@ struct pki_csr *pki_csr_parse(const void *data, size_t len, const char *label, s
     }
     EVP_PKEY_up_ref(pub);
     csr->pubkey = pub;
+    csr->req = TW_TAKE(req);
     return csr;
 }
 
@@ -100,12 +102,18 @@ void pki_csr_free(struct pki_csr *csr)
     if (csr == NULL)
         return;
     EVP_PKEY_free(csr->pubkey);
+    X509_REQ_free(csr->req);
     OPENSSL_free(csr);
 }
 
 EVP_PKEY *pki_csr_pubkey(const struct pki_csr *csr)
 {
     return csr->pubkey;
+}
+
+const X509_PUBKEY *pki_csr_spki(const struct pki_csr *csr)
+{
+    return X509_REQ_get_X509_PUBKEY(csr->req);
 }
 
 int pki_csr_take_sans(const struct pki_csr *csr, enum pki_profile p, struct pki_sans *sans,

@@ -170,6 +170,10 @@ void pki_csr_free(struct pki_csr *csr);
 /* The requester's public key (borrowed; lives as long as csr). */
 EVP_PKEY *pki_csr_pubkey(const struct pki_csr *csr);
 
+/* The same key as the CSR encoded it (its SubjectPublicKeyInfo; borrowed, lives as long as
+ * csr): for pki_cert_request.spki. */
+const X509_PUBKEY *pki_csr_spki(const struct pki_csr *csr);
+
 /* Merge the CSR's SANs into sans. A SAN kind profile p does not allow fails with TW_ERR_PKI
  * naming it (never silently dropped). */
 int pki_csr_take_sans(const struct pki_csr *csr, enum pki_profile p, struct pki_sans *sans,
@@ -208,6 +212,7 @@ struct pki_cert_request {
     const char *cn;              /* subject CN */
     const struct pki_sans *sans; /* NULL or empty: none (server requires at least one) */
     EVP_PKEY *pubkey;            /* subject key (only its public part is used) */
+    const X509_PUBKEY *spki;     /* NULL, or pubkey as a CSR encoded it: copied as is */
     int64_t lifetime;            /* seconds from now; capped at the issuer's notAfter */
     const char *base_url;        /* NULL: no CRL DP / OCSP AIA; else URL/crl and URL/ocsp */
 };

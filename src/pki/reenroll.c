@@ -138,6 +138,7 @@ static int reenroll(struct pki_ca *ca, X509 *current, const struct pki_csr *csr,
                                    .cn = row->name,
                                    .sans = &sans,
                                    .pubkey = pki_csr_pubkey(csr),
+                                   .spki = pki_csr_spki(csr),
                                    .lifetime = lifetime};
     struct reenroll_ctx c = {ca, &req, row->serial, row->subject, NULL};
     if (store_transaction(ca->store, reenroll_txn, &c, err) != 0) {

@@ -179,6 +179,7 @@ static int enroll_txn(struct store *s, void *arg, struct tw_err *err)
                                    .cn = tok.name,
                                    .sans = &allowed,
                                    .pubkey = pki_csr_pubkey(c->csr),
+                                   .spki = pki_csr_spki(c->csr),
                                    .lifetime = lifetime};
     TW_GUARD(pki_ca_issue(c->ca, &req, &c->cert, err));
     char serial[STORE_SERIAL_MAX], subject[STORE_SUBJECT_MAX];

@@ -140,10 +140,71 @@ static void unsupported_san_kind(void **state)
     EVP_PKEY_free(k);
 }
 
+static int spki_der(X509 *cert, unsigned char **out)
+{
+    return i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), out);
+}
+
+/* A certificate made from the CSR's SubjectPublicKeyInfo (copied, never re-encoded) carries
+ * exactly the key X509_set_pubkey would have put there, parameters included, and verifies. */
+static void spki_copied_from_the_csr_is_the_key(void **state)
+{
+    (void)state;
+    static const enum pki_key_type types[] = {PKI_KEY_EC_P256, PKI_KEY_EC_P384, PKI_KEY_ED25519,
+                                              PKI_KEY_RSA2048};
+    struct test_ca ca;
+    test_ca_make(&ca, PKI_KEY_EC_P256);
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        struct tw_err err;
+        EVP_PKEY *k = pki_key_generate(types[i], &err);
+        assert_non_null(k);
+        X509_REQ *req = make_req(k, NULL);
+        unsigned char *der = NULL;
+        int n = i2d_X509_REQ(req, &der);
+        struct pki_csr *csr = pki_csr_parse(der, (size_t)n, "k.der", &err);
+        assert_non_null(csr);
+        struct pki_cert_request r = {.profile = PKI_PROFILE_CLIENT,
+                                     .cn = "spki",
+                                     .pubkey = pki_csr_pubkey(csr),
+                                     .spki = pki_csr_spki(csr),
+                                     .lifetime = 86400};
+        X509 *copied = pki_cert_make(ca.signer, &r, time(NULL), &err);
+        assert_non_null(copied);
+        r.spki = NULL;
+        X509 *encoded = pki_cert_make(ca.signer, &r, time(NULL), &err);
+        assert_non_null(encoded);
+        unsigned char *a = NULL, *b = NULL;
+        int alen = spki_der(copied, &a), blen = spki_der(encoded, &b);
+        assert_true(alen > 0);
+        assert_int_equal(alen, blen);
+        assert_memory_equal(a, b, (size_t)alen);
+        /* Parsed back, as any relying party would: the key of the CSR, the CA's signature. */
+        unsigned char *cder = NULL;
+        int clen = i2d_X509(copied, &cder);
+        const unsigned char *p = cder;
+        X509 *back = d2i_X509(NULL, &p, clen);
+        assert_non_null(back);
+        assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(back), k), 1);
+        assert_int_equal(X509_verify(back, X509_get0_pubkey(ca.intermediate)), 1);
+        X509_free(back);
+        OPENSSL_free(cder);
+        OPENSSL_free(a);
+        OPENSSL_free(b);
+        X509_free(copied);
+        X509_free(encoded);
+        pki_csr_free(csr);
+        OPENSSL_free(der);
+        X509_REQ_free(req);
+        EVP_PKEY_free(k);
+    }
+    test_ca_free(&ca);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(pem_and_der_accepted),
+        cmocka_unit_test(spki_copied_from_the_csr_is_the_key),
         cmocka_unit_test(bad_signature_is_no_proof_of_possession),
         cmocka_unit_test(garbage_size_and_weak_keys),
         cmocka_unit_test(unsupported_san_kind),
