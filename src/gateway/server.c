@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "gateway/revocation.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/priv.h"
 
@@ -41,7 +42,10 @@ static void reload(struct gw_server *srv, const char *why)
     tw_err_clear(&err);
     log_info("reload (%s): building a new configuration generation", why);
     gw_notify_reloading();
+    double t0 = clock_wall_now();
     struct gw_gen *gen = gw_gen_build(srv, &err);
+    log_debug("trace gen-built in %.3f ms at %.6f", (clock_wall_now() - t0) * 1000,
+              clock_wall_now());
     if (gen != NULL && gw_gen_probe_listens(srv->gen, gen, &err) != 0) {
         gw_gen_unref(gen);
         gen = NULL;
