@@ -119,8 +119,9 @@ struct gw_gen *gw_gen_build(struct gw_server *srv, struct tw_err *err);
 /* A generation that differs from old only in its CRLs (a fetched or fed CRL changed): old's
  * configuration, certificates, keys, policy and backends are kept, the CRL sets are built
  * again (the same way as gw_gen_build) and with them each service's SSL_CTX, whose verify
- * store holds them. Nothing is read from the configuration, certificate or key files. NULL
- * with err on failure (the caller falls back to gw_gen_build). */
+ * store holds them. The configuration, certificate and key files are not read (client-ca and
+ * CRL files are, as in any build). NULL with err on failure (the caller falls back to
+ * gw_gen_build). */
 struct gw_gen *gw_gen_derive(struct gw_server *srv, struct gw_gen *old, struct tw_err *err);
 struct gw_gen *gw_gen_ref(struct gw_gen *gen);
 void gw_gen_unref(struct gw_gen *gen);
