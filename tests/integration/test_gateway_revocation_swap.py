@@ -13,13 +13,13 @@ the files, and the revocation stays in force."""
 import signal
 import ssl
 import subprocess
-import time
 
 import pytest
 
 from backends import TcpEchoBackend
 from est_helpers import CaServer
-from gateway_helpers import Gateway, free_port, recv_exact, refused, s_client_output, tls_connect
+from gateway_helpers import (Gateway, closed_by_peer, free_port, recv_exact, refused,
+                             s_client_output, tls_connect)
 from twoway_testlib import Pki, wait_for_line
 
 
@@ -28,20 +28,6 @@ def ctx_for(pki, issued):
     ctx.load_verify_locations(cafile=str(pki.root))
     ctx.load_cert_chain(str(issued.chain), str(issued.key))
     return ctx
-
-
-def closed_by_peer(sock, timeout):
-    deadline = time.monotonic() + timeout
-    sock.settimeout(0.2)
-    while time.monotonic() < deadline:
-        try:
-            if sock.recv(1) == b"":
-                return True
-        except (ssl.SSLError, ConnectionError):
-            return True
-        except (TimeoutError, OSError):
-            pass
-    return False
 
 
 def live_python(port, ctx):
