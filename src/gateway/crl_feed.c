@@ -15,6 +15,7 @@
 #include <event2/http.h>
 #include <openssl/x509.h>
 
+#include "util/clock.h"
 #include "util/log.h"
 
 struct gw_feed {
@@ -83,6 +84,7 @@ static void on_answer(const struct gw_fetch_res *res, void *arg)
         return;
     }
     if (res->status == 200) {
+        log_debug("trace feed-answer CRL %lld at %.6f", n, clock_wall_now());
         double lag = lag_of(res);
         if (f->news(res, f->arg) != 0) {
             failed(f, "the CRL it sent was refused");

@@ -3,9 +3,11 @@
  * Cache-Control max-age or the CRL's nextUpdate comes first, with If-None-Match /
  * If-Modified-Since so an unchanged CRL costs a 304. A fetched CRL must parse and verify
  * against the service's client-ca before it replaces the last good one; a failed fetch keeps
- * the last good one (logged, counted). A CRL that differs from the one held triggers the same
- * reload as a changed CRL file: a new generation is built (reading the CRL from here) and
- * swapped in, and the workers' sweep cuts live connections of now-revoked certificates.
+ * the last good one (logged, counted). A CRL that differs from the one held is applied by a
+ * revocation reload: a generation derived from the serving one with its CRL sets (reading the
+ * CRL from here) and SSL_CTXs built again, the configuration, certificates and keys kept; it is
+ * swapped in like any generation, and the workers' sweep cuts live connections of now-revoked
+ * certificates.
  * When the CA is twoway's (its answer names a revocation feed) or revocation-feed names one,
  * the source follows that feed (crl_feed.c) and polls only while the feed is down. */
 #include "gateway/revocation.h"
@@ -16,6 +18,7 @@
 
 #include <openssl/err.h>
 
+#include "util/clock.h"
 #include "util/log.h"
 
 #define EXPIRED_LOG_EVERY 60 /* seconds between "CRL expired" warnings per source */
@@ -113,6 +116,18 @@ static bool gen_uses(const struct gw_gen *gen, const struct crl_src *s)
             if (cfg->services[k].crl_is_url[i] && src_is(s, &cfg->services[k], i))
                 return true;
     return false;
+}
+
+/* A new CRL from s: when the generation serving uses s, only the CRLs are applied; when it
+ * does not (a configuration naming this URL could not be built until its first CRL came),
+ * the whole configuration is built again. */
+static void apply(struct crl_src *s, const char *reason)
+{
+    const struct gw_gen *gen = s->r->srv->gen;
+    if (gen != NULL && gen_uses(gen, s))
+        gw_server_reload_crls(s->r->srv, reason);
+    else
+        gw_server_reload(s->r->srv, reason);
 }
 
 static void src_drop(struct crl_src *s)
@@ -252,6 +267,7 @@ static int feed_news(const struct gw_fetch_res *res, void *arg)
         log_warnx("revocation feed for crl %s: the CRL was refused: %s", s->url, err.msg);
         return -1;
     }
+    log_debug("trace crl-verified CRL %s at %.6f", res->crl_number, clock_wall_now());
     if (take(s, res, nu, &changed) != 0)
         return -1;
     s->n_ok++;
@@ -260,7 +276,7 @@ static int feed_news(const struct gw_fetch_res *res, void *arg)
     if (changed && !s->r->starting) {
         char reason[320];
         snprintf(reason, sizeof(reason), "revocation feed for crl %s: a new CRL", s->url);
-        gw_server_reload(s->r->srv, reason);
+        apply(s, reason);
     }
     return 0;
 }
@@ -325,7 +341,7 @@ static void on_fetched(const struct gw_fetch_res *res, void *arg)
     if (changed && !r->starting) {
         char reason[320];
         snprintf(reason, sizeof(reason), "crl %s fetched: a new CRL", s->url);
-        gw_server_reload(r->srv, reason);
+        apply(s, reason);
     }
 }
 

@@ -71,14 +71,25 @@ static int build_policy(struct gw_svc *s, struct tw_err *err)
     return 0;
 }
 
-static int build_server_ctx(struct gw_svc *s, struct tlsx_ticket_keys *tickets, struct tw_err *err)
+/* prev (may be NULL): the same service in the generation this one derives from; its
+ * certificate, chain and key objects are used instead of reading the files again. */
+static int build_server_ctx(struct gw_svc *s, const struct gw_svc *prev,
+                            struct tlsx_ticket_keys *tickets, struct tw_err *err)
 {
     const struct gw_service *c = s->cfg;
     struct tlsx_server_opts o;
     tlsx_server_opts_init(&o);
     o.name = c->name;
-    o.cert_file = c->cert;
-    o.key_file = c->key;
+    if (prev != NULL) {
+        o.cert = SSL_CTX_get0_certificate(prev->ctx);
+        o.key = SSL_CTX_get0_privatekey(prev->ctx);
+        TW_ENSURE(o.cert != NULL && o.key != NULL &&
+                      SSL_CTX_get0_chain_certs(prev->ctx, &o.chain) == 1,
+                  err, TW_ERR_INTERNAL, "[service %s] no certificate to carry over", c->name);
+    } else {
+        o.cert_file = c->cert;
+        o.key_file = c->key;
+    }
     o.client_ca_file = c->client_ca;
     o.crls = s->crls;
     o.crl_expired = c->crl_expired;
@@ -123,7 +134,23 @@ static int build_backend(struct gw_svc *s, struct tw_err *err)
     return 0;
 }
 
-static int build_svc(struct gw_server *srv, struct gw_gen *gen, size_t i, struct tw_err *err)
+/* The backend of a derived generation: resolved address and client ctx as before. */
+static int carry_backend(struct gw_svc *s, const struct gw_svc *prev, struct tw_err *err)
+{
+    s->backend_addr = prev->backend_addr;
+    s->backend_len = prev->backend_len;
+    s->backend_host = prev->backend_host;
+    if (prev->backend_ctx != NULL) {
+        TW_ENSURE(SSL_CTX_up_ref(prev->backend_ctx) == 1, err, TW_ERR_INTERNAL,
+                  "backend ctx: reference failed");
+        s->backend_ctx = prev->backend_ctx;
+    }
+    return 0;
+}
+
+/* prev (may be NULL): derive from that service of the previous generation (gw_gen_derive). */
+static int build_svc(struct gw_server *srv, struct gw_gen *gen, size_t i,
+                     const struct gw_svc *prev, struct tw_err *err)
 {
     struct gw_svc *s = &gen->svcs[i];
     const struct gw_service *c = &gen->cfg->services[i];
@@ -143,10 +170,16 @@ static int build_svc(struct gw_server *srv, struct gw_gen *gen, size_t i, struct
     s->slot = gw_server_slot(srv, c->name);
     TW_ENSURE(s->slot != NULL, err, TW_ERR_CONFIG, "too many services (limit %d)", GW_MAX_SERVICES);
     TW_GUARD(build_crls(srv, s, err));
-    TW_GUARD(build_policy(s, err));
+    if (prev != NULL) {
+        TW_ENSURE(tlsx_policy_up_ref(prev->policy) == 1, err, TW_ERR_INTERNAL,
+                  "policy: reference failed");
+        s->policy = prev->policy;
+    } else {
+        TW_GUARD(build_policy(s, err));
+    }
     if (!c->plaintext_listen)
-        TW_GUARD(build_server_ctx(s, gen->tickets, err));
-    return build_backend(s, err);
+        TW_GUARD(build_server_ctx(s, prev, gen->tickets, err));
+    return prev != NULL ? carry_backend(s, prev, err) : build_backend(s, err);
 }
 
 static int build_listen(struct gw_gen *gen, size_t i, struct tw_err *err)
@@ -249,7 +282,7 @@ static int build(struct gw_server *srv, struct gw_gen *gen, struct tw_err *err)
     gen->listens = calloc(cfg->n_listeners, sizeof(*gen->listens));
     TW_ENSURE(gen->svcs != NULL && gen->listens != NULL, err, TW_ERR_INTERNAL, "out of memory");
     for (; gen->nsvcs < cfg->n_services; gen->nsvcs++)
-        TW_GUARD(build_svc(srv, gen, gen->nsvcs, err));
+        TW_GUARD(build_svc(srv, gen, gen->nsvcs, NULL, err));
     for (; gen->nlistens < cfg->n_listeners; gen->nlistens++)
         TW_GUARD(build_listen(gen, gen->nlistens, err));
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -281,7 +314,10 @@ static void gen_free(struct gw_gen *gen)
     free(gen->svcs);
     free(gen->listens);
     tlsx_ticket_keys_free(gen->tickets);
-    gw_config_free(gen->cfg);
+    if (gen->cfg_refs == NULL || atomic_fetch_sub(gen->cfg_refs, 1) == 1) {
+        gw_config_free(gen->cfg);
+        free(gen->cfg_refs);
+    }
     free(gen);
 }
 
@@ -292,6 +328,67 @@ struct gw_gen *gw_gen_build(struct gw_server *srv, struct tw_err *err)
     atomic_init(&gen->refs, 1);
     gen->id = ++srv->next_gen_id;
     if (build(srv, gen, err) != 0) {
+        gen_free(gen);
+        return NULL;
+    }
+    return gen;
+}
+
+/* The configuration is shared with the generation derived from: one count for all. */
+static int share_config(struct gw_gen *old, struct gw_gen *gen, struct tw_err *err)
+{
+    if (old->cfg_refs == NULL) {
+        old->cfg_refs = malloc(sizeof(*old->cfg_refs));
+        TW_ENSURE(old->cfg_refs != NULL, err, TW_ERR_INTERNAL, "out of memory");
+        atomic_init(old->cfg_refs, 1);
+    }
+    atomic_fetch_add(old->cfg_refs, 1);
+    gen->cfg_refs = old->cfg_refs;
+    gen->cfg = old->cfg;
+    return 0;
+}
+
+/* The watched files as old last saw them, so a change it has not acted on yet still
+ * triggers a full reload. */
+static int copy_watch(const struct gw_gen *old, struct gw_gen *gen, struct tw_err *err)
+{
+    gen->watch = calloc(GW_MAX_WATCH, sizeof(*gen->watch));
+    TW_ENSURE(gen->watch != NULL, err, TW_ERR_INTERNAL, "out of memory");
+    for (; gen->nwatch < old->nwatch; gen->nwatch++) {
+        gen->watch[gen->nwatch] = old->watch[gen->nwatch];
+        gen->watch[gen->nwatch].path = strdup(old->watch[gen->nwatch].path);
+        TW_ENSURE(gen->watch[gen->nwatch].path != NULL, err, TW_ERR_INTERNAL, "out of memory");
+    }
+    return 0;
+}
+
+static int derive(struct gw_server *srv, struct gw_gen *old, struct gw_gen *gen,
+                  struct tw_err *err)
+{
+    TW_GUARD(share_config(old, gen, err));
+    TW_GUARD(copy_watch(old, gen, err));
+    TW_ENSURE(tlsx_ticket_keys_up_ref(old->tickets) == 1, err, TW_ERR_INTERNAL,
+              "ticket keys: reference failed");
+    gen->tickets = old->tickets;
+    const struct gw_config *cfg = gen->cfg;
+    gen->svcs = calloc(cfg->n_services, sizeof(*gen->svcs));
+    gen->listens = calloc(cfg->n_listeners, sizeof(*gen->listens));
+    TW_ENSURE(gen->svcs != NULL && gen->listens != NULL, err, TW_ERR_INTERNAL, "out of memory");
+    for (; gen->nsvcs < cfg->n_services; gen->nsvcs++)
+        TW_GUARD(build_svc(srv, gen, gen->nsvcs, &old->svcs[gen->nsvcs], err));
+    for (; gen->nlistens < cfg->n_listeners; gen->nlistens++)
+        TW_GUARD(build_listen(gen, gen->nlistens, err));
+    gen->workers = old->workers;
+    return 0;
+}
+
+struct gw_gen *gw_gen_derive(struct gw_server *srv, struct gw_gen *old, struct tw_err *err)
+{
+    struct gw_gen *gen = calloc(1, sizeof(*gen));
+    TW_ENSURE_PTR(gen != NULL, err, TW_ERR_INTERNAL, "out of memory");
+    atomic_init(&gen->refs, 1);
+    gen->id = ++srv->next_gen_id;
+    if (derive(srv, old, gen, err) != 0) {
         gen_free(gen);
         return NULL;
     }

@@ -99,7 +99,8 @@ struct gw_watch {
 struct gw_gen {
     atomic_int refs;
     uint64_t id;
-    struct gw_config *cfg; /* owned */
+    struct gw_config *cfg; /* owned, or shared with the generations derived from it */
+    atomic_int *cfg_refs;  /* generations sharing cfg; NULL: this one alone */
     struct gw_svc *svcs;
     size_t nsvcs;
     struct gw_listen *listens;
@@ -115,6 +116,13 @@ struct gw_server;
 /* Build a generation from the server's config source (re-reading every file). NULL with err on
  * any failure; nothing is half-applied. */
 struct gw_gen *gw_gen_build(struct gw_server *srv, struct tw_err *err);
+/* A generation that differs from old only in its CRLs (a fetched or fed CRL changed): old's
+ * configuration, certificates, keys, policy and backends are kept, the CRL sets are built
+ * again (the same way as gw_gen_build) and with them each service's SSL_CTX, whose verify
+ * store holds them. The configuration, certificate and key files are not read (client-ca and
+ * CRL files are, as in any build). NULL with err on failure (the caller falls back to
+ * gw_gen_build). */
+struct gw_gen *gw_gen_derive(struct gw_server *srv, struct gw_gen *old, struct tw_err *err);
 struct gw_gen *gw_gen_ref(struct gw_gen *gen);
 void gw_gen_unref(struct gw_gen *gen);
 /* The first watched file that changed since gen was built or last refreshed (mtime, ctime,

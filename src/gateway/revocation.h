@@ -130,6 +130,9 @@ int gw_revoc_metrics(struct tw_buf *b, const struct gw_server *srv,
 
 /* server.c: the reload a changed watched file triggers (no-op while stopping). */
 void gw_server_reload(struct gw_server *srv, const char *why);
+/* server.c: the reload a new fetched or fed CRL triggers: only the CRL sets and the SSL_CTXs
+ * holding them are built again (gw_gen_derive), the rest of the generation is kept. */
+void gw_server_reload_crls(struct gw_server *srv, const char *why);
 
 /* The OCSP part, for crl_fetch.c. */
 struct gw_ocsp *gw_ocsp_new(struct gw_server *srv, struct gw_fetcher *f, struct tw_err *err);

@@ -14,6 +14,7 @@
 
 #include "gateway/http_pool.h"
 #include "gateway/revocation.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #define ACCEPT_PAUSE_MS 100
@@ -80,6 +81,7 @@ static bool conn_revoked(const struct gw_conn *c, const struct tlsx_crl_set *crl
  * policy no longer allows. */
 static void sweep(struct gw_worker *w)
 {
+    size_t cut = 0;
     struct gw_conn *next;
     for (struct gw_conn *c = w->conns; c != NULL; c = next) {
         next = c->next;
@@ -90,6 +92,7 @@ static void sweep(struct gw_worker *w)
         if (s == NULL)
             continue;
         if (conn_revoked(c, s->crls)) {
+            cut++;
             gw_stat_add(&w->stats.revoked_closed, 1);
             c->reason = TLSX_R_REVOKED;
             c->verdict = "deny";
@@ -108,6 +111,8 @@ static void sweep(struct gw_worker *w)
                 gw_conn_close(c, "policy");
         }
     }
+    log_debug("trace worker-swept worker %zu generation %llu cut %zu at %.6f", w->id,
+              (unsigned long long)w->gen->id, cut, clock_wall_now());
 }
 
 /* An HTTP keep-alive connection between requests, with nothing in flight for a moment, can

@@ -44,3 +44,10 @@ char *clock_iso8601(time_t t, char *out, size_t cap)
     }
     return out;
 }
+
+double clock_wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}

@@ -15,4 +15,8 @@ int clock_duration_parse(const char *text, int64_t *seconds, struct tw_err *err)
 /* Format t as "2026-11-27T20:43:43Z" into out (at least 21 bytes). Returns out. */
 char *clock_iso8601(time_t t, char *out, size_t cap);
 
+/* Wall-clock seconds since the epoch with microseconds, for trace lines that are compared
+ * across processes (a CA and its gateways on one machine). */
+double clock_wall_now(void);
+
 #endif

@@ -184,6 +184,21 @@ def refused(port, ctx, **kw):
         return True
 
 
+def closed_by_peer(sock, timeout):
+    """True when the gateway closes sock (EOF or reset) within timeout seconds."""
+    deadline = time.monotonic() + timeout
+    sock.settimeout(0.2)
+    while time.monotonic() < deadline:
+        try:
+            if sock.recv(1) == b"":
+                return True
+        except (ssl.SSLError, ConnectionError):
+            return True
+        except (TimeoutError, OSError):
+            pass
+    return False
+
+
 class Gateway:
     """`twoway gateway` as a child process. args: flags after `gateway`."""
 
