@@ -2,6 +2,7 @@
  * "h2" by ALPN; each request stream becomes one HTTP/1.1 exchange with the backend. Private
  * to src/gateway/.
  *
+ *   h2_setup.c    the nghttp2 session set-up both sides share (options, first SETTINGS).
  *   h2_session.c  the nghttp2 session over the client's TLS bufferevent: settings and limits,
  *                 frames in and out, the stream table, GOAWAY.
  *   h2_stream.c   one stream: its request checked and kept as a header list (identity
@@ -46,7 +47,6 @@ struct gw_h2 {
     uint64_t requests; /* streams that began a request */
     char *inject;      /* identity header lines, "Name: value\r\n" each */
     size_t inject_len;
-    struct gw_nvlist inject_nv; /* the same as an HTTP/2 header list (names lower-case) */
     struct gw_h2_up *up;        /* backend-protocol = h2: the backend connection, or NULL */
     const char *const *hosts; /* the :authority check (see gw_http_params.hosts) */
     size_t n_hosts;
@@ -151,6 +151,24 @@ void gw_h2_up_stop(struct gw_h2_stream *s);
 void gw_h2_up_consumed(struct gw_h2_stream *s, size_t n);
 void gw_h2_up_pump(struct gw_h2 *h);
 void gw_h2_up_free(struct gw_h2_up *up);
+
+/* h2_setup.c: what differs between the client-facing session and the backend one. */
+#define GW_H2_MAX_SETTINGS 8
+struct gw_h2_setup {
+    bool server;
+    nghttp2_on_begin_headers_callback begin_headers; /* NULL: none */
+    nghttp2_on_header_callback header;
+    nghttp2_on_frame_recv_callback frame_recv;
+    nghttp2_on_data_chunk_recv_callback data_chunk;
+    nghttp2_on_stream_close_callback stream_close;
+    const nghttp2_settings_entry *settings; /* the first SETTINGS frame (at most 8 entries) */
+    size_t n_settings;
+    uint32_t max_resets; /* server: client resets per second (rapid reset) */
+};
+/* A new nghttp2 session with the gateway's common options and its first SETTINGS frame queued
+ * (setup's entries plus SETTINGS_NO_RFC7540_PRIORITIES); *out is NULL on failure. */
+int gw_h2_session_new(nghttp2_session **out, const struct gw_h2_setup *setup, void *ud,
+                      struct tw_err *err) TW_MUST_CHECK;
 
 /* h2_session.c: used by streams. */
 /* Write what nghttp2 has queued to the client (bounded by the client's output buffer). */

@@ -15,7 +15,6 @@
  *     read gets cut off); a SETTINGS frame of more than 32 entries is refused. */
 #include "gateway/h2.h"
 
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,9 +25,6 @@
 #include "util/buf.h"
 #include "util/log.h"
 
-#define MAX_CONTINUATIONS 8
-#define MAX_SETTINGS 32
-#define MAX_OUTBOUND_ACK 1000
 /* The connection's receive window: request bodies of all streams together. */
 #define CONN_WINDOW_MAX (16 * 1024 * 1024)
 
@@ -231,70 +227,29 @@ static void client_event(struct bufferevent *bev, short events, void *arg)
 static int make_session(struct gw_h2 *h, struct tw_err *err)
 {
     const struct gw_service *cfg = h->c->svc->cfg;
-    nghttp2_session_callbacks *cbs = NULL;
-    nghttp2_option *opt = NULL;
-    int rc = -1;
-    if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0) {
-        tw_err_set(err, TW_ERR_INTERNAL, "out of memory");
-        goto out;
-    }
-    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
-    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
-    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-    nghttp2_option_set_no_auto_window_update(opt, 1);
-    nghttp2_option_set_max_continuations(opt, MAX_CONTINUATIONS);
-    nghttp2_option_set_max_settings(opt, MAX_SETTINGS);
-    nghttp2_option_set_max_outbound_ack(opt, MAX_OUTBOUND_ACK);
-    nghttp2_option_set_stream_reset_rate_limit(opt, cfg->h2.max_resets, cfg->h2.max_resets);
-    if (nghttp2_session_server_new2(&h->sess, cbs, h, opt) != 0) {
-        tw_err_set(err, TW_ERR_INTERNAL, "http/2 session: out of memory");
-        goto out;
-    }
-    nghttp2_settings_entry iv[] = {
+    const nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->h2.max_concurrent_streams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->h2.initial_window},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)cfg->limits.max_header_bytes},
     };
+    const struct gw_h2_setup setup = {
+        .server = true,
+        .begin_headers = on_begin_headers,
+        .header = on_header,
+        .frame_recv = on_frame_recv,
+        .data_chunk = on_data_chunk,
+        .stream_close = on_stream_close,
+        .settings = iv,
+        .n_settings = sizeof(iv) / sizeof(iv[0]),
+        .max_resets = cfg->h2.max_resets,
+    };
+    TW_GUARD(gw_h2_session_new(&h->sess, &setup, h, err));
     uint64_t conn_window = (uint64_t)cfg->h2.initial_window * 4;
     if (conn_window > CONN_WINDOW_MAX)
         conn_window = CONN_WINDOW_MAX;
-    if (nghttp2_submit_settings(h->sess, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) != 0 ||
-        nghttp2_session_set_local_window_size(h->sess, NGHTTP2_FLAG_NONE, 0,
-                                              (int32_t)conn_window) != 0) {
-        tw_err_set(err, TW_ERR_INTERNAL, "http/2 settings failed");
-        goto out;
-    }
-    rc = 0;
-out:
-    nghttp2_session_callbacks_del(cbs);
-    nghttp2_option_del(opt);
-    return rc;
-}
-
-/* The identity lines as an HTTP/2 header list, names lower-cased (RFC 9113 §8.2.1). They are
- * the gateway's own complete "Name: value\r\n" lines (gw_forward_headers). */
-static int inject_list(struct gw_h2 *h, struct tw_err *err)
-{
-    const char *p = h->inject, *end = h->inject + h->inject_len;
-    while (p < end) {
-        const char *eol = memchr(p, '\r', (size_t)(end - p));
-        const char *colon = memchr(p, ':', (size_t)(end - p));
-        TW_ENSURE(eol != NULL && colon != NULL && colon < eol, err, TW_ERR_INTERNAL,
-                  "malformed identity header line");
-        char name[64];
-        size_t nlen = (size_t)(colon - p);
-        TW_ENSURE(nlen < sizeof(name), err, TW_ERR_INTERNAL, "identity header name too long");
-        for (size_t i = 0; i < nlen; i++)
-            name[i] = (char)tolower((unsigned char)p[i]);
-        const char *v = colon + 1;
-        while (v < eol && *v == ' ')
-            v++;
-        TW_ENSURE(gw_nvlist_add(&h->inject_nv, name, nlen, v, (size_t)(eol - v)) == 0, err,
-                  TW_ERR_INTERNAL, "out of memory");
-        p = eol + 2;
-    }
+    TW_ENSURE(nghttp2_session_set_local_window_size(h->sess, NGHTTP2_FLAG_NONE, 0,
+                                                    (int32_t)conn_window) == 0,
+              err, TW_ERR_INTERNAL, "http/2 connection window failed");
     return 0;
 }
 
@@ -312,7 +267,6 @@ int gw_h2_start(struct gw_conn *c, struct tw_err *err)
     }
     h->inject = (char *)lines.data; /* handed over */
     h->inject_len = lines.len;
-    TW_GUARD(inject_list(h, err));
     gw_relay_host_rule(c, &h->hosts, &h->n_hosts);
     TW_GUARD(make_session(h, err));
     c->state = GW_CONN_RELAY;
@@ -338,7 +292,6 @@ void gw_h2_free(struct gw_h2 *h)
         gw_h2_stream_free(h->streams);
     gw_h2_up_free(h->up);
     nghttp2_session_del(h->sess);
-    gw_nvlist_free(&h->inject_nv);
     free(h->inject);
     free(h);
 }

@@ -18,6 +18,7 @@
  * client connections go straight to HTTP/1.1. */
 #include "gateway/h2.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -308,36 +309,19 @@ static void up_event(struct bufferevent *bev, short events, void *arg)
 
 static int make_session(struct gw_h2_up *up, struct tw_err *err)
 {
-    const struct gw_service *cfg = up->h->c->svc->cfg;
-    nghttp2_session_callbacks *cbs = NULL;
-    nghttp2_option *opt = NULL;
-    int rc = -1;
-    if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0) {
-        tw_err_set(err, TW_ERR_INTERNAL, "out of memory");
-        goto out;
-    }
-    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
-    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-    nghttp2_option_set_no_auto_window_update(opt, 1);
-    if (nghttp2_session_client_new2(&up->sess, cbs, up, opt) != 0) {
-        tw_err_set(err, TW_ERR_INTERNAL, "backend http/2 session: out of memory");
-        goto out;
-    }
-    nghttp2_settings_entry iv[] = {
+    const nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->h2.initial_window},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, up->h->c->svc->cfg->h2.initial_window},
     };
-    if (nghttp2_submit_settings(up->sess, NGHTTP2_FLAG_NONE, iv, 2) != 0) {
-        tw_err_set(err, TW_ERR_INTERNAL, "backend http/2 settings failed");
-        goto out;
-    }
-    rc = 0;
-out:
-    nghttp2_session_callbacks_del(cbs);
-    nghttp2_option_del(opt);
-    return rc;
+    const struct gw_h2_setup setup = {
+        .header = on_header,
+        .frame_recv = on_frame_recv,
+        .data_chunk = on_data_chunk,
+        .stream_close = on_stream_close,
+        .settings = iv,
+        .n_settings = sizeof(iv) / sizeof(iv[0]),
+    };
+    return gw_h2_session_new(&up->sess, &setup, up, err);
 }
 
 static struct gw_h2_up *up_new(struct gw_h2 *h, struct tw_err *err)
@@ -409,6 +393,31 @@ static int add(struct gw_nvlist *l, const char *name, const char *value)
     return gw_nvlist_add(l, name, strlen(name), value, strlen(value));
 }
 
+/* The identity lines (the gateway's own complete "Name: value\r\n" lines, gw_forward_headers)
+ * added to an HTTP/2 header list, names lower-cased (RFC 9113 §8.2.1). Parsed for each request
+ * rather than kept parsed: an idle connection holds the lines once. */
+static int add_identity(struct gw_nvlist *l, const char *p, size_t len)
+{
+    const char *end = p + len;
+    while (p < end) {
+        const char *eol = memchr(p, '\r', (size_t)(end - p));
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        char name[64];
+        size_t nlen = colon != NULL ? (size_t)(colon - p) : 0;
+        if (eol == NULL || colon == NULL || colon > eol || nlen >= sizeof(name))
+            return -1;
+        for (size_t i = 0; i < nlen; i++)
+            name[i] = (char)tolower((unsigned char)p[i]);
+        const char *v = colon + 1;
+        while (v < eol && *v == ' ')
+            v++;
+        if (gw_nvlist_add(l, name, nlen, v, (size_t)(eol - v)) != 0)
+            return -1;
+        p = eol + 2;
+    }
+    return 0;
+}
+
 /* The request as a backend stream. */
 static int submit(struct gw_h2_stream *s, struct tw_err *err)
 {
@@ -422,9 +431,8 @@ static int submit(struct gw_h2_stream *s, struct tw_err *err)
     for (size_t i = 0; rc == 0 && i < s->fields.n; i++)
         rc = gw_nvlist_add(&l, (const char *)s->fields.nv[i].name, s->fields.nv[i].namelen,
                            (const char *)s->fields.nv[i].value, s->fields.nv[i].valuelen);
-    for (size_t i = 0; rc == 0 && i < h->inject_nv.n; i++)
-        rc = gw_nvlist_add(&l, (const char *)h->inject_nv.nv[i].name, h->inject_nv.nv[i].namelen,
-                           (const char *)h->inject_nv.nv[i].value, h->inject_nv.nv[i].valuelen);
+    if (rc == 0)
+        rc = add_identity(&l, h->inject, h->inject_len);
     size_t cookie = evbuffer_get_length(s->cookie);
     if (rc == 0 && cookie > 0)
         rc = gw_nvlist_add(&l, "cookie", 6, (const char *)evbuffer_pullup(s->cookie, -1), cookie);
@@ -439,7 +447,7 @@ static int submit(struct gw_h2_stream *s, struct tw_err *err)
     gw_nvlist_free(&l);
     if (id < 0)
         return tw_err_set(err, TW_ERR_INTERNAL, "backend http/2 request: %s",
-                          rc != 0 ? "out of memory" : nghttp2_strerror(id));
+                          rc != 0 ? "out of memory or a malformed identity line" : nghttp2_strerror(id));
     s->up_id = id;
     s->up_sid = id;
     return 0;

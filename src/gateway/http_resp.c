@@ -4,6 +4,7 @@
 #include "gateway/http_resp.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -31,13 +32,14 @@ struct gw_http_resp {
     void *arg;
     bool head_request;
     struct tw_buf text;
-    struct span fields[GW_HTTP_RESP_MAX_FIELDS];
-    struct gw_hdr list[GW_HTTP_RESP_MAX_FIELDS];
     size_t n;
     enum { CB_NONE, CB_FIELD, CB_VALUE } last;
     bool in_trailers;
     bool started, done, stopped, keep_alive;
     const char *reason;
+    /* Last and never zeroed (14 kB, written before read: entries below n only). */
+    struct span fields[GW_HTTP_RESP_MAX_FIELDS];
+    struct gw_hdr list[GW_HTTP_RESP_MAX_FIELDS];
 };
 
 static int fail(struct gw_http_resp *r, const char *reason)
@@ -231,8 +233,9 @@ static const http_parser_settings settings = {
 struct gw_http_resp *gw_http_resp_new(const struct gw_http_resp_cb *cb, void *arg,
                                       bool head_request, struct tw_err *err)
 {
-    struct gw_http_resp *r = calloc(1, sizeof(*r));
+    struct gw_http_resp *r = malloc(sizeof(*r));
     TW_ENSURE_PTR(r != NULL, err, TW_ERR_INTERNAL, "out of memory");
+    memset(r, 0, offsetof(struct gw_http_resp, fields));
     r->cb = *cb;
     r->arg = arg;
     r->head_request = head_request;
