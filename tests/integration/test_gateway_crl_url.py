@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from backends import TcpEchoBackend
 from est_helpers import CaServer
-from gateway_helpers import (Gateway, MiniPki, client_context, echo_roundtrip, fetch_metrics,
-                             free_port, metric, recv_exact, refused, tls_connect)
+from gateway_helpers import (Gateway, MiniPki, client_context, closed_by_peer, echo_roundtrip,
+                             fetch_metrics, free_port, metric, recv_exact, refused, tls_connect)
 from twoway_testlib import Pki, run, twoway_bin
 
 
@@ -37,21 +37,6 @@ def wait_until(cond, timeout, step=0.1):
             return True
         time.sleep(step)
     return cond()
-
-
-def closed_by_peer(sock, timeout):
-    """True once the peer closes sock (EOF or a TLS/connection error) within timeout."""
-    deadline = time.monotonic() + timeout
-    sock.settimeout(0.2)
-    while time.monotonic() < deadline:
-        try:
-            if sock.recv(1) == b"":
-                return True
-        except (ssl.SSLError, ConnectionError):
-            return True
-        except (TimeoutError, OSError):
-            pass
-    return False
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import pytest
 
 from backends import TcpEchoBackend
 from est_helpers import CaServer
-from gateway_helpers import (Gateway, echo_roundtrip, fetch_metrics, free_port, metric,
-                             recv_exact, refused, s_client_output, tls_connect)
+from gateway_helpers import (Gateway, closed_by_peer, echo_roundtrip, fetch_metrics, free_port,
+                             metric, recv_exact, refused, s_client_output, tls_connect)
 from twoway_testlib import Pki, run
 
 
@@ -33,20 +33,6 @@ def wait_until(cond, timeout, step=0.1):
             return True
         time.sleep(step)
     return cond()
-
-
-def closed_by_peer(sock, timeout):
-    deadline = time.monotonic() + timeout
-    sock.settimeout(0.2)
-    while time.monotonic() < deadline:
-        try:
-            if sock.recv(1) == b"":
-                return True
-        except (ssl.SSLError, ConnectionError):
-            return True
-        except (TimeoutError, OSError):
-            pass
-    return False
 
 
 def feed_metric(mport, name, labels=None):
