@@ -4,6 +4,7 @@ written, so every certificate file on disk must be in the inventory, and the inv
 readable. The same under load (issue 16): `ca serve` SIGKILLed while `twoway bench --est`
 enrolls with 8 clients at once; every certificate the generator received an answer for must
 have its row after the kill (the row is committed before the answer leaves)."""
+import contextlib
 import json
 import random
 import signal
@@ -22,11 +23,20 @@ LOAD_ROUNDS = 3      # ca serve started and killed this many times under load
 LOAD_TOKENS = 150    # enrollments offered per round (most are cut off by the kill)
 
 
-def move_to_postgres(pki, uri):
-    run(["ca", "migrate", "--from", "sqlite:%s" % pki.db, "--to", uri], check=True)
-    pki.db.rename(pki.dir / "ca.db.migrated")
-    with open(pki.ca_dir / "ca.conf", "a") as f:
-        f.write("store = %s\n" % uri)
+@contextlib.contextmanager
+def on_postgres(pki, name):
+    """pki's inventory moved into database name of a throwaway PostgreSQL cluster, for the
+    block; a skip when PostgreSQL is not installed."""
+    reason = missing_reason()
+    if reason:
+        pytest.skip(reason)
+    with PgCluster() as pg:
+        uri = pg.create_database(name)
+        run(["ca", "migrate", "--from", "sqlite:%s" % pki.db, "--to", uri], check=True)
+        pki.db.rename(pki.dir / "ca.db.migrated")
+        with open(pki.ca_dir / "ca.conf", "a") as f:
+            f.write("store = %s\n" % uri)
+        yield
 
 
 def kill_issuances(pki, out, env=None):
@@ -104,12 +114,7 @@ def test_killed_serve_under_load_sqlite(pki, tmp_path):
 
 
 def test_killed_serve_under_load_postgres(pki, tmp_path):
-    reason = missing_reason()
-    if reason:
-        pytest.skip(reason)
-    with PgCluster() as pg:
-        uri = pg.create_database("killedload")
-        move_to_postgres(pki, uri)
+    with on_postgres(pki, "killedload"):
         check_received_have_rows(pki, kill_serve_under_load(pki, tmp_path))
 
 
@@ -119,11 +124,6 @@ def test_killed_issuance_sqlite(pki, tmp_path):
 
 
 def test_killed_issuance_postgres(pki, tmp_path):
-    reason = missing_reason()
-    if reason:
-        pytest.skip(reason)
-    with PgCluster() as pg:
-        uri = pg.create_database("killed")
-        move_to_postgres(pki, uri)
+    with on_postgres(pki, "killed"):
         kill_issuances(pki, tmp_path)
         check_no_orphans(pki, tmp_path)
