@@ -130,6 +130,9 @@ EVP_PKEY *tpm2_generate(const struct keystore_keyspec *spec, char **pem, size_t 
  * keystore_take_failure. Every non-NULL result goes back through tpm2_inner_put, which frees
  * it (flushing a blob's transient object) and releases the lock. */
 EVP_PKEY *tpm2_inner_get(struct p11_key *k);
+
+/* EVP_PKEY_free of a tpm2-openssl key (its flush) taking turns with the signatures above. */
+void tpm2_key_free(EVP_PKEY *key);
 void tpm2_inner_put(struct p11_key *k, EVP_PKEY *inner);
 
 /* Remember msg as this thread's last signing failure (keystore_take_failure). */

@@ -275,29 +275,42 @@ int keystore_destroy(const char *old_text, size_t len, char *what, size_t what_c
     return 0;
 }
 
+/* What key_file (a path or a reference) names: its reference into ref ("" when it holds
+ * none), and *blob true for a TSS2 key blob. */
+static int key_file_ref(const char *key_file, char *ref, size_t cap, bool *blob,
+                        struct tw_err *err)
+{
+    ref[0] = '\0';
+    *blob = false;
+    if (keystore_is_ref(key_file)) {
+        TW_ENSURE(strlen(key_file) < cap, err, TW_ERR_CONFIG, "key reference too long");
+        snprintf(ref, cap, "%s", key_file);
+        return 0;
+    }
+    char *data = NULL;
+    size_t len = 0;
+    TW_GUARD(fs_read_file(key_file, KEYSTORE_FILE_MAX, &data, &len, err));
+    if (!ref_line(data, len, ref, cap)) {
+        ref[0] = '\0';
+        *blob = memmem(data, len, TSS2_PEM, strlen(TSS2_PEM)) != NULL;
+    }
+    OPENSSL_cleanse(data, len);
+    free(data);
+    return 0;
+}
+
 void keystore_describe(const char *key_file, char *buf, size_t cap)
 {
-    char ref[KEYSTORE_REF_MAX] = "";
-    buf[0] = '\0';
-    if (keystore_is_ref(key_file)) {
-        snprintf(ref, sizeof(ref), "%s", key_file);
-    } else {
-        char *data = NULL;
-        size_t len = 0;
-        struct tw_err err;
-        if (fs_read_file(key_file, KEYSTORE_FILE_MAX, &data, &len, &err) != 0)
-            return;
-        if (!ref_line(data, len, ref, sizeof(ref))) {
-            ref[0] = '\0';
-            if (memmem(data, len, TSS2_PEM, strlen(TSS2_PEM)) != NULL)
-                snprintf(buf, cap, "in the TPM (a TSS2 key blob only that TPM can load)");
-        }
-        OPENSSL_cleanse(data, len);
-        free(data);
-    }
-    struct p11_uri u;
+    char ref[KEYSTORE_REF_MAX];
+    bool blob;
     struct tw_err err;
-    if (strncmp(ref, "tpm2:handle:", 12) == 0)
+    struct p11_uri u;
+    buf[0] = '\0';
+    if (key_file_ref(key_file, ref, sizeof(ref), &blob, &err) != 0)
+        return;
+    if (blob)
+        snprintf(buf, cap, "in the TPM (a TSS2 key blob only that TPM can load)");
+    else if (strncmp(ref, "tpm2:handle:", 12) == 0)
         snprintf(buf, cap, "in the TPM at persistent handle %s", ref + 12);
     else if (strncmp(ref, "pkcs11:", 7) == 0 && p11_uri_parse(ref, &u, &err) == 0)
         snprintf(buf, cap, "in PKCS#11 token '%s' (object '%s')", u.token,
@@ -308,21 +321,11 @@ void keystore_describe(const char *key_file, char *buf, size_t cap)
 
 int keystore_store_of(const char *key_file, char *store, size_t cap, struct tw_err *err)
 {
-    store[0] = '\0';
-    if (keystore_is_ref(key_file)) {
-        TW_ENSURE(strlen(key_file) < cap, err, TW_ERR_CONFIG, "key reference too long");
-        snprintf(store, cap, "%s", strncmp(key_file, "tpm2:", 5) == 0 ? "tpm2:" : key_file);
-        return 0;
-    }
-    char *data = NULL;
-    size_t len = 0;
-    TW_GUARD(fs_read_file(key_file, KEYSTORE_FILE_MAX, &data, &len, err));
     char ref[KEYSTORE_REF_MAX];
-    if (ref_line(data, len, ref, sizeof(ref)))
-        snprintf(store, cap, "%s", strncmp(ref, "tpm2:", 5) == 0 ? "tpm2:" : ref);
-    else if (memmem(data, len, TSS2_PEM, strlen(TSS2_PEM)) != NULL)
-        snprintf(store, cap, "tpm2:");
-    OPENSSL_cleanse(data, len);
-    free(data);
+    bool blob;
+    store[0] = '\0';
+    TW_GUARD(key_file_ref(key_file, ref, sizeof(ref), &blob, err));
+    TW_ENSURE(strlen(ref) < cap, err, TW_ERR_CONFIG, "key reference too long");
+    snprintf(store, cap, "%s", blob || strncmp(ref, "tpm2:", 5) == 0 ? "tpm2:" : ref);
     return 0;
 }

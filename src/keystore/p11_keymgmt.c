@@ -370,7 +370,7 @@ EVP_PKEY *p11_key_wrap_blob(EVP_PKEY *inner, const char *props, const char *blob
                             size_t blob_len, struct tw_err *err)
 {
     struct p11_key *holder = inner_holder(inner, props, err);
-    EVP_PKEY_free(inner); /* flushes its transient object: loaded again to sign */
+    tpm2_key_free(inner); /* flushes its transient object: loaded again to sign */
     if (holder == NULL)
         return NULL;
     holder->blob = OPENSSL_memdup(blob, blob_len);

@@ -34,6 +34,22 @@ static int provider_load(struct tw_err *err)
     return keystore_prefer_default(err);
 }
 
+/* Blob loads, the signatures they serve and the flushes after them take turns, process-wide:
+ * the transient slots are few, and tpm2-openssl's one ESYS context serves every thread. */
+static CRYPTO_ONCE lock_once = CRYPTO_ONCE_STATIC_INIT;
+static CRYPTO_RWLOCK *blob_lock;
+
+static void lock_new(void)
+{
+    blob_lock = CRYPTO_THREAD_lock_new();
+}
+
+static int tpm_lock(void)
+{
+    return CRYPTO_THREAD_run_once(&lock_once, lock_new) && blob_lock != NULL &&
+           CRYPTO_THREAD_write_lock(blob_lock);
+}
+
 EVP_PKEY *tpm2_load_ref(const char *ref, struct tw_err *err)
 {
     TW_ENSURE_PTR(strncmp(ref, "handle:", 7) == 0, err, TW_ERR_CONFIG,
@@ -59,7 +75,8 @@ EVP_PKEY *tpm2_load_ref(const char *ref, struct tw_err *err)
     return key;
 }
 
-EVP_PKEY *tpm2_load_pem(const char *pem, size_t len, const char *label, struct tw_err *err)
+/* tpm2_load_pem with the lock held. */
+static EVP_PKEY *load_pem(const char *pem, size_t len, const char *label, struct tw_err *err)
 {
     TW_GUARD_PTR(provider_load(err));
     TW_AUTO(BIO) *bio = BIO_new_mem_buf(pem, (int)len);
@@ -68,6 +85,24 @@ EVP_PKEY *tpm2_load_pem(const char *pem, size_t len, const char *label, struct t
     if (key == NULL)
         tw_err_ossl(err, TW_ERR_CONFIG, "%s: this TPM cannot load the TSS2 key", label);
     return key;
+}
+
+EVP_PKEY *tpm2_load_pem(const char *pem, size_t len, const char *label, struct tw_err *err)
+{
+    TW_ENSURE_PTR(tpm_lock(), err, TW_ERR_INTERNAL, "cannot take the TPM lock");
+    EVP_PKEY *key = load_pem(pem, len, label, err);
+    CRYPTO_THREAD_unlock(blob_lock);
+    return key;
+}
+
+void tpm2_key_free(EVP_PKEY *key)
+{
+    if (key == NULL || !tpm_lock()) {
+        EVP_PKEY_free(key); /* no lock (out of memory): flush anyway */
+        return;
+    }
+    EVP_PKEY_free(key);
+    CRYPTO_THREAD_unlock(blob_lock);
 }
 
 EVP_PKEY *tpm2_generate(const struct keystore_keyspec *spec, char **pem, size_t *len,
@@ -103,15 +138,6 @@ EVP_PKEY *tpm2_generate(const struct keystore_keyspec *spec, char **pem, size_t 
     return key;
 }
 
-/* One TPM key loaded from its blob at a time, process-wide: the transient slots are few and
- * tpm2-openssl's ESYS context serves every thread. */
-static CRYPTO_ONCE lock_once = CRYPTO_ONCE_STATIC_INIT;
-static CRYPTO_RWLOCK *blob_lock;
-
-static void lock_new(void)
-{
-    blob_lock = CRYPTO_THREAD_lock_new();
-}
 
 EVP_PKEY *tpm2_inner_get(struct p11_key *k)
 {
@@ -119,13 +145,12 @@ EVP_PKEY *tpm2_inner_get(struct p11_key *k)
         EVP_PKEY_up_ref(k->inner);
         return k->inner;
     }
-    if (!CRYPTO_THREAD_run_once(&lock_once, lock_new) || blob_lock == NULL ||
-        !CRYPTO_THREAD_write_lock(blob_lock)) {
+    if (!tpm_lock()) {
         keystore_note_failure("TPM key: cannot take the TPM lock");
         return NULL;
     }
     struct tw_err err = {0};
-    EVP_PKEY *inner = tpm2_load_pem(k->blob, k->blob_len, "TPM key", &err);
+    EVP_PKEY *inner = load_pem(k->blob, k->blob_len, "TPM key", &err);
     if (inner == NULL) {
         CRYPTO_THREAD_unlock(blob_lock);
         keystore_note_failure(err.msg);

@@ -4,7 +4,6 @@ the CA with all three keys in the token issues, revokes, signs CRLs and OCSP ans
 serves curl and Python's ssl; a client whose key is made in the token enrolls, renews with
 --rekey and reaches the gateway through `twoway tunnel`; every error names its cause."""
 
-import json
 import socket
 import ssl
 import time
@@ -15,6 +14,7 @@ import pytest
 from backends import HttpEchoBackend, TcpEchoBackend
 from est_helpers import CaServer, enroll, token
 from gateway_helpers import Gateway, recv_exact
+from hwkey_helpers import curl_tls13_and_tls12
 from keystores import SoftHsm, check_ca_signs
 from test_tunnel import Tunnel, client_cert_cn, http_get
 from twoway_testlib import Pki, free_port, run, run_cmd
@@ -102,13 +102,7 @@ def test_gateway_key_in_token_serves_curl_and_python(hsm, ca, backend, tmp_path)
     alice = pki.issue_client("gw-alice", out=tmp_path)
     g = start_gateway(ca, key, chain, backend)
     try:
-        # TLS 1.3 (the token signs CertificateVerify) and TLS 1.2 (it signs the ECDHE
-        # parameters): both handshakes need the key in the token.
-        for version in (["--tlsv1.3"], ["--tlsv1.2", "--tls-max", "1.2"]):
-            r = run_cmd(["curl", "-sS", "--fail", *version, "--cacert", pki.root, "--cert",
-                         alice.cert, "--key", alice.key, f"https://127.0.0.1:{g.port}/x"],
-                        check=True)
-            assert json.loads(r.stdout)["path"] == "/x"
+        curl_tls13_and_tls12(g.port, pki.root, alice.cert, alice.key)
         ctx = ssl.create_default_context(cafile=str(pki.root))
         ctx.load_cert_chain(str(alice.chain), str(alice.key))
         with socket.create_connection(("127.0.0.1", g.port), timeout=10) as s:

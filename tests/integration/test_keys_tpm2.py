@@ -3,7 +3,6 @@ Debian's tpm2-openssl provider through $TPM2OPENSSL_TCTI): a device key made ins
 enrolls, serves mTLS through `twoway tunnel`, renews with --rekey, and is useless without the
 TPM; a persistent handle works as a key reference."""
 
-import json
 import os
 import socket
 import ssl
@@ -13,6 +12,7 @@ import pytest
 from backends import HttpEchoBackend
 from est_helpers import CaServer, enroll, token
 from gateway_helpers import Gateway
+from hwkey_helpers import curl_tls13_and_tls12, enroll_server
 from keystores import Swtpm, check_ca_signs
 from test_tunnel import Tunnel, client_cert_cn, http_get
 from twoway_testlib import Pki, free_port, run, run_cmd
@@ -191,27 +191,14 @@ def test_gateway_key_in_tpm_serves_curl_and_python_root_only_client_ca(tpm_ca, b
     Python's ssl over TLS 1.3 and 1.2; its client-ca holds only the root, and the clients
     send their intermediate."""
     pki, srv = tpm_ca
-    tok, _ = token(pki, "tpm-gw", "--profile", "server", "--san", "ip:127.0.0.1")
-
-    class ServerEst:  # the server profile's EST path
-        url = srv.url + "/.well-known/est/server"
-
-    ServerEst.pki = pki
-    r = enroll(ServerEst, "tpm-gw", tok, tmp_path, "--key-store", "tpm2:", "--san",
-               "ip:127.0.0.1")
-    assert r.returncode == 0, r.stderr
-    key, chain = tmp_path / "tpm-gw.key", tmp_path / "tpm-gw.chain.pem"
+    key, chain = enroll_server(srv, "tpm-gw", tmp_path, "tpm2:")
     assert key.read_text().startswith("-----BEGIN TSS2 PRIVATE KEY-----")
     alice = pki.issue_client("tpm-alice", out=tmp_path)
     port = free_port()
     g = Gateway(["--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{backend.port}",
                  "--cert", chain, "--key", key, "--client-ca", pki.root, "--workers", "2"])
     try:
-        for version in (["--tlsv1.3"], ["--tlsv1.2", "--tls-max", "1.2"]):
-            r = run_cmd(["curl", "-sS", "--fail", *version, "--cacert", pki.root, "--cert",
-                         alice.chain, "--key", alice.key, f"https://127.0.0.1:{port}/t"],
-                        check=True)
-            assert json.loads(r.stdout)["path"] == "/t"
+        curl_tls13_and_tls12(port, pki.root, alice.chain, alice.key)
         ctx = ssl.create_default_context(cafile=str(pki.root))
         ctx.load_cert_chain(str(alice.chain), str(alice.key))
         for _ in range(3):  # the key is loaded from its blob for each handshake

@@ -10,8 +10,9 @@ import ssl
 import pytest
 
 from backends import HttpEchoBackend
-from est_helpers import CaServer, enroll, token
+from est_helpers import CaServer
 from gateway_helpers import Gateway
+from hwkey_helpers import enroll_server
 from keystores import SoftHsm
 from twoway_testlib import Pki, free_port, run, run_cmd
 
@@ -32,19 +33,10 @@ def ca(tokens, tmp_path_factory):
 
 def server_key_in(hsm, ca, name, out):
     """A server certificate for 127.0.0.1 whose key `enroll --key-store` made in hsm's token."""
-    pki, srv = ca
-    tok, _ = token(pki, name, "--profile", "server", "--san", "ip:127.0.0.1")
-
-    class ServerEst:  # the server profile's EST path
-        url = srv.url + "/.well-known/est/server"
-
-    ServerEst.pki = pki
-    r = enroll(ServerEst, name, tok, out, "--key-store", hsm.uri(), "--san", "ip:127.0.0.1")
-    assert r.returncode == 0, r.stderr
-    key = out / f"{name}.key"
+    key, chain = enroll_server(ca[1], name, out, hsm.uri())
     assert key.read_text().startswith(f"pkcs11:token={hsm.label};object={name}%20")
     assert f"pin-source=file:{hsm.pin_file}" in key.read_text()
-    return key, out / f"{name}.chain.pem"
+    return key, chain
 
 
 def served_by(port, pki, client):
