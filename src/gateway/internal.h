@@ -213,6 +213,8 @@ struct gw_worker {
     size_t nconns;
     struct tw_linger_set lingers; /* refused TLS connections being closed (util/linger.h) */
     struct gw_pool_ent *pool;     /* idle backend connections (http_pool.h), newest first */
+    size_t pool_len;              /* entries in pool, all services together */
+    struct gw_pool_ent *pool_spare; /* unused entries kept with their timers for reuse */
     struct gw_stats stats;
 };
 
