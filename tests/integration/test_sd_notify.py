@@ -7,6 +7,7 @@ the abstract namespace)."""
 
 import http.server
 import os
+import re
 import shutil
 import signal
 import socket
@@ -138,7 +139,10 @@ def test_gateway_ready_reload_status_stopping(setup, manager):
             assert before <= int(reloading["MONOTONIC_USEC"]) <= after
             again = manager.next("READY")
             assert "generation 2 serving" in again["STATUS"], again
-            assert "1 connection open" in again["STATUS"], again
+            # The held connection counts; the round trip's connection may still be closing
+            # (its close travels client -> gateway -> echo backend -> gateway).
+            opened = re.search(r"(\d+) connections? open", again["STATUS"])
+            assert opened and 1 <= int(opened.group(1)) <= 2, again
             assert "1 reload (0 failed)" in again["STATUS"], again
 
         # A broken config: the reload is announced and answered with READY=1 all the same
