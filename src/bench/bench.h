@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "util/err.h"
 
@@ -133,5 +134,102 @@ void bench_result_print(FILE *fp, const struct bench_opts *o, const struct bench
 /* false when a --resume run resumed fewer than BENCH_MIN_RESUMED_PCT % of the sessions its
  * connections offered (or offered none); true otherwise, and for runs without --resume. */
 bool bench_resumed_enough(const struct bench_opts *o, const struct bench_result *r);
+
+/* ------------------------------------------------------------------ EST enrollment (--est) */
+/* twoway bench --est: token enrollments (RFC 7030 §4.2.1 simpleenroll) against `ca serve`,
+ * every one a new TLS connection with its own one-time token and a CSR for its own key. The
+ * keys, CSRs and requests are made before the measured window. Closed loop (--clients C
+ * enrollments back to back) or open loop (--rate R arrivals per second, at most --clients in
+ * flight; latency counts from the scheduled arrival, so a server that falls behind shows in
+ * the percentiles instead of slowing the generator down). Every answer is checked: HTTP 200,
+ * a certs-only PKCS#7 whose first certificate holds the CSR's public key. */
+
+#define BENCH_EST_MAX_ENROLLMENTS 100000  /* --enrollments, and tokens read from a file */
+#define BENCH_EST_MAX_RATE 100000.0       /* --rate */
+#define BENCH_EST_TOKENS_FILE_MAX (64u << 20) /* bytes of a --tokens file */
+#define BENCH_EST_NAME_MAX 64             /* a token's NAME (pki_name_check's limit) */
+#define BENCH_EST_TOKEN_MAX 64            /* a token's text */
+#define BENCH_EST_RESPONSE_MAX (64u * 1024) /* an answer: headers and one certificate */
+
+/* One line of a tokens file: "NAME TOKEN" (what `twoway ca token --count N --out F` writes). */
+struct bench_token {
+    char name[BENCH_EST_NAME_MAX + 1];
+    char token[BENCH_EST_TOKEN_MAX + 1];
+};
+
+/* Parse a tokens file's text: lines "NAME TOKEN" separated by one or more spaces or tabs;
+ * blank lines and lines starting with '#' are skipped; at most BENCH_EST_MAX_ENROLLMENTS.
+ * *out (free with bench_tokens_free) gets the tokens in file order. TW_ERR_CONFIG naming
+ * what (a source label) and the line for a line without two fields, a field too long, a
+ * field with a character outside [A-Za-z0-9._@-] (a token is sent in an HTTP Basic
+ * credential: no ':'), too many lines, or no token at all. */
+int bench_tokens_parse(const char *what, const char *text, size_t len, struct bench_token **out,
+                       size_t *n, struct tw_err *err) TW_MUST_CHECK;
+
+/* Read and parse the file at path (TW_ERR_IO when unreadable or larger than
+ * BENCH_EST_TOKENS_FILE_MAX). */
+int bench_tokens_load(const char *path, struct bench_token **out, size_t *n,
+                      struct tw_err *err) TW_MUST_CHECK;
+
+/* Wipe (they are secrets) and free. NULL is a no-op. */
+void bench_tokens_free(struct bench_token *t, size_t n);
+
+struct bench_est_opts {
+    const char *host, *port;  /* the `ca serve` listener */
+    const char *base;         /* EST base path; NULL: "/.well-known/est" */
+    const char *server_name;  /* checked on the server certificate and sent as SNI; NULL: host */
+    const char *ca_file;      /* CAs for the server certificate; NULL: system store */
+    const char *tokens_file;  /* --tokens */
+    int64_t enrollments;      /* 0: one per token in the file */
+    int clients;              /* closed loop: enrollments in flight; open loop: the cap;
+                               * 0: 8 closed, 256 open */
+    double rate;              /* > 0: open loop, arrivals per second */
+    int64_t timeout_ms;       /* per-connection inactivity timeout; 0: 10 s */
+    int64_t duration_ms;      /* stop starting enrollments after this long; 0: no limit */
+    int pid;                  /* server process to sample from /proc; 0: none */
+    const char *issued_file;  /* --issued: the serial (hex) of every certificate received,
+                               * one a line, written after the run; NULL: none */
+};
+
+/* Defaults: closed loop, 10 s timeout. */
+void bench_est_opts_init(struct bench_est_opts *o);
+
+/* EST figures beyond bench_result (which holds the counts, latencies, failures by kind with
+ * the first in words, the generator's CPU and the server samples). */
+struct bench_est_result {
+    struct bench_result r;
+    int64_t prep_us;       /* making the keys, CSRs and requests (before the window) */
+    int clients;           /* enrollments in flight at most (the default filled in) */
+    int64_t behind;        /* open loop: arrivals started more than 1 ms after they were due */
+    int64_t lat_max_sched_us; /* open loop: the worst lag of a start behind its schedule */
+};
+
+/* Load the tokens, prepare every enrollment, run, summarise. 0 when it ran (failed
+ * enrollments are counted in res); -1 with err when it could not start: bad options
+ * (TW_ERR_USAGE), an unreadable or malformed tokens file, fewer tokens than --enrollments
+ * (TW_ERR_CONFIG), unreadable --ca (TW_ERR_IO / TW_ERR_CONFIG), an unresolvable host. */
+int bench_est_run(const struct bench_est_opts *o, struct bench_est_result *res,
+                  struct tw_err *err) TW_MUST_CHECK;
+
+#define BENCH_EST_SERIAL_MAX 48 /* hex of a serial (RFC 5280 §4.1.2.2: at most 20 octets) */
+
+/* Check one answer to a simpleenroll (the whole HTTP/1.1 response as received): the status
+ * line, the end of the headers, a 200, and a body that is base64 of a certs-only PKCS#7 whose
+ * first certificate carries key's public key. 0 when it is, with the certificate's serial in
+ * upper-case hex; else -1 with code (a short tally name: "http-401", "http-503",
+ * "bad-answer", "wrong-key", "truncated") and detail in words (for a refusal, the server's
+ * text). */
+int bench_est_answer_check(const char *resp, size_t len, EVP_PKEY *key,
+                           char serial[BENCH_EST_SERIAL_MAX], char code[32], char *detail,
+                           size_t detail_cap);
+
+/* Where the HTTP answer ends, from its headers: 1 and *total (headers + Content-Length) when
+ * they are complete and carry a Content-Length; 0 when more bytes are needed (or the answer
+ * ends at EOF); -1 for headers that are malformed or beyond BENCH_EST_RESPONSE_MAX. */
+int bench_est_answer_length(const char *resp, size_t len, size_t *total);
+
+json_t *bench_est_result_json(const struct bench_est_opts *o, const struct bench_est_result *r);
+void bench_est_result_print(FILE *fp, const struct bench_est_opts *o,
+                            const struct bench_est_result *r);
 
 #endif

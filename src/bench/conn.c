@@ -103,17 +103,23 @@ void bench_slot_abort(struct slot *s)
         bench_slot_end(s, false, "aborted", "stopped by the time limit");
 }
 
+const char *bench_tls_failure(SSL *ssl, int sslerr, char *detail, size_t cap)
+{
+    detail[0] = '\0';
+    enum tlsx_reason reason = tlsx_handshake_reason(ssl, detail, cap);
+    if (sslerr == SSL_ERROR_SYSCALL && reason == TLSX_R_OTHER) {
+        snprintf(detail, cap, "the server closed the connection%s%s", errno ? ": " : "",
+                 errno ? strerror(errno) : "");
+        return "closed";
+    }
+    return tlsx_reason_code(reason);
+}
+
 /* A TLS failure: the reason in tlsx's words ("unknown-ca", "revoked", ...). */
 static void tls_fail(struct slot *s, int sslerr)
 {
-    char detail[160] = "";
-    enum tlsx_reason reason = tlsx_handshake_reason(s->ssl, detail, sizeof(detail));
-    const char *code = tlsx_reason_code(reason);
-    if (sslerr == SSL_ERROR_SYSCALL && reason == TLSX_R_OTHER) {
-        code = "closed";
-        snprintf(detail, sizeof(detail), "the server closed the connection%s%s", errno ? ": " : "",
-                 errno ? strerror(errno) : "");
-    }
+    char detail[160];
+    const char *code = bench_tls_failure(s->ssl, sslerr, detail, sizeof(detail));
     bench_slot_end(s, false, code, detail);
 }
 

@@ -80,6 +80,12 @@ int64_t bench_samples_pct(struct bench_samples *s, double q);
 int64_t bench_samples_mean(const struct bench_samples *s);
 /* Tally one failure under code; detail (may be NULL) becomes first_error if none yet. */
 void bench_fail_note(struct bench_result *r, const char *code, const char *detail);
+/* The latency figures of r from the samples of whole operations (lat) and handshakes (hs). */
+void bench_latency_summarise(struct bench_result *r, struct bench_samples *lat,
+                             struct bench_samples *hs);
+
+/* report.c: r's latency_ms object and its failures by kind, as set into j. */
+void bench_json_latency_errors(json_t *j, const struct bench_result *r);
 
 /* h2.c: --h2: the connections, their streams and the measurement, on b's base. */
 int bench_h2_run(struct bench *b, struct tw_err *err) TW_MUST_CHECK;
@@ -88,6 +94,9 @@ int bench_h2_run(struct bench *b, struct tw_err *err) TW_MUST_CHECK;
 int bench_loop_run(struct bench *b, struct tw_err *err) TW_MUST_CHECK;
 
 /* conn.c */
+/* A failed TLS call (SSL_get_error's sslerr) in tlsx's words: the tally code ("unknown-ca",
+ * "revoked", "closed", ...) with detail filled. */
+const char *bench_tls_failure(SSL *ssl, int sslerr, char *detail, size_t cap);
 /* SSL_CTX_sess_set_new_cb: keeps the newest resumable session in the connection's slot. */
 int bench_new_session(SSL *ssl, SSL_SESSION *sess);
 void bench_slot_launch(struct slot *s);

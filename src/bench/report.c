@@ -46,17 +46,28 @@ static json_t *server_json(const struct bench_result *r)
     return s;
 }
 
+void bench_json_latency_errors(json_t *j, const struct bench_result *r)
+{
+    json_t *lat = json_object();
+    json_object_set_new(lat, "p50", json_real(ms(r->lat_p50_us)));
+    json_object_set_new(lat, "p90", json_real(ms(r->lat_p90_us)));
+    json_object_set_new(lat, "p99", json_real(ms(r->lat_p99_us)));
+    json_object_set_new(lat, "max", json_real(ms(r->lat_max_us)));
+    json_object_set_new(lat, "mean", json_real(ms(r->lat_mean_us)));
+    json_object_set_new(lat, "handshake_p50", json_real(ms(r->hs_p50_us)));
+    json_object_set_new(lat, "handshake_p99", json_real(ms(r->hs_p99_us)));
+    json_object_set_new(j, "latency_ms", lat != NULL ? lat : json_null());
+    json_t *errs = json_object();
+    for (size_t i = 0; errs != NULL && i < r->nerrors; i++)
+        json_object_set_new(errs, r->errors[i].code, json_integer(r->errors[i].n));
+    json_object_set_new(j, "errors", errs != NULL ? errs : json_null());
+}
+
 json_t *bench_result_json(const struct bench_opts *o, const struct bench_result *r)
 {
     json_t *j = json_object();
-    json_t *lat = json_object();
-    json_t *errs = json_object();
-    if (j == NULL || lat == NULL || errs == NULL) {
-        json_decref(j);
-        json_decref(lat);
-        json_decref(errs);
+    if (j == NULL)
         return NULL;
-    }
     char target[300];
     snprintf(target, sizeof(target), strchr(o->host, ':') ? "[%s]:%s" : "%s:%s", o->host, o->port);
     json_object_set_new(j, "target", json_string(target));
@@ -84,17 +95,7 @@ json_t *bench_result_json(const struct bench_opts *o, const struct bench_result 
     json_object_set_new(j, "bytes_up", json_integer((json_int_t)r->bytes_up));
     json_object_set_new(j, "bytes_down", json_integer((json_int_t)r->bytes_down));
     json_object_set_new(j, "mbytes_per_s", json_real(r->mbytes_per_s));
-    json_object_set_new(lat, "p50", json_real(ms(r->lat_p50_us)));
-    json_object_set_new(lat, "p90", json_real(ms(r->lat_p90_us)));
-    json_object_set_new(lat, "p99", json_real(ms(r->lat_p99_us)));
-    json_object_set_new(lat, "max", json_real(ms(r->lat_max_us)));
-    json_object_set_new(lat, "mean", json_real(ms(r->lat_mean_us)));
-    json_object_set_new(lat, "handshake_p50", json_real(ms(r->hs_p50_us)));
-    json_object_set_new(lat, "handshake_p99", json_real(ms(r->hs_p99_us)));
-    json_object_set_new(j, "latency_ms", lat);
-    for (size_t i = 0; i < r->nerrors; i++)
-        json_object_set_new(errs, r->errors[i].code, json_integer(r->errors[i].n));
-    json_object_set_new(j, "errors", errs);
+    bench_json_latency_errors(j, r);
     json_object_set_new(j, "first_error",
                         r->first_error[0] ? json_string(r->first_error) : json_null());
     json_object_set_new(j, "time_limit_hit", json_boolean(r->hit_time_limit));

@@ -95,13 +95,7 @@ static void summarise(struct bench *b)
         r->rate = (double)r->ok / secs;
         r->mbytes_per_s = (double)(r->bytes_up + r->bytes_down) / 1e6 / secs;
     }
-    r->lat_p50_us = bench_samples_pct(&b->lat, 50);
-    r->lat_p90_us = bench_samples_pct(&b->lat, 90);
-    r->lat_p99_us = bench_samples_pct(&b->lat, 99);
-    r->lat_max_us = bench_samples_pct(&b->lat, 100);
-    r->lat_mean_us = bench_samples_mean(&b->lat);
-    r->hs_p50_us = bench_samples_pct(&b->hs, 50);
-    r->hs_p99_us = bench_samples_pct(&b->hs, 99);
+    bench_latency_summarise(r, &b->lat, &b->hs);
 }
 
 static void teardown(struct bench *b)

@@ -79,6 +79,18 @@ int64_t bench_samples_mean(const struct bench_samples *s)
     return (int64_t)(sum / (double)s->n);
 }
 
+void bench_latency_summarise(struct bench_result *r, struct bench_samples *lat,
+                             struct bench_samples *hs)
+{
+    r->lat_p50_us = bench_samples_pct(lat, 50);
+    r->lat_p90_us = bench_samples_pct(lat, 90);
+    r->lat_p99_us = bench_samples_pct(lat, 99);
+    r->lat_max_us = bench_samples_pct(lat, 100);
+    r->lat_mean_us = bench_samples_mean(lat);
+    r->hs_p50_us = bench_samples_pct(hs, 50);
+    r->hs_p99_us = bench_samples_pct(hs, 99);
+}
+
 void bench_fail_note(struct bench_result *r, const char *code, const char *detail)
 {
     r->failed++;

@@ -10,6 +10,7 @@
 #include "bench/bench.h"
 #include "cli/cli.h"
 #include "cli/flags.h"
+#include "est/est.h"
 #include "util/clock.h"
 
 _Static_assert(BENCH_MAX_CONNS == 10000, "--conns: update the usage and messages");
@@ -20,7 +21,10 @@ static const char usage[] =
     "[--tls 1.2|1.3]\n"
     "                    [--request BYTES] [--download BYTES | --upload BYTES | "
     "--hold N]\n"
-    "                    [--h2 [--streams N] [--path P]] [--pid P] [--timeout D] [--json]\n\n"
+    "                    [--h2 [--streams N] [--path P]] [--pid P] [--timeout D] [--json]\n"
+    "       twoway bench --est URL|HOST:PORT --tokens FILE [--enrollments N] [--clients C]\n"
+    "                    [--rate R] [--ca F] [--server-name N] [--duration D] [--pid P]\n"
+    "                    [--issued FILE] [--json]\n\n"
     "Opens mutual-TLS connections to HOST:PORT, N at a time, back to back, and measures\n"
     "connections per second and latency percentiles. Each connection: full (or with\n"
     "--resume, resumed) handshake presenting --cert, an optional request read back in\n"
@@ -30,6 +34,12 @@ static const char usage[] =
     "connections idle at once. With --pid, the server process's CPU time and resident\n"
     "memory are read from /proc before and after: CPU per connection, per GB, and kB\n"
     "per idle connection. Exit 0 when every connection succeeded, 1 otherwise.\n\n"
+    "With --est, EST token enrollments against `twoway ca serve` instead: each one a new\n"
+    "TLS connection sending POST /.well-known/est/simpleenroll with the next token of\n"
+    "--tokens (lines NAME TOKEN, from `twoway ca token NAME --count N --out FILE`) and a\n"
+    "CSR for a fresh P-256 key; keys and CSRs are made before the measured window. Every\n"
+    "answer must be a certificate for its CSR's key. Closed loop (--clients at a time) or\n"
+    "open loop (--rate per second, latency counted from the scheduled arrival).\n\n"
     "options:\n"
     "  --cert FILE          client certificate (PEM, then its chain)\n"
     "  --key FILE           its private key (0600)\n"
@@ -58,7 +68,14 @@ static const char usage[] =
     "  --path P             the request path (default /)\n"
     "  --pid P              server process to measure (CPU, memory) from /proc\n"
     "  --timeout D          per-connection inactivity timeout (default 10s)\n"
-    "  --json               one JSON object on stdout\n\n"
+    "  --json               one JSON object on stdout\n"
+    "  --est URL|HOST:PORT  EST enrollments against this `ca serve` (https://HOST:PORT[/PATH])\n"
+    "  --tokens FILE        --est: one-time tokens, a line NAME TOKEN each (each used once)\n"
+    "  --enrollments N      --est: enrollments to make (default: one per token)\n"
+    "  --clients C          --est: enrollments in flight (default 8; with --rate, the cap,\n"
+    "                       default 256)\n"
+    "  --rate R             --est: open loop, R enrollments started per second\n"
+    "  --issued FILE        --est: write the serial of every certificate received there\n\n"
     "examples:\n"
     "  twoway bench 127.0.0.1:8443 --cert alice.chain.pem --key alice.key "
     "--ca chain.pem --count 2000\n"
@@ -67,7 +84,10 @@ static const char usage[] =
     "  twoway bench 127.0.0.1:8443 --cert a.pem --key a.key --ca ca.pem --conns 1 "
     "--count 4 --download 256m --pid $(pgrep -o twoway)\n"
     "  twoway bench 127.0.0.1:8443 --cert a.pem --key a.key --ca ca.pem --hold 500 "
-    "--request 16 --pid 1234 --json\n";
+    "--request 16 --pid 1234 --json\n"
+    "  twoway ca token dev --count 2000 --out tokens.txt && twoway bench --est "
+    "https://127.0.0.1:8443 \\\n"
+    "      --ca twoway-data/ca/chain.pem --tokens tokens.txt --enrollments 2000 --clients 16\n";
 
 struct opts {
     struct bench_opts b;
@@ -78,6 +98,11 @@ struct opts {
     int count;                             /* 0: not given */
     int64_t duration_s, timeout_s, hold_s; /* 0: not given */
     char host[256], port[8];
+    /* --est */
+    const char *est;
+    struct bench_est_opts e;
+    int enrollments;
+    char est_base[512];
 };
 
 /* "4096", "4k", "1m", "2g" (powers of 1024). */
@@ -141,6 +166,18 @@ static int hold_flag(void *opts, const char *v, struct tw_err *err)
     return 0;
 }
 
+static int rate_flag(void *opts, const char *v, struct tw_err *err)
+{
+    struct opts *o = opts;
+    char *end = NULL;
+    double r = strtod(v, &end);
+    TW_ENSURE(end != v && *end == '\0' && r > 0 && r <= BENCH_EST_MAX_RATE, err, TW_ERR_USAGE,
+              "--rate '%s': give enrollments per second, more than 0 and at most %.0f", v,
+              BENCH_EST_MAX_RATE);
+    o->e.rate = r;
+    return 0;
+}
+
 static const struct flag_choice versions[] = {
     {"1.2", TLS1_2_VERSION},
     {"1.3", TLS1_3_VERSION},
@@ -200,11 +237,72 @@ static const struct flag flags[] = {
     {.name = "download", .kind = FLAG_CALL, .call = download_flag},
     {.name = "upload", .kind = FLAG_CALL, .call = upload_flag},
     {.name = "hold", .kind = FLAG_CALL, .call = hold_flag},
+    {.name = "est", .kind = FLAG_STRING, .off = AT(est)},
+    {.name = "tokens", .kind = FLAG_STRING, .off = AT(e.tokens_file)},
+    {.name = "enrollments",
+     .kind = FLAG_INT,
+     .off = AT(enrollments),
+     .min = 1,
+     .max = BENCH_EST_MAX_ENROLLMENTS,
+     .bad = "give"},
+    {.name = "clients",
+     .kind = FLAG_INT,
+     .off = AT(e.clients),
+     .min = 1,
+     .max = BENCH_MAX_CONNS,
+     .bad = "give"},
+    {.name = "rate", .kind = FLAG_CALL, .call = rate_flag},
+    {.name = "issued", .kind = FLAG_STRING, .off = AT(e.issued_file)},
     {.kind = FLAG_END},
 };
 
 static const struct flag_set flag_set = {
     .cmd = "bench", .usage = usage, .flags = flags, .nargs = FLAGS_ANY_ARGS};
+
+/* --est URL or HOST:PORT into the EST options; the flags of the mTLS modes are refused. */
+static int parse_est(int nargs, struct opts *o)
+{
+    const struct bench_opts *b = &o->b;
+    if (nargs > 0)
+        return cli_usage_error("bench", "--est takes the server as its value: no HOST:PORT");
+    if (o->tls.cert != NULL || o->tls.key != NULL)
+        return cli_usage_error("bench", "--est enrolls with tokens: no --cert or --key");
+    if (b->resume || b->mode != BENCH_MODE_HANDSHAKE || b->request > 0 || o->h2 ||
+        o->streams > 0 || b->path != NULL || o->count > 0 || b->tls_version != 0)
+        return cli_usage_error("bench", "--est: no --resume, --request, --download, --upload, "
+                                        "--hold, --h2, --streams, --path, --tls or --count "
+                                        "(--enrollments counts)");
+    if (o->e.tokens_file == NULL)
+        return cli_usage_error("bench", "--est needs --tokens FILE (`twoway ca token NAME "
+                                        "--count N --out FILE` makes one)");
+    if (strstr(o->est, "://") != NULL) { /* a URL: https only */
+        struct est_url u;
+        struct tw_err err;
+        if (est_url_parse(o->est, &u, &err) != 0)
+            return cli_usage_error("bench", "%s", err.msg);
+        size_t hl = strlen(u.host);
+        bool v6 = hl > 2 && u.host[0] == '[' && u.host[hl - 1] == ']';
+        snprintf(o->host, sizeof(o->host), "%.*s", (int)(v6 ? hl - 2 : hl), u.host + v6);
+        snprintf(o->port, sizeof(o->port), "%s", u.port);
+        snprintf(o->est_base, sizeof(o->est_base), "%s", u.est_base);
+        o->e.base = o->est_base;
+    } else {
+        int rc = flags_host_port("bench", o->est, o->host, sizeof(o->host), o->port,
+                                 sizeof(o->port));
+        if (rc != FLAGS_GO_ON)
+            return rc;
+    }
+    o->e.host = o->host;
+    o->e.port = o->port;
+    o->e.ca_file = o->tls.ca;
+    o->e.server_name = b->server_name;
+    o->e.enrollments = o->enrollments;
+    o->e.duration_ms = o->duration_s * 1000;
+    if (o->timeout_s > 0)
+        o->e.timeout_ms = o->timeout_s * 1000;
+    o->e.pid = b->pid;
+    return FLAGS_GO_ON;
+}
 
 static int parse(int argc, char **argv, struct opts *o)
 {
@@ -212,6 +310,12 @@ static int parse(int argc, char **argv, struct opts *o)
     int rc = flags_parse(&flag_set, o, argc, argv, &nargs);
     if (rc != FLAGS_GO_ON)
         return rc;
+    if (o->est != NULL)
+        return parse_est(nargs, o);
+    if (o->e.tokens_file != NULL || o->enrollments > 0 || o->e.clients > 0 || o->e.rate > 0 ||
+        o->e.issued_file != NULL)
+        return cli_usage_error("bench", "--tokens, --enrollments, --clients, --rate and --issued "
+                                        "go with --est URL");
     if (nargs > 1)
         return cli_usage_error("bench", "one HOST:PORT only ('%s')", argv[2]);
     if (nargs == 0)
@@ -246,14 +350,47 @@ static int parse(int argc, char **argv, struct opts *o)
     return flags_host_port("bench", argv[1], o->host, sizeof(o->host), o->port, sizeof(o->port));
 }
 
+static void print_json(json_t *j)
+{
+    char *text = j != NULL ? json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) : NULL;
+    if (text != NULL)
+        printf("%s\n", text);
+    free(text);
+    json_decref(j);
+}
+
+/* Exit 0 when every enrollment got its certificate, 1 otherwise. */
+static int run_est(const struct opts *o)
+{
+    struct bench_est_result *res = calloc(1, sizeof(*res));
+    if (res == NULL)
+        return 1;
+    struct tw_err err;
+    tw_err_clear(&err);
+    if (bench_est_run(&o->e, res, &err) != 0) {
+        free(res);
+        return cli_fail(&err);
+    }
+    if (o->json)
+        print_json(bench_est_result_json(&o->e, res));
+    else
+        bench_est_result_print(stdout, &o->e, res);
+    int rc = res->r.failed == 0 && res->r.ok > 0 ? 0 : 1;
+    free(res);
+    return rc;
+}
+
 int cli_bench(int argc, char **argv)
 {
     struct opts o;
     memset(&o, 0, sizeof(o));
     bench_opts_init(&o.b);
+    bench_est_opts_init(&o.e);
     int rc = parse(argc, argv, &o);
     if (rc >= 0)
         return rc;
+    if (o.est != NULL)
+        return run_est(&o);
     struct bench_result *res = calloc(1, sizeof(*res));
     if (res == NULL)
         return 1;
@@ -264,12 +401,7 @@ int cli_bench(int argc, char **argv)
         return cli_fail(&err);
     }
     if (o.json) {
-        json_t *j = bench_result_json(&o.b, res);
-        char *text = j != NULL ? json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) : NULL;
-        if (text != NULL)
-            printf("%s\n", text);
-        free(text);
-        json_decref(j);
+        print_json(bench_result_json(&o.b, res));
     } else {
         bench_result_print(stdout, &o.b, res);
     }
