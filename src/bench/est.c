@@ -16,7 +16,8 @@
 #include "util/fs.h"
 
 #define HARD_GRACE_MS 5000
-/* Every enrollment failed so far, this many times: stop (a dead or refusing server). */
+/* No enrollment got an HTTP answer so far, this many times: stop (nothing listens, TLS fails).
+ * Refusals do not count: a server answering 401 to spent tokens works (the token race). */
 #define GIVE_UP_FAILURES(b) (3 * (int64_t)(b)->nslots + 10)
 #define OPEN_LOOP_CLIENTS 256 /* --rate without --clients: enrollments in flight at most */
 #define CLOSED_LOOP_CLIENTS 8
@@ -105,7 +106,7 @@ void est_after_end(struct est_slot *s, bool failed)
 {
     struct est_bench *b = s->b;
     struct bench_result *r = &b->res->r;
-    if (failed && r->ok == 0 && r->failed >= GIVE_UP_FAILURES(b)) {
+    if (failed && b->answered == 0 && r->failed >= GIVE_UP_FAILURES(b)) {
         b->stopping = true; /* nothing works: say so now rather than after every token */
         r->gave_up = true;
     }

@@ -156,8 +156,10 @@ static void check_answer(struct est_slot *s)
     char code[32], detail[200], serial[BENCH_EST_SERIAL_MAX];
     struct est_bench *b = s->b;
     struct est_item *it = &b->items[s->idx];
-    if (bench_est_answer_check(s->resp, s->rlen, it->key, serial, code, detail,
-                               sizeof(detail)) != 0) {
+    int rc = bench_est_answer_check(s->resp, s->rlen, it->key, serial, code, detail,
+                                    sizeof(detail));
+    b->answered += rc == 0 || strncmp(code, "http-", 5) == 0;
+    if (rc != 0) {
         end(s, false, code, detail);
         return;
     }

@@ -42,6 +42,7 @@ struct est_bench {
     size_t n;    /* enrollments to make */
     size_t next; /* the next enrollment to start */
     size_t done; /* enrollments ended, ok or not */
+    size_t answered; /* enrollments the server answered in HTTP (a certificate or a refusal) */
     struct event_base *base;
     SSL_CTX *ctx;
     struct addrinfo *ai;

@@ -110,6 +110,10 @@ static int parse(int argc, char **argv, struct token_args *a)
 static int write_tokens(struct pki_ca *ca, struct token_args *a, int64_t *expires,
                         struct tw_err *err)
 {
+    /* Checked before any token is made, so none is stored that nobody can read; the atomic
+     * write below still refuses a file that appeared meanwhile. */
+    TW_ENSURE(!fs_exists(a->out), err, TW_ERR_EXISTS, "%s already exists: not overwritten",
+              a->out);
     struct tw_buf buf;
     tw_buf_init(&buf, (size_t)(a->count > 0 ? a->count : 1) * TOKEN_FILE_LINE + 256);
     const char *base = a->spec.name;

@@ -9,8 +9,8 @@ import stat
 
 import pytest
 
-from est_helpers import CaServer
-from twoway_testlib import Pki, run
+from est_helpers import CaServer, audit_rows
+from twoway_testlib import Pki, free_port, run
 
 SERVE = ("--rate", "100000", "--burst", "100000")  # the per-address limit is not measured here
 
@@ -55,10 +55,12 @@ def test_token_file(env, tmp_path):
     assert len(set(toks)) == 5 and all(len(t) >= 32 for t in toks)
     assert not any(t in r.stdout for t in toks), "tokens must go to the file only"
     assert "5 enrollment tokens for tf-1 .. tf-5" in r.stdout
-    # Never over an existing file; --count needs --out; bounds.
+    # Never over an existing file, and then no token is made; --count needs --out; bounds.
+    made = len(audit_rows(pki))
     again = pki.ca("token", "tf", "--count", "2", "--out", str(path))
-    assert again.returncode == 1 and str(path) in again.stderr
+    assert again.returncode == 1 and f"{path} already exists" in again.stderr
     assert path.read_text().count("\n") == 6
+    assert len(audit_rows(pki)) == made
     r = pki.ca("token", "tf", "--count", "2")
     assert r.returncode == 2 and "--count needs --out" in r.stderr
     r = pki.ca("token", "tf", "--count", "0", "--out", str(tmp_path / "z"))
@@ -87,13 +89,16 @@ def test_closed_loop_every_answer_is_a_certificate_in_the_inventory(env, tmp_pat
 
 def test_spent_tokens_are_tallied_as_refusals_with_the_reason(env, tmp_path):
     pki, srv = env
-    make_tokens(pki, tmp_path / "t.txt", "sp", 6)
-    r, j = bench_est(srv, pki, tmp_path / "t.txt", "--clients", "2")
-    assert r.returncode == 0 and j["ok"] == 6
+    make_tokens(pki, tmp_path / "t.txt", "sp", 20)
+    r, j = bench_est(srv, pki, tmp_path / "t.txt", "--clients", "4")
+    assert r.returncode == 0 and j["ok"] == 20
     before = len(inventory(pki))
-    r, j = bench_est(srv, pki, tmp_path / "t.txt", "--clients", "2")
+    # One client: 20 refusals are more than the 3 x 1 + 10 failures after which a run with no
+    # answer at all gives up; a refusal is an answer, so every token is tried.
+    r, j = bench_est(srv, pki, tmp_path / "t.txt", "--clients", "1")
     assert r.returncode == 1
-    assert j["ok"] == 0 and j["failed"] == 6 and j["errors"] == {"http-401": 6}, j
+    assert j["ok"] == 0 and j["failed"] == 20 and j["errors"] == {"http-401": 20}, j
+    assert j["started"] == 20 and not j["gave_up"], j
     assert "HTTP 401" in j["first_error"] and "already used" in j["first_error"], j
     assert len(inventory(pki)) == before
     # Text output names the tally and the first failure.
@@ -101,6 +106,17 @@ def test_spent_tokens_are_tallied_as_refusals_with_the_reason(env, tmp_path):
              str(tmp_path / "t.txt"), "--enrollments", "2"])
     assert r.returncode == 1
     assert "failed: 2 http-401" in r.stdout and "first failure: http-401: HTTP 401" in r.stdout
+
+
+def test_nothing_listening_gives_up_early(env, tmp_path):
+    pki, _ = env
+    make_tokens(pki, tmp_path / "t.txt", "nl", 100)
+    r = run(["bench", "--est", "127.0.0.1:%d" % free_port(), "--tokens", str(tmp_path / "t.txt"),
+             "--clients", "2", "--json"])
+    assert r.returncode == 1
+    j = json.loads(r.stdout)
+    assert j["gave_up"] and j["ok"] == 0 and set(j["errors"]) == {"connect"}, j
+    assert 3 * 2 + 10 <= j["failed"] < 100, j
 
 
 def test_open_loop(env, tmp_path):
