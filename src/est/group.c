@@ -101,6 +101,17 @@ static int run_batch(struct store *s, void *ctx, struct tw_err *err)
     return 0;
 }
 
+/* Token jobs in token order, re-enrollments after. Every instance sharing one PostgreSQL
+ * inventory then locks token rows in the same order, so two groups can wait for each other
+ * only one way, never in a cycle (a deadlock PostgreSQL would break by failing a request). */
+static int job_order(const void *a, const void *b)
+{
+    const struct est_job *x = *(struct est_job *const *)a, *y = *(struct est_job *const *)b;
+    if (x->reenroll != y->reenroll)
+        return x->reenroll - y->reenroll;
+    return strcmp(x->token, y->token);
+}
+
 void est_group_flush(struct est_server *srv)
 {
     struct est_group *g = &srv->group;
@@ -110,6 +121,7 @@ void est_group_flush(struct est_server *srv)
     g->n = 0; /* jobs added while answering start a new group */
     struct est_job *jobs[EST_GROUP_MAX];
     memcpy(jobs, g->jobs, n * sizeof(jobs[0]));
+    qsort(jobs, n, sizeof(jobs[0]), job_order);
     struct batch b = {srv->opts->ca, jobs, n};
     struct tw_err err;
     if (store_transaction(pki_ca_store(b.ca), run_batch, &b, &err) != 0) {
