@@ -214,14 +214,17 @@ int bench_est_run(const struct bench_est_opts *o, struct bench_est_result *res,
 #define BENCH_EST_SERIAL_MAX 48 /* hex of a serial (RFC 5280 §4.1.2.2: at most 20 octets) */
 
 /* Check one answer to a simpleenroll (the whole HTTP/1.1 response as received): the status
- * line, the end of the headers, a 200, and a body that is base64 of a certs-only PKCS#7 whose
- * first certificate carries key's public key. 0 when it is, with the certificate's serial in
- * upper-case hex; else -1 with code (a short tally name: "http-401", "http-503",
- * "bad-answer", "wrong-key", "truncated") and detail in words (for a refusal, the server's
- * text). */
-int bench_est_answer_check(const char *resp, size_t len, EVP_PKEY *key,
-                           char serial[BENCH_EST_SERIAL_MAX], char code[32], char *detail,
-                           size_t detail_cap);
+ * line, the end of the headers, a 200, and a base64 body carrying spki (the CSR key's
+ * SubjectPublicKeyInfo, DER). With serial: the body is decoded as a certs-only PKCS#7 whose
+ * first certificate must hold spki, and its serial is returned in upper-case hex. Without
+ * (serial NULL, the throughput runs): spki must appear byte for byte in the decoded body --
+ * OpenSSL 3.0 decodes every public key of a parsed certificate through its provider decoders,
+ * which cost the generator more CPU than the rest of its answer handling. 0 when the answer
+ * is right; else -1 with code (a short tally name: "http-401", "http-503", "bad-answer",
+ * "wrong-key", "truncated") and detail in words (for a refusal, the server's text). */
+int bench_est_answer_check(const char *resp, size_t len, const unsigned char *spki,
+                           size_t spki_len, char serial[BENCH_EST_SERIAL_MAX], char code[32],
+                           char *detail, size_t detail_cap);
 
 /* Where the HTTP answer ends, from its headers: 1 and *total (headers + Content-Length) when
  * they are complete and carry a Content-Length; 0 when more bytes are needed (or the answer

@@ -11,7 +11,8 @@
 
 /* One enrollment, made before the window: its key (to check the answer) and its request. */
 struct est_item {
-    EVP_PKEY *key;
+    unsigned char *spki; /* the CSR key's SubjectPublicKeyInfo, DER: what the answer must carry */
+    size_t spki_len;
     char *req; /* the whole HTTP request, CSR and token included (wiped when freed) */
     size_t req_len;
 };

@@ -184,11 +184,15 @@ int est_items_prepare(const struct bench_est_opts *o, const struct bench_token *
 {
     for (size_t i = 0; i < n; i++) {
         struct est_item *it = &items[i];
-        it->key = EVP_EC_gen("P-256");
-        TW_ENSURE_OSSL(it->key != NULL, err, TW_ERR_INTERNAL, "cannot make a P-256 key");
+        TW_AUTO(EVP_PKEY) *key = EVP_EC_gen("P-256");
+        TW_ENSURE_OSSL(key != NULL, err, TW_ERR_INTERNAL, "cannot make a P-256 key");
         unsigned char *der = NULL;
-        int dlen = 0;
-        TW_GUARD(make_csr(tokens[i].name, it->key, &der, &dlen, err));
+        int dlen = i2d_PUBKEY(key, &der);
+        TW_ENSURE_OSSL(dlen > 0, err, TW_ERR_INTERNAL, "cannot encode a public key");
+        it->spki = der;
+        it->spki_len = (size_t)dlen;
+        der = NULL;
+        TW_GUARD(make_csr(tokens[i].name, key, &der, &dlen, err));
         char *csr_b64 = b64(der, (size_t)dlen);
         OPENSSL_free(der);
         TW_ENSURE(csr_b64 != NULL, err, TW_ERR_INTERNAL, "out of memory");
@@ -202,7 +206,7 @@ int est_items_prepare(const struct bench_est_opts *o, const struct bench_token *
 void est_items_free(struct est_item *items, size_t n)
 {
     for (size_t i = 0; items != NULL && i < n; i++) {
-        EVP_PKEY_free(items[i].key);
+        OPENSSL_free(items[i].spki);
         if (items[i].req != NULL)
             OPENSSL_clear_free(items[i].req, items[i].req_len);
     }

@@ -163,16 +163,35 @@ static char *http(int status, const char *body, bool with_length)
     return r;
 }
 
-static int check(const char *resp, size_t len, EVP_PKEY *key, char code[32], char detail[200])
+/* The full check (the PKCS#7 decoded, the serial read) when with_serial, else the byte
+ * search the throughput runs use. */
+static int check_mode(const char *resp, size_t len, EVP_PKEY *key, char code[32],
+                      char detail[200], bool with_serial)
 {
     char serial[BENCH_EST_SERIAL_MAX];
+    unsigned char *spki = NULL;
+    int n = i2d_PUBKEY(key, &spki);
+    assert_true(n > 0);
     code[0] = detail[0] = '\0';
-    int rc = bench_est_answer_check(resp, len, key, serial, code, detail, 200);
-    if (rc == 0)
+    int rc = bench_est_answer_check(resp, len, spki, (size_t)n, with_serial ? serial : NULL,
+                                    code, detail, 200);
+    OPENSSL_free(spki);
+    if (with_serial && rc == 0)
         assert_string_equal(serial, "1"); /* p7_b64_for's certificate */
-    else
+    else if (with_serial)
         assert_string_equal(serial, "");
     return rc;
+}
+
+static int check(const char *resp, size_t len, EVP_PKEY *key, char code[32], char detail[200])
+{
+    return check_mode(resp, len, key, code, detail, true);
+}
+
+static int check_fast(const char *resp, size_t len, EVP_PKEY *key, char code[32],
+                      char detail[200])
+{
+    return check_mode(resp, len, key, code, detail, false);
 }
 
 static void test_answer_check(void **state)
@@ -192,6 +211,10 @@ static void test_answer_check(void **state)
     /* Another key's certificate. */
     assert_int_equal(check(ok, strlen(ok), other, code, detail), -1);
     assert_string_equal(code, "wrong-key");
+    /* The same two answers through the byte search of the throughput runs. */
+    assert_int_equal(check_fast(ok, strlen(ok), key, code, detail), 0);
+    assert_int_equal(check_fast(ok, strlen(ok), other, code, detail), -1);
+    assert_string_equal(code, "wrong-key");
     /* Cut short before Content-Length bytes. */
     assert_int_equal(check(ok, strlen(ok) - 10, key, code, detail), -1);
     assert_string_equal(code, "truncated");
@@ -210,6 +233,10 @@ static void test_answer_check(void **state)
     char *junk = http(200, "bm90IGEgcGtjczc=", true);
     assert_int_equal(check(junk, strlen(junk), key, code, detail), -1);
     assert_string_equal(code, "bad-answer");
+    assert_int_equal(check_fast(junk, strlen(junk), key, code, detail), -1);
+    assert_string_equal(code, "wrong-key");
+    assert_int_equal(check_fast(refused, strlen(refused), key, code, detail), -1);
+    assert_string_equal(code, "http-401");
     assert_int_equal(check("SSH-2.0-x\r\n\r\n", 13, key, code, detail), -1);
     assert_string_equal(code, "bad-answer");
     assert_non_null(strstr(detail, "status line"));
