@@ -3,6 +3,7 @@
  * §3.2.2). The plain HTTP listener serves only the top-level routes marked plain: what relying
  * parties fetch without TLS (RFC 5280 §4.2.1.13, RFC 6960 appendix A); enrollment never.
  * Every request is rate-limited per client address first and logged once when answered. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,7 +237,11 @@ static void dispatch(struct evhttp_request *req, struct est_server *srv, int pla
         note_client(&r);
     long retry = 1;
     double now = (double)r.start.tv_sec + (double)r.start.tv_nsec / 1e9;
-    if (!est_ratelimit_take(r.srv->rl, r.peer, now, &retry)) {
+    /* The revocation feed is not counted: every gateway asks again right after each answer,
+     * so a host or NAT with many gateways would be throttled back into CRL polling at each
+     * revocation; held feed requests have their own bound (feed.c). */
+    bool feed = !plain && r.path != NULL && strcmp(r.path, "/revocations") == 0;
+    if (!feed && !est_ratelimit_take(r.srv->rl, r.peer, now, &retry)) {
         char secs[24];
         snprintf(secs, sizeof(secs), "%ld", retry);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", secs);

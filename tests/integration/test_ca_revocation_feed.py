@@ -98,6 +98,17 @@ def test_bad_since_is_400(env, query):
     assert status == 400 and b"since=N" in body
 
 
+def test_feed_not_rate_limited(tmp_path):
+    """Many gateways behind one address re-ask at once after each revocation: the per-address
+    limit (here 1/s, burst 2) throttles /crl but never the feed."""
+    pki = Pki(tmp_path)
+    with CaServer(pki, "--rate", "1", "--burst", "2") as srv:
+        feed = [https(srv, "GET", "/revocations?since=0")[0] for _ in range(8)]
+        assert feed == [200] * 8
+        crl = [https(srv, "GET", "/crl")[0] for _ in range(8)]
+        assert 429 in crl
+
+
 def test_not_on_plain_http(tmp_path):
     pki = Pki(tmp_path)
     with CaServer(pki, "--http-listen", "127.0.0.1:0") as srv:
