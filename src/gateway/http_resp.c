@@ -168,6 +168,10 @@ static int on_headers_complete(http_parser *p)
     struct gw_http_resp *r = p->data;
     if (p->status_code == 101)
         return fail(r, "unexpected 101 response");
+    /* RFC 9110 §15: three digits from 100. http-parser reads "099" as a status with a body
+     * up to EOF, which the final response would be mistaken for. */
+    if (p->status_code < 100)
+        return fail(r, "malformed status code");
     if (p->status_code < 200)
         return 0; /* interim: skipped, the final response follows */
     size_t n;
@@ -183,6 +187,8 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t n)
 {
     struct gw_http_resp *r = p->data;
+    if (!r->started)
+        return fail(r, "malformed response"); /* a body before any final status line */
     if (r->cb.body(r->arg, (const uint8_t *)at, n) != 0)
         return fail(r, "stopped");
     return 0;

@@ -164,6 +164,15 @@ static void test_failures_name_their_reason(void **state)
     assert_false(gw_http_resp_done(r));
     gw_http_resp_free(r);
 
+    /* A status below 100 is no interim answer: the "response" after it is never taken as
+     * the final one (found by fuzz/http_resp_fuzz.c). */
+    r = reader(&g, false);
+    assert_int_equal(feed(r, "HTTP/1.1 099 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n", 64), -1);
+    assert_string_equal(gw_http_resp_reason(r), "malformed status code");
+    assert_int_equal(g.heads, 0);
+    assert_int_equal(g.body_len, 0);
+    gw_http_resp_free(r);
+
     r = reader(&g, false);
     assert_int_equal(feed(r, "SMTP ready\r\n", 64), -1);
     assert_string_equal(gw_http_resp_reason(r), "malformed response");
