@@ -13,8 +13,8 @@ import pytest
 
 from backends import TcpEchoBackend
 from est_helpers import CaServer
-from gateway_helpers import (Gateway, echo_roundtrip, fetch_metrics, free_port, metric,
-                             recv_exact, refused, tls_connect)
+from gateway_helpers import (Gateway, closed_by_peer, echo_roundtrip, fetch_metrics, free_port,
+                             metric, recv_exact, refused, tls_connect)
 from twoway_testlib import Pki
 
 
@@ -30,20 +30,6 @@ def allowed(port, ctx):
         return echo_roundtrip(port, ctx) == b"ping\n"
     except (ssl.SSLError, OSError):
         return False
-
-
-def closed_by_peer(sock, timeout):
-    deadline = time.monotonic() + timeout
-    sock.settimeout(0.2)
-    while time.monotonic() < deadline:
-        try:
-            if sock.recv(1) == b"":
-                return True
-        except (ssl.SSLError, ConnectionError):
-            return True
-        except (TimeoutError, OSError):
-            pass
-    return False
 
 
 def wait_until(cond, timeout, step=0.2):
