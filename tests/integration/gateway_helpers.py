@@ -311,3 +311,22 @@ def metric(text, name, labels=None):
 __all__ = ["MiniPki", "Gateway", "client_context", "tls_connect", "echo_roundtrip", "refused",
            "gateway_flags", "s_client_output", "access_lines", "fetch_metrics", "metric",
            "free_port", "recv_exact"]
+
+
+def ctx_for(pki, issued):
+    """A client context trusting pki's root and presenting issued's chain (leaf + intermediate:
+    the root-only client-ca layout works)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cafile=str(pki.root))
+    ctx.load_cert_chain(str(issued.chain), str(issued.key))
+    return ctx
+
+
+def wait_until(cond, timeout, step=0.1):
+    """Poll cond (a state with no readiness signal, e.g. a refusal) until true or timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(step)
+    return cond()

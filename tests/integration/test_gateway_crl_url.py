@@ -8,7 +8,6 @@ refused or tolerated per crl-expired; the CA server's certificate must verify.""
 import datetime
 import http.server
 import signal
-import ssl
 import threading
 import time
 
@@ -18,25 +17,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from backends import TcpEchoBackend
 from est_helpers import CaServer
+from gateway_helpers import ctx_for, wait_until
 from gateway_helpers import (Gateway, MiniPki, client_context, closed_by_peer, echo_roundtrip,
                              fetch_metrics, free_port, metric, recv_exact, refused, tls_connect)
 from twoway_testlib import Pki, run, twoway_bin
-
-
-def ctx_for(pki, issued):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(cafile=str(pki.root))
-    ctx.load_cert_chain(str(issued.chain), str(issued.key))
-    return ctx
-
-
-def wait_until(cond, timeout, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
 
 
 @pytest.fixture

@@ -13,16 +13,10 @@ import pytest
 
 from backends import TcpEchoBackend
 from est_helpers import CaServer
+from gateway_helpers import ctx_for
 from gateway_helpers import (Gateway, closed_by_peer, echo_roundtrip, fetch_metrics, free_port,
                              metric, recv_exact, refused, tls_connect)
 from twoway_testlib import Pki
-
-
-def ctx_for(pki, issued):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(cafile=str(pki.root))
-    ctx.load_cert_chain(str(issued.chain), str(issued.key))
-    return ctx
 
 
 def allowed(port, ctx):
@@ -30,15 +24,6 @@ def allowed(port, ctx):
         return echo_roundtrip(port, ctx) == b"ping\n"
     except (ssl.SSLError, OSError):
         return False
-
-
-def wait_until(cond, timeout, step=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
 
 
 class Env:

@@ -7,32 +7,15 @@ When the CA goes away the gateway falls back to polling the CRL URL and follows 
 once the CA is back. revocation-feed = URL names the feed; off keeps plain polling."""
 
 import re
-import ssl
-import time
 
 import pytest
 
 from backends import TcpEchoBackend
 from est_helpers import CaServer
+from gateway_helpers import ctx_for, wait_until
 from gateway_helpers import (Gateway, closed_by_peer, echo_roundtrip, fetch_metrics, free_port,
                              metric, recv_exact, refused, s_client_output, tls_connect)
 from twoway_testlib import Pki, run
-
-
-def ctx_for(pki, issued):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(cafile=str(pki.root))
-    ctx.load_cert_chain(str(issued.chain), str(issued.key))
-    return ctx
-
-
-def wait_until(cond, timeout, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
 
 
 def feed_metric(mport, name, labels=None):

@@ -18,16 +18,10 @@ import pytest
 
 from backends import TcpEchoBackend
 from est_helpers import CaServer
+from gateway_helpers import ctx_for
 from gateway_helpers import (Gateway, closed_by_peer, free_port, recv_exact, refused,
                              s_client_output, tls_connect)
 from twoway_testlib import Pki, wait_for_line
-
-
-def ctx_for(pki, issued):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(cafile=str(pki.root))
-    ctx.load_cert_chain(str(issued.chain), str(issued.key))
-    return ctx
 
 
 def live_python(port, ctx):

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from backends import TcpEchoBackend
+from gateway_helpers import ctx_for
 from gateway_helpers import Gateway, echo_roundtrip, free_port, recv_exact, refused, tls_connect
 from twoway_testlib import Pki
 
@@ -25,13 +26,6 @@ def env(tmp_path):
     yield {"pki": pki, "alice": alice, "bob": bob, "port": port, "gw": gw}
     assert gw.stop() == 0, gw.output()
     backend.close()
-
-
-def ctx_for(pki, issued):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(cafile=str(pki.root))
-    ctx.load_cert_chain(str(issued.chain), str(issued.key))
-    return ctx
 
 
 def test_ca_issued_clients_and_revocation(env):
