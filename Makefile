@@ -81,8 +81,10 @@ build-matrix: deps
 
 # Every fuzz/*_fuzz.c for FUZZ_SECONDS each (clang, libFuzzer, ASan+UBSan); inputs that add
 # coverage are merged into fuzz/corpus/<target>/ (FUZZ_MERGE=0 leaves the corpus alone).
+# FUZZ_SEED=N FUZZ_RUNS=M: a fixed, repeatable run (what CI does).
 fuzz: deps
-	FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_MERGE=$(FUZZ_MERGE) JOBS=$(JOBS) scripts/fuzz.sh $(FUZZ_SECONDS)
+	FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_MERGE=$(FUZZ_MERGE) FUZZ_SEED=$(FUZZ_SEED) \
+	FUZZ_RUNS=$(FUZZ_RUNS) JOBS=$(JOBS) scripts/fuzz.sh $(FUZZ_SECONDS)
 
 check:
 	scripts/checksrc.sh

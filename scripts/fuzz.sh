@@ -6,7 +6,10 @@
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]        (make fuzz FUZZ_SECONDS=N)
 # Environment: FUZZ_BUILD (build dir, default build-fuzz), FUZZ_MERGE=0 (CI: leave the corpus
-# alone), FUZZ_TARGETS="tlsx csr" (a subset), JOBS (build parallelism).
+# alone), FUZZ_TARGETS="tlsx csr" (a subset), JOBS (build parallelism), FUZZ_SEED=N with
+# FUZZ_RUNS=M (a fixed seed and at most M inputs per target: the same mutations on every machine,
+# so CI fails only on what also fails here; SECONDS then only caps a slow machine's run, which
+# stays a prefix of the same sequence).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +18,13 @@ build=${FUZZ_BUILD:-build-fuzz}
 merge=${FUZZ_MERGE:-1}
 jobs=${JOBS:-2}
 case $seconds in '' | *[!0-9]*) echo "fuzz.sh: seconds must be a whole number" >&2; exit 2 ;; esac
+fixed=()
+if [ -n "${FUZZ_SEED:-}" ] || [ -n "${FUZZ_RUNS:-}" ]; then
+    case "${FUZZ_SEED:-}:${FUZZ_RUNS:-}" in
+    *[!0-9:]* | :* | *:) echo "fuzz.sh: FUZZ_SEED and FUZZ_RUNS go together, as whole numbers" >&2; exit 2 ;;
+    esac
+    fixed=(-seed="$FUZZ_SEED" -runs="$FUZZ_RUNS")
+fi
 
 targets=()
 for src in fuzz/*_fuzz.c; do
@@ -43,11 +53,11 @@ for t in "${targets[@]}"; do
     scratch=$build/scratch/$t
     artifacts=$build/artifacts/$t
     log=$build/logs/$t.log
-    rm -rf "$scratch"
+    rm -rf "$scratch" "$artifacts" # findings are this run's own
     mkdir -p "$corpus" "$scratch" "$artifacts" "$(dirname "$log")"
     echo "== $t: ${seconds}s (log: $log)"
     # New inputs go to the first directory (scratch); the checked-in corpus seeds the run.
-    "$build/fuzz/${t}_fuzz" -max_total_time="$seconds" -timeout=25 -rss_limit_mb=2048 \
+    "$build/fuzz/${t}_fuzz" -max_total_time="$seconds" "${fixed[@]}" -timeout=25 -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix="$artifacts/" "$scratch" "$corpus" >"$log" 2>&1
     rc=$?
     done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1)

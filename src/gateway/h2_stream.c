@@ -196,6 +196,10 @@ void gw_h2_stream_header(struct gw_h2_stream *s, const uint8_t *name, size_t nle
     }
     if (gw_http_name_stripped(NULL, 0, (const char *)name, nlen))
         return;
+    if (gw_http_name_mimics_te((const char *)name, nlen)) {
+        refuse(s, 400, "header name begins with Transfer-Encoding");
+        return;
+    }
     if (name_is(name, nlen, "te")) {
         s->te_trailers = true; /* nghttp2 let through only "trailers" (RFC 9113 §8.2.2) */
         return;

@@ -137,4 +137,9 @@ int gw_http_host_allowed(const char *const *hosts, size_t n_hosts, const char *h
  * names in strip. */
 bool gw_http_name_stripped(const char *const *strip, size_t n_strip, const char *name, size_t len);
 
+/* Is name (len bytes, any case) longer than "Transfer-Encoding" but starting with it? Such a
+ * field is refused: http-parser 2.9 (Node.js, many C servers) takes it for Transfer-Encoding,
+ * so a backend would frame the request differently from the gateway. */
+bool gw_http_name_mimics_te(const char *name, size_t len);
+
 #endif

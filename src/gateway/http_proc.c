@@ -124,6 +124,12 @@ bool gw_http_name_stripped(const char *const *strip, size_t n_strip, const char 
     return false;
 }
 
+bool gw_http_name_mimics_te(const char *name, size_t len)
+{
+    static const char te[] = "Transfer-Encoding";
+    return len > sizeof(te) - 1 && strncasecmp(name, te, sizeof(te) - 1) == 0;
+}
+
 /* A name the client may not send: the identity headers and the configured extras. */
 static bool is_stripped(const struct gw_http *h, const char *s, size_t n)
 {
@@ -284,7 +290,10 @@ static int gather(struct gw_http *h, struct head_facts *hf)
         struct field *f = &h->fields[i];
         TW_GUARD(check_field(h, f));
         const char *val = (const char *)h->text.data + f->val_off;
-        f->drop = is_stripped(h, (const char *)h->text.data + f->name_off, f->name_len);
+        const char *name = (const char *)h->text.data + f->name_off;
+        f->drop = is_stripped(h, name, f->name_len);
+        if (gw_http_name_mimics_te(name, f->name_len))
+            return reject_cb(h, 400, "header name begins with Transfer-Encoding");
         if (name_is(h, f, "Host")) {
             hf->host = f;
             hf->n_host++;

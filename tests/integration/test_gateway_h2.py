@@ -320,6 +320,18 @@ def test_big_header_list_gets_431_and_connection_survives(env):
     c.close()
 
 
+def test_name_that_http_parser_takes_for_transfer_encoding_gets_400(env):
+    # A field named transfer-encoding<anything> is read as Transfer-Encoding by http-parser 2.9
+    # backends: refused on both sides (the HTTP/1.1 cases in tests/unit/gateway/test_http.c).
+    c = H2Client(env, env.port)
+    sid = c.request("/", headers=[("transfer-encodingx", "y")])
+    assert c.response(sid)[0] == 400
+    assert c.response(c.request("/after"))[0] == 200
+    c.close()
+    assert curl(env, env.port, "-H", "Transfer-Encodingx: y")[:2] == ("2", 400)
+    assert curl(env, env.port, "--http1.1", "-H", "Transfer-Encoding-X: y")[:2] == ("1.1", 400)
+
+
 def test_backend_down_is_502_and_slow_backend_504(env):
     port = env.gateway(backend_addr=f"127.0.0.1:{unused_port()}")
     version, code, _ = curl(env, port)
