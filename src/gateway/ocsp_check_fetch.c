@@ -196,10 +196,12 @@ static void on_fetched(const struct gw_fetch_res *res, void *arg)
     }
     o->fetch_ok++;
     ans.failed = false;
-    if (ans.status == GW_OCSP_REVOKED && e->ans.status != GW_OCSP_REVOKED)
-        log_info("ocsp %s: a client certificate of service %s is revoked", e->url, e->service);
+    bool newly_revoked = ans.status == GW_OCSP_REVOKED && e->ans.status != GW_OCSP_REVOKED;
     e->ans = ans;
     republish(o);
+    /* Said once the workers hold the answer: whoever reads this line finds it enforced. */
+    if (newly_revoked)
+        log_info("ocsp %s: a client certificate of service %s is revoked", e->url, e->service);
     int64_t left = (ans.valid_until - now) * 3 / 4;
     arm(e, left < e->refresh ? left : e->refresh);
 }
