@@ -25,10 +25,14 @@
 static int connect_fresh(struct gw_h2_stream *s, struct tw_err *err);
 static void arm(struct gw_h2_stream *s, int64_t ms);
 
+/* Response heads of up to this many fields are listed on the stack. */
+#define HEAD_ON_STACK 32
+
 static int on_resp_head(void *arg, int status, const struct gw_hdr *f, size_t n)
 {
     struct gw_h2_stream *s = arg;
-    nghttp2_nv *nv = calloc(n + 1, sizeof(*nv));
+    nghttp2_nv local[HEAD_ON_STACK + 1];
+    nghttp2_nv *nv = n < HEAD_ON_STACK ? local : calloc(n + 1, sizeof(*nv));
     if (nv == NULL)
         return -1;
     char code[4];
@@ -39,7 +43,8 @@ static int on_resp_head(void *arg, int status, const struct gw_hdr *f, size_t n)
         nv[i + 1] = (nghttp2_nv){(uint8_t *)f[i].name, (uint8_t *)f[i].value, f[i].name_len,
                                  f[i].value_len, NGHTTP2_NV_FLAG_NONE};
     int rc = gw_h2_stream_respond(s, status, nv, n + 1, false);
-    free(nv);
+    if (nv != local)
+        free(nv);
     return rc;
 }
 
@@ -84,8 +89,7 @@ void gw_h2_h1_stop(struct gw_h2_stream *s)
     }
     if (s->timer != NULL && s->up_id == 0)
         evtimer_del(s->timer);
-    gw_http_resp_free(s->resp);
-    s->resp = NULL;
+    s->resp = NULL; /* the reader stays with the stream (s->resp_mem) */
 }
 
 void gw_h2_h1_drained(struct gw_h2_stream *s)
@@ -324,11 +328,13 @@ int gw_h2_h1_start(struct gw_h2_stream *s, const char *authority, struct tw_err 
 {
     (void)authority; /* write_head reads it from the stream (a retry writes the head again) */
     struct gw_h2 *h = s->h;
-    s->resp = gw_http_resp_new(&resp_cb, s, strcmp(s->method, "HEAD") == 0, err);
-    if (s->resp == NULL)
+    bool head = strcmp(s->method, "HEAD") == 0;
+    if (s->resp_mem != NULL)
+        gw_http_resp_reset(s->resp_mem, &resp_cb, s, head);
+    else if ((s->resp_mem = gw_http_resp_new(&resp_cb, s, head, err)) == NULL)
         return -1;
-    s->timer = evtimer_new(h->c->w->base, on_timer, s);
-    if (s->timer == NULL)
+    s->resp = s->resp_mem;
+    if (gw_h2_stream_timer(s, on_timer) == NULL)
         return tw_err_set(err, TW_ERR_INTERNAL, "out of memory");
     s->bodyless = s->ended && evbuffer_get_length(s->req_body) == 0;
     s->bev = gw_pool_take(h->c->w, h->c->svc);
@@ -388,10 +394,7 @@ void gw_h2_h1_end(struct gw_h2_stream *s)
 
 int gw_h2_h1_adopt(struct gw_h2_stream *s, struct tw_err *err)
 {
-    if (s->timer != NULL) { /* the HTTP/2 side's; gw_h2_h1_start arms its own */
-        event_free(s->timer);
-        s->timer = NULL;
-    }
+    /* The timer was the HTTP/2 side's: gw_h2_h1_start sets and arms it for its own. */
     TW_GUARD(gw_h2_h1_start(s, NULL, err));
     size_t n;
     while (s->bev != NULL && (n = evbuffer_get_contiguous_space(s->req_body)) > 0) {

@@ -236,19 +236,39 @@ static const http_parser_settings settings = {
     .on_message_complete = on_message_complete,
 };
 
+/* A reader's text above this is released when it starts over (a big head is rare). */
+#define KEEP_TEXT_BYTES 4096
+
+static void init(struct gw_http_resp *r, const struct gw_http_resp_cb *cb, void *arg,
+                 bool head_request)
+{
+    struct tw_buf text = r->text;
+    memset(r, 0, offsetof(struct gw_http_resp, fields));
+    r->cb = *cb;
+    r->arg = arg;
+    r->head_request = head_request;
+    r->text = text;
+    r->text.len = 0;
+    http_parser_init(&r->p, HTTP_RESPONSE);
+    r->p.data = r;
+}
+
 struct gw_http_resp *gw_http_resp_new(const struct gw_http_resp_cb *cb, void *arg,
                                       bool head_request, struct tw_err *err)
 {
     struct gw_http_resp *r = malloc(sizeof(*r));
     TW_ENSURE_PTR(r != NULL, err, TW_ERR_INTERNAL, "out of memory");
-    memset(r, 0, offsetof(struct gw_http_resp, fields));
-    r->cb = *cb;
-    r->arg = arg;
-    r->head_request = head_request;
     tw_buf_init(&r->text, GW_HTTP_RESP_MAX_BYTES);
-    http_parser_init(&r->p, HTTP_RESPONSE);
-    r->p.data = r;
+    init(r, cb, arg, head_request);
     return r;
+}
+
+void gw_http_resp_reset(struct gw_http_resp *r, const struct gw_http_resp_cb *cb, void *arg,
+                        bool head_request)
+{
+    if (r->text.cap > KEEP_TEXT_BYTES)
+        tw_buf_free(&r->text);
+    init(r, cb, arg, head_request);
 }
 
 void gw_http_resp_free(struct gw_http_resp *r)

@@ -50,6 +50,10 @@ struct gw_http_resp;
 struct gw_http_resp *gw_http_resp_new(const struct gw_http_resp_cb *cb, void *arg,
                                       bool head_request, struct tw_err *err);
 void gw_http_resp_free(struct gw_http_resp *r);
+/* Make r a reader for a new response, as gw_http_resp_new would, keeping its storage (the
+ * next request on a stream or connection allocates nothing). */
+void gw_http_resp_reset(struct gw_http_resp *r, const struct gw_http_resp_cb *cb, void *arg,
+                        bool head_request);
 
 /* Feed backend bytes. 0: consumed (callbacks made). -1: malformed, too large, or a callback
  * stopped it; gw_http_resp_reason says which. Bytes after the end of the response are

@@ -204,6 +204,32 @@ def test_cookie_crumbs_joined_and_te_dropped(env):
     c.close()
 
 
+def test_reused_stream_carries_nothing_of_the_last_request(env):
+    """The gateway keeps a closed stream's storage for the next one: one request after another
+    on a connection (each in the storage the last one left), none sees the last one's head."""
+    c = H2Client(env, env.port)
+    sid = c.request("/first/with/a/longer/path", method="POST", body=b"abc",
+                    headers=[("cookie", "a=1"), ("x-first", "1"), ("host", "localhost")])
+    status, _, body, _ = c.response(sid)
+    desc = json.loads(body)
+    assert status == 200 and hdr(desc, "x-first") == ["1"] and desc["chunked"]
+    sid = c.request("/second", authority="localhost")
+    status, _, body, _ = c.response(sid)
+    desc = json.loads(body)
+    assert status == 200 and desc["method"] == "GET" and desc["path"] == "/second"
+    assert hdr(desc, "cookie") == [] and hdr(desc, "x-first") == []
+    assert hdr(desc, "host") == ["localhost"] and desc["body_len"] == 0 and not desc["chunked"]
+    sid = c.request("/third", method="HEAD", headers=[("x-third", "3")])
+    status, headers, body, _ = c.response(sid)
+    assert status == 200 and body == b""
+    sid = c.request("/fourth", headers=[("cookie", "b=2")])
+    status, _, body, _ = c.response(sid)
+    desc = json.loads(body)
+    assert desc["path"] == "/fourth" and hdr(desc, "cookie") == ["b=2"]
+    assert hdr(desc, "x-third") == [] and desc["method"] == "GET"
+    c.close()
+
+
 # ---- responses -------------------------------------------------------------------------------
 
 class RawBackend:
