@@ -76,6 +76,7 @@ struct gw_h2_stream {
     bool chunked, connected, paused;
     bool reused;   /* the backend connection came from the pool */
     bool bodyless; /* the request had no body: safe to send again on a fresh connection */
+    bool direct;   /* a pooled plaintext connection, read through s->rd (h2_h1.c) */
     struct gw_http_resp *resp; /* the reader in use (s->resp_mem), or NULL */
     /* backend (h2_upstream.c) */
     int32_t up_id;  /* the open backend stream, 0 when none */
@@ -100,6 +101,7 @@ struct gw_h2_stream {
         struct evbuffer *body;     /* response bytes waiting for the client's window */
         struct gw_nvlist rtrail;
         struct gw_http_resp *resp_mem; /* h2_h1.c's response reader, NULL until first used */
+        struct event *rd;              /* h2_h1.c's direct reads, NULL until first used */
     };
 };
 

@@ -80,7 +80,7 @@ void gw_nvlist_free(struct gw_nvlist *l)
 /* Streams kept per worker for reuse: enough for the churn of many streams in flight (a stream
  * closed is mostly taken again within the same loop turn), small against the memory of the
  * connections (a kept stream holds about 16 kB, most of it the response reader's tables). */
-#define SPARES_MAX 64
+#define SPARES_MAX 128
 /* A header list that grew past this is freed rather than kept with its stream. */
 #define KEEP_LIST_BYTES 4096
 
@@ -93,6 +93,8 @@ static void destroy(struct gw_h2_stream *s)
 {
     if (s->timer != NULL)
         event_free(s->timer);
+    if (s->rd != NULL)
+        event_free(s->rd);
     if (s->cookie != NULL)
         evbuffer_free(s->cookie);
     if (s->body != NULL)
@@ -147,6 +149,8 @@ static void recycle(struct gw_h2_stream *s)
     }
     if (s->timer != NULL)
         evtimer_del(s->timer);
+    if (s->rd != NULL)
+        event_del(s->rd);
     evbuffer_drain(s->cookie, evbuffer_get_length(s->cookie));
     evbuffer_drain(s->body, evbuffer_get_length(s->body));
     evbuffer_drain(s->req_body, evbuffer_get_length(s->req_body));

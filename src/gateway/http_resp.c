@@ -36,6 +36,7 @@ struct gw_http_resp {
     enum { CB_NONE, CB_FIELD, CB_VALUE } last;
     bool in_trailers;
     bool started, done, stopped, keep_alive;
+    bool extra; /* bytes were fed after the end */
     const char *reason;
     /* Last and never zeroed (14 kB, written before read: entries below n only). */
     struct span fields[GW_HTTP_RESP_MAX_FIELDS];
@@ -283,12 +284,16 @@ int gw_http_resp_feed(struct gw_http_resp *r, const void *data, size_t len)
 {
     if (r->reason != NULL)
         return -1;
-    if (r->done || len == 0)
+    if (r->done || len == 0) {
+        r->extra = r->extra || len > 0;
         return 0;
+    }
     size_t got = http_parser_execute(&r->p, &settings, data, len);
     enum http_errno e = HTTP_PARSER_ERRNO(&r->p);
-    if (e == HPE_PAUSED && r->done)
+    if (e == HPE_PAUSED && r->done) {
+        r->extra = got < len;
         return 0;
+    }
     if (e != HPE_OK)
         return fail(r, e == HPE_HEADER_OVERFLOW ? "response head too large"
                                                 : "malformed response");
@@ -322,7 +327,7 @@ bool gw_http_resp_done(const struct gw_http_resp *r)
 
 bool gw_http_resp_keep_alive(const struct gw_http_resp *r)
 {
-    return r->done && r->keep_alive;
+    return r->done && r->keep_alive && !r->extra;
 }
 
 const char *gw_http_resp_reason(const struct gw_http_resp *r)

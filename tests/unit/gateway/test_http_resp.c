@@ -234,6 +234,34 @@ static void test_reset_reader_starts_over(void **state)
     gw_http_resp_free(r);
 }
 
+/* A connection that sent more than the response cannot carry the next request: the extra
+ * bytes would be taken for its answer. */
+static void test_bytes_after_the_end_forbid_reuse(void **state)
+{
+    (void)state;
+    const char *resp = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    struct got g;
+    struct gw_http_resp *r = reader(&g, false);
+    assert_int_equal(feed(r, resp, 64), 0);
+    assert_true(gw_http_resp_keep_alive(r));
+    gw_http_resp_free(r);
+
+    r = reader(&g, false);
+    assert_int_equal(feed(r, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1", 64), 0);
+    assert_int_equal(g.ends, 1);
+    assert_false(gw_http_resp_keep_alive(r));
+    gw_http_resp_free(r);
+
+    r = reader(&g, false);
+    assert_int_equal(feed(r, resp, 64), 0);
+    assert_int_equal(gw_http_resp_feed(r, "x", 1), 0); /* in a later read */
+    assert_false(gw_http_resp_keep_alive(r));
+    gw_http_resp_reset(r, &cb, &g, false);
+    assert_int_equal(feed(r, resp, 64), 0);
+    assert_true(gw_http_resp_keep_alive(r));
+    gw_http_resp_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,6 +270,7 @@ int main(void)
         cmocka_unit_test(test_head_request_and_close_delimited_body),
         cmocka_unit_test(test_failures_name_their_reason),
         cmocka_unit_test(test_reset_reader_starts_over),
+        cmocka_unit_test(test_bytes_after_the_end_forbid_reuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
