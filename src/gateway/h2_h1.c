@@ -91,10 +91,10 @@ static int on_resp_head(void *arg, int status, const struct gw_hdr *f, size_t n)
     nghttp2_nv *nv = n < HEAD_ON_STACK ? local : calloc(n + 1, sizeof(*nv));
     if (nv == NULL)
         return -1;
-    char code[4];
-    snprintf(code, sizeof(code), "%d", status);
-    nv[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)code, 7, strlen(code),
-                         NGHTTP2_NV_FLAG_NONE};
+    /* http_resp.h: a final status has three digits (100-999). */
+    char code[3] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10),
+                    (char)('0' + status % 10)};
+    nv[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)code, 7, 3, NGHTTP2_NV_FLAG_NONE};
     for (size_t i = 0; i < n; i++)
         nv[i + 1] = (nghttp2_nv){(uint8_t *)f[i].name, (uint8_t *)f[i].value, f[i].name_len,
                                  f[i].value_len, NGHTTP2_NV_FLAG_NONE};

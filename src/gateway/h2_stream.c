@@ -13,6 +13,7 @@
 #include "gateway/h2.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -243,36 +244,29 @@ static bool name_is(const uint8_t *n, size_t len, const char *want)
     return len == strlen(want) && memcmp(n, want, len) == 0;
 }
 
-/* Point method, path, authority and host at their values in s->pseudo, whose storage may have
- * moved; a repeated field counts by its last value. */
-static void point_pseudo(struct gw_h2_stream *s)
-{
-    s->method = s->path = s->authority = s->host = NULL;
-    for (size_t i = 0; i < s->pseudo.n; i++) {
-        const nghttp2_nv *nv = &s->pseudo.nv[i];
-        const char *v = (const char *)nv->value;
-        if (name_is(nv->name, nv->namelen, ":method"))
-            s->method = v;
-        else if (name_is(nv->name, nv->namelen, ":path"))
-            s->path = v;
-        else if (name_is(nv->name, nv->namelen, ":authority"))
-            s->authority = v;
-        else
-            s->host = v;
-    }
-}
-
 /* :method, :path, :authority or Host, kept in one list of the stream's (no allocation of its
  * own per request); anything else is left alone (:scheme: the backend is reached by its own
- * scheme). */
+ * scheme). A repeated field counts by its last value. */
 static int keep_pseudo(struct gw_h2_stream *s, const uint8_t *n, size_t nlen, const uint8_t *v,
                        size_t vlen)
 {
-    if (!name_is(n, nlen, ":method") && !name_is(n, nlen, ":path") &&
-        !name_is(n, nlen, ":authority") && !name_is(n, nlen, "host"))
+    const char **slots[] = {&s->method, &s->path, &s->authority, &s->host};
+    size_t which = name_is(n, nlen, ":method")      ? 0
+                   : name_is(n, nlen, ":path")      ? 1
+                   : name_is(n, nlen, ":authority") ? 2
+                   : name_is(n, nlen, "host")       ? 3
+                                                    : 4;
+    if (which == 4)
         return 0;
+    /* The list's storage may move: the values taken before are re-pointed by offset. */
+    size_t off[4];
+    for (size_t i = 0; i < 4; i++)
+        off[i] = *slots[i] != NULL ? (size_t)(*slots[i] - s->pseudo.buf) : SIZE_MAX;
     TW_GUARD(gw_nvlist_add(&s->pseudo, (const char *)n, nlen, (const char *)v, vlen));
-    point_pseudo(s);
+    for (size_t i = 0; i < 4; i++)
+        if (off[i] != SIZE_MAX)
+            *slots[i] = s->pseudo.buf + off[i];
+    *slots[which] = (const char *)s->pseudo.nv[s->pseudo.n - 1].value;
     return 0;
 }
 

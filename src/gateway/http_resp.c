@@ -3,7 +3,6 @@
  * header list once the head (or the trailer section) is complete. */
 #include "gateway/http_resp.h"
 
-#include <ctype.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,13 +12,21 @@
 
 #include "util/buf.h"
 
+struct name {
+    const char *text;
+    size_t len;
+};
+#define NAME(t) {t, sizeof(t) - 1}
+
 /* RFC 9113 §8.2.2: connection-specific fields never cross into HTTP/2. */
-static const char *const hop_by_hop[] = {
-    "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te",
+static const struct name hop_by_hop[] = {
+    NAME("connection"), NAME("keep-alive"), NAME("proxy-connection"),
+    NAME("transfer-encoding"), NAME("upgrade"), NAME("te"),
 };
 
 /* Fields that frame a message: meaningless (and dangerous) in a trailer section. */
-static const char *const not_in_trailers[] = {"content-length", "host", "trailer"};
+static const struct name not_in_trailers[] = {NAME("content-length"), NAME("host"),
+                                              NAME("trailer")};
 
 struct span {
     size_t name_off, name_len, val_off, val_len;
@@ -97,10 +104,10 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
     return store(r, at, n);
 }
 
-static bool span_in(const char *s, size_t n, const char *const *names, size_t count)
+static bool span_in(const char *s, size_t n, const struct name *names, size_t count)
 {
     for (size_t i = 0; i < count; i++)
-        if (strlen(names[i]) == n && strncasecmp(s, names[i], n) == 0)
+        if (names[i].len == n && strncasecmp(s, names[i].text, n) == 0)
             return true;
     return false;
 }
@@ -149,7 +156,8 @@ static int build_list(struct gw_http_resp *r, size_t *count)
         if (f->drop)
             continue;
         for (size_t k = 0; k < f->name_len; k++)
-            t[f->name_off + k] = (char)tolower((unsigned char)t[f->name_off + k]);
+            if (t[f->name_off + k] >= 'A' && t[f->name_off + k] <= 'Z') /* ASCII only */
+                t[f->name_off + k] = (char)(t[f->name_off + k] - 'A' + 'a');
         while (f->val_len > 0 &&
                (t[f->val_off + f->val_len - 1] == ' ' || t[f->val_off + f->val_len - 1] == '\t'))
             f->val_len--;

@@ -228,6 +228,14 @@ def test_reused_stream_carries_nothing_of_the_last_request(env):
     desc = json.loads(body)
     assert desc["path"] == "/fourth" and hdr(desc, "cookie") == ["b=2"]
     assert hdr(desc, "x-third") == [] and desc["method"] == "GET"
+    # :path long enough to move the storage the earlier pseudo-header fields were kept in
+    long_path = "/long/" + "p" * 2000
+    sid = c.request(long_path, method="DELETE", authority="localhost",
+                    headers=[("host", "localhost")])
+    status, _, body, _ = c.response(sid)
+    desc = json.loads(body)
+    assert status == 200 and desc["method"] == "DELETE" and desc["path"] == long_path
+    assert hdr(desc, "host") == ["localhost"]
     c.close()
 
 
