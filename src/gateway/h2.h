@@ -56,44 +56,53 @@ struct gw_h2 {
     bool in_send;       /* guards against re-entering the send pump */
 };
 
-/* One request stream. */
+/* One request stream. Streams are recycled through a per-worker list of spares (h2_stream.c):
+ * everything before the kept storage at the end is zeroed for each request, the storage is
+ * kept, emptied, so that a request allocates nothing of its own in the common case. */
 struct gw_h2_stream {
     struct gw_h2_stream *prev, *next;
     struct gw_h2 *h;
     int32_t id;
-    /* request */
-    char *method, *path, *authority, *host;
-    struct gw_nvlist fields; /* regular fields kept for the backend, in order */
-    struct evbuffer *cookie; /* crumbs joined (RFC 9113 §8.2.3) */
-    struct gw_nvlist trailers;
+    /* request: the pseudo-header fields and Host point into s->pseudo (NULL: absent) */
+    const char *method, *path, *authority, *host;
     bool te_trailers; /* the client sent "te: trailers" (passed on to an h2 backend) */
     size_t hdr_bytes, n_hdrs;
     int refuse; /* answer this status instead of forwarding */
     const char *detail;
-    bool ended;                /* the client's END_STREAM arrived */
-    struct evbuffer *req_body; /* h2 backend: request bytes waiting for its window */
+    bool ended;        /* the client's END_STREAM arrived */
     size_t unconsumed; /* request bytes not yet acknowledged to the client's window */
     /* backend (h2_h1.c) */
     struct bufferevent *bev;
     bool chunked, connected, paused;
     bool reused;   /* the backend connection came from the pool */
     bool bodyless; /* the request had no body: safe to send again on a fresh connection */
-    struct gw_http_resp *resp;
+    bool direct;   /* a pooled plaintext connection, read through s->rd (h2_h1.c) */
+    struct gw_http_resp *resp; /* the reader in use (s->resp_mem), or NULL */
     /* backend (h2_upstream.c) */
     int32_t up_id;  /* the open backend stream, 0 when none */
     int32_t up_sid; /* the backend stream ever used (window accounting after its close) */
     size_t up_owed; /* response bytes received from the backend, not yet consumed */
     bool up_deferred;
     bool up_wait; /* backend-protocol = auto: waiting for the backend's ALPN choice */
-    struct gw_nvlist up_head; /* the backend's response head as it arrives */
     /* both */
-    struct event *timer;
-    struct evbuffer *body; /* response bytes waiting for the client's window */
-    struct gw_nvlist rtrail;
     bool submitted, resp_end, deferred;
     int status;
     uint64_t bytes_in, bytes_out;
     int64_t started_ms;
+    /* Kept storage (C11 anonymous struct, last): emptied, not freed, between requests. */
+    struct {
+        struct gw_nvlist pseudo;  /* :method, :path, :authority and Host, as received */
+        struct gw_nvlist fields;  /* regular fields kept for the backend, in order */
+        struct evbuffer *cookie;  /* crumbs joined (RFC 9113 §8.2.3) */
+        struct gw_nvlist trailers;
+        struct evbuffer *req_body; /* h2 backend: request bytes waiting for its window */
+        struct gw_nvlist up_head;  /* the backend's response head as it arrives */
+        struct event *timer;       /* see gw_h2_stream_timer */
+        struct evbuffer *body;     /* response bytes waiting for the client's window */
+        struct gw_nvlist rtrail;
+        struct gw_http_resp *resp_mem; /* h2_h1.c's response reader, NULL until first used */
+        struct event *rd;              /* h2_h1.c's direct reads, NULL until first used */
+    };
 };
 
 /* h2_stream.c: called from the session's nghttp2 callbacks. */
@@ -113,6 +122,9 @@ void gw_h2_stream_free(struct gw_h2_stream *s);
 
 /* h2_stream.c: used by the backend sides. */
 const struct gw_svc *gw_h2_stream_svc(const struct gw_h2_stream *s);
+/* The stream's timer, set to call cb with s (the backend side that arms it); an earlier
+ * setting of another side is disarmed. NULL when out of memory. */
+struct event *gw_h2_stream_timer(struct gw_h2_stream *s, event_callback_fn cb);
 /* Answer with a status of the gateway's own (or reset the stream when the response has
  * begun). */
 void gw_h2_stream_error(struct gw_h2_stream *s, int status, const char *why);

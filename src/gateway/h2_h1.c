@@ -11,8 +11,10 @@
  * written towards the backend. */
 #include "gateway/h2.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
@@ -24,22 +26,81 @@
 
 static int connect_fresh(struct gw_h2_stream *s, struct tw_err *err);
 static void arm(struct gw_h2_stream *s, int64_t ms);
+static void backend_readable(evutil_socket_t fd, short what, void *arg);
+static void backend_event(struct bufferevent *bev, short events, void *arg);
+
+/* ---- direct reads ---------------------------------------------------------------------------- */
+
+/* A pooled plaintext connection is read with one recv(2) into the stack, fed straight to the
+ * response reader, instead of through its bufferevent: libevent precedes every read with an
+ * ioctl(FIONREAD) and reads into an evbuffer chain allocated for it. The bufferevent still
+ * writes and owns the socket. Its read interest is dropped only after s->rd's was added, and
+ * taken back before s->rd's is removed, so the socket's epoll registration never changes. */
+#define DIRECT_READ_BYTES 16384
+
+static int direct_on(struct gw_h2_stream *s)
+{
+    evutil_socket_t fd = bufferevent_getfd(s->bev);
+    struct event_base *base = s->h->c->w->base;
+    if (s->rd == NULL)
+        s->rd = event_new(base, fd, EV_READ | EV_PERSIST, backend_readable, s);
+    else if (event_assign(s->rd, base, fd, EV_READ | EV_PERSIST, backend_readable, s) != 0)
+        return -1;
+    if (s->rd == NULL || event_add(s->rd, NULL) != 0)
+        return -1;
+    s->direct = true;
+    bufferevent_disable(s->bev, EV_READ);
+    return 0;
+}
+
+/* Reading goes back to the bufferevent (for the pool, or before it is freed). */
+static void direct_off(struct gw_h2_stream *s)
+{
+    if (!s->direct)
+        return;
+    s->direct = false;
+    bufferevent_enable(s->bev, EV_READ);
+    event_del(s->rd);
+}
+
+static void reads_pause(struct gw_h2_stream *s, bool pause)
+{
+    s->paused = pause;
+    if (s->direct)
+        (void)(pause ? event_del(s->rd) : event_add(s->rd, NULL));
+    else
+        (void)(pause ? bufferevent_disable(s->bev, EV_READ) : bufferevent_enable(s->bev, EV_READ));
+}
+
+static void drop_bev(struct gw_h2_stream *s)
+{
+    if (s->bev == NULL)
+        return;
+    direct_off(s);
+    bufferevent_free(s->bev);
+    s->bev = NULL;
+}
+
+/* Response heads of up to this many fields are listed on the stack. */
+#define HEAD_ON_STACK 32
 
 static int on_resp_head(void *arg, int status, const struct gw_hdr *f, size_t n)
 {
     struct gw_h2_stream *s = arg;
-    nghttp2_nv *nv = calloc(n + 1, sizeof(*nv));
+    nghttp2_nv local[HEAD_ON_STACK + 1];
+    nghttp2_nv *nv = n < HEAD_ON_STACK ? local : calloc(n + 1, sizeof(*nv));
     if (nv == NULL)
         return -1;
-    char code[4];
-    snprintf(code, sizeof(code), "%d", status);
-    nv[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)code, 7, strlen(code),
-                         NGHTTP2_NV_FLAG_NONE};
+    /* http_resp.h: a final status has three digits (100-999). */
+    char code[3] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10),
+                    (char)('0' + status % 10)};
+    nv[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)code, 7, 3, NGHTTP2_NV_FLAG_NONE};
     for (size_t i = 0; i < n; i++)
         nv[i + 1] = (nghttp2_nv){(uint8_t *)f[i].name, (uint8_t *)f[i].value, f[i].name_len,
                                  f[i].value_len, NGHTTP2_NV_FLAG_NONE};
     int rc = gw_h2_stream_respond(s, status, nv, n + 1, false);
-    free(nv);
+    if (nv != local)
+        free(nv);
     return rc;
 }
 
@@ -47,10 +108,8 @@ static int on_resp_body(void *arg, const uint8_t *data, size_t len)
 {
     struct gw_h2_stream *s = arg;
     TW_GUARD(gw_h2_stream_body(s, data, len));
-    if (evbuffer_get_length(s->body) >= gw_h2_stream_svc(s)->buffer_high && s->bev != NULL) {
-        s->paused = true;
-        bufferevent_disable(s->bev, EV_READ);
-    }
+    if (evbuffer_get_length(s->body) >= gw_h2_stream_svc(s)->buffer_high && s->bev != NULL)
+        reads_pause(s, true);
     return 0;
 }
 
@@ -78,23 +137,17 @@ static const struct gw_http_resp_cb resp_cb = {
 
 void gw_h2_h1_stop(struct gw_h2_stream *s)
 {
-    if (s->bev != NULL) {
-        bufferevent_free(s->bev);
-        s->bev = NULL;
-    }
+    drop_bev(s);
     if (s->timer != NULL && s->up_id == 0)
         evtimer_del(s->timer);
-    gw_http_resp_free(s->resp);
-    s->resp = NULL;
+    s->resp = NULL; /* the reader stays with the stream (s->resp_mem) */
 }
 
 void gw_h2_h1_drained(struct gw_h2_stream *s)
 {
     if (s->paused && s->bev != NULL &&
-        evbuffer_get_length(s->body) <= gw_h2_stream_svc(s)->buffer_low) {
-        s->paused = false;
-        bufferevent_enable(s->bev, EV_READ);
-    }
+        evbuffer_get_length(s->body) <= gw_h2_stream_svc(s)->buffer_low)
+        reads_pause(s, false);
 }
 
 /* ---- the pool ---------------------------------------------------------------------------- */
@@ -113,6 +166,7 @@ void gw_h2_h1_pool_add(struct gw_h2 *h, struct bufferevent *bev)
 static void park(struct gw_h2_stream *s)
 {
     struct bufferevent *bev = s->bev;
+    direct_off(s);
     s->bev = NULL;
     if (gw_http_resp_keep_alive(s->resp) && s->ended &&
         evbuffer_get_length(bufferevent_get_output(bev)) == 0 &&
@@ -140,13 +194,18 @@ static void settle(struct gw_h2_stream *s, int status, const char *why)
     gw_h2_pump(h);
 }
 
+static void answered(struct gw_h2_stream *s)
+{
+    s->h->c->last_io_ms = gw_now_ms();
+    if (s->timer != NULL)
+        evtimer_del(s->timer); /* the backend answered: the backend-timeout is over */
+}
+
 static void backend_read(struct bufferevent *bev, void *arg)
 {
     struct gw_h2_stream *s = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
-    s->h->c->last_io_ms = gw_now_ms();
-    if (s->timer != NULL)
-        evtimer_del(s->timer); /* the backend answered: the backend-timeout is over */
+    answered(s);
     size_t n;
     while ((n = evbuffer_get_contiguous_space(in)) > 0) {
         const unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)n);
@@ -158,6 +217,27 @@ static void backend_read(struct bufferevent *bev, void *arg)
         }
         if (gw_http_resp_done(s->resp))
             break;
+    }
+    settle(s, 0, NULL);
+}
+
+/* Direct reads (see direct_on): what the bufferevent's read and event callbacks would see. */
+static void backend_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct gw_h2_stream *s = arg;
+    unsigned char buf[DIRECT_READ_BYTES];
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0) {
+        backend_event(s->bev, (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR) | BEV_EVENT_READING, s);
+        return;
+    }
+    answered(s);
+    if (gw_http_resp_feed(s->resp, buf, (size_t)n) != 0) {
+        settle(s, 502, gw_http_resp_reason(s->resp));
+        return;
     }
     settle(s, 0, NULL);
 }
@@ -207,8 +287,7 @@ static void backend_event(struct bufferevent *bev, short events, void *arg)
     if (s->reused && s->bodyless && !gw_http_resp_started(s->resp)) {
         /* The pooled connection was closed by the backend meanwhile: once more, fresh. */
         struct tw_err err;
-        bufferevent_free(s->bev);
-        s->bev = NULL;
+        drop_bev(s);
         s->reused = false;
         if (connect_fresh(s, &err) != 0) {
             settle(s, 502, err.msg);
@@ -324,11 +403,13 @@ int gw_h2_h1_start(struct gw_h2_stream *s, const char *authority, struct tw_err 
 {
     (void)authority; /* write_head reads it from the stream (a retry writes the head again) */
     struct gw_h2 *h = s->h;
-    s->resp = gw_http_resp_new(&resp_cb, s, strcmp(s->method, "HEAD") == 0, err);
-    if (s->resp == NULL)
+    bool head = strcmp(s->method, "HEAD") == 0;
+    if (s->resp_mem != NULL)
+        gw_http_resp_reset(s->resp_mem, &resp_cb, s, head);
+    else if ((s->resp_mem = gw_http_resp_new(&resp_cb, s, head, err)) == NULL)
         return -1;
-    s->timer = evtimer_new(h->c->w->base, on_timer, s);
-    if (s->timer == NULL)
+    s->resp = s->resp_mem;
+    if (gw_h2_stream_timer(s, on_timer) == NULL)
         return tw_err_set(err, TW_ERR_INTERNAL, "out of memory");
     s->bodyless = s->ended && evbuffer_get_length(s->req_body) == 0;
     s->bev = gw_pool_take(h->c->w, h->c->svc);
@@ -337,20 +418,25 @@ int gw_h2_h1_start(struct gw_h2_stream *s, const char *authority, struct tw_err 
     s->reused = true;
     s->connected = true;
     attach(s);
+    bool plain = h->c->svc->backend_ctx == NULL;
+    if (plain && direct_on(s) != 0)
+        return tw_err_set(err, TW_ERR_INTERNAL, "out of memory");
     /* A bodyless request on a plaintext connection is written at once, which nearly always
      * takes it whole: no write interest is registered and removed around it (two epoll_ctl
      * calls per request, the largest share of the gateway's time on this path). What the
      * socket did not take, or an error, goes the ordinary way through the write event. */
-    bool direct = s->bodyless && h->c->svc->backend_ctx == NULL;
+    bool write_direct = s->bodyless && plain;
     struct evbuffer *out = bufferevent_get_output(s->bev);
-    if (direct)
+    if (write_direct)
         bufferevent_disable(s->bev, EV_WRITE);
     if (write_head(s, out) != 0)
         return tw_err_set(err, TW_ERR_INTERNAL, "out of memory");
-    if (direct)
+    if (write_direct)
         write_now(s->bev);
-    bufferevent_enable(s->bev, direct && evbuffer_get_length(out) == 0 ? EV_READ
-                                                                       : EV_READ | EV_WRITE);
+    short want = (short)((s->direct ? 0 : EV_READ) |
+                         (write_direct && evbuffer_get_length(out) == 0 ? 0 : EV_WRITE));
+    if (want != 0)
+        bufferevent_enable(s->bev, want);
     arm(s, gw_h2_stream_svc(s)->backend_ms);
     return 0;
 }
@@ -388,10 +474,7 @@ void gw_h2_h1_end(struct gw_h2_stream *s)
 
 int gw_h2_h1_adopt(struct gw_h2_stream *s, struct tw_err *err)
 {
-    if (s->timer != NULL) { /* the HTTP/2 side's; gw_h2_h1_start arms its own */
-        event_free(s->timer);
-        s->timer = NULL;
-    }
+    /* The timer was the HTTP/2 side's: gw_h2_h1_start sets and arms it for its own. */
     TW_GUARD(gw_h2_h1_start(s, NULL, err));
     size_t n;
     while (s->bev != NULL && (n = evbuffer_get_contiguous_space(s->req_body)) > 0) {

@@ -12,12 +12,15 @@
  * the stream, or RST_STREAM once a response has begun (RFC 9113 §8.1). */
 #include "gateway/h2.h"
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
 #include <openssl/err.h>
 
+#include "gateway/http_resp.h"
 #include "util/log.h"
 
 /* ---- header lists --------------------------------------------------------------------------- */
@@ -75,44 +78,133 @@ void gw_nvlist_free(struct gw_nvlist *l)
 
 /* ---- lifetime ------------------------------------------------------------------------------- */
 
+/* Streams kept per worker for reuse: enough for the churn of many streams in flight (a stream
+ * closed is mostly taken again within the same loop turn), small against the memory of the
+ * connections (a kept stream holds about 16 kB, most of it the response reader's tables). */
+#define SPARES_MAX 128
+/* A header list that grew past this is freed rather than kept with its stream. */
+#define KEEP_LIST_BYTES 4096
+
 const struct gw_svc *gw_h2_stream_svc(const struct gw_h2_stream *s)
 {
     return s->h->c->svc;
 }
 
-static char *dup_span(const uint8_t *p, size_t n)
+static void destroy(struct gw_h2_stream *s)
 {
-    char *s = malloc(n + 1);
-    if (s != NULL) {
-        memcpy(s, p, n);
-        s[n] = '\0';
-    }
-    return s;
+    if (s->timer != NULL)
+        event_free(s->timer);
+    if (s->rd != NULL)
+        event_free(s->rd);
+    if (s->cookie != NULL)
+        evbuffer_free(s->cookie);
+    if (s->body != NULL)
+        evbuffer_free(s->body);
+    if (s->req_body != NULL)
+        evbuffer_free(s->req_body);
+    gw_nvlist_free(&s->pseudo);
+    gw_nvlist_free(&s->fields);
+    gw_nvlist_free(&s->trailers);
+    gw_nvlist_free(&s->up_head);
+    gw_nvlist_free(&s->rtrail);
+    gw_http_resp_free(s->resp_mem);
+    free(s);
 }
 
-struct gw_h2_stream *gw_h2_stream_new(struct gw_h2 *h, int32_t id)
+static struct gw_h2_stream *take_spare(struct gw_worker *w)
 {
-    struct gw_h2_stream *s = calloc(1, sizeof(*s));
+    struct gw_h2_stream *s = w->h2_spare;
+    if (s != NULL) {
+        w->h2_spare = s->next;
+        w->h2_spare_len--;
+        return s;
+    }
+    s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
-    s->h = h;
-    s->id = id;
-    s->detail = "";
-    s->started_ms = gw_now_ms();
     s->cookie = evbuffer_new();
     s->body = evbuffer_new();
     s->req_body = evbuffer_new();
     if (s->cookie == NULL || s->body == NULL || s->req_body == NULL) {
-        evbuffer_free(s->cookie), evbuffer_free(s->body), evbuffer_free(s->req_body);
-        free(s);
+        destroy(s);
         return NULL;
     }
+    return s;
+}
+
+static void empty_list(struct gw_nvlist *l)
+{
+    if (l->cap > KEEP_LIST_BYTES)
+        gw_nvlist_free(l);
+    else
+        gw_nvlist_clear(l);
+}
+
+/* Empty the kept storage and keep the stream for the worker's next one (or free it). */
+static void recycle(struct gw_h2_stream *s)
+{
+    struct gw_worker *w = s->h->c->w;
+    if (w->h2_spare_len >= SPARES_MAX) {
+        destroy(s);
+        return;
+    }
+    if (s->timer != NULL)
+        evtimer_del(s->timer);
+    if (s->rd != NULL)
+        event_del(s->rd);
+    evbuffer_drain(s->cookie, evbuffer_get_length(s->cookie));
+    evbuffer_drain(s->body, evbuffer_get_length(s->body));
+    evbuffer_drain(s->req_body, evbuffer_get_length(s->req_body));
+    empty_list(&s->pseudo);
+    empty_list(&s->fields);
+    empty_list(&s->trailers);
+    empty_list(&s->up_head);
+    empty_list(&s->rtrail);
+    s->next = w->h2_spare;
+    w->h2_spare = s;
+    w->h2_spare_len++;
+}
+
+void gw_h2_spares_free(struct gw_worker *w)
+{
+    while (w->h2_spare != NULL) {
+        struct gw_h2_stream *s = w->h2_spare;
+        w->h2_spare = s->next;
+        destroy(s);
+    }
+    w->h2_spare_len = 0;
+}
+
+struct gw_h2_stream *gw_h2_stream_new(struct gw_h2 *h, int32_t id)
+{
+    struct gw_h2_stream *s = take_spare(h->c->w);
+    if (s == NULL)
+        return NULL;
+    /* Everything but the kept storage starts from zero, as from calloc. */
+    memset(s, 0, offsetof(struct gw_h2_stream, pseudo));
+    s->h = h;
+    s->id = id;
+    s->detail = "";
+    s->started_ms = gw_now_ms();
     s->next = h->streams;
     if (h->streams != NULL)
         h->streams->prev = s;
     h->streams = s;
     h->nstreams++;
     return s;
+}
+
+struct event *gw_h2_stream_timer(struct gw_h2_stream *s, event_callback_fn cb)
+{
+    struct event_base *base = s->h->c->w->base;
+    if (s->timer == NULL)
+        return s->timer = evtimer_new(base, cb, s);
+    if (event_get_callback(s->timer) != cb) {
+        evtimer_del(s->timer);
+        if (evtimer_assign(s->timer, base, cb, s) != 0)
+            return NULL;
+    }
+    return s->timer;
 }
 
 void gw_h2_stream_free(struct gw_h2_stream *s)
@@ -134,17 +226,7 @@ void gw_h2_stream_free(struct gw_h2_stream *s)
     }
     gw_h2_h1_stop(s);
     gw_h2_up_stop(s);
-    if (s->timer != NULL)
-        event_free(s->timer);
-    evbuffer_free(s->cookie);
-    evbuffer_free(s->body);
-    evbuffer_free(s->req_body);
-    gw_nvlist_free(&s->fields);
-    gw_nvlist_free(&s->trailers);
-    gw_nvlist_free(&s->up_head);
-    gw_nvlist_free(&s->rtrail);
-    free(s->method), free(s->path), free(s->authority), free(s->host);
-    free(s);
+    recycle(s);
 }
 
 /* ---- request headers ------------------------------------------------------------------------ */
@@ -162,18 +244,30 @@ static bool name_is(const uint8_t *n, size_t len, const char *want)
     return len == strlen(want) && memcmp(n, want, len) == 0;
 }
 
-static void pseudo(struct gw_h2_stream *s, const uint8_t *n, size_t nlen, const uint8_t *v,
-                   size_t vlen)
+/* :method, :path, :authority or Host, kept in one list of the stream's (no allocation of its
+ * own per request); anything else is left alone (:scheme: the backend is reached by its own
+ * scheme). A repeated field counts by its last value. */
+static int keep_pseudo(struct gw_h2_stream *s, const uint8_t *n, size_t nlen, const uint8_t *v,
+                       size_t vlen)
 {
-    char **slot = name_is(n, nlen, ":method")      ? &s->method
-                  : name_is(n, nlen, ":path")      ? &s->path
-                  : name_is(n, nlen, ":authority") ? &s->authority
-                                                   : NULL;
-    if (slot == NULL)
-        return; /* :scheme: the backend is reached by its own scheme */
-    free(*slot);
-    if ((*slot = dup_span(v, vlen)) == NULL)
-        refuse(s, 500, "out of memory");
+    const char **slots[] = {&s->method, &s->path, &s->authority, &s->host};
+    size_t which = name_is(n, nlen, ":method")      ? 0
+                   : name_is(n, nlen, ":path")      ? 1
+                   : name_is(n, nlen, ":authority") ? 2
+                   : name_is(n, nlen, "host")       ? 3
+                                                    : 4;
+    if (which == 4)
+        return 0;
+    /* The list's storage may move: the values taken before are re-pointed by offset. */
+    size_t off[4];
+    for (size_t i = 0; i < 4; i++)
+        off[i] = *slots[i] != NULL ? (size_t)(*slots[i] - s->pseudo.buf) : SIZE_MAX;
+    TW_GUARD(gw_nvlist_add(&s->pseudo, (const char *)n, nlen, (const char *)v, vlen));
+    for (size_t i = 0; i < 4; i++)
+        if (off[i] != SIZE_MAX)
+            *slots[i] = s->pseudo.buf + off[i];
+    *slots[which] = (const char *)s->pseudo.nv[s->pseudo.n - 1].value;
+    return 0;
 }
 
 void gw_h2_stream_header(struct gw_h2_stream *s, const uint8_t *name, size_t nlen,
@@ -190,8 +284,8 @@ void gw_h2_stream_header(struct gw_h2_stream *s, const uint8_t *name, size_t nle
     if (s->refuse != 0)
         return; /* keep nothing more of a refused request */
     if (nlen > 0 && name[0] == ':') {
-        if (!trailer)
-            pseudo(s, name, nlen, value, vlen);
+        if (!trailer && keep_pseudo(s, name, nlen, value, vlen) != 0)
+            refuse(s, 500, "out of memory");
         return;
     }
     if (gw_http_name_stripped(NULL, 0, (const char *)name, nlen))
@@ -210,8 +304,7 @@ void gw_h2_stream_header(struct gw_h2_stream *s, const uint8_t *name, size_t nle
             rc = gw_nvlist_add(&s->trailers, (const char *)name, nlen, (const char *)value,
                                vlen);
     } else if (name_is(name, nlen, "host")) {
-        free(s->host);
-        rc = (s->host = dup_span(value, vlen)) != NULL ? 0 : -1;
+        rc = keep_pseudo(s, name, nlen, value, vlen);
     } else if (name_is(name, nlen, "cookie")) {
         rc = (evbuffer_get_length(s->cookie) > 0 && evbuffer_add(s->cookie, "; ", 2) != 0) ||
                      evbuffer_add(s->cookie, value, vlen) != 0

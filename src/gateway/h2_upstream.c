@@ -456,12 +456,11 @@ static int submit(struct gw_h2_stream *s, struct tw_err *err)
 static void arm(struct gw_h2_stream *s)
 {
     const struct gw_svc *svc = gw_h2_stream_svc(s);
-    if (s->timer == NULL)
-        s->timer = evtimer_new(s->h->c->w->base, on_timer, s);
-    if (s->timer != NULL) {
+    struct event *timer = gw_h2_stream_timer(s, on_timer);
+    if (timer != NULL) {
         struct timeval tv = {(time_t)(svc->backend_ms / 1000),
                              (suseconds_t)(svc->backend_ms % 1000) * 1000};
-        evtimer_add(s->timer, &tv);
+        evtimer_add(timer, &tv);
     }
 }
 

@@ -3,7 +3,6 @@
  * header list once the head (or the trailer section) is complete. */
 #include "gateway/http_resp.h"
 
-#include <ctype.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,13 +12,21 @@
 
 #include "util/buf.h"
 
+struct name {
+    const char *text;
+    size_t len;
+};
+#define NAME(t) {t, sizeof(t) - 1}
+
 /* RFC 9113 §8.2.2: connection-specific fields never cross into HTTP/2. */
-static const char *const hop_by_hop[] = {
-    "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te",
+static const struct name hop_by_hop[] = {
+    NAME("connection"), NAME("keep-alive"), NAME("proxy-connection"),
+    NAME("transfer-encoding"), NAME("upgrade"), NAME("te"),
 };
 
 /* Fields that frame a message: meaningless (and dangerous) in a trailer section. */
-static const char *const not_in_trailers[] = {"content-length", "host", "trailer"};
+static const struct name not_in_trailers[] = {NAME("content-length"), NAME("host"),
+                                              NAME("trailer")};
 
 struct span {
     size_t name_off, name_len, val_off, val_len;
@@ -36,6 +43,7 @@ struct gw_http_resp {
     enum { CB_NONE, CB_FIELD, CB_VALUE } last;
     bool in_trailers;
     bool started, done, stopped, keep_alive;
+    bool extra; /* bytes were fed after the end */
     const char *reason;
     /* Last and never zeroed (14 kB, written before read: entries below n only). */
     struct span fields[GW_HTTP_RESP_MAX_FIELDS];
@@ -96,10 +104,10 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
     return store(r, at, n);
 }
 
-static bool span_in(const char *s, size_t n, const char *const *names, size_t count)
+static bool span_in(const char *s, size_t n, const struct name *names, size_t count)
 {
     for (size_t i = 0; i < count; i++)
-        if (strlen(names[i]) == n && strncasecmp(s, names[i], n) == 0)
+        if (names[i].len == n && strncasecmp(s, names[i].text, n) == 0)
             return true;
     return false;
 }
@@ -148,7 +156,8 @@ static int build_list(struct gw_http_resp *r, size_t *count)
         if (f->drop)
             continue;
         for (size_t k = 0; k < f->name_len; k++)
-            t[f->name_off + k] = (char)tolower((unsigned char)t[f->name_off + k]);
+            if (t[f->name_off + k] >= 'A' && t[f->name_off + k] <= 'Z') /* ASCII only */
+                t[f->name_off + k] = (char)(t[f->name_off + k] - 'A' + 'a');
         while (f->val_len > 0 &&
                (t[f->val_off + f->val_len - 1] == ' ' || t[f->val_off + f->val_len - 1] == '\t'))
             f->val_len--;
@@ -236,19 +245,39 @@ static const http_parser_settings settings = {
     .on_message_complete = on_message_complete,
 };
 
+/* A reader's text above this is released when it starts over (a big head is rare). */
+#define KEEP_TEXT_BYTES 4096
+
+static void init(struct gw_http_resp *r, const struct gw_http_resp_cb *cb, void *arg,
+                 bool head_request)
+{
+    struct tw_buf text = r->text;
+    memset(r, 0, offsetof(struct gw_http_resp, fields));
+    r->cb = *cb;
+    r->arg = arg;
+    r->head_request = head_request;
+    r->text = text;
+    r->text.len = 0;
+    http_parser_init(&r->p, HTTP_RESPONSE);
+    r->p.data = r;
+}
+
 struct gw_http_resp *gw_http_resp_new(const struct gw_http_resp_cb *cb, void *arg,
                                       bool head_request, struct tw_err *err)
 {
     struct gw_http_resp *r = malloc(sizeof(*r));
     TW_ENSURE_PTR(r != NULL, err, TW_ERR_INTERNAL, "out of memory");
-    memset(r, 0, offsetof(struct gw_http_resp, fields));
-    r->cb = *cb;
-    r->arg = arg;
-    r->head_request = head_request;
     tw_buf_init(&r->text, GW_HTTP_RESP_MAX_BYTES);
-    http_parser_init(&r->p, HTTP_RESPONSE);
-    r->p.data = r;
+    init(r, cb, arg, head_request);
     return r;
+}
+
+void gw_http_resp_reset(struct gw_http_resp *r, const struct gw_http_resp_cb *cb, void *arg,
+                        bool head_request)
+{
+    if (r->text.cap > KEEP_TEXT_BYTES)
+        tw_buf_free(&r->text);
+    init(r, cb, arg, head_request);
 }
 
 void gw_http_resp_free(struct gw_http_resp *r)
@@ -263,12 +292,16 @@ int gw_http_resp_feed(struct gw_http_resp *r, const void *data, size_t len)
 {
     if (r->reason != NULL)
         return -1;
-    if (r->done || len == 0)
+    if (r->done || len == 0) {
+        r->extra = r->extra || len > 0;
         return 0;
+    }
     size_t got = http_parser_execute(&r->p, &settings, data, len);
     enum http_errno e = HTTP_PARSER_ERRNO(&r->p);
-    if (e == HPE_PAUSED && r->done)
+    if (e == HPE_PAUSED && r->done) {
+        r->extra = got < len;
         return 0;
+    }
     if (e != HPE_OK)
         return fail(r, e == HPE_HEADER_OVERFLOW ? "response head too large"
                                                 : "malformed response");
@@ -302,7 +335,7 @@ bool gw_http_resp_done(const struct gw_http_resp *r)
 
 bool gw_http_resp_keep_alive(const struct gw_http_resp *r)
 {
-    return r->done && r->keep_alive;
+    return r->done && r->keep_alive && !r->extra;
 }
 
 const char *gw_http_resp_reason(const struct gw_http_resp *r)

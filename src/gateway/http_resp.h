@@ -50,10 +50,14 @@ struct gw_http_resp;
 struct gw_http_resp *gw_http_resp_new(const struct gw_http_resp_cb *cb, void *arg,
                                       bool head_request, struct tw_err *err);
 void gw_http_resp_free(struct gw_http_resp *r);
+/* Make r a reader for a new response, as gw_http_resp_new would, keeping its storage (the
+ * next request on a stream or connection allocates nothing). */
+void gw_http_resp_reset(struct gw_http_resp *r, const struct gw_http_resp_cb *cb, void *arg,
+                        bool head_request);
 
 /* Feed backend bytes. 0: consumed (callbacks made). -1: malformed, too large, or a callback
  * stopped it; gw_http_resp_reason says which. Bytes after the end of the response are
- * ignored (the backend connection is not reused for another request yet). */
+ * ignored (and the connection is then not kept, see gw_http_resp_keep_alive). */
 int gw_http_resp_feed(struct gw_http_resp *r, const void *data, size_t len) TW_MUST_CHECK;
 
 /* The backend closed the connection. 0 when that completed the response (end was called) or
@@ -64,8 +68,9 @@ int gw_http_resp_eof(struct gw_http_resp *r) TW_MUST_CHECK;
 bool gw_http_resp_started(const struct gw_http_resp *r);
 bool gw_http_resp_done(const struct gw_http_resp *r);
 
-/* After the end: whether the backend keeps the connection open for another request (HTTP/1.1
- * without "Connection: close", RFC 9112 §9.3). */
+/* After the end: whether the backend connection can carry another request: the backend keeps
+ * it open (HTTP/1.1 without "Connection: close", RFC 9112 §9.3) and nothing was fed after the
+ * response (bytes nobody asked for would be taken for the next request's answer). */
 bool gw_http_resp_keep_alive(const struct gw_http_resp *r);
 
 /* After -1: a short reason for the log ("malformed response", "response head too large",

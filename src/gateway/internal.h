@@ -185,6 +185,7 @@ void gw_metrics_stop(struct gw_server *srv);
 struct gw_conn;
 struct gw_fast;
 struct gw_h2;
+struct gw_h2_stream;
 struct tw_buf;
 
 struct gw_worker {
@@ -215,6 +216,8 @@ struct gw_worker {
     struct gw_pool_ent *pool;     /* idle backend connections (http_pool.h), newest first */
     size_t pool_len;              /* entries in pool, all services together */
     struct gw_pool_ent *pool_spare; /* unused entries kept with their timers for reuse */
+    struct gw_h2_stream *h2_spare;  /* HTTP/2 streams kept for reuse (h2_stream.c) */
+    size_t h2_spare_len;
     struct gw_stats stats;
 };
 
@@ -327,6 +330,8 @@ struct bufferevent *gw_conn_backend_new(struct gw_conn *c, struct tw_err *err);
 int gw_h2_start(struct gw_conn *c, struct tw_err *err) TW_MUST_CHECK;
 void gw_h2_free(struct gw_h2 *h);
 uint64_t gw_h2_requests(const struct gw_h2 *h);
+/* Free the HTTP/2 streams w keeps for reuse (before its event base goes). */
+void gw_h2_spares_free(struct gw_worker *w);
 /* Send GOAWAY. Drain (cut false): streams begun are still answered, then the connection
  * closes. Cut: close right after the GOAWAY is written; why is a static string (the access
  * log's close reason, and the GOAWAY's debug data). */

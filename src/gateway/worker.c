@@ -326,6 +326,7 @@ void gw_worker_cleanup(struct gw_worker *w)
     while (w->conns != NULL)
         gw_conn_close(w->conns, "shutdown");
     gw_pool_flush(w);
+    gw_h2_spares_free(w);
     for (size_t i = 0; i < w->nlev; i++)
         if (w->lev[i] != NULL)
             evconnlistener_free(w->lev[i]);

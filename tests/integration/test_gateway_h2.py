@@ -23,6 +23,7 @@ from gateway_helpers import Gateway, MiniPki, access_lines, free_port
 from twoway_testlib import twoway_bin
 
 pytest.importorskip("h2.connection")
+import h2.settings  # noqa: E402
 from h2_helpers import H2Client  # noqa: E402
 
 pytestmark = pytest.mark.skipif(shutil.which("nghttp") is None, reason="nghttp not installed")
@@ -201,6 +202,40 @@ def test_cookie_crumbs_joined_and_te_dropped(env):
     desc = json.loads(body)
     assert hdr(desc, "cookie") == ["a=1; b=2"]
     assert hdr(desc, "te") == []
+    c.close()
+
+
+def test_reused_stream_carries_nothing_of_the_last_request(env):
+    """The gateway keeps a closed stream's storage for the next one: one request after another
+    on a connection (each in the storage the last one left), none sees the last one's head."""
+    c = H2Client(env, env.port)
+    sid = c.request("/first/with/a/longer/path", method="POST", body=b"abc",
+                    headers=[("cookie", "a=1"), ("x-first", "1"), ("host", "localhost")])
+    status, _, body, _ = c.response(sid)
+    desc = json.loads(body)
+    assert status == 200 and hdr(desc, "x-first") == ["1"] and desc["chunked"]
+    sid = c.request("/second", authority="localhost")
+    status, _, body, _ = c.response(sid)
+    desc = json.loads(body)
+    assert status == 200 and desc["method"] == "GET" and desc["path"] == "/second"
+    assert hdr(desc, "cookie") == [] and hdr(desc, "x-first") == []
+    assert hdr(desc, "host") == ["localhost"] and desc["body_len"] == 0 and not desc["chunked"]
+    sid = c.request("/third", method="HEAD", headers=[("x-third", "3")])
+    status, headers, body, _ = c.response(sid)
+    assert status == 200 and body == b""
+    sid = c.request("/fourth", headers=[("cookie", "b=2")])
+    status, _, body, _ = c.response(sid)
+    desc = json.loads(body)
+    assert desc["path"] == "/fourth" and hdr(desc, "cookie") == ["b=2"]
+    assert hdr(desc, "x-third") == [] and desc["method"] == "GET"
+    # :path long enough to move the storage the earlier pseudo-header fields were kept in
+    long_path = "/long/" + "p" * 2000
+    sid = c.request(long_path, method="DELETE", authority="localhost",
+                    headers=[("host", "localhost")])
+    status, _, body, _ = c.response(sid)
+    desc = json.loads(body)
+    assert status == 200 and desc["method"] == "DELETE" and desc["path"] == long_path
+    assert hdr(desc, "host") == ["localhost"]
     c.close()
 
 
@@ -545,6 +580,26 @@ def test_backend_connections_are_pooled_across_client_connections(env):
         assert b.conns == 1 and set(bodies) == {"conn 1"}
     finally:
         b.close()
+
+
+def test_big_response_on_a_pooled_connection_to_a_slow_client(env):
+    """A pooled connection's response is read without its bufferevent (h2_h1.c direct reads):
+    reads stop while buffer-size bytes wait for the client's window and resume as it opens, and
+    the connection is pooled again afterwards."""
+    port = env.gateway("--buffer-size", "4k")
+    c = H2Client(env, port, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1024})
+    status, _, body, _ = c.response(c.request("/warm"))
+    first = json.loads(body)["conn"]
+    payload = bytes(range(256)) * 1024  # 256 kB, echoed back in the JSON description
+    sid = c.request("/big", method="POST", body=payload,
+                    headers=[("content-length", str(len(payload)))])
+    status, _, body, _ = c.response(sid, timeout=60)
+    desc = json.loads(body)
+    assert status == 200 and desc["conn"] == first and desc["body_len"] == len(payload)
+    assert desc["body"] == payload.decode("utf-8", "replace")
+    status, _, body, _ = c.response(c.request("/after"))
+    assert status == 200 and json.loads(body)["conn"] == first
+    c.close()
 
 
 def test_backend_keepalive_zero_turns_the_pool_off(env):

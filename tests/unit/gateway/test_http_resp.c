@@ -193,6 +193,75 @@ static void test_failures_name_their_reason(void **state)
     gw_http_resp_free(r);
 }
 
+/* A reader started over (an HTTP/2 stream reused for the next request) reads the next
+ * response as a new one: nothing of the last one's state, failure or head size carries over. */
+static void test_reset_reader_starts_over(void **state)
+{
+    (void)state;
+    struct got g;
+    struct gw_http_resp *r = reader(&g, true);
+    assert_int_equal(feed(r, "HTTP/1.1 404 Not Found\r\nX-Old: 1\r\nConnection: close\r\n"
+                             "Content-Length: 5\r\n\r\n", 64),
+                     0);
+    assert_false(gw_http_resp_keep_alive(r));
+
+    struct got g2 = {0};
+    gw_http_resp_reset(r, &cb, &g2, false);
+    assert_false(gw_http_resp_started(r));
+    assert_false(gw_http_resp_done(r));
+    assert_int_equal(feed(r, "HTTP/1.1 200 OK\r\nX-New: 2\r\nContent-Length: 3\r\n\r\nabc", 7),
+                     0);
+    assert_int_equal(g2.status, 200);
+    assert_string_equal(g2.fields, "x-new=2;content-length=3;");
+    assert_int_equal(g2.body_len, 3); /* not a HEAD request any more */
+    assert_int_equal(g2.ends, 1);
+    assert_true(gw_http_resp_keep_alive(r));
+    assert_int_equal(g.heads, 1); /* the first callbacks' argument is not used again */
+
+    /* After a failure, and after a head bigger than what is kept between responses. */
+    static char big[GW_HTTP_RESP_MAX_BYTES + 200];
+    memset(big, 'a', sizeof(big) - 1);
+    memcpy(big, "HTTP/1.1 200 OK\r\nX: ", 20);
+    gw_http_resp_reset(r, &cb, &g2, false);
+    assert_int_equal(feed(r, big, 4096), -1);
+    assert_string_equal(gw_http_resp_reason(r), "response head too large");
+    memset(&g2, 0, sizeof(g2));
+    gw_http_resp_reset(r, &cb, &g2, false);
+    assert_string_equal(gw_http_resp_reason(r), "");
+    assert_int_equal(feed(r, "HTTP/1.1 204 No Content\r\n\r\n", 3), 0);
+    assert_int_equal(g2.status, 204);
+    assert_int_equal(g2.ends, 1);
+    gw_http_resp_free(r);
+}
+
+/* A connection that sent more than the response cannot carry the next request: the extra
+ * bytes would be taken for its answer. */
+static void test_bytes_after_the_end_forbid_reuse(void **state)
+{
+    (void)state;
+    const char *resp = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    struct got g;
+    struct gw_http_resp *r = reader(&g, false);
+    assert_int_equal(feed(r, resp, 64), 0);
+    assert_true(gw_http_resp_keep_alive(r));
+    gw_http_resp_free(r);
+
+    r = reader(&g, false);
+    assert_int_equal(feed(r, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1", 64), 0);
+    assert_int_equal(g.ends, 1);
+    assert_false(gw_http_resp_keep_alive(r));
+    gw_http_resp_free(r);
+
+    r = reader(&g, false);
+    assert_int_equal(feed(r, resp, 64), 0);
+    assert_int_equal(gw_http_resp_feed(r, "x", 1), 0); /* in a later read */
+    assert_false(gw_http_resp_keep_alive(r));
+    gw_http_resp_reset(r, &cb, &g, false);
+    assert_int_equal(feed(r, resp, 64), 0);
+    assert_true(gw_http_resp_keep_alive(r));
+    gw_http_resp_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -200,6 +269,8 @@ int main(void)
         cmocka_unit_test(test_interim_skipped_and_chunked_trailers),
         cmocka_unit_test(test_head_request_and_close_delimited_body),
         cmocka_unit_test(test_failures_name_their_reason),
+        cmocka_unit_test(test_reset_reader_starts_over),
+        cmocka_unit_test(test_bytes_after_the_end_forbid_reuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
