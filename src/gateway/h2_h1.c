@@ -325,7 +325,8 @@ static int write_head(struct gw_h2_stream *s, struct evbuffer *out)
     for (size_t i = 0; i < s->fields.n; i++)
         has_cl = has_cl || strcmp((const char *)s->fields.nv[i].name, "content-length") == 0;
     /* auto: a request that waited for the ALPN choice may have ended with its body waiting. */
-    s->chunked = !has_cl && (!s->ended || evbuffer_get_length(s->req_body) > 0);
+    s->chunked = !has_cl && (!s->ended || evbuffer_get_length(s->req_body) > 0 ||
+                             s->trailers.n > 0); /* trailers need the chunked coding */
     /* The request line and Host as one piece: evbuffer_add_printf costs more than the rest of
      * the head. */
     size_t ml = strlen(s->method), pl = strlen(s->path), al = strlen(authority);
@@ -411,7 +412,7 @@ int gw_h2_h1_start(struct gw_h2_stream *s, const char *authority, struct tw_err 
     s->resp = s->resp_mem;
     if (gw_h2_stream_timer(s, on_timer) == NULL)
         return tw_err_set(err, TW_ERR_INTERNAL, "out of memory");
-    s->bodyless = s->ended && evbuffer_get_length(s->req_body) == 0;
+    s->bodyless = s->ended && evbuffer_get_length(s->req_body) == 0 && s->trailers.n == 0;
     s->bev = gw_pool_take(h->c->w, h->c->svc);
     if (s->bev == NULL)
         return connect_fresh(s, err);

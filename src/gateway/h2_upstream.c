@@ -1,7 +1,8 @@
 /* backend-protocol = h2 (or auto): one HTTP/2 connection to the backend per client
  * connection, made when the first stream needs it (prior-knowledge h2c on a plaintext
  * backend, ALPN "h2" on a tls:// one); each client stream becomes one backend stream. What gRPC needs end to end:
- *   - the request's fields, identity lines and "te: trailers" go through as a header list;
+ *   - the request's fields, identity lines and "te: trailers" go through as a header list,
+ *     and the request's trailers after its body;
  *   - response trailers (grpc-status) and trailers-only responses come back as sent;
  *   - streaming both ways with flow control end to end: a client's request bytes open its
  *     window only once the backend's window took them, and the backend's response bytes open
@@ -151,6 +152,10 @@ static ssize_t read_request(nghttp2_session *sess, int32_t id, uint8_t *buf, siz
         (void)nghttp2_session_consume(s->h->sess, s->id, n);
     if (s->ended && evbuffer_get_length(s->req_body) == 0) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        /* The client's trailers end the backend stream in a HEADERS frame of their own. */
+        if (s->trailers.n > 0 &&
+            nghttp2_submit_trailer(sess, id, s->trailers.nv, s->trailers.n) == 0)
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
         return (ssize_t)n;
     }
     if (n == 0) {
@@ -441,7 +446,7 @@ static int submit(struct gw_h2_stream *s, struct tw_err *err)
     int32_t id = -1;
     if (rc == 0) {
         nghttp2_data_provider prd = {.source.ptr = s, .read_callback = read_request};
-        bool body = !s->ended || evbuffer_get_length(s->req_body) > 0;
+        bool body = !s->ended || evbuffer_get_length(s->req_body) > 0 || s->trailers.n > 0;
         id = nghttp2_submit_request(h->up->sess, NULL, l.nv, l.n, body ? &prd : NULL, s);
     }
     gw_nvlist_free(&l);

@@ -61,9 +61,10 @@ class AlpnBackend:
             self.accepts += 1
             threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
 
-    def _answer(self, proto, method, path, headers, body):
+    def _answer(self, proto, method, path, headers, body, trailers=()):
         desc = {"proto": proto, "method": method, "path": path, "body_len": len(body),
-                "client_cert": [v for n, v in headers if n.lower() == "client-cert"]}
+                "client_cert": [v for n, v in headers if n.lower() == "client-cert"],
+                "trailers": [[n.lower(), v] for n, v in trailers]}
         self.requests.append(desc)
         return json.dumps(desc).encode()
 
@@ -102,18 +103,20 @@ class AlpnBackend:
                 headers.append((n.strip(), v.strip()))
             get = {n.lower(): v for n, v in headers}
             body = b""
+            trailers = []
             if "content-length" in get:
                 body = f.read(int(get["content-length"]))
             elif get.get("transfer-encoding", "").lower() == "chunked":
                 while True:
                     size = int(f.readline().split(b";")[0], 16)
                     if size == 0:
-                        while f.readline() not in (b"\r\n", b""):
-                            pass
+                        while (t := f.readline()) not in (b"\r\n", b""):
+                            n, _, v = t.decode().rstrip("\r\n").partition(":")
+                            trailers.append((n.strip(), v.strip()))
                         break
                     body += f.read(size)
                     f.readline()
-            out = self._answer("http/1.1", method, path, headers, body)
+            out = self._answer("http/1.1", method, path, headers, body, trailers)
             conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
                          b"content-length: %d\r\n\r\n" % len(out) + out)
 
@@ -129,16 +132,18 @@ class AlpnBackend:
                 return
             for ev in c.receive_data(data):
                 if isinstance(ev, h2.events.RequestReceived):
-                    streams[ev.stream_id] = [ev.headers, b""]
+                    streams[ev.stream_id] = [ev.headers, b"", []]
+                elif isinstance(ev, h2.events.TrailersReceived):
+                    streams[ev.stream_id][2] = ev.headers
                 elif isinstance(ev, h2.events.DataReceived):
                     streams[ev.stream_id][1] += ev.data
                     c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
                 if isinstance(ev, h2.events.StreamEnded):
-                    headers, body = streams.pop(ev.stream_id)
+                    headers, body, trailers = streams.pop(ev.stream_id)
                     hd = dict(headers)
                     out = self._answer("h2", hd[":method"], hd[":path"],
                                        [(n, v) for n, v in headers if not n.startswith(":")],
-                                       body)
+                                       body, trailers)
                     c.send_headers(ev.stream_id, [(":status", "200"),
                                                   ("content-length", str(len(out)))])
                     c.send_data(ev.stream_id, out, end_stream=True)
@@ -250,6 +255,33 @@ def test_backend_offering_only_http11_is_spoken_http11(env):
         for r in b.requests:
             assert r["proto"] == "http/1.1" and r["client_cert"] == [leaf(env.alice)], r
         assert "h2" not in b.alpn
+    finally:
+        b.close()
+
+
+@pytest.mark.parametrize("protos", [["h2", "http/1.1"], ["http/1.1"]])
+def test_request_trailers_reach_the_backend(env, protos):
+    # A client's request trailers: as HTTP/2 trailers to an h2 backend, as chunked trailers to
+    # an HTTP/1.1 one; an identity name among them is stripped like in the head.
+    b = AlpnBackend(env.back, env.backend_server, protos)
+    try:
+        port = gateway(env, f"tls://127.0.0.1:{b.port}")
+        c = H2Client(env, port)
+        trailer = [("x-checksum", "abc123"), ("client-cert", ":c3Bvb2Y=:")]
+        with_body = c.request("/tb", method="POST", body=b"z" * 5000, end=False)
+        c.c.send_headers(with_body, trailer, end_stream=True)
+        no_body = c.request("/tn", method="POST", end=False)
+        c.c.send_headers(no_body, trailer, end_stream=True)
+        c.flush()
+        proto = "h2" if "h2" in protos else "http/1.1"
+        for sid, path, n in ((with_body, "/tb", 5000), (no_body, "/tn", 0)):
+            status, _, rb, _ = c.response(sid, timeout=30)
+            assert status == 200
+            desc = json.loads(rb)
+            assert (desc["proto"], desc["path"], desc["body_len"]) == (proto, path, n)
+            assert desc["trailers"] == [["x-checksum", "abc123"]], desc
+            assert desc["client_cert"] == [leaf(env.alice)]
+        c.close()
     finally:
         b.close()
 
