@@ -80,20 +80,13 @@ void gw_nvlist_free(struct gw_nvlist *l)
 
 /* Streams kept per worker for reuse: enough for the churn of many streams in flight (a stream
  * closed is mostly taken again within the same loop turn), small against the memory of the
- * connections (a kept stream holds about 16 kB, most of it the response reader's tables). */
-#if defined(__SANITIZE_ADDRESS__)
-#define TW_H2_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TW_H2_ASAN 1
-#endif
-#endif
-#ifdef TW_H2_ASAN
-/* Under AddressSanitizer every closed stream is freed, so a stale pointer to one is reported
- * as a use after free instead of silently reaching the stream that reused its memory. */
-#define SPARES_MAX 0
+ * connections (a kept stream holds about 16 kB, most of it the response reader's tables).
+ * Under AddressSanitizer (TW_ASAN) none are kept, so a stale pointer to a closed stream is
+ * reported as a use after free instead of silently reaching the stream that reused it. */
+#ifdef TW_ASAN
+static const size_t spares_max = 0;
 #else
-#define SPARES_MAX 128
+static const size_t spares_max = 128;
 #endif
 /* A header list that grew past this is freed rather than kept with its stream. */
 #define KEEP_LIST_BYTES 4096
@@ -157,7 +150,7 @@ static void empty_list(struct gw_nvlist *l)
 static void recycle(struct gw_h2_stream *s)
 {
     struct gw_worker *w = s->h->c->w;
-    if (w->h2_spare_len >= SPARES_MAX) {
+    if (w->h2_spare_len >= spares_max) {
         destroy(s);
         return;
     }

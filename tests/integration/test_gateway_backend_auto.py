@@ -157,7 +157,7 @@ def env(tmp_path_factory):
     inter = MiniPki(d / "inter", name="Gateway Test Intermediate", parent=root)
     back = MiniPki(d / "back", name="Backend CA")
     e = type("Env", (), {})()
-    e.root, e.inter, e.back = root, inter, back
+    e.dir, e.root, e.inter, e.back = d, root, inter, back
     e.server = root.server()
     e.alice = inter.issue("alice")
     e.gw_client = back.issue("gateway")
@@ -282,6 +282,23 @@ def test_request_trailers_reach_the_backend(env, protos):
             assert desc["trailers"] == [["x-checksum", "abc123"]], desc
             assert desc["client_cert"] == [leaf(env.alice)]
         c.close()
+        # A second, independent peer: nghttp sends its trailer after a body from a file.
+        data = env.dir / "trailer-body"
+        data.write_bytes(b"q" * 3000)
+        p = subprocess.run(["nghttp", "--cert", str(env.alice.cert_path),
+                            "--key", str(env.alice.key_path), "-d", str(data),
+                            "--trailer", "x-checksum: abc123",
+                            "--trailer", "client-cert: :c3Bvb2Y=:",
+                            f"https://127.0.0.1:{port}/nghttp-trailer"],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        desc = json.loads(p.stdout)
+        assert (desc["proto"], desc["body_len"]) == (proto, 3000)
+        # nghttp also sends content-length: an HTTP/1.1 backend gets the request sized, and a
+        # sized HTTP/1.1 message has no place for trailers (docs/commands/gateway.md).
+        want = [["x-checksum", "abc123"]] if proto == "h2" else []
+        assert desc["trailers"] == want, desc
+        assert desc["client_cert"] == [leaf(env.alice)]
     finally:
         b.close()
 
